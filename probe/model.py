@@ -1,0 +1,285 @@
+"""The report contract: pydantic models, serialised as JSON and published as JSON Schema.
+
+Field names listed in the project's contract (status, started_at, duration_ms, tool.version,
+environment, checks, findings; per check id, target.*, status, reason, detail, latency_ms,
+addresses) are never renamed. New fields may be added; bump SCHEMA_VERSION's minor part then.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from probe import __version__
+from probe.reasons import Reason
+
+SCHEMA_VERSION = "1.0"
+
+
+class Protocol(str, Enum):
+    DNS = "dns"
+    TCP = "tcp"
+    TLS = "tls"
+    UDP = "udp"
+    SMB = "smb"
+    WEBSOCKET = "websocket"
+    HTTP = "http"
+
+
+class Status(str, Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+class OverallStatus(str, Enum):
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
+
+
+class Severity(str, Enum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Confidence(str, Enum):
+    """How sure the result is, in nmap's spirit: a refusal is proof, silence is not."""
+
+    CONFIRMED = "confirmed"
+    LIKELY = "likely"
+    UNCONFIRMED = "unconfirmed"
+
+
+Route = Literal["direct", "proxy"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class Target(_Model):
+    host: str
+    port: int | None = None
+    protocol: Protocol
+    path: str | None = None
+
+
+class CheckSpec(_Model):
+    """What to probe: the input of every prober. ``labels`` carry the caller's metadata through."""
+
+    id: str
+    target: Target
+    labels: dict[str, str] = Field(default_factory=dict)
+    # websocket/http: use TLS (wss/https) or not (ws/http).
+    tls: bool = True
+    # udp: the datagram to send; empty means a single zero byte.
+    payload_hex: str = ""
+
+
+class CnameLink(_Model):
+    name: str
+    target: str
+    ttl: int
+
+
+class AddressRecord(_Model):
+    address: str
+    family: Literal["ipv4", "ipv6"]
+    ttl: int | None = None
+
+
+class DnsFacts(_Model):
+    query: str
+    server: str | None = Field(None, description="The server (ip or ip:port) that gave the final answer.")
+    rcode: str | None = None
+    chain: list[CnameLink] = Field(default_factory=list)
+    canonical_name: str | None = None
+    records: list[AddressRecord] = Field(default_factory=list)
+    transport: Literal["udp", "tcp"] | None = None
+    truncated_retry: bool = Field(False, description="A truncated UDP answer was retried over TCP.")
+    source: Literal["dns", "literal", "hosts"] = "dns"
+    # Per-resolver answers when several resolvers were compared (configured vs reference).
+    compared: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class CertInfo(_Model):
+    subject: str
+    issuer: str
+    sans: list[str] = Field(default_factory=list)
+    serial: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    days_left: int | None = None
+    sha256: str | None = None
+    self_signed: bool = False
+
+
+class TlsFacts(_Model):
+    server_name: str
+    verified: bool
+    verify_error: str | None = None
+    version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    leaf: CertInfo | None = None
+    chain: list[CertInfo] = Field(default_factory=list, description="Presented chain, leaf first, when known.")
+    trust_anchor: str | None = Field(None, description="The root in the trust store the chain led to.")
+    ca_bundle: str | None = Field(None, description="The CA bundle used; null for the system default.")
+
+
+class HttpFacts(_Model):
+    status: int | None = None
+    reason_phrase: str | None = None
+    server: str | None = None
+    via: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    upgraded: bool | None = None
+
+
+class SmbFacts(_Model):
+    dialect: str | None = None
+    dialect_revision: str | None = None
+    signing_required: bool | None = None
+    server_guid: str | None = None
+
+
+class UdpFacts(_Model):
+    state: Literal["open", "closed", "filtered", "open|filtered"]
+    icmp: str | None = Field(None, description="The ICMP error seen, as the errno name.")
+    sent: int = 0
+    received: int = 0
+    note: str | None = None
+
+
+class ProxyFacts(_Model):
+    url: str = Field(description="The proxy URL with credentials redacted.")
+    source: str = Field(description="Where the proxy came from: --proxy or the environment variable name.")
+    connect_status: int | None = None
+    server: str | None = None
+    via: str | None = None
+
+
+class CheckResult(_Model):
+    id: str
+    target: Target
+    status: Status
+    reason: Reason
+    detail: str
+    latency_ms: float | None = None
+    addresses: list[str] = Field(default_factory=list)
+    peer: str | None = Field(None, description="The address actually connected to.")
+    route: Route | None = Field(None, description="TCP-based probes: direct, or through the HTTP proxy.")
+    confidence: Confidence = Confidence.CONFIRMED
+    started_at: datetime | None = None
+    phases_ms: dict[str, float] = Field(default_factory=dict)
+    attempts: list[str] = Field(default_factory=list, description="One line per address or retry tried.")
+    labels: dict[str, str] = Field(default_factory=dict)
+    dns: DnsFacts | None = None
+    tls: TlsFacts | None = None
+    http: HttpFacts | None = None
+    smb: SmbFacts | None = None
+    udp: UdpFacts | None = None
+    proxy: ProxyFacts | None = None
+
+
+class Remediation(_Model):
+    kind: str = Field(description="nsg_rule, firewall_rule, dns_link, dns_forwarder, no_proxy, tls_bypass, ...")
+    text: str
+    commands: list[str] = Field(default_factory=list)
+
+
+class Finding(_Model):
+    id: str
+    severity: Severity
+    title: str
+    detail: str = ""
+    evidence: list[str] = Field(default_factory=list, description="Ids of the checks behind this finding.")
+    doc: str | None = None
+    remediation: list[Remediation] = Field(default_factory=list)
+
+
+class Change(_Model):
+    id: str
+    before: Status | None
+    after: Status | None
+    reason_before: str | None = None
+    reason_after: str | None = None
+
+
+class ToolInfo(_Model):
+    name: str = "amlprobe"
+    version: str = __version__
+
+
+class Summary(_Model):
+    total: int = 0
+    passed: int = 0
+    warned: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+class Report(_Model):
+    schema_version: str = SCHEMA_VERSION
+    status: OverallStatus
+    started_at: datetime
+    duration_ms: float
+    interrupted: bool = False
+    deadline_exceeded: bool = False
+    tool: ToolInfo = Field(default_factory=ToolInfo)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    summary: Summary = Field(default_factory=Summary)
+    checks: list[CheckResult] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    changes: list[Change] = Field(default_factory=list)
+
+
+def summarize(checks: list[CheckResult]) -> Summary:
+    counts = {s: 0 for s in Status}
+    for c in checks:
+        counts[c.status] += 1
+    return Summary(
+        total=len(checks),
+        passed=counts[Status.PASS],
+        warned=counts[Status.WARN],
+        failed=counts[Status.FAIL],
+        skipped=counts[Status.SKIP],
+    )
+
+
+def overall_status(checks: list[CheckResult], findings: list[Finding], *, incomplete: bool) -> OverallStatus:
+    """The run's verdict: findings decide when there are any rules, else the worst check does.
+
+    A failed check no rule explains still counts as critical: the verdict never hides a failure.
+    """
+    if findings and any(f.severity is Severity.CRITICAL for f in findings):
+        return OverallStatus.CRITICAL
+    explained = {e for f in findings for e in f.evidence}
+    if any(c.status is Status.FAIL and c.id not in explained for c in checks):
+        return OverallStatus.CRITICAL
+    if any(f.severity is Severity.WARNING for f in findings):
+        return OverallStatus.WARNING
+    if any(c.status is Status.WARN and c.id not in explained for c in checks):
+        return OverallStatus.WARNING
+    if any(c.status is Status.FAIL for c in checks):
+        # Failures explained only by info findings still deserve attention.
+        return OverallStatus.WARNING
+    if incomplete:
+        return OverallStatus.UNKNOWN
+    if not checks:
+        return OverallStatus.UNKNOWN
+    return OverallStatus.OK
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Report.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://amlprobe.invalid/schema/report-{SCHEMA_VERSION}.json"
+    return schema
