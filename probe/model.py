@@ -81,6 +81,8 @@ class CheckSpec(_Model):
     tls: bool = True
     # udp: the datagram to send; empty means a single zero byte.
     payload_hex: str = ""
+    # dns: ask these servers directly instead of the run's shared resolver (e.g. a reference resolver).
+    dns_servers: list[str] = Field(default_factory=list)
 
 
 class CnameLink(_Model):

@@ -1,0 +1,50 @@
+"""The workspace facts a plan is built from, each with where it came from."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Cloud = Literal["public", "usgov", "china"]
+
+SCENARIOS = (
+    "compute-instance",
+    "compute-cluster",
+    "serverless",
+    "no-public-ip",
+    "studio",
+    "vscode",
+    "packages",
+    "docker-images",
+    "kubernetes",
+)
+DEFAULT_SCENARIOS = ("compute-instance",)
+AZURE_DNS = "168.63.129.16"
+
+
+class Inputs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cloud: Cloud = "public"
+    region: str | None = None
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace_id: str | None = None
+    workspace_name: str | None = None
+    storage_account: str | None = None
+    key_vault: str | None = None
+    container_registry: str | None = None
+    instance_name: str | None = None
+    scenarios: list[str] = Field(default_factory=lambda: list(DEFAULT_SCENARIOS))
+    # None: unknown (assume private endpoints, the VNet case amlprobe exists for).
+    private_endpoint: bool | None = None
+    private_networks: list[str] = Field(default_factory=list)
+    reference_dns: list[str] = Field(default_factory=lambda: [AZURE_DNS])
+    # field name -> where its value came from: "flag", "config:<path>", "config.json:<path>",
+    # "env:<NAME>", "imds", "discovered:<what>", "default".
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def expects_private(self) -> bool:
+        return self.private_endpoint is not False
