@@ -27,7 +27,7 @@ async def within(aw: Awaitable[T], deadline: float) -> T:
     left = remaining(deadline)
     try:
         return await asyncio.wait_for(aw, timeout=left if left > 0 else 0.000_001)
-    except asyncio.TimeoutError as exc:  # noqa: UP041 - distinct from TimeoutError on 3.10
+    except asyncio.TimeoutError as exc:  # distinct from TimeoutError on 3.10
         raise TimeoutError(f"no answer within {left:.3f}s") from exc
 
 

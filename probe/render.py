@@ -1,0 +1,104 @@
+"""Turn a report into text: JSON for machines, a table for people."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from probe.model import CheckResult, OverallStatus, Report, Severity, Status
+
+_STATUS_MARK = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP"}
+_COLOUR = {
+    Status.PASS: "32",
+    Status.WARN: "33",
+    Status.FAIL: "31",
+    Status.SKIP: "90",
+    OverallStatus.OK: "32",
+    OverallStatus.WARNING: "33",
+    OverallStatus.CRITICAL: "31",
+    OverallStatus.UNKNOWN: "90",
+    Severity.CRITICAL: "31",
+    Severity.WARNING: "33",
+    Severity.INFO: "36",
+}
+
+
+def render_json(report: Report) -> str:
+    return report.model_dump_json(indent=2, exclude_none=False) + "\n"
+
+
+def _paint(colour: bool) -> Callable[[str, object], str]:
+    def paint(text: str, key: object) -> str:
+        code = _COLOUR.get(key) if colour else None  # type: ignore[call-overload]
+        return f"\x1b[{code}m{text}\x1b[0m" if code else text
+
+    return paint
+
+
+def verdict_line(report: Report) -> str:
+    s = report.summary
+    failed_findings = [f for f in report.findings if f.severity is not Severity.INFO]
+    head = {
+        OverallStatus.OK: "OK: every required path works",
+        OverallStatus.WARNING: "WARNING: something needs attention",
+        OverallStatus.CRITICAL: "CRITICAL: Azure ML connectivity is broken",
+        OverallStatus.UNKNOWN: "UNKNOWN: the run could not decide",
+    }[report.status]
+    extra = []
+    if failed_findings:
+        extra.append(f"{len(failed_findings)} finding(s)")
+    extra.append(f"{s.passed} passed, {s.warned} warned, {s.failed} failed, {s.skipped} skipped")
+    extra.append(f"{report.duration_ms / 1000:.1f} s")
+    if report.interrupted:
+        extra.append("INTERRUPTED")
+    if report.deadline_exceeded:
+        extra.append("deadline exceeded")
+    return f"{head} ({'; '.join(extra)})"
+
+
+def _latency(check: CheckResult) -> str:
+    return "" if check.latency_ms is None else f"{check.latency_ms:.1f} ms"
+
+
+def _group_of(check: CheckResult) -> str:
+    return check.labels.get("service") or check.labels.get("service_tag") or "targets"
+
+
+def render_table(report: Report, *, colour: bool = False) -> str:
+    paint = _paint(colour)
+    out = [paint(verdict_line(report), report.status), ""]
+    if report.findings:
+        out.append("Findings")
+        for f in report.findings:
+            out.append(f"  {paint(f.severity.value.upper(), f.severity)} {f.title}  [{f.id}]")
+            if f.detail:
+                out.append(f"      {f.detail}")
+            if f.evidence:
+                shown = ", ".join(f.evidence[:6]) + (f" (+{len(f.evidence) - 6} more)" if len(f.evidence) > 6 else "")
+                out.append(f"      evidence: {shown}")
+            for r in f.remediation:
+                out.append(f"      fix: {r.text}")
+                out.extend(f"        $ {c}" for c in r.commands)
+            if f.doc:
+                out.append(f"      doc: {f.doc}")
+        out.append("")
+    if report.changes:
+        out.append("Changes since the previous run")
+        for ch in report.changes:
+            before = ch.before.value if ch.before else "absent"
+            after = ch.after.value if ch.after else "absent"
+            out.append(f"  {ch.id}: {before} -> {after}")
+        out.append("")
+    groups: dict[str, list[CheckResult]] = {}
+    for c in report.checks:
+        groups.setdefault(_group_of(c), []).append(c)
+    width = max((len(c.id) for c in report.checks), default=10)
+    for group, checks in groups.items():
+        out.append(group)
+        for c in checks:
+            mark = paint(f"{_STATUS_MARK[c.status]:4}", c.status)
+            reason = "" if c.reason.value == "ok" else c.reason.value
+            out.append(f"  {mark} {c.id:<{width}} {_latency(c):>10}  {reason}")
+            if c.status is not Status.PASS:
+                out.append(f"       {c.detail}")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

@@ -1,0 +1,148 @@
+"""Run checks concurrently: bounded concurrency, per-probe timeout, whole-run deadline, interruption.
+
+Results are recorded as they complete (``on_result``); whatever has not finished when the
+deadline passes or a stop is requested is recorded as such, so a report can always be written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from datetime import datetime, timezone
+
+from probe.context import ProbeContext, make_result
+from probe.model import CheckResult, CheckSpec, Confidence, Status
+from probe.reasons import Reason
+from probe.registry import prober_for
+from probe.timing import Stopwatch, now
+
+# Extra time a prober gets past its own timeout before the runner gives up on it: probers
+# enforce their deadline themselves, this only catches a prober bug.
+OVERRUN_GRACE = 0.5
+# File descriptors kept free for the process itself (logs, report file, DNS sockets).
+FD_RESERVE = 64
+# Worst case per probe: happy-eyeballs may hold a few sockets at once.
+FDS_PER_PROBE = 4
+MAX_DEFAULT_CONCURRENCY = 128
+
+
+def default_concurrency() -> int:
+    """As many probes as the file-descriptor limit allows, capped so latencies stay honest."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 16
+    return max(4, min(MAX_DEFAULT_CONCURRENCY, (soft - FD_RESERVE) // FDS_PER_PROBE))
+
+
+@dataclass
+class RunOutcome:
+    results: list[CheckResult]
+    started_at: datetime
+    duration_ms: float
+    interrupted: bool = False
+    deadline_exceeded: bool = False
+    # check ids in completion order
+    order: list[str] = field(default_factory=list)
+
+
+async def run_one(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
+    """Run one prober; a prober bug becomes an ``internal_error`` result, never an exception."""
+    prober = prober_for(spec.target.protocol)
+    try:
+        return await asyncio.wait_for(prober(spec, ctx), ctx.settings.timeout + OVERRUN_GRACE)
+    except asyncio.CancelledError:
+        raise
+    except asyncio.TimeoutError:
+        return make_result(
+            spec,
+            Status.FAIL,
+            Reason.INTERNAL_ERROR,
+            f"The {spec.target.protocol.value} prober overran its {ctx.settings.timeout:g} s timeout.",
+            confidence=Confidence.UNCONFIRMED,
+        )
+    except Exception as exc:  # isolation: one broken prober must not sink the run
+        return make_result(
+            spec,
+            Status.FAIL,
+            Reason.INTERNAL_ERROR,
+            f"amlprobe failed on this check: {type(exc).__name__}: {exc}",
+            confidence=Confidence.UNCONFIRMED,
+        )
+
+
+async def run_checks(
+    specs: Sequence[CheckSpec],
+    ctx: ProbeContext,
+    *,
+    concurrency: int | None = None,
+    deadline_s: float | None = None,
+    stop: asyncio.Event | None = None,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> RunOutcome:
+    """Run every spec; return results in spec order once all finished, the deadline passed, or ``stop`` was set."""
+    started_at = datetime.now(timezone.utc)
+    watch = Stopwatch()
+    limit = asyncio.Semaphore(concurrency or default_concurrency())
+    done: dict[str, CheckResult] = {}
+    order: list[str] = []
+
+    async def guarded(spec: CheckSpec) -> None:
+        async with limit:
+            result = await run_one(spec, ctx)
+        done[spec.id] = result
+        order.append(spec.id)
+        if on_result is not None:
+            on_result(result)
+
+    tasks = [asyncio.ensure_future(guarded(spec)) for spec in specs]
+    all_done: asyncio.Future[None] = asyncio.ensure_future(_gather_quietly(tasks))
+    waiters: set[asyncio.Future[Any]] = {all_done}
+    stop_wait: asyncio.Future[bool] | None = None
+    if stop is not None:
+        stop_wait = asyncio.ensure_future(stop.wait())
+        waiters.add(stop_wait)
+    end = now() + deadline_s if deadline_s is not None else None
+    timeout = None if end is None else max(0.0, end - now())
+    finished, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+
+    interrupted = stop_wait is not None and stop_wait in finished and all_done not in finished
+    deadline_exceeded = not interrupted and all_done not in finished
+    for waiter in waiters:
+        waiter.cancel()
+    pending = [t for t in tasks if not t.done()]
+    for t in pending:
+        t.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    ctx.resolver.cancel()
+
+    results: list[CheckResult] = []
+    for spec in specs:
+        result = done.get(spec.id)
+        if result is None:
+            if interrupted:
+                result = make_result(spec, Status.SKIP, Reason.INTERRUPTED, "Not finished: the run was interrupted.")
+            else:
+                result = make_result(
+                    spec,
+                    Status.SKIP,
+                    Reason.DEADLINE_EXCEEDED,
+                    f"Not finished: the run's {deadline_s:g} s deadline passed first.",
+                )
+            result.confidence = Confidence.UNCONFIRMED
+        results.append(result)
+    return RunOutcome(
+        results=results,
+        started_at=started_at,
+        duration_ms=watch.ms(),
+        interrupted=interrupted,
+        deadline_exceeded=deadline_exceeded,
+        order=order,
+    )
+
+
+async def _gather_quietly(tasks: Sequence[asyncio.Future[None]]) -> None:
+    await asyncio.gather(*tasks, return_exceptions=True)

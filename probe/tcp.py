@@ -1,0 +1,286 @@
+"""TCP connect: happy eyeballs over the resolved addresses, and the plain TCP prober.
+
+A refusal is proof that the path works and nothing listens; silence only suggests a drop, so a
+timeout is reported as "likely" rather than "confirmed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from probe.context import ProbeContext, make_result
+from probe.model import CheckResult, CheckSpec, Confidence, Status
+from probe.reasons import Reason, classify_socket_error
+from probe.timing import Stopwatch, now, remaining
+
+# RFC 8305 section 5: the recommended "Connection Attempt Delay".
+ATTEMPT_DELAY = 0.250
+
+# Which failure explains the outcome best when several addresses failed differently: a reset or
+# refusal proves a packet came back, so it says more than an unreachable route or silence.
+_PRIORITY = [
+    Reason.TCP_RESET,
+    Reason.TCP_REFUSED,
+    Reason.TCP_UNREACHABLE,
+    Reason.TCP_PROHIBITED,
+    Reason.TCP_TIMEOUT,
+    Reason.TCP_ERROR,
+]
+
+_MEANING = {
+    Reason.TCP_RESET: "reset by the peer",
+    Reason.TCP_REFUSED: "refused: nothing listens there, or a firewall rejects it",
+    Reason.TCP_UNREACHABLE: "no route to the address (ICMP unreachable or missing route)",
+    Reason.TCP_PROHIBITED: "forbidden by local policy",
+    Reason.TCP_TIMEOUT: "dropped silently (firewall/NSG or route to nowhere)",
+    Reason.TCP_ERROR: "socket error",
+}
+
+
+@dataclass
+class Connected:
+    sock: socket.socket
+    peer: str
+    connect_ms: float
+    attempts: list[str]
+
+
+class ConnectFailed(Exception):
+    def __init__(self, reason: Reason, detail: str, attempts: list[str], elapsed_ms: float) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.attempts = attempts
+        self.elapsed_ms = elapsed_ms
+
+
+def endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def interleave(addresses: list[str]) -> list[str]:
+    """IPv6 first, then alternate families (RFC 8305 section 4); duplicates dropped."""
+    v6: list[str] = []
+    v4: list[str] = []
+    for addr in dict.fromkeys(a.strip("[]") for a in addresses):
+        try:
+            version = ipaddress.ip_address(addr.split("%", 1)[0]).version
+        except ValueError:
+            version = 6 if ":" in addr else 4
+        (v6 if version == 6 else v4).append(addr)
+    order: list[str] = []
+    for i in range(max(len(v6), len(v4))):
+        order.extend(fam[i] for fam in (v6, v4) if i < len(fam))
+    return order
+
+
+@dataclass
+class _Attempt:
+    address: str
+    watch: Stopwatch = field(default_factory=Stopwatch)
+    sock: socket.socket | None = None
+
+
+async def _attempt(att: _Attempt, port: int) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    # Numeric only (no lookup); gives the right sockaddr shape, including IPv6 scope ids.
+    family, type_, proto, _, sockaddr = socket.getaddrinfo(
+        att.address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+    )[0]
+    sock = socket.socket(family, type_, proto)
+    att.sock = sock
+    try:
+        sock.setblocking(False)
+        await loop.sock_connect(sock, sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _errno_name(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    return errno.errorcode.get(code, str(code)) if isinstance(code, int) else type(exc).__name__
+
+
+def _describe_failure(reason: Reason, exc: BaseException, ms: float) -> str:
+    if reason is Reason.TCP_REFUSED:
+        return f"refused in {ms:g} ms"
+    if reason is Reason.TCP_TIMEOUT:
+        return f"timed out after {ms:g} ms"
+    if reason is Reason.TCP_UNREACHABLE:
+        return f"unreachable ({_errno_name(exc)}) in {ms:g} ms"
+    if reason is Reason.TCP_PROHIBITED:
+        return f"prohibited ({_errno_name(exc)}) in {ms:g} ms"
+    if reason is Reason.TCP_RESET:
+        return f"reset ({_errno_name(exc)}) in {ms:g} ms"
+    return f"failed ({exc!s} [{_errno_name(exc)}]) in {ms:g} ms"
+
+
+def _failure_detail(
+    reason: Reason, failures: list[tuple[str, Reason]], port: int, waited_s: float, exc_note: str
+) -> str:
+    main = [ep for ep, r in failures if r is reason]
+    where = main[0] if len(main) == 1 else f"{len(main)} addresses ({', '.join(main)})"
+    if reason is Reason.TCP_TIMEOUT:
+        text = f"Connection to {where} timed out after {waited_s:.1f} s: {_MEANING[reason]}"
+    elif reason is Reason.TCP_ERROR:
+        text = f"Connection to {where} failed: {exc_note}"
+    else:
+        text = f"Connection to {where} {_MEANING[reason]}"
+        if reason is Reason.TCP_REFUSED:
+            text = f"Connection to {where} refused: nothing listens on port {port}, or a firewall rejects it"
+    others = [f"{ep} {r.value}" for ep, r in failures if r is not reason]
+    if others:
+        text += f" (also tried: {', '.join(others)})"
+    return text + "."
+
+
+async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Connected:
+    """Connect to the first address that answers, RFC 8305 style, within ``deadline`` (loop time).
+
+    Attempts start in interleaved order, each ATTEMPT_DELAY after the previous one or at once when
+    the previous one fails; the first to connect wins and the rest are cancelled and closed.
+    Returns a connected non-blocking socket the caller owns; raises ConnectFailed otherwise.
+    """
+    order = interleave(addresses)
+    watch = Stopwatch()
+    if not order:
+        raise ConnectFailed(Reason.TCP_ERROR, "No address to connect to.", [], 0.0)
+    running: dict[asyncio.Task[socket.socket], _Attempt] = {}
+    lines: dict[str, str] = {}
+    failures: list[tuple[str, Reason]] = []
+    last_exc: BaseException | None = None
+    next_index = 0
+    last_start = now()
+    winner: tuple[_Attempt, socket.socket] | None = None
+    try:
+        start_next = True
+        while winner is None:
+            if start_next and next_index < len(order):
+                att = _Attempt(order[next_index])
+                next_index += 1
+                running[asyncio.ensure_future(_attempt(att, port))] = att
+                last_start = now()
+            if not running:
+                break
+            timeout = remaining(deadline)
+            if next_index < len(order):
+                timeout = min(timeout, max(0.0, last_start + ATTEMPT_DELAY - now()))
+            if remaining(deadline) <= 0:
+                break
+            done, _ = await asyncio.wait(set(running), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            # A failure starts the next attempt at once; so does the delay running out.
+            start_next = not done or any(t.exception() is not None for t in done if not t.cancelled())
+            for task in done:
+                att = running.pop(task)
+                ep = endpoint(att.address, port)
+                exc = task.exception()
+                if exc is None:
+                    sock = task.result()
+                    if winner is None:
+                        winner = (att, sock)
+                        lines[ep] = f"{ep} connected in {att.watch.ms():g} ms"
+                    else:
+                        # Two finished in the same instant: keep the first, close the other.
+                        sock.close()
+                        lines[ep] = f"{ep} connected in {att.watch.ms():g} ms, not used"
+                    continue
+                last_exc = exc
+                reason = classify_socket_error(exc)
+                failures.append((ep, reason))
+                lines[ep] = f"{ep} {_describe_failure(reason, exc, att.watch.ms())}"
+    finally:
+        for task, att in running.items():
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        for task, att in running.items():
+            ep = endpoint(att.address, port)
+            if not task.cancelled() and task.exception() is None:
+                task.result().close()
+            if winner is not None:
+                lines[ep] = f"{ep} abandoned after {att.watch.ms():g} ms: another address answered first"
+            else:
+                lines[ep] = f"{ep} timed out after {att.watch.ms():g} ms"
+                failures.append((ep, Reason.TCP_TIMEOUT))
+    # Report attempts in the order they were started.
+    attempts = [lines[endpoint(a, port)] for a in order if endpoint(a, port) in lines]
+    if winner is not None:
+        att, sock = winner
+        return Connected(sock=sock, peer=endpoint(att.address, port), connect_ms=watch.ms(), attempts=attempts)
+    not_tried = [endpoint(a, port) for a in order[next_index:]]
+    if not_tried:
+        attempts.extend(f"{ep} not tried: no time left" for ep in not_tried)
+    if not failures:
+        failures = [(ep, Reason.TCP_TIMEOUT) for ep in not_tried]
+    reason = min((r for _, r in failures), key=_PRIORITY.index)
+    elapsed = watch.ms()
+    exc_note = f"{last_exc!s} ({_errno_name(last_exc)})" if last_exc is not None else "unknown error"
+    detail = _failure_detail(reason, failures, port, elapsed / 1000.0, exc_note)
+    raise ConnectFailed(reason, detail, attempts, elapsed)
+
+
+def _confidence(reason: Reason) -> Confidence:
+    # Silence is not proof: the packet may have been dropped anywhere, or the peer may be slow.
+    if reason in (Reason.TCP_TIMEOUT, Reason.DNS_TIMEOUT, Reason.PROXY_TIMEOUT):
+        return Confidence.LIKELY
+    return Confidence.CONFIRMED
+
+
+async def probe_tcp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
+    """Can a TCP connection to host:port be opened directly (never through a proxy)?"""
+    from probe.dial import DialFailed, dial
+
+    started = datetime.now(timezone.utc)
+    host, port = spec.target.host, spec.target.port
+    if port is None:
+        return make_result(
+            spec,
+            Status.SKIP,
+            Reason.SKIPPED_MISSING_INPUT,
+            f"No port given for the TCP check of {host}.",
+            started_at=started,
+            route="direct",
+        )
+    deadline = ctx.deadline()
+    try:
+        sock, info = await dial(ctx, host, port, deadline, tls=False, allow_proxy=False)
+    except DialFailed as exc:
+        fi = exc.info
+        return make_result(
+            spec,
+            Status.FAIL,
+            exc.reason,
+            exc.detail,
+            confidence=_confidence(exc.reason),
+            started_at=started,
+            addresses=fi.addresses,
+            route=fi.route,
+            phases_ms=fi.phases_ms,
+            attempts=fi.attempts,
+            dns=fi.dns,
+            proxy=fi.proxy,
+        )
+    sock.close()
+    connect_ms = info.phases_ms.get("connect")
+    return make_result(
+        spec,
+        Status.PASS,
+        Reason.OK,
+        f"Connected to {info.peer} in {connect_ms:g} ms.",
+        started_at=started,
+        latency_ms=connect_ms,
+        addresses=info.addresses,
+        peer=info.peer,
+        route=info.route,
+        phases_ms=info.phases_ms,
+        attempts=info.attempts,
+        dns=info.dns,
+        proxy=info.proxy,
+    )
