@@ -100,9 +100,9 @@ async def run_checks(
     tasks = [asyncio.ensure_future(guarded(spec)) for spec in specs]
     all_done: asyncio.Future[None] = asyncio.ensure_future(_gather_quietly(tasks))
     waiters: set[asyncio.Future[Any]] = {all_done}
-    stop_wait: asyncio.Future[bool] | None = None
+    stop_wait: asyncio.Future[Any] | None = None
     if stop is not None:
-        stop_wait = asyncio.ensure_future(stop.wait())
+        stop_wait = asyncio.ensure_future(_wait_event(stop))
         waiters.add(stop_wait)
     end = now() + deadline_s if deadline_s is not None else None
     timeout = None if end is None else max(0.0, end - now())
@@ -146,3 +146,7 @@ async def run_checks(
 
 async def _gather_quietly(tasks: Sequence[asyncio.Future[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _wait_event(event: asyncio.Event) -> None:
+    await event.wait()

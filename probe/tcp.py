@@ -34,7 +34,7 @@ _PRIORITY = [
 
 _MEANING = {
     Reason.TCP_RESET: "reset by the peer",
-    Reason.TCP_REFUSED: "refused: nothing listens there, or a firewall rejects it",
+    Reason.TCP_REFUSED: "refused",
     Reason.TCP_UNREACHABLE: "no route to the address (ICMP unreachable or missing route)",
     Reason.TCP_PROHIBITED: "forbidden by local policy",
     Reason.TCP_TIMEOUT: "dropped silently (firewall/NSG or route to nowhere)",
@@ -131,10 +131,10 @@ def _failure_detail(
         text = f"Connection to {where} timed out after {waited_s:.1f} s: {_MEANING[reason]}"
     elif reason is Reason.TCP_ERROR:
         text = f"Connection to {where} failed: {exc_note}"
+    elif reason is Reason.TCP_REFUSED:
+        text = f"Connection to {where} refused: nothing listens on port {port}, or a firewall rejects it"
     else:
-        text = f"Connection to {where} {_MEANING[reason]}"
-        if reason is Reason.TCP_REFUSED:
-            text = f"Connection to {where} refused: nothing listens on port {port}, or a firewall rejects it"
+        text = f"Connection to {where} failed: {_MEANING[reason]}"
     others = [f"{ep} {r.value}" for ep, r in failures if r is not reason]
     if others:
         text += f" (also tried: {', '.join(others)})"
@@ -161,7 +161,7 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
     winner: tuple[_Attempt, socket.socket] | None = None
     try:
         start_next = True
-        while winner is None:
+        while winner is None and remaining(deadline) > 0:
             if start_next and next_index < len(order):
                 att = _Attempt(order[next_index])
                 next_index += 1
@@ -172,11 +172,9 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
             timeout = remaining(deadline)
             if next_index < len(order):
                 timeout = min(timeout, max(0.0, last_start + ATTEMPT_DELAY - now()))
-            if remaining(deadline) <= 0:
-                break
             done, _ = await asyncio.wait(set(running), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             # A failure starts the next attempt at once; so does the delay running out.
-            start_next = not done or any(t.exception() is not None for t in done if not t.cancelled())
+            start_next = not done or any(t.exception() is not None for t in done)
             for task in done:
                 att = running.pop(task)
                 ep = endpoint(att.address, port)
@@ -196,34 +194,43 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
                 failures.append((ep, reason))
                 lines[ep] = f"{ep} {_describe_failure(reason, exc, att.watch.ms())}"
     finally:
-        for task, att in running.items():
-            task.cancel()
-        if running:
-            await asyncio.gather(*running, return_exceptions=True)
-        for task, att in running.items():
-            ep = endpoint(att.address, port)
-            if not task.cancelled() and task.exception() is None:
-                task.result().close()
+        try:
+            await _abandon(running)
+        except BaseException:
             if winner is not None:
-                lines[ep] = f"{ep} abandoned after {att.watch.ms():g} ms: another address answered first"
-            else:
-                lines[ep] = f"{ep} timed out after {att.watch.ms():g} ms"
-                failures.append((ep, Reason.TCP_TIMEOUT))
-    # Report attempts in the order they were started.
-    attempts = [lines[endpoint(a, port)] for a in order if endpoint(a, port) in lines]
+                winner[1].close()
+            raise
+    for att in running.values():
+        ep = endpoint(att.address, port)
+        if winner is not None:
+            lines[ep] = f"{ep} abandoned after {att.watch.ms():g} ms: another address answered first"
+        else:
+            lines[ep] = f"{ep} timed out after {att.watch.ms():g} ms"
+            failures.append((ep, Reason.TCP_TIMEOUT))
+    # Attempts are listed in the order they were started.
+    attempts = [lines[endpoint(a, port)] for a in order[:next_index]]
     if winner is not None:
         att, sock = winner
         return Connected(sock=sock, peer=endpoint(att.address, port), connect_ms=watch.ms(), attempts=attempts)
     not_tried = [endpoint(a, port) for a in order[next_index:]]
-    if not_tried:
-        attempts.extend(f"{ep} not tried: no time left" for ep in not_tried)
+    attempts.extend(f"{ep} not tried: no time left" for ep in not_tried)
     if not failures:
         failures = [(ep, Reason.TCP_TIMEOUT) for ep in not_tried]
     reason = min((r for _, r in failures), key=_PRIORITY.index)
     elapsed = watch.ms()
-    exc_note = f"{last_exc!s} ({_errno_name(last_exc)})" if last_exc is not None else "unknown error"
-    detail = _failure_detail(reason, failures, port, elapsed / 1000.0, exc_note)
-    raise ConnectFailed(reason, detail, attempts, elapsed)
+    note = f"{last_exc!s} ({_errno_name(last_exc)})" if last_exc is not None else "unknown error"
+    raise ConnectFailed(reason, _failure_detail(reason, failures, port, elapsed / 1000.0, note), attempts, elapsed)
+
+
+async def _abandon(running: dict[asyncio.Task[socket.socket], _Attempt]) -> None:
+    """Cancel unfinished attempts and close any socket one of them managed to connect meanwhile."""
+    for task in running:
+        task.cancel()
+    if running:
+        await asyncio.gather(*running, return_exceptions=True)
+    for task in running:
+        if not task.cancelled() and task.exception() is None:
+            task.result().close()
 
 
 def _confidence(reason: Reason) -> Confidence:
