@@ -6,7 +6,9 @@ verification is exactly the one worth describing, so parsing goes through ``cryp
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from datetime import datetime, timezone
 
 from cryptography import x509
@@ -90,11 +92,20 @@ def cert_info_der(der: bytes, *, at: datetime | None = None) -> CertInfo:
 def load_bundle(path: str) -> list[x509.Certificate]:
     """Every certificate in a PEM bundle; empty when it cannot be read or parsed."""
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        return list(x509.load_pem_x509_certificates(data))
-    except (OSError, ValueError):
+        stat = os.stat(path)
+    except OSError:
         return []
+    return list(_parse_bundle(path, stat.st_mtime_ns, stat.st_size))
+
+
+# Every TLS check of a run consults the same bundle; parse it once per version of the file.
+@functools.lru_cache(maxsize=8)
+def _parse_bundle(path: str, mtime_ns: int, size: int) -> tuple[x509.Certificate, ...]:
+    try:
+        with open(path, "rb") as fh:
+            return tuple(x509.load_pem_x509_certificates(fh.read()))
+    except (OSError, ValueError):
+        return ()
 
 
 def find_anchor(chain: list[x509.Certificate], roots: list[x509.Certificate]) -> x509.Certificate | None:

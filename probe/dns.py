@@ -14,13 +14,12 @@ from typing import Literal
 
 import dns.asyncquery
 import dns.exception
-import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from probe.context import ProbeContext, ProbeSettings
+from probe.context import ProbeContext, ProbeSettings, make_result
 from probe.model import AddressRecord, CheckResult, CheckSpec, CnameLink, DnsFacts, Status
 from probe.reasons import Reason
 from probe.resolve import LookupFn, Resolution, literal_resolution
@@ -32,6 +31,8 @@ _EDNS_PAYLOAD = 1232
 # Finish a little before the caller's deadline so a slow lookup still returns its evidence
 # instead of being cut off by a caller that started its clock at the same moment.
 _RESERVE_S = 0.02
+# Ask every server twice (resolv.conf's default attempts:2): one lost datagram is not a dead resolver.
+_ROUNDS = 2
 _FAMILY: dict[dns.rdatatype.RdataType, Literal["ipv4", "ipv6"]] = {
     dns.rdatatype.A: "ipv4",
     dns.rdatatype.AAAA: "ipv6",
@@ -143,16 +144,15 @@ class _Outcome:
 
 
 def _text(name: dns.name.Name) -> str:
-    return name.to_text(omit_final_dot=True)
+    # Names are case-insensitive; one spelling keeps the checks' comparisons simple.
+    return name.to_text(omit_final_dot=True).lower()
 
 
 def _read_answer(out: _Outcome, qname: dns.name.Name, response: dns.message.Message) -> None:
     """Fill the chain, canonical name and records of ``out`` from ``response``'s answer section."""
     current, seen = qname, {qname}
     while True:
-        cname = next(
-            (r for r in response.answer if r.name == current and r.rdtype == dns.rdatatype.CNAME), None
-        )
+        cname = next((r for r in response.answer if r.name == current and r.rdtype == dns.rdatatype.CNAME), None)
         if cname is None or len(cname) == 0:
             break
         target = next(iter(cname)).target
@@ -169,47 +169,43 @@ def _read_answer(out: _Outcome, qname: dns.name.Name, response: dns.message.Mess
             )
 
 
-async def _exchange(
-    query: dns.message.Message, server: Server, deadline: float
-) -> tuple[dns.message.Message, bool]:
-    """Ask over UDP; on a truncated answer ask again over TCP. Returns (answer, retried over TCP)."""
+async def _exchange(query: dns.message.Message, server: Server, deadline: float, out: _Outcome) -> dns.message.Message:
+    """Ask over UDP; on a truncated answer ask again over TCP (noted in ``out``)."""
     try:
-        answer = await within(
+        return await within(
             dns.asyncquery.udp(
                 query, server.host, timeout=remaining(deadline), port=server.port, raise_on_truncation=True
             ),
             deadline,
         )
-        return answer, False
     except dns.message.Truncated:
-        pass
-    answer = await within(
-        dns.asyncquery.tcp(query, server.host, timeout=remaining(deadline), port=server.port), deadline
-    )
-    return answer, True
+        out.truncated_retry = True
+    return await within(dns.asyncquery.tcp(query, server.host, timeout=remaining(deadline), port=server.port), deadline)
 
 
-async def _ask(qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, servers: list[Server], deadline: float) -> _Outcome:
+async def _ask(
+    qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, servers: list[Server], deadline: float
+) -> _Outcome:
     failures: list[_Outcome] = []
-    for i, server in enumerate(servers):
+    attempts = servers * _ROUNDS
+    for i, server in enumerate(attempts):
         if remaining(deadline) <= 0:
             break
-        # Share what is left among the servers not yet tried, as resolv.conf's timeout does,
+        # Share what is left among the attempts still to come, as resolv.conf's timeout does,
         # so one silent server cannot starve the ones after it.
-        attempt_deadline = now() + remaining(deadline) / (len(servers) - i)
+        attempt_deadline = now() + remaining(deadline) / (len(attempts) - i)
         query = dns.message.make_query(qname, rdtype, use_edns=0, payload=_EDNS_PAYLOAD)
         out = _Outcome(rdtype, Reason.DNS_ERROR, server=server)
-        watch = Stopwatch()
         try:
-            response, out.truncated_retry = await _exchange(query, server, attempt_deadline)
+            response = await _exchange(query, server, attempt_deadline, out)
         except (TimeoutError, dns.exception.Timeout):
             out.reason, out.server = Reason.DNS_TIMEOUT, None
-            out.tried.append(f"no answer from {server} within {watch.ms() / 1000:.2g} s")
+            out.tried.append(f"no answer from {server}")
             failures.append(out)
             continue
         except (OSError, EOFError, ValueError, dns.exception.DNSException) as exc:
-            how = "over TCP after a truncated UDP answer" if isinstance(exc, (OSError, EOFError)) else ""
-            out.tried.append(f"{server} failed{' ' + how if how and out.truncated_retry else ''}: {exc or type(exc).__name__}")
+            tcp = " over TCP after a truncated UDP answer" if out.truncated_retry else ""
+            out.tried.append(f"{server} failed{tcp}: {str(exc) or type(exc).__name__}")
             failures.append(out)
             continue
         out.transport = "tcp" if out.truncated_retry else "udp"
@@ -231,7 +227,8 @@ async def _ask(qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, servers: l
     if not failures:
         return _Outcome(rdtype, Reason.DNS_TIMEOUT, tried=["no time left to ask any server"])
     best = min(failures, key=lambda f: _FAILURE_RANK[f.reason])
-    best.tried = [phrase for f in failures for phrase in f.tried]
+    # Each server's outcome once, though the second round may have repeated it.
+    best.tried = list(dict.fromkeys(phrase for f in failures for phrase in f.tried))
     return best
 
 
@@ -251,7 +248,7 @@ def _via_text(chain: list[CnameLink]) -> str:
 
 def _server_text(out: _Outcome, ms: float) -> str:
     tcp = " over TCP after a truncated UDP answer" if out.truncated_retry else ""
-    return f"(server {out.server}{tcp}, {ms:.1f} ms)"
+    return f"server {out.server}{tcp}, {ms:.1f} ms"
 
 
 def _combine(name: str, a: _Outcome, aaaa: _Outcome, ms: float) -> Resolution:
@@ -280,22 +277,23 @@ def _combine(name: str, a: _Outcome, aaaa: _Outcome, ms: float) -> Resolution:
         note = ""
         if not other.answered:
             note = f"; the {other.type_name} query failed ({', '.join(other.tried)})"
-        detail = f"{name} resolved{_via_text(lead.chain)} to {_addresses_text(records)} {_server_text(lead, ms)}{note}."
+        answer = f"{_addresses_text(records)} ({_server_text(lead, ms)})"
+        detail = f"{name} resolved{_via_text(lead.chain)} to {answer}{note}."
         return Resolution(Reason.OK, detail, facts, ms)
     if lead.reason is Reason.DNS_NXDOMAIN:
         if lead.chain:
             detail = (
-                f"{name} is an alias{_via_text(lead.chain)}, but {lead.canonical} does not exist "
-                f"(NXDOMAIN) {_server_text(lead, ms)}."
+                f"{name} is an alias{_via_text(lead.chain)}, but {lead.canonical} does not exist: "
+                f"NXDOMAIN ({_server_text(lead, ms)})."
             )
         else:
-            detail = f"{name} does not exist (NXDOMAIN) {_server_text(lead, ms)}."
+            detail = f"{name} does not exist: NXDOMAIN ({_server_text(lead, ms)})."
         return Resolution(Reason.DNS_NXDOMAIN, detail, facts, ms)
     if lead.reason is Reason.DNS_NO_ANSWER:
         target = f"{name}{_via_text(lead.chain)}" if lead.chain else name
-        detail = f"{target} exists but has no A or AAAA record {_server_text(lead, ms)}."
+        detail = f"{target} exists but has no A or AAAA record: NOERROR, no data ({_server_text(lead, ms)})."
         return Resolution(Reason.DNS_NO_ANSWER, detail, facts, ms)
-    detail = f"{name} did not resolve: {lead.type_name} query: {', '.join(lead.tried)}"
+    detail = f"{name} did not resolve in {ms / 1000:.1f} s: {lead.type_name} query: {', '.join(lead.tried)}"
     if other.reason is not lead.reason and not other.answered:
         detail += f"; {other.type_name} query: {', '.join(other.tried)}"
     return Resolution(lead.reason, detail + ".", facts, ms)
@@ -319,6 +317,8 @@ async def lookup(
     literal = literal_resolution(name)
     if literal is not None:
         return literal
+    if not name:
+        return Resolution(Reason.DNS_ERROR, "cannot look up an empty name.", DnsFacts(query=name), 0.0)
     if use_hosts and settings.hosts_file:
         found = hosts_lookup(name, settings.hosts_file)
         if found:
@@ -326,15 +326,13 @@ async def lookup(
                 query=name,
                 canonical_name=name,
                 source="hosts",
-                records=[
-                    AddressRecord(address=a, family="ipv6" if ":" in a else "ipv4") for a in found
-                ],
+                records=[AddressRecord(address=a, family="ipv6" if ":" in a else "ipv4") for a in found],
             )
             detail = f"{name} resolved from the hosts file {settings.hosts_file} to {_addresses_text(facts.records)}."
             return Resolution(Reason.OK, detail, facts, watch.ms())
     budget = settings.timeout if timeout is None else timeout
     deadline = now() + budget - min(_RESERVE_S, budget * 0.1)
-    specs = servers or settings.dns_servers or system_servers()
+    specs = servers or settings.dns_servers or system_servers(RESOLV_CONF)
     try:
         parsed = [parse_server(s) for s in specs]
         qname = dns.name.from_text(name)
@@ -370,19 +368,30 @@ async def compare_resolvers(
 
 
 async def probe_dns(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    """The "dns" prober: does the target's name resolve, to what, via which server."""
-    from probe.context import make_result
+    """The "dns" prober: does the target's name resolve, to what, via which server.
 
+    With ``spec.dns_servers`` it asks those servers directly (no hosts file, no sharing), as a
+    reference resolver must be asked; otherwise it shares the run's one lookup of the name.
+    """
     deadline = ctx.deadline()
     started = datetime.now(timezone.utc)
     watch = Stopwatch()
     host = spec.target.host
+    if spec.dns_servers:
+        pending = lookup(host, ctx.settings, servers=spec.dns_servers, use_hosts=False)
+    else:
+        pending = ctx.resolver.resolve(host)
     try:
-        resolution = await within(ctx.resolver.resolve(host), deadline)
+        resolution = await within(pending, deadline)
     except TimeoutError:
         detail = f"resolving {host} did not finish within {ctx.settings.timeout:g} s."
         return make_result(
-            spec, Status.FAIL, Reason.DNS_TIMEOUT, detail, latency_ms=watch.ms(), started_at=started,
+            spec,
+            Status.FAIL,
+            Reason.DNS_TIMEOUT,
+            detail,
+            latency_ms=watch.ms(),
+            started_at=started,
             dns=DnsFacts(query=host),
         )
     return make_result(

@@ -117,7 +117,14 @@ class NegotiateAnswer:
 
 
 class NotSmb(Exception):
-    """What answered is not an SMB2 NEGOTIATE response; the message says what it was."""
+    """What answered is not a usable SMB2 NEGOTIATE response; the message says what it was.
+
+    ``smb2`` marks a peer that does speak SMB2 but refused or garbled the negotiation.
+    """
+
+    def __init__(self, message: str, *, smb2: bool = False) -> None:
+        super().__init__(message)
+        self.smb2 = smb2
 
 
 class Closed(Exception):
@@ -179,17 +186,17 @@ def parse_negotiate_response(message: bytes) -> tuple[int, int, NegotiateAnswer 
     if magic != SMB2_MAGIC or size != 64:
         raise NotSmb(f"answered with non-SMB bytes {preview(message)}")
     if not flags & FLAG_SERVER_TO_REDIR:
-        raise NotSmb("echoed a request instead of answering it")
+        raise NotSmb("echoed the request back instead of answering it")
     if command != CMD_NEGOTIATE:
-        raise NotSmb(f"answered SMB2 command {command} instead of NEGOTIATE")
+        raise NotSmb(f"answered SMB2 command {command} instead of NEGOTIATE", smb2=True)
     if status != STATUS_SUCCESS:
         return status, flags, None
     body = message[SMB2_HEADER.size :]
     if len(body) < NEGOTIATE_RESPONSE.size:
-        raise NotSmb("sent a truncated NEGOTIATE response")
+        raise NotSmb("sent a truncated NEGOTIATE response", smb2=True)
     structure_size, security_mode, dialect, _, server_guid, *_ = NEGOTIATE_RESPONSE.unpack_from(body)
     if structure_size != 65:
-        raise NotSmb(f"sent a NEGOTIATE response with StructureSize {structure_size}, not 65")
+        raise NotSmb(f"sent a NEGOTIATE response with StructureSize {structure_size}, not 65", smb2=True)
     return status, flags, NegotiateAnswer(status, dialect, security_mode, server_guid)
 
 
@@ -213,9 +220,13 @@ async def read_negotiate_response(recv: Recv, deadline: float) -> NegotiateAnswe
         if status == STATUS_PENDING and flags & FLAG_ASYNC:
             continue
         if answer is None:
-            raise NotSmb(f"is SMB2 but rejected NEGOTIATE with {status_name(status)}")
+            raise NotSmb(
+                f"speaks SMB2 but rejected NEGOTIATE with {status_name(status)}: "
+                "it accepts none of SMB 2.0.2 to 3.1.1 as offered",
+                smb2=True,
+            )
         return answer
-    raise NotSmb(f"sent {MAX_INTERIM + 1} interim answers and no final NEGOTIATE response")
+    raise NotSmb(f"sent {MAX_INTERIM + 1} interim answers and no final NEGOTIATE response", smb2=True)
 
 
 def _is_reset(exc: BaseException) -> bool:
@@ -258,14 +269,16 @@ async def _exchange(sock: socket.socket, peer: str, deadline: float) -> _Outcome
         if exc.received:
             return failed(
                 Reason.SMB_NOT_SMB,
-                f"{peer} sent {len(exc.received)} bytes that are not SMB2, then closed the connection.",
+                f"{peer} sent {len(exc.received)} bytes ({preview(exc.received)}) but no complete "
+                "SMB2 NEGOTIATE response, then closed the connection.",
             )
         return failed(
             Reason.SMB_NOT_SMB,
             f"{peer} accepted TCP, then closed the connection without answering SMB2 NEGOTIATE.",
         )
     except NotSmb as exc:
-        return failed(Reason.SMB_NOT_SMB, f"{peer} {exc}: not an SMB2/3 server.")
+        conclusion = "" if exc.smb2 else ": not an SMB2/3 server"
+        return failed(Reason.SMB_NOT_SMB, f"{peer} {exc}{conclusion}.")
     except OSError as exc:
         if _is_reset(exc):
             return failed(Reason.SMB_RESET, f"{peer} reset the connection during SMB2 NEGOTIATE.")

@@ -83,17 +83,15 @@ def interleave(addresses: list[str]) -> list[str]:
 class _Attempt:
     address: str
     watch: Stopwatch = field(default_factory=Stopwatch)
-    sock: socket.socket | None = None
 
 
-async def _attempt(att: _Attempt, port: int) -> socket.socket:
+async def _attempt(address: str, port: int) -> socket.socket:
     loop = asyncio.get_running_loop()
     # Numeric only (no lookup); gives the right sockaddr shape, including IPv6 scope ids.
     family, type_, proto, _, sockaddr = socket.getaddrinfo(
-        att.address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
     )[0]
     sock = socket.socket(family, type_, proto)
-    att.sock = sock
     try:
         sock.setblocking(False)
         await loop.sock_connect(sock, sockaddr)
@@ -165,7 +163,7 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
             if start_next and next_index < len(order):
                 att = _Attempt(order[next_index])
                 next_index += 1
-                running[asyncio.ensure_future(_attempt(att, port))] = att
+                running[asyncio.ensure_future(_attempt(att.address, port))] = att
                 last_start = now()
             if not running:
                 break

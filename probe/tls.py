@@ -7,8 +7,11 @@ apart from an expired or misnamed certificate, which a bare "verify failed" cann
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
+import errno
 import os
+import re
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -22,6 +25,7 @@ from probe.context import ProbeContext, ProbeSettings, make_result
 from probe.dial import DialFailed, DialInfo, dial
 from probe.model import CertInfo, CheckResult, CheckSpec, Confidence, Status, TlsFacts
 from probe.reasons import Reason, classify_tls_error
+from probe.tcp import endpoint
 from probe.timing import Stopwatch, now, remaining, within
 
 ALPN = ["http/1.1"]
@@ -83,8 +87,6 @@ def _der_list(sslobj: Any, method: str) -> list[bytes]:
         items = fn() or []
     except (ssl.SSLError, ValueError, AttributeError):
         return []
-    import _ssl
-
     der_format = getattr(_ssl, "ENCODING_DER", 2)
     out: list[bytes] = []
     for item in items:
@@ -212,23 +214,36 @@ def _confidence(reason: Reason) -> Confidence:
     return Confidence.CONFIRMED
 
 
-def _where(info: DialInfo) -> str:
-    return f"{info.peer} via proxy" if info.route == "proxy" and info.peer else str(info.peer)
+def _where(info: DialInfo, target: str) -> str:
+    if info.route == "proxy":
+        return f"{target} through proxy {info.peer}"
+    return info.peer or target
 
 
-def _failure_detail(reason: Reason, exc: BaseException, info: DialInfo, waited_s: float) -> str:
-    where = _where(info)
+def _ssl_message(exc: BaseException) -> str:
+    # "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)": the source line is noise.
+    return re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc)) or type(exc).__name__
+
+
+def _failure_detail(reason: Reason, exc: BaseException, where: str, waited_s: float) -> str:
     if reason is Reason.TLS_TIMEOUT:
         return (
             f"Connected to {where} but the TLS handshake did not finish within {waited_s:.1f} s: "
             "the peer accepts TCP and never answers the ClientHello."
         )
     if reason is Reason.TLS_RESET:
+        if isinstance(exc, OSError) and exc.errno == errno.ECONNRESET:
+            how = "reset the connection (RST)"
+        else:
+            how = f"closed the connection ({_ssl_message(exc) if str(exc) else 'EOF'})"
         return (
-            f"Connected to {where} but the connection was closed during the TLS handshake "
-            f"({exc!s} [{type(exc).__name__}]): a firewall or proxy may reject the server name."
+            f"Connected to {where} but the peer {how} during the TLS handshake: "
+            "a firewall or proxy may be rejecting the server name, or the port does not speak TLS."
         )
-    return f"TLS handshake with {where} failed: {exc!s} [{type(exc).__name__}]."
+    hint = ""
+    if getattr(exc, "reason", None) == "WRONG_VERSION_NUMBER":
+        hint = ": the peer answered with something that is not TLS (plain HTTP on this port?)"
+    return f"TLS handshake with {where} failed ({_ssl_message(exc)}){hint}."
 
 
 async def _fetch_presented(
@@ -294,7 +309,8 @@ async def probe_tls(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         info.phases_ms["tls_handshake"] = watch.ms()
         reason = classify_tls_error(exc)
         if not isinstance(exc, ssl.SSLCertVerificationError):
-            return result(Status.FAIL, reason, _failure_detail(reason, exc, info, watch.ms() / 1000), info)
+            where = _where(info, endpoint(server_name, port))
+            return result(Status.FAIL, reason, _failure_detail(reason, exc, where, watch.ms() / 1000), info)
         facts.verify_error = exc.verify_message or str(exc)
         presented = await _fetch_presented(ctx, host, port, server_name, deadline)
         if presented is not None:

@@ -19,10 +19,11 @@ import contextlib
 import errno
 import ipaddress
 import json
+import logging
 import sys
 from collections import Counter
 from types import TracebackType
-from typing import Literal
+from typing import Literal, cast
 
 import dns.exception
 import dns.flags
@@ -41,6 +42,8 @@ _CLASSIC_UDP_SIZE = 512
 _MAX_CHAIN = 16
 _BIND_TRIES = 20
 
+log = logging.getLogger(__name__)
+
 
 def _key(name: str) -> str:
     return name.rstrip(".").lower()
@@ -56,8 +59,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        # Not always a DatagramTransport subclass (selector loop), though it has sendto().
+        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         reply = self._server.reply(data, "udp")
@@ -70,7 +73,8 @@ class DnsServer:
 
     ``records`` maps a name (``*.`` wildcards allowed) to ``(type, value, ttl)`` tuples.
     ``faults`` maps a name to a fault; it applies when the name is asked or met along a CNAME
-    chain. ``mode``, when set, is a fault applied to every query (a dead or broken resolver).
+    chain; a ``name/TYPE`` key (e.g. ``x.example/AAAA``) limits it to one query type.
+    ``mode``, when set, is a fault applied to every query (a dead or broken resolver).
     """
 
     def __init__(
@@ -195,6 +199,17 @@ class DnsServer:
             return None
         if not query.question:
             return None
+        try:
+            return self._answer(query, transport)
+        except (dns.exception.DNSException, ValueError):
+            # A record that does not parse: answer as a real server with a broken zone would,
+            # instead of letting the exception close the UDP transport.
+            log.exception("cannot answer %s", query.question[0])
+            response = dns.message.make_response(query, recursion_available=True)
+            response.set_rcode(dns.rcode.SERVFAIL)
+            return response.to_wire()
+
+    def _answer(self, query: dns.message.Message, transport: Transport) -> bytes | None:
         question = query.question[0]
         qname = _key(question.name.to_text())
         qtype = question.rdtype
@@ -203,7 +218,8 @@ class DnsServer:
         response = dns.message.make_response(query, recursion_available=True)
         response.flags |= dns.flags.AA
         chain, final, loop = self._walk(qname, follow=qtype != dns.rdatatype.CNAME)
-        met = (self._fault(n) for n in [qname, *(target for _, target, _ in chain)])
+        wanted = dns.rdatatype.to_text(qtype)
+        met = (self._fault(n, wanted) for n in [qname, *(target for _, target, _ in chain)])
         fault = self.mode or next((f for f in met if f), None)
         if fault == "silent":
             return None
@@ -222,7 +238,6 @@ class DnsServer:
         if not self._exists(final):
             response.set_rcode(dns.rcode.NXDOMAIN)
         elif qtype != dns.rdatatype.CNAME or not chain:
-            wanted = dns.rdatatype.to_text(qtype)
             found = [(value, ttl) for rtype, value, ttl in self._records(final) if rtype.upper() == wanted]
             if found:
                 response.answer.append(
@@ -231,7 +246,8 @@ class DnsServer:
                     )
                 )
         if transport == "tcp":
-            return response.to_wire()
+            # max_size would default to the query's EDNS payload, which only binds UDP.
+            return response.to_wire(max_size=65535)
         limit = max(_CLASSIC_UDP_SIZE, query.payload) if query.edns >= 0 else _CLASSIC_UDP_SIZE
         try:
             return response.to_wire(max_size=limit)
@@ -240,7 +256,11 @@ class DnsServer:
             truncated.flags |= dns.flags.AA | dns.flags.TC
             return truncated.to_wire()
 
-    def _fault(self, name: str) -> str | None:
+    def _fault(self, name: str, rtype: str) -> str | None:
+        typed = f"{name}/{rtype.lower()}"
+        for key, fault in self.faults.items():
+            if _key(key) == typed:
+                return fault
         for key, fault in self.faults.items():
             if _key(key) == name:
                 return fault
@@ -317,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(server))
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

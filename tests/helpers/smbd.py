@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -89,6 +91,9 @@ def running_smbd(workdir: Path, extra: dict[str, str] | None = None) -> Iterator
         stdout=stdout,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        # smbd signals its whole process group when it shuts down: give it a group of its own,
+        # or it takes pytest (and the shell running it) down with it.
+        start_new_session=True,
     )
     server = Smbd(host, port, workdir / "smbd.stdout")
     try:
@@ -101,10 +106,17 @@ def running_smbd(workdir: Path, extra: dict[str, str] | None = None) -> Iterator
             time.sleep(0.05)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _stop_group(proc)
         stdout.close()
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop smbd, then any per-connection child it left: all of them are in its own group."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)

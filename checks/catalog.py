@@ -1,0 +1,294 @@
+"""The Azure ML endpoint catalog: TOML files a support engineer can read and extend, validated on load.
+
+Packaged files live in ``checks/data/*.toml``; users add their own with ``--catalog FILE`` (same format).
+A file holds an optional ``clouds = [...]`` (default: every cloud), ``[[endpoint]]`` tables (what to
+probe) and ``[[private_dns]]`` tables (what a name must resolve to). The field reference is at the top
+of ``checks/data/common.toml``. Every problem is reported as one line naming file, entry and field.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import string
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal, cast
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from checks.inputs import SCENARIOS, Cloud
+
+# tomllib is 3.11+; tomli is the same parser for 3.10. Imported by name so mypy (targeting 3.10)
+# needs neither stub.
+_toml: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
+
+DATA_DIR = Path(__file__).parent / "data"
+CLOUDS: tuple[Cloud, ...] = ("public", "usgov", "china")
+
+# Placeholder -> the Inputs fields its value is built from. notebooks_host is the first DNS label of the
+# workspace's notebooks FQDN: ml-<workspace name, truncated>-<region>-<workspace guid>.
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "region": ("region",),
+    "workspace_id": ("workspace_id",),
+    "storage_account": ("storage_account",),
+    "key_vault": ("key_vault",),
+    "container_registry": ("container_registry",),
+    "instance_name": ("instance_name",),
+    "notebooks_host": ("workspace_name", "region", "workspace_id"),
+}
+
+_SLUG = r"^[a-z0-9][a-z0-9-]*$"
+# Literal text around placeholders in a concrete host: DNS name characters only, never '*'.
+_HOST_TEXT = re.compile(r"^[a-z0-9.-]*$")
+
+EndpointProtocol = Literal["tcp", "tls", "udp", "smb", "websocket", "http"]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Slug = Annotated[str, Field(pattern=_SLUG)]
+DocUrl = Annotated[str, Field(pattern=r"^https://\S+$")]
+
+
+class CatalogError(Exception):
+    """A catalog file is unreadable or invalid; str() is one line naming file, entry and field."""
+
+
+def placeholders_in(pattern: str) -> list[str]:
+    """The placeholder names in a pattern, in order; ValueError for malformed or unknown ones."""
+    try:
+        parsed = list(string.Formatter().parse(pattern))
+    except ValueError as exc:
+        raise ValueError(f"malformed pattern {pattern!r}: {exc}") from None
+    names: list[str] = []
+    for _text, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS or spec or conversion:
+            shown = "{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}"
+            known = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
+            raise ValueError(f"unknown placeholder {shown!r} (known: {known})")
+        names.append(name)
+    return names
+
+
+def _check_pattern(value: str | None) -> str | None:
+    if value is not None:
+        placeholders_in(value)
+    return value
+
+
+def _check_host(value: str | None) -> str | None:
+    if value is None:
+        return None
+    placeholders_in(value)
+    literal = "".join(text for text, _n, _s, _c in string.Formatter().parse(value))
+    if "*" in literal:
+        raise ValueError(
+            f"host {value!r} is a wildcard: give a concrete name, or leave host out and keep the wildcard in fqdn"
+        )
+    if not value or not _HOST_TEXT.match(literal):
+        raise ValueError(f"host {value!r} may hold only lowercase letters, digits, '-', '.' and placeholders")
+    return value
+
+
+def _check_scenarios(value: list[str]) -> list[str]:
+    for s in value:
+        if s not in SCENARIOS:
+            raise ValueError(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
+    return value
+
+
+class _Entry(BaseModel):
+    # strict: TOML is typed, so "443" where 443 belongs is a mistake worth naming, not coercing.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    id: Slug
+    scenarios: list[str] = Field(min_length=1)
+    doc: DocUrl
+    # Where in /work/shared/requirements.md (or which source key) the row comes from.
+    ref: str = ""
+    variant_group: Slug | None = None
+    # A name derived by analogy rather than read in a source (e.g. Batch names in sovereign clouds).
+    inferred: bool = False
+    note: str = ""
+
+    _scenarios = field_validator("scenarios")(_check_scenarios)
+
+
+class Endpoint(_Entry):
+    """Something to connect to. ``host`` None: the documented wildcard has no concrete name to probe."""
+
+    fqdn: str = Field(min_length=1, description="The FQDN or wildcard as the doc writes it (a firewall rule).")
+    host: str | None = None
+    protocol: EndpointProtocol
+    ports: list[Port] = Field(min_length=1)
+    path: str | None = None
+    service_tag: str | None = None
+    purpose: str = Field(min_length=1)
+    required: bool
+    resource: Slug | None = None
+
+    _host = field_validator("host")(_check_host)
+    _patterns = field_validator("service_tag", "path")(_check_pattern)
+
+
+class PrivateDns(_Entry):
+    """A name that must resolve to a private endpoint (or, private_endpoint=false, must stay public)."""
+
+    resource: Slug
+    name: str
+    privatelink: str | None = Field(None, description="The documented privatelink CNAME target; None if undocumented.")
+    zone: str | None = None
+    forwarder_zones: list[str] = Field(default_factory=list)
+    private_endpoint: bool = True
+
+    _name = field_validator("name")(_check_host)
+    _privatelink = field_validator("privatelink", "zone")(_check_host)
+
+    @field_validator("forwarder_zones")
+    @classmethod
+    def _zones(cls, value: list[str]) -> list[str]:
+        for zone in value:
+            _check_host(zone)
+        return value
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cloud: Cloud
+    endpoints: list[Endpoint]
+    private_dns: list[PrivateDns]
+    files: list[str] = Field(default_factory=list, description="The files merged, in order.")
+
+
+_SECTIONS: dict[str, tuple[str, type[_Entry]]] = {
+    "endpoint": ("entry", Endpoint),
+    "private_dns": ("private_dns entry", PrivateDns),
+}
+_TOP_KEYS = ("clouds", "endpoint", "private_dns")
+
+
+@dataclass(frozen=True)
+class _File:
+    shown: str
+    clouds: tuple[str, ...]
+    endpoints: tuple[tuple[int, Endpoint], ...]
+    private_dns: tuple[tuple[int, PrivateDns], ...]
+
+
+def _describe(err: Any) -> tuple[str, str]:
+    """(field, message) for one pydantic error, worded for a catalog author."""
+    loc = [str(p) for p in err.get("loc", ())]
+    field = loc[0] if loc else "?"
+    for part in err.get("loc", ())[1:]:
+        field += f"[{part}]" if isinstance(part, int) else f".{part}"
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return field, "unknown field"
+    if kind == "missing":
+        return field, "missing required field"
+    msg = str(err.get("msg", "invalid"))
+    msg = msg.removeprefix("Value error, ")
+    msg = msg[:1].lower() + msg[1:]
+    if kind not in ("value_error",) and "input" in err:
+        msg += f" (got {err['input']!r})"
+    return field, msg
+
+
+def _entry_error(shown: str, label: str, index: int, raw: Any, exc: ValidationError) -> CatalogError:
+    errors = exc.errors()
+    field, msg = _describe(errors[0])
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    ident = raw.get("id") if isinstance(raw, dict) else None
+    who = f"id {ident!r}" if isinstance(ident, str) else "no id"
+    return CatalogError(f"{shown}: {label} #{index} ({who}): field {field!r}: {msg}{more}")
+
+
+def _parse_file(path: Path, shown: str) -> _File:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CatalogError(f"{shown}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CatalogError(f"{shown}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc: dict[str, Any] = _toml.loads(text)
+    except _toml.TOMLDecodeError as exc:
+        raise CatalogError(f"{shown}: TOML syntax error: {' '.join(str(exc).split())}") from None
+
+    for key in doc:
+        if key not in _TOP_KEYS:
+            allowed = ", ".join(_TOP_KEYS)
+            raise CatalogError(f"{shown}: field {key!r}: unknown top-level key (allowed: {allowed})")
+    clouds = doc.get("clouds", list(CLOUDS))
+    if not isinstance(clouds, list) or not clouds or any(c not in CLOUDS for c in clouds):
+        raise CatalogError(
+            f"{shown}: field 'clouds': must be a non-empty list of {', '.join(CLOUDS)} (got {clouds!r})"
+        )
+
+    parsed: dict[str, list[tuple[int, Any]]] = {}
+    for section, (label, model) in _SECTIONS.items():
+        raws = doc.get(section, [])
+        if not isinstance(raws, list):
+            raise CatalogError(f"{shown}: field {section!r}: must be an array of tables ([[{section}]])")
+        items: list[tuple[int, Any]] = []
+        for index, raw in enumerate(raws, start=1):
+            if not isinstance(raw, dict):
+                raise CatalogError(f"{shown}: {label} #{index}: must be a table ([[{section}]])")
+            try:
+                items.append((index, model.model_validate(raw)))
+            except ValidationError as exc:
+                raise _entry_error(shown, label, index, raw, exc) from None
+        parsed[section] = items
+    return _File(
+        shown=shown,
+        clouds=tuple(clouds),
+        endpoints=tuple(parsed["endpoint"]),
+        private_dns=tuple(parsed["private_dns"]),
+    )
+
+
+@lru_cache(maxsize=None)
+def _packaged() -> tuple[_File, ...]:
+    # Packaged data never changes while the process runs: parse and validate it once.
+    return tuple(
+        _parse_file(p, f"checks/data/{p.name}") for p in sorted(DATA_DIR.glob("*.toml"), key=_packaged_order)
+    )
+
+
+def _packaged_order(path: Path) -> tuple[int, str]:
+    # common.toml first, then per-cloud files: the catalog order is the plan's check order.
+    return (0 if path.stem == "common" else 1, path.name)
+
+
+def load_catalog(cloud: str, extra_files: Sequence[Path] = ()) -> Catalog:
+    """The packaged catalog for ``cloud`` merged with the user's files. Raises CatalogError."""
+    if cloud not in CLOUDS:
+        raise CatalogError(f"unknown cloud {cloud!r} (known: {', '.join(CLOUDS)})")
+    files = list(_packaged()) + [_parse_file(Path(p), str(p)) for p in extra_files]
+    endpoints: list[Endpoint] = []
+    private_dns: list[PrivateDns] = []
+    seen: dict[str, str] = {}
+    used: list[str] = []
+    for f in files:
+        if cloud not in f.clouds:
+            continue
+        used.append(f.shown)
+        entries: list[tuple[str, int, _Entry]] = [("entry", i, e) for i, e in f.endpoints]
+        entries += [("private_dns entry", i, e) for i, e in f.private_dns]
+        for label, index, entry in entries:
+            where = f"{f.shown} {label} #{index}"
+            if entry.id in seen:
+                raise CatalogError(
+                    f"{f.shown}: {label} #{index} (id {entry.id!r}): field 'id': "
+                    f"duplicate id, already defined at {seen[entry.id]}"
+                )
+            seen[entry.id] = where
+            if isinstance(entry, Endpoint):
+                endpoints.append(entry)
+            elif isinstance(entry, PrivateDns):
+                private_dns.append(entry)
+    return Catalog(cloud=cast(Cloud, cloud), endpoints=endpoints, private_dns=private_dns, files=used)

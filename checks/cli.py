@@ -1,0 +1,192 @@
+"""The Azure ML plugin for the generic CLI: workspace flags, `plan`, `lab`, and the full-plan `check`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from checks.inputs import SCENARIOS, Inputs
+from probe.context import ProbeSettings
+from probe.errors import UsageError
+from probe.model import CheckResult, Finding
+from probe.plugin import PlannedRun
+
+# Inputs fields settable by a flag of the same name (dashes for underscores).
+_STRING_FLAGS = (
+    "region",
+    "subscription_id",
+    "resource_group",
+    "workspace_id",
+    "workspace_name",
+    "storage_account",
+    "key_vault",
+    "container_registry",
+    "instance_name",
+)
+
+
+def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("Azure ML workspace (used when no --target is given)")
+    for name in _STRING_FLAGS:
+        g.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None)
+    g.add_argument("--cloud", choices=("public", "usgov", "china"), default=None)
+    g.add_argument(
+        "--scenario",
+        dest="scenarios",
+        action="append",
+        choices=SCENARIOS,
+        default=None,
+        help="what the compute does (repeatable; default compute-instance)",
+    )
+    g.add_argument("--config", type=Path, default=None, help="TOML file of inputs (see README)")
+    g.add_argument("--catalog", type=Path, action="append", default=[], help="extra catalog TOML (repeatable)")
+    g.add_argument(
+        "--reference-dns",
+        action="append",
+        default=None,
+        metavar="IP[:PORT]",
+        help="resolver to compare answers with (default Azure DNS 168.63.129.16)",
+    )
+    g.add_argument(
+        "--private-network",
+        dest="private_networks",
+        action="append",
+        default=None,
+        metavar="CIDR",
+        help="also count this range as private (repeatable)",
+    )
+    g.add_argument(
+        "--no-private-endpoint",
+        dest="private_endpoint",
+        action="store_const",
+        const=False,
+        default=None,
+        help="the workspace has no private endpoint: expect public answers",
+    )
+
+
+def _flags(args: argparse.Namespace) -> dict[str, object]:
+    names = (*_STRING_FLAGS, "cloud", "scenarios", "reference_dns", "private_networks", "private_endpoint")
+    return {n: getattr(args, n, None) for n in names}
+
+
+async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[Inputs, dict[str, Any]]:
+    from checks.discovery import discover
+    from checks.sources import InputError, gather_inputs
+
+    env = dict(os.environ)
+    dmi = os.environ.get("AMLPROBE_DMI_PATH")
+    discovery = await discover(
+        env,
+        dmi_path=Path(dmi) if dmi else (None if use_imds else Path("/nonexistent/amlprobe-no-imds")),
+    )
+    try:
+        inputs = gather_inputs(flags=_flags(args), config_path=args.config, env=env, discovery=discovery)
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
+    return inputs, discovery.as_environment() if hasattr(discovery, "as_environment") else {}
+
+
+def load_plan(args: argparse.Namespace, inputs: Inputs) -> Any:
+    from checks.catalog import CatalogError, load_catalog
+    from checks.plan import build_plan
+
+    try:
+        catalog = load_catalog(inputs.cloud, extra_files=list(args.catalog))
+        return build_plan(catalog, inputs)
+    except CatalogError as exc:
+        raise UsageError(str(exc)) from None
+    except ValueError as exc:  # InputError from plan validation is a ValueError subclass or similar
+        raise UsageError(str(exc)) from None
+
+
+def skipped_results(plan: Any) -> list[CheckResult]:
+    from probe.model import Confidence, Protocol, Status, Target
+    from probe.reasons import Reason
+
+    out = []
+    for row in plan.skipped:
+        needs = ", ".join(row.needs)
+        detail = f"Not probed: needs {needs}." if row.needs else f"Not probed: {row.note}"
+        out.append(
+            CheckResult(
+                id=row.id,
+                target=Target(host=row.host, port=row.port, protocol=Protocol(row.protocol)),
+                status=Status.SKIP,
+                reason=Reason.SKIPPED_MISSING_INPUT if row.needs else Reason.SKIPPED_NOT_APPLICABLE,
+                detail=detail,
+                confidence=Confidence.CONFIRMED,
+                labels={**row.labels, **({"needs": needs} if needs else {})},
+            )
+        )
+    return out
+
+
+class AzureMLPlugin:
+    def add_check_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_workspace_arguments(parser)
+
+    def add_commands(self, subparsers: Any) -> None:
+        from lab.run import add_lab_arguments, cmd_lab
+
+        plan = subparsers.add_parser("plan", help="print what `check` would probe, without touching the network")
+        add_workspace_arguments(plan)
+        plan.add_argument("--format", choices=("json", "table"), default="table")
+        plan.set_defaults(handler=cmd_plan)
+        lab = subparsers.add_parser("lab", help="run the real check inside a simulated Azure ML VNet")
+        add_lab_arguments(lab)
+        lab.set_defaults(handler=cmd_lab)
+
+    async def plan_run(self, args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
+        from checks.expect import interpret
+        from checks.localfacts import gather_local_facts
+
+        inputs, discovered = await resolve_inputs(args, use_imds=True)
+        plan = load_plan(args, inputs)
+        names = sorted({s.target.host for s in plan.checks})
+        facts = gather_local_facts(
+            resolv_conf=Path(os.environ.get("AMLPROBE_RESOLV_CONF", "/etc/resolv.conf")),
+            hosts_file=Path(os.environ.get("AMLPROBE_HOSTS_FILE", "/etc/hosts")),
+            env=settings.env,
+            names=names,
+        )
+        environment: dict[str, Any] = {
+            "inputs": {
+                "values": inputs.model_dump(exclude={"sources"}, mode="json"),
+                "sources": inputs.sources,
+            },
+            "discovery": discovered,
+            "local": facts,
+            "plan": {
+                "cloud": plan.cloud,
+                "scenarios": plan.scenarios,
+                "probes": len(plan.checks),
+                "skipped": len(plan.skipped),
+            },
+        }
+
+        def finish(results: list[CheckResult]) -> tuple[list[CheckResult], list[Finding]]:
+            return interpret(results, plan, inputs, environment)
+
+        return PlannedRun(specs=plan.checks, preset=skipped_results(plan), environment=environment, finish=finish)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from checks.plan import render_plan_table
+
+    inputs, _ = asyncio.run(resolve_inputs(args, use_imds=False))
+    plan = load_plan(args, inputs)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(plan.model_dump(mode="json"), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_plan_table(plan))
+    return 0
+
+
+PLUGIN = AzureMLPlugin()

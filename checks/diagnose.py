@@ -1,0 +1,521 @@
+"""From judged check results to root causes: one finding per cause, with evidence and a paste-able fix.
+
+Rules run in order. Each claims the checks it explains, so a later rule never reports a
+consequence of an earlier cause again: with DNS down, the failed TCP probes are evidence of the
+DNS finding, not forty findings of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from checks.inputs import Inputs
+from checks.plan import Plan
+from checks.remedies import (
+    dns_forwarder_fix,
+    dns_link_fix,
+    hosts_fix,
+    nsg_fix,
+    proxy_bypass_fix,
+    tls_bypass_fix,
+)
+from checks.truststores import stores_trusting
+from probe.model import CheckResult, Finding, Protocol, Severity, Status
+from probe.reasons import Reason
+
+DOC_FIREWALL = "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall"
+DOC_CUSTOM_DNS = "https://learn.microsoft.com/azure/machine-learning/how-to-custom-dns"
+DOC_PE_DNS = "https://learn.microsoft.com/azure/private-link/private-endpoint-dns"
+DOC_JUPYTER = "https://learn.microsoft.com/azure/machine-learning/how-to-run-jupyter-notebooks#troubleshooting"
+DOC_TRAINING_VNET = "https://learn.microsoft.com/azure/machine-learning/how-to-secure-training-vnet"
+DOC_CA = "https://learn.microsoft.com/azure/security/fundamentals/azure-ca-details"
+DOC_PROXY = "https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-secure-connection-workspace"
+
+TCP_FAILURES = {
+    Reason.TCP_TIMEOUT,
+    Reason.TCP_REFUSED,
+    Reason.TCP_UNREACHABLE,
+    Reason.TCP_PROHIBITED,
+    Reason.TCP_RESET,
+    Reason.TCP_ERROR,
+}
+DNS_FAILURES = {
+    Reason.DNS_NXDOMAIN,
+    Reason.DNS_SERVFAIL,
+    Reason.DNS_REFUSED,
+    Reason.DNS_TIMEOUT,
+    Reason.DNS_NO_ANSWER,
+    Reason.DNS_NO_SERVERS,
+    Reason.DNS_ERROR,
+}
+_TCP_BASED = {Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP, Protocol.SMB}
+_SEEN = {
+    Reason.TCP_TIMEOUT: "dropped (no answer to SYN)",
+    Reason.TCP_REFUSED: "refused (RST)",
+    Reason.TCP_UNREACHABLE: "unreachable (no route / ICMP)",
+    Reason.TCP_PROHIBITED: "prohibited by local policy",
+    Reason.TCP_RESET: "reset",
+    Reason.TCP_ERROR: "failed",
+}
+
+
+@dataclass
+class Facts:
+    """Everything a rule may read, plus the ids already explained by earlier rules."""
+
+    results: list[CheckResult]
+    plan: Plan
+    inputs: Inputs
+    environment: dict[str, Any]
+    claimed: set[str]
+
+    def open(self, pred: Callable[[CheckResult], bool]) -> list[CheckResult]:
+        return [r for r in self.results if r.id not in self.claimed and pred(r)]
+
+    def claim(self, checks: Iterable[CheckResult]) -> list[str]:
+        ids = [c.id for c in checks]
+        self.claimed.update(ids)
+        return ids
+
+    def expectation(self, check_id: str) -> Any:
+        for exp in self.plan.dns_expectations:
+            if check_id in (exp.check_id, exp.reference_check_id):
+                return exp
+        return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    title: str
+    cause: str
+    fix: str
+    doc: str
+    run: Callable[[Facts, Rule], list[Finding]]
+
+    def finding(self, title: str, detail: str, evidence: list[str], remediation: list[Any], doc: str = "") -> Finding:
+        return Finding(
+            id=self.id,
+            severity=self.severity,
+            title=title,
+            detail=detail,
+            evidence=evidence,
+            doc=doc or self.doc,
+            remediation=remediation,
+        )
+
+
+def _tcp_failed(r: CheckResult) -> bool:
+    return r.target.protocol in _TCP_BASED and r.status is Status.FAIL and r.reason in TCP_FAILURES
+
+
+def _dns_probe(r: CheckResult, *, reference: bool = False) -> bool:
+    return r.target.protocol is Protocol.DNS and (("@reference" in r.id) == reference)
+
+
+def _hosts(checks: Iterable[CheckResult]) -> str:
+    names = sorted({c.target.host for c in checks})
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _consequences(facts: Facts, hosts: set[str]) -> list[CheckResult]:
+    """Probes that failed only because these names did not resolve."""
+    return facts.open(
+        lambda r: r.target.protocol is not Protocol.DNS and r.target.host in hosts and r.reason in DNS_FAILURES
+    )
+
+
+# -- rules, in the order they run -------------------------------------------------------------
+
+
+def rule_no_dns(facts: Facts, rule: Rule) -> list[Finding]:
+    dns = facts.open(lambda r: _dns_probe(r))
+    if not dns or not all(r.reason in (Reason.DNS_TIMEOUT, Reason.DNS_NO_SERVERS, Reason.DNS_ERROR) for r in dns):
+        return []
+    refs = [r for r in facts.results if _dns_probe(r, reference=True)]
+    ref_ok = [r for r in refs if r.reason is not Reason.DNS_TIMEOUT and r.status is not Status.FAIL]
+    servers = facts.environment.get("settings", {}).get("dns_servers", "system")
+    evidence = facts.claim(dns) + facts.claim(_consequences(facts, {r.target.host for r in dns})) + facts.claim(refs)
+    detail = f"None of {len(dns)} names resolved through the configured resolver ({servers}): {dns[0].detail}"
+    if ref_ok:
+        detail += f" The reference resolver still answered {len(ref_ok)} of them, so the fault is the resolver."
+    return [
+        rule.finding(
+            "No DNS at all: the configured resolver does not answer",
+            detail,
+            evidence,
+            [dns_forwarder_fix(facts, zones=None)],
+        )
+    ]
+
+
+def rule_no_outbound(facts: Facts, rule: Rule) -> list[Finding]:
+    tcp = facts.open(lambda r: r.target.protocol in _TCP_BASED and r.status is not Status.SKIP)
+    if len(tcp) < 3 or not all(_tcp_failed(r) for r in tcp):
+        return []
+    ways = sorted({_SEEN[r.reason] for r in tcp})
+    return [
+        rule.finding(
+            "No outbound connectivity at all: every TCP probe failed",
+            f"All {len(tcp)} TCP connections failed ({'; '.join(ways)}). Check the subnet's route table"
+            " (UDR 0.0.0.0/0 to a firewall?), NAT gateway and the NSG's outbound rules.",
+            facts.claim(tcp),
+            [nsg_fix(facts, "AzureCloud", "Tcp", "443")],
+        )
+    ]
+
+
+def _zones_of(facts: Facts, checks: Iterable[CheckResult]) -> list[str]:
+    zones = set()
+    for c in checks:
+        exp = facts.expectation(c.id)
+        if exp is not None and exp.zone:
+            zones.add(exp.zone)
+    return sorted(zones)
+
+
+def rule_custom_dns_not_forwarding(facts: Facts, rule: Rule) -> list[Finding]:
+    """The configured resolver fails or answers publicly where Azure DNS answers privately."""
+    bad = []
+    for ref in facts.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH):
+        ours = next((r for r in facts.results if r.id == ref.labels.get("mismatch_with")), None)
+        if ours is None:
+            continue
+        exp = facts.expectation(ours.id)
+        if exp is not None and exp.expect == "private" and ours.reason is not Reason.OK:
+            bad.append((ours, ref))
+    if not bad:
+        return []
+    configured = [o for o, _ in bad]
+    zones = _zones_of(facts, configured)
+    evidence = facts.claim(configured) + facts.claim(r for _, r in bad)
+    evidence += facts.claim(_consequences(facts, {c.target.host for c in configured}))
+    seen = sorted({o.reason.value for o in configured})
+    return [
+        rule.finding(
+            f"The custom DNS does not forward the privatelink zones to Azure DNS ({', '.join(zones)})",
+            f"For {_hosts(configured)} the configured resolver answered {'/'.join(seen)} while Azure DNS"
+            " (168.63.129.16) returned the private endpoint's address: the conditional forwarders are missing.",
+            evidence,
+            [dns_forwarder_fix(facts, zones=zones)],
+        )
+    ]
+
+
+def rule_zone_not_linked(facts: Facts, rule: Rule) -> list[Finding]:
+    bad = facts.open(
+        lambda r: r.reason in (Reason.DNS_PUBLIC_ADDRESS, Reason.DNS_MISSING_PRIVATELINK_CNAME, Reason.DNS_NXDOMAIN)
+        and _dns_probe(r)
+        and facts.expectation(r.id) is not None
+        and facts.expectation(r.id).expect == "private"
+    )
+    if not bad:
+        return []
+    zones = _zones_of(facts, bad)
+    evidence = facts.claim(bad) + facts.claim(_consequences(facts, {c.target.host for c in bad}))
+    return [
+        rule.finding(
+            f"Private DNS zone not linked to the VNet ({', '.join(zones)})",
+            f"{_hosts(bad)} resolved to public addresses (or not at all) although the workspace uses private"
+            " endpoints, and Azure DNS agrees: the private DNS zones are not linked to this VNet, or the"
+            " private endpoints were created without DNS integration.",
+            evidence,
+            [dns_link_fix(facts, zones)],
+        )
+    ]
+
+
+def rule_resolver_mismatch(facts: Facts, rule: Rule) -> list[Finding]:
+    bad = facts.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH)
+    if not bad:
+        return []
+    return [
+        rule.finding(
+            "The configured resolver disagrees with Azure DNS",
+            f"For {_hosts(bad)} the configured resolver and 168.63.129.16 give different answers: "
+            + bad[0].detail,
+            facts.claim(bad),
+            [dns_forwarder_fix(facts, zones=_zones_of(facts, bad))],
+        )
+    ]
+
+
+def rule_hosts_override(facts: Facts, rule: Rule) -> list[Finding]:
+    overrides: dict[str, Any] = facts.environment.get("local", {}).get("hosts_overrides") or {}
+    if not overrides:
+        return []
+    checks = facts.open(lambda r: r.target.host in overrides and _dns_probe(r))
+    listed = ", ".join(f"{h} -> {a}" for h, a in sorted(overrides.items()))
+    return [
+        rule.finding(
+            "The hosts file overrides Azure ML names",
+            f"/etc/hosts pins {listed}. Such entries go stale when a private endpoint's address changes,"
+            " and they hide what DNS says.",
+            [c.id for c in checks],
+            [hosts_fix(sorted(overrides))],
+        )
+    ]
+
+
+def _issuer_cn(issuer: str) -> str:
+    for part in issuer.split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip().upper() == "CN":
+            return value.strip()
+    return issuer
+
+
+def rule_tls_inspection(facts: Facts, rule: Rule) -> list[Finding]:
+    from checks.expect import is_azure_issuer
+
+    bad = facts.open(
+        lambda r: r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
+        and r.tls is not None
+        and r.tls.leaf is not None
+        and not is_azure_issuer(r.tls.leaf.issuer)
+    )
+    if not bad:
+        return []
+    issuers = sorted({c.tls.leaf.issuer for c in bad if c.tls and c.tls.leaf})
+    stores = stores_trusting(bad[0].tls)  # type: ignore[arg-type]
+    trusted = [s for s, ok in stores.items() if ok]
+    untrusted = [s for s, ok in stores.items() if ok is False]
+    detail = f"{_hosts(bad)} presented certificates issued by {'; '.join(issuers)}, not by an Azure CA."
+    if trusted:
+        detail += f" Trusted by: {', '.join(trusted)}."
+    if untrusted:
+        detail += (
+            f" NOT trusted by: {', '.join(untrusted)} — tools using those stores fail with"
+            " 'unable to get local issuer certificate'."
+        )
+    return [
+        rule.finding(
+            f"TLS inspection: '{_issuer_cn(issuers[0])}' re-signs Azure traffic",
+            detail,
+            facts.claim(bad),
+            [tls_bypass_fix(sorted({c.target.host for c in facts.results if c.target.port == 443}))],
+        )
+    ]
+
+
+def rule_proxy_only(facts: Facts, rule: Rule) -> list[Finding]:
+    via_proxy = [r for r in facts.results if r.route == "proxy" and r.status is Status.PASS]
+    direct_bad = facts.open(
+        lambda r: (r.target.protocol in (Protocol.TCP, Protocol.SMB) and _tcp_failed(r))
+        or (r.target.protocol is Protocol.UDP and r.reason in (Reason.UDP_OPEN_FILTERED, Reason.UDP_CLOSED))
+    )
+    if not via_proxy or not any(r.target.protocol is not Protocol.UDP for r in direct_bad):
+        return []
+    ports = sorted({f"{r.target.protocol.value.upper()} {r.target.port}" for r in direct_bad})
+    proxy = via_proxy[0].proxy.url if via_proxy[0].proxy else "the proxy"
+    return [
+        rule.finding(
+            "HTTPS works only through the proxy; " + ", ".join(ports) + " have no direct path",
+            f"{len(via_proxy)} HTTPS checks passed through {proxy}, but {len(direct_bad)} checks that no HTTP proxy"
+            " can carry (UDP 5831 to tundra, SMB 445 to storage, 8787/18881 to the instance) found no direct path."
+            " Compute instances need those without a proxy.",
+            facts.claim(direct_bad),
+            [
+                nsg_fix(facts, "AzureMachineLearning", "Udp", "5831"),
+                nsg_fix(facts, "Storage", "Tcp", "445"),
+                nsg_fix(facts, "AzureMachineLearning", "Tcp", "8787 18881"),
+                proxy_bypass_fix(facts),
+            ],
+        )
+    ]
+
+
+def rule_outbound_443(facts: Facts, rule: Rule) -> list[Finding]:
+    bad = facts.open(
+        lambda r: _tcp_failed(r) and r.target.port == 443 and r.target.protocol is not Protocol.SMB
+    )
+    by_tag: dict[str, list[CheckResult]] = {}
+    for r in bad:
+        by_tag.setdefault(r.labels.get("service_tag") or "(no service tag)", []).append(r)
+    findings = []
+    for tag, checks in sorted(by_tag.items()):
+        ways = sorted({_SEEN[c.reason] for c in checks})
+        findings.append(
+            rule.finding(
+                f"Outbound TCP 443 to {tag} is {' / '.join(ways)}",
+                f"{len(checks)} endpoint(s) behind {tag} could not be reached on 443: {_hosts(checks)}.",
+                facts.claim(checks),
+                [nsg_fix(facts, tag, "Tcp", "443")],
+                doc=checks[0].labels.get("doc", ""),
+            )
+        )
+    return findings
+
+
+def rule_udp_5831(facts: Facts, rule: Rule) -> list[Finding]:
+    bad = facts.open(
+        lambda r: r.target.protocol is Protocol.UDP and r.reason in (Reason.UDP_CLOSED, Reason.UDP_FILTERED)
+    )
+    if not bad:
+        return []
+    how = "rejected (ICMP port unreachable)" if bad[0].reason is Reason.UDP_CLOSED else "filtered (ICMP unreachable)"
+    return [
+        rule.finding(
+            f"UDP 5831 to Azure ML (tundra) is {how}: compute instances cannot be created or updated",
+            f"{_hosts(bad)}: {bad[0].detail}",
+            facts.claim(bad),
+            [nsg_fix(facts, "AzureMachineLearning", "Udp", "5831")],
+        )
+    ]
+
+
+def rule_udp_unconfirmed(facts: Facts, rule: Rule) -> list[Finding]:
+    silent = facts.open(lambda r: r.target.protocol is Protocol.UDP and r.reason is Reason.UDP_OPEN_FILTERED)
+    if not silent:
+        return []
+    return [
+        rule.finding(
+            "UDP 5831 cannot be confirmed from inside (open|filtered)",
+            f"{_hosts(silent)} stayed silent: no ICMP rejection came back, which is what a working path looks"
+            " like (the service does not answer probes) and also what a silent drop looks like. If compute"
+            " instance creation hangs, check the NSG and firewall for outbound UDP 5831 to AzureMachineLearning.",
+            facts.claim(silent),
+            [nsg_fix(facts, "AzureMachineLearning", "Udp", "5831")],
+        )
+    ]
+
+
+def rule_smb(facts: Facts, rule: Rule) -> list[Finding]:
+    bad = facts.open(lambda r: r.target.protocol is Protocol.SMB and r.status is Status.FAIL)
+    if not bad:
+        return []
+    return [
+        rule.finding(
+            "SMB 445 to workspace storage is blocked: the file share cannot be mounted",
+            f"{_hosts(bad)}: {bad[0].detail} Compute instances and clusters mount the workspace file share"
+            " over SMB; without it they fail with StorageMountError.",
+            facts.claim(bad),
+            [nsg_fix(facts, "Storage", "Tcp", "445")],
+        )
+    ]
+
+
+def rule_websocket(facts: Facts, rule: Rule) -> list[Finding]:
+    bad = facts.open(
+        lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason in (Reason.WS_UPGRADE_REJECTED, Reason.WS_RESET)
+    )
+    if not bad:
+        return []
+    who = ""
+    h = bad[0].http
+    if h is not None and (h.server or h.via):
+        who = " by " + " / ".join(x for x in (h.server and f"Server: {h.server}", h.via and f"Via: {h.via}") if x)
+    status = f"HTTP {h.status}" if h is not None and h.status else "a reset"
+    return [
+        rule.finding(
+            f"Websocket upgrade stripped{who}: Jupyter will not work",
+            f"The upgrade to {_hosts(bad)} got {status} instead of 101 Switching Protocols. Something in the"
+            " path (proxy, firewall, TLS inspection) does not pass websockets.",
+            facts.claim(bad),
+            [proxy_bypass_fix(facts), tls_bypass_fix(sorted({c.target.host for c in bad}))],
+        )
+    ]
+
+
+def rule_private_endpoint_unreachable(facts: Facts, rule: Rule) -> list[Finding]:
+    bad = facts.open(lambda r: _tcp_failed(r) and r.labels.get("resource") is not None)
+    if not bad:
+        return []
+    return [
+        rule.finding(
+            "Private endpoints do not answer",
+            f"{_hosts(bad)} resolved to private endpoint addresses that did not accept connections: check the"
+            " NSG (VirtualNetwork 443/445 outbound) and the private endpoint's state.",
+            facts.claim(bad),
+            [nsg_fix(facts, "VirtualNetwork", "Tcp", "443 445")],
+        )
+    ]
+
+
+def rule_unexplained(facts: Facts, rule: Rule) -> list[Finding]:
+    bad = facts.open(lambda r: r.status in (Status.FAIL, Status.WARN))
+    return [
+        rule.finding(
+            f"{r.id}: {r.reason.value}",
+            r.detail,
+            facts.claim([r]),
+            [],
+            doc=r.labels.get("doc", ""),
+        )
+        for r in bad
+    ]
+
+
+def _r(id: str, sev: Severity, title: str, cause: str, fix: str, doc: str, run: Any) -> Rule:
+    return Rule(id, sev, title, cause, fix, doc, run)
+
+
+RULES: tuple[Rule, ...] = (
+    _r("dns-unavailable", Severity.CRITICAL, "No DNS at all",
+       "The configured resolver never answers (down, unreachable, or blocked UDP/TCP 53).",
+       "Point the VNet at a working resolver, or add Azure DNS (168.63.129.16) as a forwarder.", DOC_CUSTOM_DNS,
+       rule_no_dns),
+    _r("outbound-unavailable", Severity.CRITICAL, "No outbound connectivity at all",
+       "Every TCP connection fails: a route table, NAT or NSG cuts all egress.",
+       "Restore egress: NAT gateway or UDR to a firewall that allows the Azure ML service tags.", DOC_FIREWALL,
+       rule_no_outbound),
+    _r("custom-dns-not-forwarding", Severity.CRITICAL, "Custom DNS does not forward the privatelink zones",
+       "The VNet's custom DNS answers privatelink names itself (NXDOMAIN or public) instead of asking Azure DNS.",
+       "Add conditional forwarders for the listed zones to 168.63.129.16.", DOC_CUSTOM_DNS,
+       rule_custom_dns_not_forwarding),
+    _r("private-dns-zone-not-linked", Severity.CRITICAL, "Private DNS zone not linked",
+       "Names with private endpoints resolve to public addresses even through Azure DNS.",
+       "Link the privatelink zones to the VNet (az network private-dns link vnet create).", DOC_PE_DNS,
+       rule_zone_not_linked),
+    _r("dns-resolver-mismatch", Severity.WARNING, "Configured resolver disagrees with Azure DNS",
+       "Two resolvers give different answers for a workspace name: split-horizon drift.",
+       "Forward the zones to 168.63.129.16 or fix the records the custom DNS serves.", DOC_CUSTOM_DNS,
+       rule_resolver_mismatch),
+    _r("hosts-file-override", Severity.WARNING, "Hosts-file override of an Azure ML name",
+       "/etc/hosts pins a catalog name; the pin goes stale when the endpoint moves.",
+       "Remove the entries and let DNS answer.", DOC_CUSTOM_DNS, rule_hosts_override),
+    _r("tls-inspection", Severity.CRITICAL, "TLS inspection of Azure ML traffic",
+       "A firewall or proxy re-signs TLS with its own CA; tools whose trust store lacks it fail.",
+       "Exempt the Azure ML hosts from TLS inspection, or add the CA to every trust store.", DOC_CA,
+       rule_tls_inspection),
+    _r("proxy-only-egress", Severity.CRITICAL, "HTTPS only through a proxy",
+       "Egress exists only through an HTTP proxy, which cannot carry UDP 5831, SMB 445 or 8787/18881.",
+       "Allow those ports directly to their service tags and bypass the proxy for private endpoints.", DOC_PROXY,
+       rule_proxy_only),
+    _r("outbound-443-blocked", Severity.CRITICAL, "Outbound 443 to a service tag blocked",
+       "An NSG or firewall drops or rejects HTTPS to a required service tag.",
+       "Allow outbound TCP 443 to the service tag.", DOC_FIREWALL, rule_outbound_443),
+    _r("udp-5831-blocked", Severity.CRITICAL, "UDP 5831 rejected",
+       "Outbound UDP 5831 to AzureMachineLearning is rejected: compute instance management fails.",
+       "Allow outbound UDP 5831 to AzureMachineLearning.", DOC_TRAINING_VNET, rule_udp_5831),
+    _r("smb-445-blocked", Severity.CRITICAL, "SMB 445 blocked",
+       "Outbound TCP 445 to storage is blocked: the workspace file share cannot mount.",
+       "Allow outbound TCP 445 to Storage (or the storage private endpoint).", DOC_TRAINING_VNET, rule_smb),
+    _r("websocket-stripped", Severity.CRITICAL, "Websocket upgrade stripped",
+       "A proxy or firewall answers the websocket upgrade itself: Jupyter cannot connect.",
+       "Let websockets to *.instances.azureml.ms pass (bypass the proxy / inspection).", DOC_JUPYTER,
+       rule_websocket),
+    _r("private-endpoint-unreachable", Severity.CRITICAL, "Private endpoints do not answer",
+       "Names resolve to private endpoint addresses that refuse or drop connections.",
+       "Allow VirtualNetwork outbound 443/445 and check the private endpoint.", DOC_TRAINING_VNET,
+       rule_private_endpoint_unreachable),
+    _r("udp-5831-unconfirmed", Severity.INFO, "UDP 5831 cannot be confirmed from inside",
+       "UDP 5831 is open|filtered: silence is all a working path shows.",
+       "Nothing if instances create fine; otherwise check outbound UDP 5831.", DOC_TRAINING_VNET,
+       rule_udp_unconfirmed),
+    _r("unexplained-failure", Severity.WARNING, "A check failed for a reason no rule explains",
+       "A failure none of the rules above recognises.", "Read the check's detail.", DOC_FIREWALL,
+       rule_unexplained),
+)
+
+
+def diagnose(results: list[CheckResult], plan: Plan, inputs: Inputs, environment: dict[str, Any]) -> list[Finding]:
+    facts = Facts(results=results, plan=plan, inputs=inputs, environment=environment, claimed=set())
+    findings: list[Finding] = []
+    for rule in RULES:
+        findings.extend(rule.run(facts, rule))
+    order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    return sorted(findings, key=lambda f: order[f.severity])

@@ -1,0 +1,336 @@
+"""What the machine itself says about the workspace: Azure ML compute markers, DMI and IMDS.
+
+Every name read here comes from a public source, cited where it is used. Anything that could not be
+confirmed (for example which keys ``/mnt/azmnt/.nbvm`` holds beyond ``instance`` and
+``domainsuffix``) is deliberately not read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from probe.timing import now, within
+
+# Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
+# Azure in cloud-init (cloudinit/sources/azure/identity.py, ChassisAssetTag.AZURE_CLOUD) and in
+# Microsoft's Update Management troubleshooting doc ("Dmidecode check").
+AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
+DEFAULT_DMI_PATH = Path("/sys/class/dmi/id/chassis_asset_tag")
+
+# The instance endpoint of IMDS (learn.microsoft.com/azure/virtual-machines/instance-metadata-service;
+# MicrosoftDocs/azure-compute-docs articles/virtual-machines/instance-metadata-service.md).
+# 2021-02-01 is in the supported-versions list and has every field read below.
+DEFAULT_IMDS_URL = "http://169.254.169.254/metadata/instance?api-version=2021-02-01"
+DMI_PATH_ENV = "AMLPROBE_DMI_PATH"
+IMDS_URL_ENV = "AMLPROBE_IMDS_URL"
+# IMDS answers with a few KiB; anything far larger is not IMDS.
+_IMDS_MAX_BYTES = 1 << 20
+
+# A compute instance's key=value identity file. Microsoft's own code treats its presence as "this is
+# a compute instance" and reads ``instance`` and ``domainsuffix`` from it, building the instance's
+# URL as https://<instance>-<port>.<domainsuffix> (microsoft/responsible-ai-toolbox
+# rai_core_flask/rai_core_flask/environments/azure_nb_environment.py; azureml-core's
+# authentication.py and its "This is not a compute instance." check use the same path).
+NBVM_PATH = Path("/mnt/azmnt/.nbvm")
+
+# Setup scripts on a compute instance "can use the following environment variables":
+# CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER
+# (MicrosoftDocs/azure-ai-docs articles/machine-learning/how-to-customize-compute-instance.md).
+# how-to-r-deploy-an-r-model.md uses $CI_RESOURCE_GROUP and $CI_WORKSPACE in a CI terminal as-is.
+CI_ENV_FIELDS = {
+    "CI_NAME": "instance_name",
+    "CI_WORKSPACE": "workspace_name",
+    "CI_RESOURCE_GROUP": "resource_group",
+}
+
+# Set inside Azure ML jobs (compute clusters, serverless, or a job on a CI). Not in the Learn docs;
+# read by Microsoft's azureml-core to rebuild the run's workspace
+# (azureml.data.context_managers._CommonContextManager._get_workspace), which also takes the region
+# from the first label of AZUREML_SERVICE_ENDPOINT's host.
+JOB_ENV_FIELDS = {
+    "AZUREML_ARM_SUBSCRIPTION": "subscription_id",
+    "AZUREML_ARM_RESOURCEGROUP": "resource_group",
+    "AZUREML_ARM_WORKSPACE_NAME": "workspace_name",
+    "AZUREML_WORKSPACE_ID": "workspace_id",
+}
+JOB_SERVICE_ENDPOINT_ENV = "AZUREML_SERVICE_ENDPOINT"
+
+# how-to-customize-compute-instance.md: an inline setup script runs in
+# /mnt/batch/tasks/shared/LS_root/mounts/clusters/<ciname>/code/Users, and an uploaded one in
+# /home/azureuser/cloudfiles/code/Users/<user>.
+CI_MOUNTS_DIR = Path("/mnt/batch/tasks/shared/LS_root/mounts/clusters")
+CI_HOME = Path("/home/azureuser")
+
+# The system-wide environment file: CI_* may be missing from our own environment when we run
+# under sudo or systemd. Whether the CI writes them there is not documented, so it is only a
+# fallback for the same documented names.
+ETC_ENVIRONMENT = Path("/etc/environment")
+
+# compute.azEnvironment values (instance-metadata-service.md, "Sample 5"); IMDS's own samples
+# differ in case ("AZUREPUBLICCLOUD" vs "AzurePublicCloud").
+_AZ_ENVIRONMENT_CLOUD = {
+    "azurepubliccloud": "public",
+    "azureusgovernmentcloud": "usgov",
+    "azurechinacloud": "china",
+}
+
+_SMALL_FILE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class ImdsFacts:
+    region: str | None = None
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    vm_name: str | None = None
+    az_environment: str | None = None
+    private_ips: tuple[str, ...] = ()
+    public_ips: tuple[str, ...] = ()
+
+    @property
+    def cloud(self) -> str | None:
+        if not self.az_environment:
+            return None
+        return _AZ_ENVIRONMENT_CLOUD.get(self.az_environment.lower())
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "region": self.region,
+            "subscription_id": self.subscription_id,
+            "resource_group": self.resource_group,
+            "vm_name": self.vm_name,
+            "az_environment": self.az_environment,
+            "private_ips": list(self.private_ips),
+            "public_ips": list(self.public_ips),
+        }
+
+
+@dataclass
+class Discovery:
+    """Values found on this machine, keyed by Inputs field, each with its ``discovered:`` source."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    # "compute-instance", "job", or None when no Azure ML compute marker was found. On Azure ML
+    # compute the VM lives in a Microsoft-managed Batch subscription, so IMDS's subscription and
+    # resource group are not the workspace's (requirements §1b, Batch row: "The Batch account is in
+    # a Microsoft subscription").
+    aml_compute: str | None = None
+    # The compute instance's DNS suffix from .nbvm (``<instance>.<suffix>`` is its host name).
+    ci_domain_suffix: str | None = None
+    azure_vm: bool = False
+    imds: ImdsFacts | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def set(self, name: str, value: str | None, source: str) -> None:
+        """Record ``value`` unless an earlier (stronger) discovery source already gave one."""
+        if value and value.strip() and name not in self.values:
+            self.values[name] = value.strip()
+            self.sources[name] = f"discovered:{source}"
+
+    def as_environment(self) -> dict[str, object]:
+        """JSON-ready, for the report's ``environment``."""
+        return {
+            "azure_vm": self.azure_vm,
+            "aml_compute": self.aml_compute,
+            "ci_domain_suffix": self.ci_domain_suffix,
+            "values": dict(self.values),
+            "sources": dict(self.sources),
+            "imds": self.imds.to_dict() if self.imds else None,
+            "errors": list(self.errors),
+        }
+
+
+def _read_small(path: Path) -> str:
+    with path.open("rb") as fh:
+        return fh.read(_SMALL_FILE_BYTES).decode("utf-8", errors="replace")
+
+
+def is_azure_vm(dmi_path: Path = DEFAULT_DMI_PATH) -> bool:
+    """True iff the DMI chassis asset tag is Azure's; an unreadable file means not Azure."""
+    try:
+        return _read_small(dmi_path).strip() == AZURE_ASSET_TAG
+    except OSError:
+        return False
+
+
+def _text(value: object) -> str | None:
+    # IMDS reports every primitive as a string and absent values as "".
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def parse_imds(doc: object) -> ImdsFacts:
+    """The facts amlprobe needs from an /metadata/instance document; ValueError if it is not one."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("compute"), dict):
+        raise ValueError("not an IMDS instance document (no 'compute' object)")
+    compute: dict[str, Any] = doc["compute"]
+    private: list[str] = []
+    public: list[str] = []
+    network = doc.get("network")
+    interfaces = network.get("interface") if isinstance(network, dict) else None
+    for nic in interfaces if isinstance(interfaces, list) else []:
+        if not isinstance(nic, dict):
+            continue
+        for family in ("ipv4", "ipv6"):
+            block = nic.get(family)
+            addresses = block.get("ipAddress") if isinstance(block, dict) else None
+            for entry in addresses if isinstance(addresses, list) else []:
+                if not isinstance(entry, dict):
+                    continue
+                if (ip := _text(entry.get("privateIpAddress"))) and ip not in private:
+                    private.append(ip)
+                if (ip := _text(entry.get("publicIpAddress"))) and ip not in public:
+                    public.append(ip)
+    return ImdsFacts(
+        region=_text(compute.get("location")),
+        subscription_id=_text(compute.get("subscriptionId")),
+        resource_group=_text(compute.get("resourceGroupName")),
+        vm_name=_text(compute.get("name")),
+        az_environment=_text(compute.get("azEnvironment")),
+        private_ips=tuple(private),
+        public_ips=tuple(public),
+    )
+
+
+async def _fetch_imds(url: str, timeout: float) -> ImdsFacts:
+    # trust_env=False: IMDS must never go through a proxy (instance-metadata-service.md, "Proxies").
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with (
+        aiohttp.ClientSession(trust_env=False, timeout=client_timeout) as session,
+        session.get(url, headers={"Metadata": "true"}, allow_redirects=False) as resp,
+    ):
+        body = await resp.content.read(_IMDS_MAX_BYTES + 1)
+        if resp.status != 200:
+            raise ValueError(f"IMDS answered HTTP {resp.status}")
+        if len(body) > _IMDS_MAX_BYTES:
+            raise ValueError("IMDS answer is larger than 1 MiB")
+        try:
+            doc = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"IMDS answer is not JSON: {exc}") from None
+        return parse_imds(doc)
+
+
+async def query_imds(
+    url: str = DEFAULT_IMDS_URL, timeout: float = 2.0, *, errors: list[str] | None = None
+) -> ImdsFacts | None:
+    """Ask IMDS for this VM's facts; None on any failure (its one-line reason appended to ``errors``)."""
+    try:
+        return await within(_fetch_imds(url, timeout), now() + timeout)
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        reason = f"no answer within {timeout:g}s"
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+    if errors is not None:
+        errors.append(f"IMDS {url}: {reason}")
+    return None
+
+
+def parse_key_values(text: str) -> dict[str, str]:
+    """``KEY=value`` lines (comments, blanks and surrounding quotes ignored), as in .nbvm and /etc/environment."""
+    out: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip()
+        if key.startswith("export "):
+            key = key[len("export ") :].strip()
+        out[key] = value.strip().strip("'\"")
+    return out
+
+
+def _region_from_service_endpoint(url: str) -> str | None:
+    # e.g. https://eastus.api.azureml.ms: only the "<region>.api.<domain>" shape is trusted.
+    try:
+        host = urlsplit(url if "://" in url else f"https://{url}").hostname or ""
+    except ValueError:
+        return None
+    labels = host.split(".")
+    if len(labels) >= 3 and labels[1] == "api" and labels[0]:
+        return labels[0]
+    return None
+
+
+def _single_subdirectory(path: Path) -> str | None:
+    try:
+        names = [p.name for p in path.iterdir() if p.is_dir()]
+    except OSError:
+        return None
+    return names[0] if len(names) == 1 else None
+
+
+async def discover(
+    env: Mapping[str, str],
+    *,
+    dmi_path: Path | None = None,
+    imds_url: str | None = None,
+    home: Path = CI_HOME,
+    nbvm_path: Path = NBVM_PATH,
+    ci_mounts_dir: Path = CI_MOUNTS_DIR,
+    etc_environment: Path = ETC_ENVIRONMENT,
+    imds_timeout: float = 2.0,
+) -> Discovery:
+    """Collect what this machine says about its workspace. Never raises for missing or odd files.
+
+    ``dmi_path`` / ``imds_url`` default to $AMLPROBE_DMI_PATH / $AMLPROBE_IMDS_URL, then to the real
+    locations. IMDS is only asked when the DMI tag says this is an Azure VM.
+    """
+    found = Discovery()
+
+    # Strongest first: the process environment, then files written by the platform.
+    for name, field_name in CI_ENV_FIELDS.items():
+        if env.get(name, "").strip():
+            found.aml_compute = "compute-instance"
+            found.set(field_name, env[name], f"env {name}")
+    for name, field_name in JOB_ENV_FIELDS.items():
+        if env.get(name, "").strip():
+            found.aml_compute = found.aml_compute or "job"
+            found.set(field_name, env[name], f"env {name}")
+    if endpoint := env.get(JOB_SERVICE_ENDPOINT_ENV, "").strip():
+        found.aml_compute = found.aml_compute or "job"
+        found.set("region", _region_from_service_endpoint(endpoint), f"env {JOB_SERVICE_ENDPOINT_ENV}")
+
+    try:
+        nbvm = parse_key_values(_read_small(nbvm_path))
+    except FileNotFoundError:
+        nbvm = None
+    except OSError as exc:
+        nbvm = None
+        found.errors.append(f"{nbvm_path}: {exc.strerror or exc}")
+    if nbvm is not None:
+        found.aml_compute = "compute-instance"
+        found.set("instance_name", nbvm.get("instance"), str(nbvm_path))
+        found.ci_domain_suffix = nbvm.get("domainsuffix") or None
+
+    try:
+        system_env = parse_key_values(_read_small(etc_environment))
+    except OSError:
+        system_env = {}
+    for name, field_name in CI_ENV_FIELDS.items():
+        if system_env.get(name):
+            found.aml_compute = "compute-instance"
+            found.set(field_name, system_env[name], f"{etc_environment} {name}")
+
+    if ci_name := _single_subdirectory(ci_mounts_dir):
+        found.aml_compute = "compute-instance"
+        found.set("instance_name", ci_name, str(ci_mounts_dir))
+    if found.aml_compute is None and (home / "cloudfiles" / "code").is_dir():
+        found.aml_compute = "compute-instance"
+
+    found.azure_vm = is_azure_vm(dmi_path or Path(env.get(DMI_PATH_ENV) or DEFAULT_DMI_PATH))
+    if found.azure_vm:
+        url = imds_url or env.get(IMDS_URL_ENV) or DEFAULT_IMDS_URL
+        found.imds = await query_imds(url, imds_timeout, errors=found.errors)
+    return found

@@ -1,0 +1,229 @@
+"""``amlprobe lab``: build a simulated Azure ML VNet in a private namespace and run the real check in it.
+
+The agent runs exactly as a user runs ``amlprobe check``: same parser, same plan, same probers,
+pointed at the lab's resolver, CA bundle and workspace inputs. The lab never special-cases it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from checks.catalog import load_catalog
+from checks.inputs import Inputs
+from checks.plan import Plan, build_plan
+from lab import topology as topo
+from lab.ca import LabCA, azure_like_ca, inspection_ca
+from lab.netns import NamespaceUnavailable, enter_private_network, ip_batch
+from lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario
+from probe.errors import UsageError
+
+# The lab's workspace: a compute instance in East US with a workspace private endpoint.
+LAB_INPUTS: dict[str, str] = {
+    "region": "eastus",
+    "workspace_id": "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8c0e1a37",
+    "workspace_name": "lab-ws",
+    "storage_account": "amlprobelabsa",
+    "key_vault": "amlprobe-lab-kv",
+    "container_registry": "amlprobelabacr",
+    "instance_name": "lab-ci",
+}
+LAB_TIMEOUT = 1.5
+# Variables that would let the host's own setup leak into the lab's run.
+_HOST_ENV = (
+    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+)
+
+
+def lab_plan(scenarios: Sequence[str] = ()) -> Plan:
+    inputs = Inputs.model_validate({**LAB_INPUTS, **({"scenarios": list(scenarios)} if scenarios else {})})
+    return build_plan(load_catalog(inputs.cloud), inputs)
+
+
+def check_argv(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> list[str]:
+    argv = ["check", "--dns-server", topo.CUSTOM_DNS, "--reference-dns", topo.AZURE_DNS]
+    argv += ["--ca-bundle", str(workdir / "ca-bundle.pem"), "--timeout", str(args.timeout)]
+    for key, value in LAB_INPUTS.items():
+        argv += [f"--{key.replace('_', '-')}", value]
+    if args.format:
+        argv += ["--format", args.format]
+    if args.output:
+        argv += ["--output", args.output]
+    if args.no_color:
+        argv.append("--no-color")
+    return argv
+
+
+def lab_environment(scenario: Scenario, workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _HOST_ENV}
+    env["AMLPROBE_RESOLV_CONF"] = str(workdir / "resolv.conf")
+    env["AMLPROBE_HOSTS_FILE"] = str(workdir / "hosts")
+    # The lab is never an Azure VM, whatever machine hosts it: IMDS stays silent.
+    env["AMLPROBE_DMI_PATH"] = str(workdir / "no-dmi")
+    if scenario.proxy:
+        env["HTTPS_PROXY"] = f"http://{topo.PROXY}:{topo.PROXY_PORT}"
+    return env
+
+
+def write_files(workdir: Path, cas: list[LabCA]) -> None:
+    (workdir / "ca-bundle.pem").write_bytes(b"".join(ca.root_pem for ca in cas))
+    (workdir / "resolv.conf").write_text(f"# amlprobe lab: the VNet's custom DNS\nnameserver {topo.CUSTOM_DNS}\n")
+    (workdir / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+
+
+@contextlib.asynccontextmanager
+async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) -> AsyncIterator[None]:
+    """Start every peer of the simulated VNet; stop them all on exit, whatever happened."""
+    import ssl
+
+    from lab.servers.dns import DnsServer
+    from lab.servers.proxy import ConnectProxy
+    from lab.servers.smb import Smb2Responder
+    from lab.servers.udp import UdpSink
+    from lab.servers.web import AcceptOnly, HttpsFrontEnd
+
+    azure_ca = azure_like_ca()
+    cas = [azure_ca]
+    serving_ca = azure_ca
+    if scenario.inspection_ca:
+        serving_ca = inspection_ca()
+        cas.append(serving_ca)
+    write_files(workdir, cas)
+    issued = serving_ca.issue(sorted(layout.tls_hosts) or ["lab.invalid"])
+    (workdir / "server.pem").write_bytes(issued.chain_pem)
+    (workdir / "server.key").write_bytes(issued.key_pem)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(workdir / "server.pem", workdir / "server.key")
+
+    custom_zone = topo.zone_for(
+        layout, public_for=scenario.custom_dns_public, drop_privatelink=scenario.custom_dns_nxdomain_privatelink
+    )
+    azure_zone = topo.zone_for(layout, public_for=scenario.azure_dns_public, drop_privatelink=False)
+    servers: list[Any] = [
+        DnsServer(topo.CUSTOM_DNS, 53, records=custom_zone, mode="silent" if scenario.custom_dns_silent else None),
+        DnsServer(topo.AZURE_DNS, 53, records=azure_zone),
+        HttpsFrontEnd(
+            [("0.0.0.0", 443)],
+            tls,
+            websocket_hosts=layout.websocket_hosts,
+            strip_websocket_hosts=layout.websocket_hosts if scenario.strip_websocket else (),
+        ),
+        AcceptOnly([("0.0.0.0", p) for p in sorted(layout.tcp_ports)]),
+    ]
+    servers += [Smb2Responder("0.0.0.0", p) for p in sorted(layout.smb_ports)]
+    if scenario.udp_listener:
+        servers += [UdpSink(host, port) for host, port in sorted(layout.udp_targets)]
+    if scenario.proxy:
+        servers.append(ConnectProxy(topo.PROXY, topo.PROXY_PORT, resolve=_resolver_for_proxy(), source=topo.PROXY))
+    started: list[Any] = []
+    try:
+        for server in servers:
+            await server.start()
+            started.append(server)
+        yield
+    finally:
+        for server in reversed(started):
+            with contextlib.suppress(Exception):
+                await server.stop()
+
+
+def _resolver_for_proxy() -> Any:
+    from probe.context import ProbeSettings
+    from probe.dns import lookup
+
+    settings = ProbeSettings(timeout=LAB_TIMEOUT, dns_servers=[topo.CUSTOM_DNS], env={}, trust_env=False)
+
+    async def resolve(name: str) -> list[str]:
+        return (await lookup(name, settings)).addresses
+
+    return resolve
+
+
+async def run_inside(scenario: Scenario, layout: topo.Layout, workdir: Path, args: argparse.Namespace) -> int:
+    from probe.cli import build_parser, cmd_check
+    from probe.plugin import load_plugins
+
+    os.environ.clear()
+    os.environ.update(lab_environment(scenario, workdir))
+    plugins = load_plugins()
+    check_args = build_parser(plugins).parse_args(check_argv(scenario, workdir, args))
+    async with lab_servers(layout, scenario, workdir):
+        code = await cmd_check(check_args, plugins)
+        if args.keep:
+            await _keep_running(args)
+    return code
+
+
+async def _keep_running(args: argparse.Namespace) -> None:
+    pid = os.getpid()
+    print(
+        f"amlprobe lab: the lab stays up (pid {pid}). In another shell enter it with\n"
+        f"  nsenter --target {pid} --user --net --preserve-credentials\n"
+        f"then try: amlprobe check --dns-server {topo.CUSTOM_DNS} --target tls://login.microsoftonline.com\n"
+        "Ctrl-C (or SIGTERM) here stops it and removes everything.",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def describe_scenarios() -> str:
+    lines = ["Lab scenarios (amlprobe lab --scenario NAME):", ""]
+    for s in SCENARIOS.values():
+        lines += [f"  {s.name}", f"      {s.summary}", f"      made by: {s.mechanism}", ""]
+    return "\n".join(lines)
+
+
+def add_lab_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default=None, metavar="NAME", help="fault to simulate (see --list)")
+    p.add_argument("--list", action="store_true", help="describe the scenarios and exit")
+    p.add_argument("--keep", action="store_true", help="leave the lab running after the check, to explore")
+    p.add_argument("--timeout", type=float, default=LAB_TIMEOUT, help=f"per-probe timeout (default {LAB_TIMEOUT})")
+    p.add_argument("--format", choices=("json", "table"), default=None)
+    p.add_argument("--output", metavar="FILE")
+    p.add_argument("--no-color", action="store_true")
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    if args.list:
+        sys.stdout.write(describe_scenarios())
+        return 0
+    name = args.scenario or DEFAULT_SCENARIO
+    scenario = SCENARIOS.get(name)
+    if scenario is None:
+        raise UsageError(f"unknown lab scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    if args.output:
+        args.output = os.path.abspath(args.output)
+    t0 = time.perf_counter()
+    plan = lab_plan()
+    layout = topo.build_layout(plan)
+    try:
+        enter_private_network()
+        ip_batch(topo.network_commands(layout, scenario))
+    except NamespaceUnavailable as exc:
+        raise UsageError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="amlprobe-lab-") as tmp:
+        code = asyncio.run(run_inside(scenario, layout, Path(tmp), args))
+    if args.scenario is None and sys.stderr.isatty():
+        print(
+            "\nThat was the healthy lab. Now break something: amlprobe lab --scenario nsg-blocks-443 "
+            "(amlprobe lab --list shows all).",
+            file=sys.stderr,
+        )
+    if os.environ.get("AMLPROBE_LAB_TIMING"):
+        print(f"lab total {time.perf_counter() - t0:.3f}s", file=sys.stderr)
+    return code

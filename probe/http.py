@@ -1,0 +1,260 @@
+"""The http prober (one HTTP/1.1 GET), and the response-head reader the proxy code shares.
+
+Any HTTP answer passes: the question is whether the path to the service works, and a 401, 403
+or 404 from the service proves it does. The status, Server and Via are recorded, because a
+403 from "Server: contoso-gw" is a different story from a 403 from the service.
+
+Through a proxy, plain http:// is tunnelled with CONNECT as https:// is, so what the proxy says
+(proxy_*) never mixes with what the service says; proxies that allow CONNECT only to 443 reject
+such tunnels, and the detail says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from probe import __version__
+from probe.context import ProbeContext, make_result
+from probe.dial import DialFailed, DialInfo, dial
+from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Status, TlsFacts
+from probe.reasons import Reason, classify_tls_error
+from probe.tcp import endpoint
+from probe.timing import Stopwatch, within
+
+HEAD_LIMIT = 64 * 1024
+# Headers worth keeping besides Server and Via: they tell who answered and why.
+KEPT_HEADERS = ("content-type", "location", "www-authenticate", "proxy-authenticate", "x-cache", "x-squid-error")
+
+_STATUS_LINE = re.compile(r"HTTP/(\d)\.(\d) +(\d{3})(?: +(.*))?")
+
+
+class BadHttpResponse(ValueError):
+    """What came back is not an HTTP/1.x response head."""
+
+
+@dataclass
+class HttpHead:
+    version: str
+    status: int
+    reason: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def get_all(self, name: str) -> list[str]:
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    def get(self, name: str) -> str | None:
+        values = self.get_all(name)
+        return ", ".join(values) if values else None
+
+    def facts(self, *, upgraded: bool | None = None) -> HttpFacts:
+        kept = {k: v for k in KEPT_HEADERS if (v := self.get(k)) is not None}
+        return HttpFacts(
+            status=self.status,
+            reason_phrase=self.reason or None,
+            server=self.get("server"),
+            via=self.get("via"),
+            headers=kept,
+            upgraded=upgraded,
+        )
+
+
+def find_head_end(data: bytes) -> int | None:
+    """Index just past the blank line ending a head (CRLF CRLF, or bare LF LF), or None."""
+    ends = [i + len(t) for t in (b"\r\n\r\n", b"\n\n") if (i := data.find(t)) >= 0]
+    return min(ends) if ends else None
+
+
+def parse_head(data: bytes) -> HttpHead:
+    text = data.decode("latin-1")
+    lines = re.split(r"\r?\n", text.rstrip("\r\n"))
+    m = _STATUS_LINE.fullmatch(lines[0].rstrip())
+    if m is None:
+        shown = lines[0][:60].encode("unicode_escape").decode("ascii")
+        raise BadHttpResponse(f"not an HTTP status line: '{shown}'")
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        if line[:1] in (" ", "\t") and headers:
+            # obs-fold: a continuation of the previous header's value.
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {line.strip()}")
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            raise BadHttpResponse(f"malformed header line: '{line[:60]}'")
+        headers.append((name, value.strip()))
+    return HttpHead(f"{m.group(1)}.{m.group(2)}", int(m.group(3)), (m.group(4) or "").strip(), headers)
+
+
+async def read_head(reader: asyncio.StreamReader, deadline: float, limit: int = HEAD_LIMIT) -> HttpHead:
+    """Read one response head from a stream, skipping interim 1xx answers (but not 101)."""
+    buf = b""
+    while True:
+        end = find_head_end(buf)
+        if end is None:
+            if len(buf) >= limit:
+                raise BadHttpResponse(f"response head larger than {limit} bytes")
+            chunk = await within(reader.read(limit), deadline)
+            if not chunk:
+                if buf:
+                    raise BadHttpResponse("connection closed in the middle of the response head")
+                raise EOFError("closed without answering")
+            buf += chunk
+            continue
+        head = parse_head(buf[:end])
+        if 100 <= head.status < 200 and head.status != 101:
+            buf = buf[end:]
+            continue
+        return head
+
+
+def request_target(path: str | None) -> str:
+    target = path or "/"
+    if not target.startswith("/"):
+        target = "/" + target
+    # Never let a path smuggle whitespace or CR/LF into the request line.
+    return quote(target, safe="/%?#[]@!$&'()*+,;=:~-._")
+
+
+def host_header(host: str, port: int, *, tls: bool) -> str:
+    bare = host.strip("[]")
+    if port == (443 if tls else 80):
+        return f"[{bare}]" if ":" in bare else bare
+    return endpoint(bare, port)
+
+
+def _dial_fields(info: DialInfo) -> dict[str, object]:
+    return {
+        "addresses": info.addresses,
+        "peer": info.peer,
+        "route": info.route,
+        "phases_ms": info.phases_ms,
+        "attempts": info.attempts,
+        "dns": info.dns,
+        "proxy": info.proxy,
+    }
+
+
+def _via(info: DialInfo) -> str:
+    if info.route == "proxy" and info.proxy is not None:
+        return f"through proxy {info.proxy.url}"
+    return f"direct to {info.peer}" if info.peer else "direct"
+
+
+def _confidence(reason: Reason) -> Confidence:
+    if reason.value.endswith("_timeout"):
+        return Confidence.LIKELY
+    return Confidence.CONFIRMED
+
+
+async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
+    """GET the target path over HTTP/1.1 (HTTPS when ``spec.tls``); any HTTP answer passes."""
+    started = datetime.now(timezone.utc)
+    deadline = ctx.deadline()
+    total = Stopwatch()
+    host, tls = spec.target.host, spec.tls
+    port = spec.target.port or (443 if tls else 80)
+    target = request_target(spec.target.path)
+    url = f"{'https' if tls else 'http'}://{host_header(host, port, tls=tls)}{target}"
+
+    def result(reason: Reason, detail: str, info: DialInfo, **extra: object) -> CheckResult:
+        status = Status.PASS if reason is Reason.OK else Status.FAIL
+        return make_result(
+            spec,
+            status,
+            reason,
+            detail,
+            confidence=_confidence(reason),
+            started_at=started,
+            **_dial_fields(info),
+            **extra,
+        )
+
+    try:
+        sock, info = await dial(ctx, host, port, deadline, tls=tls)
+    except DialFailed as exc:
+        detail = exc.detail
+        if exc.reason is Reason.PROXY_CONNECT_REJECTED and not tls:
+            detail += " Many proxies allow CONNECT only to port 443; plain-HTTP clients send them forward requests."
+        return result(exc.reason, detail, exc.info)
+
+    tls_facts: TlsFacts | None = None
+    watch = Stopwatch()
+    try:
+        if tls:
+            from probe.tls import ca_bundle_in_use
+
+            tls_facts = TlsFacts(server_name=host, verified=False, ca_bundle=ca_bundle_in_use(ctx.settings))
+            server_name = host.strip("[]")
+            reader, writer = await within(
+                asyncio.open_connection(
+                    sock=sock, ssl=ctx.ssl_context(), server_hostname=server_name, limit=HEAD_LIMIT
+                ),
+                deadline,
+            )
+        else:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=HEAD_LIMIT)
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        info.phases_ms["tls"] = watch.ms()
+        reason = classify_tls_error(exc)
+        if tls_facts is not None and isinstance(exc, ssl.SSLCertVerificationError):
+            tls_facts.verify_error = exc.verify_message
+        what = "did not finish in time" if reason is Reason.TLS_TIMEOUT else f"failed: {exc}"
+        return result(reason, f"TLS handshake with {host}:{port} ({_via(info)}) {what}.", info, tls=tls_facts)
+    except BaseException:
+        sock.close()
+        raise
+    if tls_facts is not None:
+        info.phases_ms["tls"] = watch.restart()
+        sslobj = writer.get_extra_info("ssl_object")
+        tls_facts.verified = True
+        if sslobj is not None:
+            tls_facts.version = sslobj.version()
+            cipher = sslobj.cipher()
+            tls_facts.cipher = cipher[0] if cipher else None
+            tls_facts.alpn = sslobj.selected_alpn_protocol()
+
+    try:
+        request = (
+            f"GET {target} HTTP/1.1\r\n"
+            f"Host: {host_header(host, port, tls=tls)}\r\n"
+            f"User-Agent: amlprobe/{__version__}\r\n"
+            "Accept: */*\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        writer.write(request.encode("latin-1"))
+        await within(writer.drain(), deadline)
+        head = await read_head(reader, deadline)
+    except TimeoutError:
+        info.phases_ms["http"] = watch.ms()
+        detail = f"No HTTP answer from {url} ({_via(info)}) in time."
+        return result(Reason.HTTP_TIMEOUT, detail, info, tls=tls_facts)
+    except BadHttpResponse as exc:
+        info.phases_ms["http"] = watch.ms()
+        detail = f"The answer from {url} ({_via(info)}) is not valid HTTP: {exc}."
+        return result(Reason.HTTP_BAD_RESPONSE, detail, info, tls=tls_facts)
+    except EOFError:
+        info.phases_ms["http"] = watch.ms()
+        detail = f"{url} ({_via(info)}) closed the connection without answering the request."
+        return result(Reason.HTTP_BAD_RESPONSE, detail, info, tls=tls_facts)
+    except ssl.SSLError as exc:
+        info.phases_ms["http"] = watch.ms()
+        reason = classify_tls_error(exc)
+        return result(reason, f"TLS failed after the handshake with {url} ({_via(info)}): {exc}.", info, tls=tls_facts)
+    except OSError as exc:
+        info.phases_ms["http"] = watch.ms()
+        detail = f"The connection to {url} ({_via(info)}) was reset while waiting for the answer ({exc})."
+        return result(Reason.TCP_RESET, detail, info, tls=tls_facts)
+    finally:
+        writer.close()
+    info.phases_ms["http"] = watch.ms()
+    facts = head.facts()
+    answered = f" from {facts.server}" if facts.server else ""
+    detail = f"HTTP {head.status} {head.reason}".rstrip() + f"{answered} for GET {url} ({_via(info)})."
+    return result(Reason.OK, detail, info, tls=tls_facts, http=facts, latency_ms=total.ms())

@@ -1,0 +1,290 @@
+"""probe_smb against a real Samba smbd, the lab's SMB2 responder, and TCP peers that are not SMB."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+
+import pytest
+from aiohttp import web
+
+from lab.servers.smb import Smb2Responder
+from probe.context import ProbeContext, ProbeSettings
+from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
+from probe.reasons import Reason
+from probe.resolve import LookupFn, Resolution, SharedResolver
+from probe.smb import build_negotiate_request, probe_smb
+from tests.helpers.smbd import Smbd, free_port, requires_smbd, running_smbd
+
+TIMEOUT = 0.5
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _no_lookup(name: str) -> Resolution:
+    raise AssertionError(f"unexpected DNS lookup of {name}")
+
+
+def make_ctx(timeout: float = TIMEOUT, lookup: LookupFn = _no_lookup) -> ProbeContext:
+    return ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(lookup))
+
+
+async def smb(host: str, port: int, timeout: float = TIMEOUT) -> CheckResult:
+    spec = CheckSpec(id="smb", target=Target(host=host, port=port, protocol=Protocol.SMB))
+    return await probe_smb(spec, make_ctx(timeout))
+
+
+@asynccontextmanager
+async def tcp_peer(handler: Handler) -> AsyncIterator[int]:
+    """A loopback TCP server whose every connection is handled by ``handler``."""
+    writers: set[asyncio.StreamWriter] = set()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.add(writer)
+        try:
+            await handler(reader, writer)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        for w in writers:
+            w.close()
+        await server.wait_closed()
+
+
+# -- real Samba -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Smbd]:
+    with running_smbd(tmp_path_factory.mktemp("smbd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def samba_strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Smbd]:
+    extra = {"server signing": "mandatory", "server max protocol": "SMB2_10"}
+    with running_smbd(tmp_path_factory.mktemp("smbd-strict"), extra) as server:
+        yield server
+
+
+@requires_smbd
+async def test_samba_answers_smb3(samba: Smbd) -> None:
+    result = await smb(samba.host, samba.port, timeout=2.0)
+    assert result.status is Status.PASS, f"{result.detail}\n{samba.log_tail()}"
+    assert result.reason is Reason.OK
+    assert result.smb is not None
+    assert result.smb.dialect is not None and result.smb.dialect.startswith("SMB 3.")
+    # Samba 4.17 speaks 3.1.1, and only accepts it when the negotiate contexts are well formed.
+    assert result.smb.dialect == "SMB 3.1.1"
+    assert result.smb.dialect_revision == "0x0311"
+    assert result.smb.signing_required is False
+    assert result.smb.server_guid is not None
+    assert "SMB 3.1.1 answered NEGOTIATE (signing not required)" in result.detail
+    assert result.route == "direct"
+    assert result.peer == f"127.0.0.1:{samba.port}"
+    assert set(result.phases_ms) >= {"connect", "negotiate"}
+    assert result.latency_ms == result.phases_ms["negotiate"]
+
+
+@requires_smbd
+async def test_samba_with_mandatory_signing_and_smb21_only(samba_strict: Smbd) -> None:
+    result = await smb(samba_strict.host, samba_strict.port, timeout=2.0)
+    assert result.status is Status.PASS, f"{result.detail}\n{samba_strict.log_tail()}"
+    assert result.smb is not None
+    assert result.smb.dialect == "SMB 2.1"
+    assert result.smb.signing_required is True
+    assert "(signing required)" in result.detail
+
+
+@requires_smbd
+async def test_samba_rejects_a_broken_311_request_so_the_contexts_matter(samba: Smbd) -> None:
+    """Guards the test above: Samba does check 3.1.1 contexts, so passing it proves ours are valid."""
+    request = bytearray(build_negotiate_request(bytes(16), bytes(32)))
+    # NegotiateContextCount (request offset 4 + 64 + 32) -> 0: 3.1.1 offered without preauth.
+    struct.pack_into("<H", request, 4 + 64 + 32, 0)
+    reader, writer = await asyncio.open_connection(samba.host, samba.port)
+    try:
+        writer.write(bytes(request))
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readexactly(4), 2.0)
+        message = await asyncio.wait_for(reader.readexactly(int.from_bytes(head[1:], "big")), 2.0)
+    finally:
+        writer.close()
+    (status,) = struct.unpack_from("<I", message, 8)
+    assert status != 0, "Samba accepted 3.1.1 without negotiate contexts"
+
+
+# -- the lab's SMB2 responder -------------------------------------------------------------------
+
+
+async def test_responder_answers_smb311() -> None:
+    async with Smb2Responder() as responder:
+        result = await smb(*responder.address)
+    assert result.status is Status.PASS, result.detail
+    assert result.smb is not None
+    assert result.smb.dialect == "SMB 3.1.1"
+    assert result.smb.server_guid == str(responder.server_guid)
+    assert responder.negotiated == [0x0311]
+
+
+async def test_responder_older_dialect_and_signing_required() -> None:
+    async with Smb2Responder(dialects=[0x0202, 0x0210, 0x0300, 0x0302], signing_required=True) as responder:
+        result = await smb(*responder.address)
+    assert result.status is Status.PASS, result.detail
+    assert result.smb is not None
+    assert (result.smb.dialect, result.smb.dialect_revision) == ("SMB 3.0.2", "0x0302")
+    assert result.smb.signing_required is True
+
+
+async def test_smb2_error_status_is_not_a_usable_smb_server() -> None:
+    async with Smb2Responder(dialects=[]) as responder:
+        result = await smb(*responder.address)
+    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert "STATUS_NOT_SUPPORTED" in result.detail
+
+
+async def test_name_goes_through_the_shared_resolver(make_probe_context: Callable[..., ProbeContext]) -> None:
+    name = "acct.file.core.example.test"
+    ctx = make_probe_context(timeout=TIMEOUT, hosts={name: ["127.0.0.1"]})
+    async with Smb2Responder() as responder:
+        spec = CheckSpec(id="smb", target=Target(host=name, port=responder.port, protocol=Protocol.SMB))
+        result = await probe_smb(spec, ctx)
+    assert result.status is Status.PASS, result.detail
+    assert result.addresses == ["127.0.0.1"]
+    assert result.dns is not None and result.dns.query == name
+    assert "resolve" in result.phases_ms
+
+
+async def test_dns_failure_keeps_the_dns_reason(make_probe_context: Callable[..., ProbeContext]) -> None:
+    spec = CheckSpec(id="smb", target=Target(host="gone.example.test", port=445, protocol=Protocol.SMB))
+    result = await probe_smb(spec, make_probe_context(timeout=TIMEOUT))
+    assert result.reason is Reason.DNS_NXDOMAIN, result.detail
+    assert result.smb is None
+
+
+# -- TCP open, but not SMB ----------------------------------------------------------------------
+
+
+async def test_http_server_is_not_smb() -> None:
+    app = web.Application()
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        result = await smb("127.0.0.1", port)
+    finally:
+        await runner.cleanup()
+    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert result.status is Status.FAIL
+    assert "HTTP/1." in result.detail
+    assert result.smb is None
+
+
+async def test_echo_server_is_not_smb() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(4096):
+            writer.write(data)
+            await writer.drain()
+
+    async with tcp_peer(echo) as port:
+        result = await smb("127.0.0.1", port)
+    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert "echoed" in result.detail
+
+
+async def test_garbage_on_an_open_connection_is_not_smb_without_waiting() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"\x00\x00\x00\x10SSH-2.0-x\r\n\x00\x00\x00")
+        await writer.drain()
+        await reader.read()  # keep the connection open
+
+    async with tcp_peer(garbage) as port:
+        result = await smb("127.0.0.1", port, timeout=2.0)
+    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert result.phases_ms["negotiate"] < 1000
+
+
+async def test_close_without_answer_is_not_smb() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4)
+
+    async with tcp_peer(hang_up) as port:
+        result = await smb("127.0.0.1", port)
+    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert "closed the connection" in result.detail
+
+
+async def test_smb1_only_answer() -> None:
+    async def smb1(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        header = b"\xffSMB" + bytes([0x72]) + bytes(27)  # SMB_COM_NEGOTIATE, 32-byte header
+        writer.write(struct.pack(">I", len(header) + 3) + header + bytes(3))
+        await writer.drain()
+
+    async with tcp_peer(smb1) as port:
+        result = await smb("127.0.0.1", port)
+    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert "answered SMB1 only" in result.detail
+
+
+async def test_oversized_frame_is_rejected_before_reading_it() -> None:
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(b"\x00\xff\xff\xff\xfeSMB")
+        await writer.drain()
+        await reader.read()
+
+    async with tcp_peer(huge) as port:
+        result = await smb("127.0.0.1", port, timeout=2.0)
+    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert "too large" in result.detail
+
+
+# -- reset, timeout, refused ------------------------------------------------------------------------
+
+
+async def test_reset_during_negotiate(start_reset_server: Callable[..., Awaitable[int]]) -> None:
+    result = await smb("127.0.0.1", await start_reset_server())
+    assert result.reason is Reason.SMB_RESET, result.detail
+    assert result.status is Status.FAIL
+
+
+async def test_silent_peer_times_out(start_silent_server: Callable[..., Awaitable[int]]) -> None:
+    result = await smb("127.0.0.1", await start_silent_server())
+    assert result.reason is Reason.SMB_TIMEOUT, result.detail
+    assert result.confidence is Confidence.LIKELY
+    assert "connect" in result.phases_ms
+    assert TIMEOUT * 1000 * 0.5 < result.phases_ms["negotiate"] < TIMEOUT * 1000 * 3
+
+
+async def test_refused_keeps_the_tcp_reason(closed_port: int) -> None:
+    result = await smb("127.0.0.1", closed_port)
+    assert result.reason is Reason.TCP_REFUSED, result.detail
+    assert result.status is Status.FAIL
+    assert result.smb is None
+    assert "negotiate" not in result.phases_ms
+
+
+def test_request_layout() -> None:
+    """The offsets a server relies on: dialects right after the fixed part, contexts 8-aligned."""
+    message = build_negotiate_request(bytes(16), bytes(32))[4:]
+    assert message[:4] == b"\xfeSMB"
+    size, count, mode, _, _, _, ctx_offset, ctx_count, _ = struct.unpack_from("<HHHHI16sIHH", message, 64)
+    assert (size, count, mode, ctx_count) == (36, 5, 1, 2)
+    assert struct.unpack_from("<5H", message, 100) == (0x0202, 0x0210, 0x0300, 0x0302, 0x0311)
+    assert ctx_offset % 8 == 0 and ctx_offset >= 110
+    ctype, length, _ = struct.unpack_from("<HHI", message, ctx_offset)
+    assert (ctype, length) == (1, 38)
+    second = ctx_offset + 8 + length + (-(8 + length) % 8)
+    assert struct.unpack_from("<HHIHHH", message, second) == (2, 6, 0, 2, 2, 1)
+    assert len(message) == second + 8 + 6
