@@ -8,10 +8,8 @@ of ``checks/data/common.toml``. Every problem is reported as one line naming fil
 
 from __future__ import annotations
 
-import importlib
 import re
 import string
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,13 +18,13 @@ from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from checks import toml
 from checks.inputs import SCENARIOS, Cloud
 
-# tomllib is 3.11+; tomli is the same parser for 3.10. Imported by name so mypy (targeting 3.10)
-# needs neither stub.
-_toml: Any = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
-
 DATA_DIR = Path(__file__).parent / "data"
+# The packaged catalog, in catalog order (the plan's check order). Other files in data/ (trust.toml)
+# are not catalogs.
+PACKAGED_FILES = ("common.toml", "public.toml", "usgov.toml", "china.toml")
 CLOUDS: tuple[Cloud, ...] = ("public", "usgov", "china")
 
 # Placeholder -> the Inputs fields its value is built from. notebooks_host is the first DNS label of the
@@ -215,8 +213,8 @@ def _parse_file(path: Path, shown: str) -> _File:
     except OSError as exc:
         raise CatalogError(f"{shown}: cannot read: {exc.strerror or exc}") from None
     try:
-        doc: dict[str, Any] = _toml.loads(text)
-    except _toml.TOMLDecodeError as exc:
+        doc: dict[str, Any] = toml.loads(text)
+    except toml.TOMLDecodeError as exc:
         raise CatalogError(f"{shown}: TOML syntax error: {' '.join(str(exc).split())}") from None
 
     for key in doc:
@@ -254,14 +252,7 @@ def _parse_file(path: Path, shown: str) -> _File:
 @lru_cache(maxsize=None)
 def _packaged() -> tuple[_File, ...]:
     # Packaged data never changes while the process runs: parse and validate it once.
-    return tuple(
-        _parse_file(p, f"checks/data/{p.name}") for p in sorted(DATA_DIR.glob("*.toml"), key=_packaged_order)
-    )
-
-
-def _packaged_order(path: Path) -> tuple[int, str]:
-    # common.toml first, then per-cloud files: the catalog order is the plan's check order.
-    return (0 if path.stem == "common" else 1, path.name)
+    return tuple(_parse_file(DATA_DIR / name, f"checks/data/{name}") for name in PACKAGED_FILES)
 
 
 def load_catalog(cloud: str, extra_files: Sequence[Path] = ()) -> Catalog:

@@ -131,7 +131,7 @@ class AzureMLPlugin:
         add_workspace_arguments(parser)
 
     def add_commands(self, subparsers: Any) -> None:
-        from lab.run import add_lab_arguments, cmd_lab
+        from lab.args import add_lab_arguments, cmd_lab
 
         plan = subparsers.add_parser("plan", help="print what `check` would probe, without touching the network")
         add_workspace_arguments(plan)

@@ -207,10 +207,12 @@ def rule_custom_dns_not_forwarding(facts: Facts, rule: Rule) -> list[Finding]:
 
 def rule_zone_not_linked(facts: Facts, rule: Rule) -> list[Finding]:
     bad = facts.open(
-        lambda r: r.reason in (Reason.DNS_PUBLIC_ADDRESS, Reason.DNS_MISSING_PRIVATELINK_CNAME, Reason.DNS_NXDOMAIN)
-        and _dns_probe(r)
-        and facts.expectation(r.id) is not None
-        and facts.expectation(r.id).expect == "private"
+        lambda r: (
+            r.reason in (Reason.DNS_PUBLIC_ADDRESS, Reason.DNS_MISSING_PRIVATELINK_CNAME, Reason.DNS_NXDOMAIN)
+            and _dns_probe(r)
+            and facts.expectation(r.id) is not None
+            and facts.expectation(r.id).expect == "private"
+        )
     )
     if not bad:
         return []
@@ -235,8 +237,7 @@ def rule_resolver_mismatch(facts: Facts, rule: Rule) -> list[Finding]:
     return [
         rule.finding(
             "The configured resolver disagrees with Azure DNS",
-            f"For {_hosts(bad)} the configured resolver and 168.63.129.16 give different answers: "
-            + bad[0].detail,
+            f"For {_hosts(bad)} the configured resolver and 168.63.129.16 give different answers: " + bad[0].detail,
             facts.claim(bad),
             [dns_forwarder_fix(facts, zones=_zones_of(facts, bad))],
         )
@@ -272,10 +273,12 @@ def rule_tls_inspection(facts: Facts, rule: Rule) -> list[Finding]:
     from checks.expect import is_azure_issuer
 
     bad = facts.open(
-        lambda r: r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
-        and r.tls is not None
-        and r.tls.leaf is not None
-        and not is_azure_issuer(r.tls.leaf.issuer)
+        lambda r: (
+            r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
+            and r.tls is not None
+            and r.tls.leaf is not None
+            and not is_azure_issuer(r.tls.leaf.issuer)
+        )
     )
     if not bad:
         return []
@@ -304,8 +307,10 @@ def rule_tls_inspection(facts: Facts, rule: Rule) -> list[Finding]:
 def rule_proxy_only(facts: Facts, rule: Rule) -> list[Finding]:
     via_proxy = [r for r in facts.results if r.route == "proxy" and r.status is Status.PASS]
     direct_bad = facts.open(
-        lambda r: (r.target.protocol in (Protocol.TCP, Protocol.SMB) and _tcp_failed(r))
-        or (r.target.protocol is Protocol.UDP and r.reason in (Reason.UDP_OPEN_FILTERED, Reason.UDP_CLOSED))
+        lambda r: (
+            (r.target.protocol in (Protocol.TCP, Protocol.SMB) and _tcp_failed(r))
+            or (r.target.protocol is Protocol.UDP and r.reason in (Reason.UDP_OPEN_FILTERED, Reason.UDP_CLOSED))
+        )
     )
     if not via_proxy or not any(r.target.protocol is not Protocol.UDP for r in direct_bad):
         return []
@@ -329,9 +334,7 @@ def rule_proxy_only(facts: Facts, rule: Rule) -> list[Finding]:
 
 
 def rule_outbound_443(facts: Facts, rule: Rule) -> list[Finding]:
-    bad = facts.open(
-        lambda r: _tcp_failed(r) and r.target.port == 443 and r.target.protocol is not Protocol.SMB
-    )
+    bad = facts.open(lambda r: _tcp_failed(r) and r.target.port == 443 and r.target.protocol is not Protocol.SMB)
     by_tag: dict[str, list[CheckResult]] = {}
     for r in bad:
         by_tag.setdefault(r.labels.get("service_tag") or "(no service tag)", []).append(r)
@@ -454,61 +457,141 @@ def _r(id: str, sev: Severity, title: str, cause: str, fix: str, doc: str, run: 
 
 
 RULES: tuple[Rule, ...] = (
-    _r("dns-unavailable", Severity.CRITICAL, "No DNS at all",
-       "The configured resolver never answers (down, unreachable, or blocked UDP/TCP 53).",
-       "Point the VNet at a working resolver, or add Azure DNS (168.63.129.16) as a forwarder.", DOC_CUSTOM_DNS,
-       rule_no_dns),
-    _r("outbound-unavailable", Severity.CRITICAL, "No outbound connectivity at all",
-       "Every TCP connection fails: a route table, NAT or NSG cuts all egress.",
-       "Restore egress: NAT gateway or UDR to a firewall that allows the Azure ML service tags.", DOC_FIREWALL,
-       rule_no_outbound),
-    _r("custom-dns-not-forwarding", Severity.CRITICAL, "Custom DNS does not forward the privatelink zones",
-       "The VNet's custom DNS answers privatelink names itself (NXDOMAIN or public) instead of asking Azure DNS.",
-       "Add conditional forwarders for the listed zones to 168.63.129.16.", DOC_CUSTOM_DNS,
-       rule_custom_dns_not_forwarding),
-    _r("private-dns-zone-not-linked", Severity.CRITICAL, "Private DNS zone not linked",
-       "Names with private endpoints resolve to public addresses even through Azure DNS.",
-       "Link the privatelink zones to the VNet (az network private-dns link vnet create).", DOC_PE_DNS,
-       rule_zone_not_linked),
-    _r("dns-resolver-mismatch", Severity.WARNING, "Configured resolver disagrees with Azure DNS",
-       "Two resolvers give different answers for a workspace name: split-horizon drift.",
-       "Forward the zones to 168.63.129.16 or fix the records the custom DNS serves.", DOC_CUSTOM_DNS,
-       rule_resolver_mismatch),
-    _r("hosts-file-override", Severity.WARNING, "Hosts-file override of an Azure ML name",
-       "/etc/hosts pins a catalog name; the pin goes stale when the endpoint moves.",
-       "Remove the entries and let DNS answer.", DOC_CUSTOM_DNS, rule_hosts_override),
-    _r("tls-inspection", Severity.CRITICAL, "TLS inspection of Azure ML traffic",
-       "A firewall or proxy re-signs TLS with its own CA; tools whose trust store lacks it fail.",
-       "Exempt the Azure ML hosts from TLS inspection, or add the CA to every trust store.", DOC_CA,
-       rule_tls_inspection),
-    _r("proxy-only-egress", Severity.CRITICAL, "HTTPS only through a proxy",
-       "Egress exists only through an HTTP proxy, which cannot carry UDP 5831, SMB 445 or 8787/18881.",
-       "Allow those ports directly to their service tags and bypass the proxy for private endpoints.", DOC_PROXY,
-       rule_proxy_only),
-    _r("outbound-443-blocked", Severity.CRITICAL, "Outbound 443 to a service tag blocked",
-       "An NSG or firewall drops or rejects HTTPS to a required service tag.",
-       "Allow outbound TCP 443 to the service tag.", DOC_FIREWALL, rule_outbound_443),
-    _r("udp-5831-blocked", Severity.CRITICAL, "UDP 5831 rejected",
-       "Outbound UDP 5831 to AzureMachineLearning is rejected: compute instance management fails.",
-       "Allow outbound UDP 5831 to AzureMachineLearning.", DOC_TRAINING_VNET, rule_udp_5831),
-    _r("smb-445-blocked", Severity.CRITICAL, "SMB 445 blocked",
-       "Outbound TCP 445 to storage is blocked: the workspace file share cannot mount.",
-       "Allow outbound TCP 445 to Storage (or the storage private endpoint).", DOC_TRAINING_VNET, rule_smb),
-    _r("websocket-stripped", Severity.CRITICAL, "Websocket upgrade stripped",
-       "A proxy or firewall answers the websocket upgrade itself: Jupyter cannot connect.",
-       "Let websockets to *.instances.azureml.ms pass (bypass the proxy / inspection).", DOC_JUPYTER,
-       rule_websocket),
-    _r("private-endpoint-unreachable", Severity.CRITICAL, "Private endpoints do not answer",
-       "Names resolve to private endpoint addresses that refuse or drop connections.",
-       "Allow VirtualNetwork outbound 443/445 and check the private endpoint.", DOC_TRAINING_VNET,
-       rule_private_endpoint_unreachable),
-    _r("udp-5831-unconfirmed", Severity.INFO, "UDP 5831 cannot be confirmed from inside",
-       "UDP 5831 is open|filtered: silence is all a working path shows.",
-       "Nothing if instances create fine; otherwise check outbound UDP 5831.", DOC_TRAINING_VNET,
-       rule_udp_unconfirmed),
-    _r("unexplained-failure", Severity.WARNING, "A check failed for a reason no rule explains",
-       "A failure none of the rules above recognises.", "Read the check's detail.", DOC_FIREWALL,
-       rule_unexplained),
+    _r(
+        "dns-unavailable",
+        Severity.CRITICAL,
+        "No DNS at all",
+        "The configured resolver never answers (down, unreachable, or blocked UDP/TCP 53).",
+        "Point the VNet at a working resolver, or add Azure DNS (168.63.129.16) as a forwarder.",
+        DOC_CUSTOM_DNS,
+        rule_no_dns,
+    ),
+    _r(
+        "outbound-unavailable",
+        Severity.CRITICAL,
+        "No outbound connectivity at all",
+        "Every TCP connection fails: a route table, NAT or NSG cuts all egress.",
+        "Restore egress: NAT gateway or UDR to a firewall that allows the Azure ML service tags.",
+        DOC_FIREWALL,
+        rule_no_outbound,
+    ),
+    _r(
+        "custom-dns-not-forwarding",
+        Severity.CRITICAL,
+        "Custom DNS does not forward the privatelink zones",
+        "The VNet's custom DNS answers privatelink names itself (NXDOMAIN or public) instead of asking Azure DNS.",
+        "Add conditional forwarders for the listed zones to 168.63.129.16.",
+        DOC_CUSTOM_DNS,
+        rule_custom_dns_not_forwarding,
+    ),
+    _r(
+        "private-dns-zone-not-linked",
+        Severity.CRITICAL,
+        "Private DNS zone not linked",
+        "Names with private endpoints resolve to public addresses even through Azure DNS.",
+        "Link the privatelink zones to the VNet (az network private-dns link vnet create).",
+        DOC_PE_DNS,
+        rule_zone_not_linked,
+    ),
+    _r(
+        "dns-resolver-mismatch",
+        Severity.WARNING,
+        "Configured resolver disagrees with Azure DNS",
+        "Two resolvers give different answers for a workspace name: split-horizon drift.",
+        "Forward the zones to 168.63.129.16 or fix the records the custom DNS serves.",
+        DOC_CUSTOM_DNS,
+        rule_resolver_mismatch,
+    ),
+    _r(
+        "hosts-file-override",
+        Severity.WARNING,
+        "Hosts-file override of an Azure ML name",
+        "/etc/hosts pins a catalog name; the pin goes stale when the endpoint moves.",
+        "Remove the entries and let DNS answer.",
+        DOC_CUSTOM_DNS,
+        rule_hosts_override,
+    ),
+    _r(
+        "tls-inspection",
+        Severity.CRITICAL,
+        "TLS inspection of Azure ML traffic",
+        "A firewall or proxy re-signs TLS with its own CA; tools whose trust store lacks it fail.",
+        "Exempt the Azure ML hosts from TLS inspection, or add the CA to every trust store.",
+        DOC_CA,
+        rule_tls_inspection,
+    ),
+    _r(
+        "proxy-only-egress",
+        Severity.CRITICAL,
+        "HTTPS only through a proxy",
+        "Egress exists only through an HTTP proxy, which cannot carry UDP 5831, SMB 445 or 8787/18881.",
+        "Allow those ports directly to their service tags and bypass the proxy for private endpoints.",
+        DOC_PROXY,
+        rule_proxy_only,
+    ),
+    _r(
+        "outbound-443-blocked",
+        Severity.CRITICAL,
+        "Outbound 443 to a service tag blocked",
+        "An NSG or firewall drops or rejects HTTPS to a required service tag.",
+        "Allow outbound TCP 443 to the service tag.",
+        DOC_FIREWALL,
+        rule_outbound_443,
+    ),
+    _r(
+        "udp-5831-blocked",
+        Severity.CRITICAL,
+        "UDP 5831 rejected",
+        "Outbound UDP 5831 to AzureMachineLearning is rejected: compute instance management fails.",
+        "Allow outbound UDP 5831 to AzureMachineLearning.",
+        DOC_TRAINING_VNET,
+        rule_udp_5831,
+    ),
+    _r(
+        "smb-445-blocked",
+        Severity.CRITICAL,
+        "SMB 445 blocked",
+        "Outbound TCP 445 to storage is blocked: the workspace file share cannot mount.",
+        "Allow outbound TCP 445 to Storage (or the storage private endpoint).",
+        DOC_TRAINING_VNET,
+        rule_smb,
+    ),
+    _r(
+        "websocket-stripped",
+        Severity.CRITICAL,
+        "Websocket upgrade stripped",
+        "A proxy or firewall answers the websocket upgrade itself: Jupyter cannot connect.",
+        "Let websockets to *.instances.azureml.ms pass (bypass the proxy / inspection).",
+        DOC_JUPYTER,
+        rule_websocket,
+    ),
+    _r(
+        "private-endpoint-unreachable",
+        Severity.CRITICAL,
+        "Private endpoints do not answer",
+        "Names resolve to private endpoint addresses that refuse or drop connections.",
+        "Allow VirtualNetwork outbound 443/445 and check the private endpoint.",
+        DOC_TRAINING_VNET,
+        rule_private_endpoint_unreachable,
+    ),
+    _r(
+        "udp-5831-unconfirmed",
+        Severity.INFO,
+        "UDP 5831 cannot be confirmed from inside",
+        "UDP 5831 is open|filtered: silence is all a working path shows.",
+        "Nothing if instances create fine; otherwise check outbound UDP 5831.",
+        DOC_TRAINING_VNET,
+        rule_udp_unconfirmed,
+    ),
+    _r(
+        "unexplained-failure",
+        Severity.WARNING,
+        "A check failed for a reason no rule explains",
+        "A failure none of the rules above recognises.",
+        "Read the check's detail.",
+        DOC_FIREWALL,
+        rule_unexplained,
+    ),
 )
 
 

@@ -62,8 +62,8 @@ def apply_dns_expectation(
                     f"{exp.name} resolved to public {', '.join(public)}; its private endpoint"
                     f" ({exp.zone or 'private DNS'}) should answer with a private address.",
                 )
-            elif exp.privatelink_suffix and not from_hosts and not any(
-                n.endswith(exp.privatelink_suffix) for n in chain
+            elif (
+                exp.privatelink_suffix and not from_hosts and not any(n.endswith(exp.privatelink_suffix) for n in chain)
             ):
                 _judge(
                     configured,

@@ -8,11 +8,13 @@ reason goes to ``errors[<part>]``; nothing here raises or prints a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
@@ -437,6 +439,28 @@ def _which(tool: str, env: Mapping[str, str]) -> str | None:
     return shutil.which(tool, path=path)
 
 
+def _run_bounded(argv: list[str], timeout: float) -> tuple[int, str, str]:
+    """Run ``argv`` for at most ``timeout`` seconds, killing its whole process group past that
+    (a plain timeout would still wait for grandchildren holding the output pipes)."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "LC_ALL": "C"},
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return proc.returncode, out, err
+
+
 def firewall_facts(port: int, env: Mapping[str, str], timeout: float = FIREWALL_TIMEOUT) -> dict[str, object]:
     """Run iptables-save / nft (when installed and permitted) and judge the inbound port."""
     tools: list[tuple[str, list[str], Callable[[str, int], Verdict]]] = [
@@ -451,19 +475,17 @@ def firewall_facts(port: int, env: Mapping[str, str], timeout: float = FIREWALL_
             notes.append(f"{tool}: not installed")
             continue
         try:
-            proc = subprocess.run(
-                [exe, *argv], capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL
-            )
+            code, out, err = _run_bounded([exe, *argv], timeout)
         except subprocess.TimeoutExpired:
             notes.append(f"{tool}: no answer within {timeout:g}s")
             continue
         except OSError as exc:
             notes.append(f"{tool}: {_error(exc)}")
             continue
-        if proc.returncode != 0:
-            notes.append(_one_line(f"{tool}: exit {proc.returncode}: {proc.stderr.strip()[:200]}"))
+        if code != 0:
+            notes.append(_one_line(f"{tool}: exit {code}: {err.strip()[:200]}"))
             continue
-        seen[tool] = judge(proc.stdout, port)
+        seen[tool] = judge(out, port)
     if not seen:
         drops: bool | None = None
     elif "drop" in seen.values():

@@ -68,10 +68,11 @@ def dns_forwarder_fix(facts: Any, zones: list[str] | None) -> Remediation:
         text="On the custom DNS server, forward these zones to Azure DNS (168.63.129.16); the server must run "
         "inside a VNet linked to the private DNS zones.",
         commands=[
-            *(f"# Windows DNS: Add-DnsServerConditionalForwarderZone -Name {z} -MasterServers 168.63.129.16"
-              for z in shown),
-            *(f"# BIND: zone \"{z}\" {{ type forward; forward only; forwarders {{ 168.63.129.16; }}; }};"
-              for z in shown),
+            *(
+                f"# Windows DNS: Add-DnsServerConditionalForwarderZone -Name {z} -MasterServers 168.63.129.16"
+                for z in shown
+            ),
+            *(f'# BIND: zone "{z}" {{ type forward; forward only; forwarders {{ 168.63.129.16; }}; }};' for z in shown),
         ],
     )
 
@@ -87,11 +88,7 @@ def hosts_fix(names: list[str]) -> Remediation:
 
 def proxy_bypass_fix(facts: Any) -> Remediation:
     hosts = sorted(
-        {
-            r.target.host
-            for r in facts.results
-            if r.labels.get("resource") is not None or "instances." in r.target.host
-        }
+        {r.target.host for r in facts.results if r.labels.get("resource") is not None or "instances." in r.target.host}
     )
     entries = ",".join(hosts) if hosts else ".instances.azureml.ms,.api.azureml.ms"
     return Remediation(

@@ -98,8 +98,8 @@ def _split_list(text: str) -> list[str]:
     return [item for item in re.split(r"[,\s]+", text) if item]
 
 
-def _as_str_list(value: object) -> list[str]:
-    if isinstance(value, str):
+def _as_str_list(value: object, text: bool) -> list[str]:
+    if isinstance(value, str) and text:
         return _split_list(value)
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
         raise _Bad("expected a list of strings")
@@ -130,16 +130,18 @@ def _check_network(item: str) -> str:
         raise _Bad(f"expected an IP network like 10.0.0.0/8, got {item!r}") from None
 
 
-def _convert(name: str, value: object) -> object:
-    """Check and normalise one field's value; strings are parsed as text (env vars, flags)."""
+def _convert(name: str, value: object, *, text: bool) -> object:
+    """Check and normalise one field's value. ``text``: the source only has strings (env vars,
+    flags), so lists and booleans are parsed from them; typed sources (TOML, JSON) must use the
+    right type."""
     if name == "private_endpoint":
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        if text and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
             return value.strip().lower() in _TRUE
         raise _Bad(f"expected true or false, got {value!r}")
     if name in _LIST_FIELDS:
-        items = _as_str_list(value)
+        items = _as_str_list(value, text)
         if name == "scenarios":
             unknown = [s for s in items if s not in SCENARIOS]
             if unknown:
@@ -154,22 +156,22 @@ def _convert(name: str, value: object) -> object:
         return [_check_dns_server(i) for i in items]
     if not isinstance(value, str):
         raise _Bad(f"expected a string, got {type(value).__name__}")
-    text = value.strip()
-    if not text:
+    word = value.strip()
+    if not word:
         raise _Bad("expected a non-empty string")
     if name == "cloud":
-        if text.lower() not in _CLOUDS:
-            raise _Bad(f"expected one of {', '.join(_CLOUDS)}, got {text!r}")
-        return text.lower()
+        if word.lower() not in _CLOUDS:
+            raise _Bad(f"expected one of {', '.join(_CLOUDS)}, got {word!r}")
+        return word.lower()
     if name in _GUID_FIELDS:
         try:
-            return str(uuid.UUID(text))
+            return str(uuid.UUID(word))
         except ValueError:
-            raise _Bad(f"expected a GUID, got {text!r}") from None
+            raise _Bad(f"expected a GUID, got {word!r}") from None
     if name == "region":
         # Region names in host names are lower case without spaces ("West Europe" -> westeurope).
-        return text.lower().replace(" ", "")
-    return text
+        return word.lower().replace(" ", "")
+    return word
 
 
 def _unknown_field(name: str) -> str:
@@ -182,12 +184,12 @@ class _Merger:
         self.values: dict[str, object] = {}
         self.sources: dict[str, str] = {}
 
-    def offer(self, name: str, value: object, *, source: str, label: str) -> None:
+    def offer(self, name: str, value: object, *, source: str, label: str, text: bool) -> None:
         """Take ``value`` unless a stronger source already set ``name``; bad values raise InputError."""
         if name in self.values:
             return
         try:
-            self.values[name] = _convert(name, value)
+            self.values[name] = _convert(name, value, text=text)
         except _Bad as exc:
             raise InputError(_one_line(f"{label}: field '{name}': {exc}")) from None
         self.sources[name] = source
@@ -197,7 +199,7 @@ class _Merger:
         if name in self.values or name not in FIELDS:
             return
         try:
-            self.values[name] = _convert(name, value)
+            self.values[name] = _convert(name, value, text=True)
         except _Bad:
             return
         self.sources[name] = source
@@ -294,15 +296,15 @@ def gather_inputs(
         if name not in FIELDS:
             raise InputError(f"flags: field '{name}': unknown field ({_unknown_field(name)})")
         if value is not None:
-            merged.offer(name, value, source="flag", label="flags")
+            merged.offer(name, value, source="flag", label="flags", text=True)
 
     if config_path is not None:
         for name, value in load_config_file(config_path).items():
-            merged.offer(name, value, source=f"config:{config_path}", label=f"config {config_path}")
+            merged.offer(name, value, source=f"config:{config_path}", label=f"config {config_path}", text=False)
 
     for name, var in ENV_VARS.items():
         if env.get(var, "").strip():
-            merged.offer(name, env[var], source=f"env:{var}", label=f"environment {var}")
+            merged.offer(name, env[var], source=f"env:{var}", label=f"environment {var}", text=True)
 
     searched = config_json_paths is None
     paths = find_config_json(cwd or Path.cwd()) if config_json_paths is None else config_json_paths
@@ -311,7 +313,7 @@ def gather_inputs(
         if doc is None:
             continue
         for name, value in doc.items():
-            merged.offer(name, value, source=f"config.json:{path}", label=f"config.json {path}")
+            merged.offer(name, value, source=f"config.json:{path}", label=f"config.json {path}", text=False)
         if searched:
             break  # the SDK uses the first Azure ML config.json it finds
 

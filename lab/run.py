@@ -18,10 +18,12 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from checks.plan import Plan, build_plan
+
 from checks.catalog import load_catalog
 from checks.inputs import Inputs
-from checks.plan import Plan, build_plan
 from lab import topology as topo
+from lab.args import LAB_TIMEOUT
 from lab.ca import LabCA, azure_like_ca, inspection_ca
 from lab.netns import NamespaceUnavailable, enter_private_network, ip_batch
 from lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario
@@ -37,11 +39,20 @@ LAB_INPUTS: dict[str, str] = {
     "container_registry": "amlprobelabacr",
     "instance_name": "lab-ci",
 }
-LAB_TIMEOUT = 1.5
 # Variables that would let the host's own setup leak into the lab's run.
 _HOST_ENV = (
-    "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy",
-    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
 )
 
 
@@ -186,16 +197,6 @@ def describe_scenarios() -> str:
     for s in SCENARIOS.values():
         lines += [f"  {s.name}", f"      {s.summary}", f"      made by: {s.mechanism}", ""]
     return "\n".join(lines)
-
-
-def add_lab_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", default=None, metavar="NAME", help="fault to simulate (see --list)")
-    p.add_argument("--list", action="store_true", help="describe the scenarios and exit")
-    p.add_argument("--keep", action="store_true", help="leave the lab running after the check, to explore")
-    p.add_argument("--timeout", type=float, default=LAB_TIMEOUT, help=f"per-probe timeout (default {LAB_TIMEOUT})")
-    p.add_argument("--format", choices=("json", "table"), default=None)
-    p.add_argument("--output", metavar="FILE")
-    p.add_argument("--no-color", action="store_true")
 
 
 def cmd_lab(args: argparse.Namespace) -> int:

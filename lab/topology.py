@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from checks.plan import Plan
+
 from lab.scenarios import Scenario
 from probe.model import Protocol
 
@@ -44,7 +45,7 @@ def pe_group(resource: str) -> str:
 
 
 def privatelink_name(name: str, zone: str) -> str:
-    """``sa.blob.core.windows.net`` + ``privatelink.blob.core.windows.net`` -> ``sa.privatelink.blob.core.windows.net``."""
+    """``sa.blob.core.windows.net`` in ``privatelink.blob.core.windows.net``: ``sa.privatelink.blob.core.windows.net``."""
     base = zone.removeprefix("privatelink.")
     if name.endswith("." + base):
         return name[: -len(base)] + zone
@@ -67,7 +68,7 @@ class Layout:
 
     def local_addresses(self) -> list[str]:
         every = {CUSTOM_DNS, AZURE_DNS, PROXY, *self.addresses.values(), *self.public_addresses.values()}
-        return sorted(every, key=lambda a: ipaddress.ip_address(a))
+        return sorted(every, key=ipaddress.ip_address)
 
 
 def build_layout(plan: Plan) -> Layout:
@@ -145,7 +146,12 @@ def network_commands(layout: Layout, scenario: Scenario) -> list[str]:
         f"route add default via {DROP_GW} dev {DROP_LINK} table {DROP_TABLE}",
     ]
     if scenario.drop_rules:
-        ranges = {"aml_range": AML_RANGE, "other_range": OTHER_RANGE, "storage_range": STORAGE_RANGE, "pe_range": PE_RANGE}
+        ranges = {
+            "aml_range": AML_RANGE,
+            "other_range": OTHER_RANGE,
+            "storage_range": STORAGE_RANGE,
+            "pe_range": PE_RANGE,
+        }
         # Local addresses are looked up in the "local" table first (rule 0); move that lookup
         # after the drop rules so a drop rule can catch traffic to an address on this host.
         cmds.append(f"rule add pref 100 from {PROXY} lookup local")

@@ -55,7 +55,7 @@ class ProxyChoice:
     username: str | None = None
     password: str | None = None
     scheme: str = "http"
-    # Why this proxy cannot be used (bad URL, unsupported scheme); open_tunnel reports it.
+    # Why this proxy cannot be used (bad URL, unsupported scheme), as a sentence; open_tunnel reports it.
     problem: str | None = None
 
     @property
@@ -83,7 +83,7 @@ def parse_proxy_url(url: str, source: str) -> ProxyChoice:
         host = parts.hostname or ""
         port = parts.port
     except ValueError as exc:
-        return ProxyChoice(url, "", 0, source, scheme=scheme, problem=f"invalid proxy URL from {source}: {exc}")
+        return ProxyChoice(url, "", 0, source, scheme=scheme, problem=f"Invalid proxy URL from {source}: {exc}.")
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     choice = ProxyChoice(
@@ -96,10 +96,10 @@ def parse_proxy_url(url: str, source: str) -> ProxyChoice:
         scheme=scheme,
     )
     if not host:
-        choice.problem = f"invalid proxy URL from {source}: no host name"
+        choice.problem = f"Invalid proxy URL from {source}: no host name."
     elif scheme != "http":
         choice.problem = (
-            f"unsupported proxy scheme {scheme} (from {source}): only http:// proxies can carry a CONNECT tunnel"
+            f"Unsupported proxy scheme {scheme} (from {source}): only http:// proxies can carry a CONNECT tunnel."
         )
     return choice
 
@@ -203,7 +203,7 @@ async def connect_proxy(
 ) -> tuple[socket.socket, list[str]]:
     """A TCP connection to the proxy itself; every failure is ``proxy_refused``."""
     if choice.problem is not None:
-        raise ProxyFailed(Reason.PROXY_REFUSED, choice.problem[0].upper() + choice.problem[1:] + ".", facts, [])
+        raise ProxyFailed(Reason.PROXY_REFUSED, choice.problem, facts, [])
     try:
         resolution = await within(ctx.resolver.resolve(choice.host), deadline)
     except TimeoutError:

@@ -186,20 +186,28 @@ async def probe_udp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     if resolution.facts.source == "dns":
         phases["resolve"] = watch.restart()
     if not resolution.ok or not resolution.addresses:
+        reason = resolution.reason if not resolution.ok else Reason.DNS_NO_ANSWER
         return make_result(
             spec,
             Status.FAIL,
-            resolution.reason,
+            reason,
             resolution.detail,
+            confidence=Confidence.LIKELY if reason is Reason.DNS_TIMEOUT else Confidence.CONFIRMED,
             started_at=started,
             phases_ms=phases,
             dns=resolution.facts,
         )
-    # One address, as nmap does: UDP gives no quick way to tell a dead address from a silent one.
-    address = resolution.addresses[0].strip("[]")
-    peer = endpoint(address, port)
+    # One address is probed, as nmap does: UDP cannot tell a dead address from a silent one. Only
+    # an address the local routing table refuses outright (nothing sent) gives way to the next.
+    attempts: list[str] = []
     watch.restart()
-    out = await _exchange(address, port, payload, deadline)
+    for listed in resolution.addresses:
+        address = listed.strip("[]")
+        peer = endpoint(address, port)
+        out = await _exchange(address, port, payload, deadline)
+        attempts.append(f"{peer} {out.state} after {out.sent} datagram{'s' * (out.sent != 1)}")
+        if out.sent > 0 or out.state != "filtered":
+            break
     phases["udp"] = watch.ms()
     if out.state == "open|filtered":
         out.detail = (
@@ -209,7 +217,6 @@ async def probe_udp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         )
         out.confidence = Confidence.UNCONFIRMED
         out.note = OPEN_FILTERED_NOTE
-    attempts = [f"{peer} {out.state} after {out.sent} datagram{'s' * (out.sent != 1)}"]
     return make_result(
         spec,
         out.status,

@@ -197,7 +197,7 @@ async def probe_websocket(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     # Resolve what aiohttp will connect to: the target when direct, the proxy otherwise.
     name = host if choice is None else choice.host
     if choice is not None and choice.problem is not None:
-        return result(Reason.PROXY_REFUSED, choice.problem[0].upper() + choice.problem[1:] + ".")
+        return result(Reason.PROXY_REFUSED, choice.problem)
     watch = Stopwatch()
     try:
         resolution = await within(ctx.resolver.resolve(name), deadline)

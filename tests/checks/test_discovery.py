@@ -80,9 +80,7 @@ async def imds() -> AsyncIterator[FakeImds]:
     fake = FakeImds(body=json.dumps(IMDS_DOC).encode())
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        fake.requests.append(
-            {"path": request.path, "query": dict(request.query), "headers": dict(request.headers)}
-        )
+        fake.requests.append({"path": request.path, "query": dict(request.query), "headers": dict(request.headers)})
         if fake.hang:
             await fake.release.wait()
         if request.headers.get("Metadata") != "true":
@@ -207,9 +205,7 @@ def test_parse_imds_tolerates_missing_network() -> None:
         parse_imds(["not", "a", "document"])
 
 
-async def test_non_azure_dmi_sends_no_request_at_all(
-    imds: FakeImds, other_dmi: Path, nowhere: dict[str, Path]
-) -> None:
+async def test_non_azure_dmi_sends_no_request_at_all(imds: FakeImds, other_dmi: Path, nowhere: dict[str, Path]) -> None:
     found = await discover({}, dmi_path=other_dmi, imds_url=imds.url, **nowhere)  # type: ignore[arg-type]
     assert not found.azure_vm
     assert found.imds is None
@@ -242,14 +238,19 @@ async def test_unreachable_imds_is_recorded_not_raised(azure_dmi: Path, nowhere:
         dmi_path=azure_dmi,
         imds_url="http://127.0.0.1:9/metadata/instance?api-version=2021-02-01",
         imds_timeout=0.5,
-        **nowhere,  # type: ignore[arg-type]
+        **nowhere,
     )
     assert found.azure_vm and found.imds is None
     assert len(found.errors) == 1 and found.errors[0].startswith("IMDS http://127.0.0.1:9/")
 
 
 async def test_compute_instance_env_vars(other_dmi: Path, nowhere: dict[str, Path]) -> None:
-    env = {"CI_NAME": "ci-alice", "CI_WORKSPACE": "ws-ml", "CI_RESOURCE_GROUP": "rg-ml", "CI_LOCAL_UBUNTU_USER": "azureuser"}
+    env = {
+        "CI_NAME": "ci-alice",
+        "CI_WORKSPACE": "ws-ml",
+        "CI_RESOURCE_GROUP": "rg-ml",
+        "CI_LOCAL_UBUNTU_USER": "azureuser",
+    }
     found = await discover(env, dmi_path=other_dmi, **nowhere)  # type: ignore[arg-type]
     assert found.aml_compute == "compute-instance"
     assert found.values == {"instance_name": "ci-alice", "workspace_name": "ws-ml", "resource_group": "rg-ml"}

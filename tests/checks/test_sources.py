@@ -28,7 +28,10 @@ def six_layers(tmp_path: Path) -> dict[str, object]:
     cfg_json = write(tmp_path / "cfg" / "config.json", json.dumps({"resource_group": "rg-json"}))
     discovery = Discovery(
         values={"region": "discovered-region", "resource_group": "rg-discovered"},
-        sources={"region": "discovered:env AZUREML_SERVICE_ENDPOINT", "resource_group": "discovered:env CI_RESOURCE_GROUP"},
+        sources={
+            "region": "discovered:env AZUREML_SERVICE_ENDPOINT",
+            "resource_group": "discovered:env CI_RESOURCE_GROUP",
+        },
         imds=ImdsFacts(region="imds-region", resource_group="rg-imds", subscription_id=SUB_B),
         azure_vm=True,
     )
@@ -67,7 +70,9 @@ def test_precedence_flag_config_env_configjson_discovery_imds(tmp_path: Path) ->
     got = gather_inputs(**layers)  # type: ignore[arg-type]
     assert (got.resource_group, got.sources["resource_group"]) == ("rg-discovered", "discovered:env CI_RESOURCE_GROUP")
 
-    layers["discovery"] = Discovery(imds=ImdsFacts(region="imds-region", resource_group="rg-imds", subscription_id=SUB_B))
+    layers["discovery"] = Discovery(
+        imds=ImdsFacts(region="imds-region", resource_group="rg-imds", subscription_id=SUB_B)
+    )
     got = gather_inputs(**layers)  # type: ignore[arg-type]
     assert (got.region, got.sources["region"]) == ("imds-region", "imds")
     assert (got.resource_group, got.subscription_id) == ("rg-imds", SUB_B)
@@ -82,9 +87,14 @@ def test_every_field_has_a_provenance(tmp_path: Path) -> None:
 
 
 def test_imds_subscription_is_not_the_workspace_on_aml_compute() -> None:
-    imds = ImdsFacts(region="westeurope", subscription_id=SUB_B, resource_group="batch-rg", az_environment="AzureUSGovernmentCloud")
+    imds = ImdsFacts(
+        region="westeurope", subscription_id=SUB_B, resource_group="batch-rg", az_environment="AzureUSGovernmentCloud"
+    )
     got = gather_inputs(
-        flags={}, config_path=None, env={}, config_json_paths=[],
+        flags={},
+        config_path=None,
+        env={},
+        config_json_paths=[],
         discovery=Discovery(aml_compute="compute-instance", imds=imds, azure_vm=True),
     )
     assert got.region == "westeurope" and got.cloud == "usgov"
@@ -94,7 +104,10 @@ def test_imds_subscription_is_not_the_workspace_on_aml_compute() -> None:
 
 
 def test_malformed_discovered_values_are_ignored() -> None:
-    discovery = Discovery(values={"subscription_id": "not-a-guid", "workspace_name": "ws"}, sources={"workspace_name": "discovered:env CI_WORKSPACE"})
+    discovery = Discovery(
+        values={"subscription_id": "not-a-guid", "workspace_name": "ws"},
+        sources={"workspace_name": "discovered:env CI_WORKSPACE"},
+    )
     got = gather_inputs(flags={}, config_path=None, env={}, config_json_paths=[], discovery=discovery)
     assert got.subscription_id is None and got.workspace_name == "ws"
 
@@ -130,7 +143,12 @@ instance_name = "ci-alice"
     assert got.reference_dns == ["168.63.129.16", "127.0.0.1:5353", "[::1]:53"]
     assert got.subscription_id == SUB_A
     assert (got.workspace_id, got.workspace_name, got.resource_group) == (WS_ID, "ws-ml", "rg-ml")
-    assert (got.storage_account, got.key_vault, got.container_registry, got.instance_name) == ("stml", "kv-ml", "crml", "ci-alice")
+    assert (got.storage_account, got.key_vault, got.container_registry, got.instance_name) == (
+        "stml",
+        "kv-ml",
+        "crml",
+        "ci-alice",
+    )
     assert {got.sources[f] for f in FIELDS} == {f"config:{toml}"}
 
 
@@ -144,8 +162,14 @@ instance_name = "ci-alice"
         ('scenarios = ["studio", "notebooks"]\n', "field 'scenarios': unknown scenario 'notebooks'"),
         ("scenarios = []\n", "field 'scenarios': expected at least one scenario"),
         ('private_endpoint = "maybe"\n', "field 'private_endpoint': expected true or false, got 'maybe'"),
-        ('private_networks = ["10.0.0.0/33"]\n', "field 'private_networks': expected an IP network like 10.0.0.0/8, got '10.0.0.0/33'"),
-        ('reference_dns = ["dns.example"]\n', "field 'reference_dns': expected an IP address, ip:port or [ipv6]:port, got 'dns.example'"),
+        (
+            'private_networks = ["10.0.0.0/33"]\n',
+            "field 'private_networks': expected an IP network like 10.0.0.0/8, got '10.0.0.0/33'",
+        ),
+        (
+            'reference_dns = ["dns.example"]\n',
+            "field 'reference_dns': expected an IP address, ip:port or [ipv6]:port, got 'dns.example'",
+        ),
         ('subscription_id = "1234"\n', "field 'subscription_id': expected a GUID, got '1234'"),
         ('workspace_name = "   "\n', "field 'workspace_name': expected a non-empty string"),
         ("workspace = 3\n", "field 'workspace': expected a table"),
@@ -209,7 +233,9 @@ def test_bad_environment_value() -> None:
 def test_flags() -> None:
     got = gather_inputs(
         flags={"scenarios": ["studio"], "private_endpoint": True, "reference_dns": "10.0.0.4", "region": None},
-        config_path=None, env={}, config_json_paths=[],
+        config_path=None,
+        env={},
+        config_json_paths=[],
     )
     assert got.scenarios == ["studio"] and got.private_endpoint is True and got.reference_dns == ["10.0.0.4"]
     assert got.sources["private_endpoint"] == "flag" and got.sources["region"] == "default"
@@ -223,8 +249,10 @@ def test_config_json_search_order_like_the_sdk(tmp_path: Path) -> None:
     project = tmp_path / "repo" / "src" / "notebooks"
     project.mkdir(parents=True)
     here = write(project / "config.json", json.dumps({"workspace_name": "ws-here"}))
-    dotted = write(tmp_path / "repo" / ".azureml" / "config.json", json.dumps(
-        {"subscription_id": SUB_A, "resource_group": "rg-dot", "workspace_name": "ws-dot"}))
+    dotted = write(
+        tmp_path / "repo" / ".azureml" / "config.json",
+        json.dumps({"subscription_id": SUB_A, "resource_group": "rg-dot", "workspace_name": "ws-dot"}),
+    )
     assert find_config_json(project)[:2] == [dotted, here]
 
     got = gather_inputs(flags={}, config_path=None, env={}, cwd=project)

@@ -170,16 +170,20 @@ _NETNS_PROBE = textwrap.dedent(
     """
     import asyncio, json
     from probe.context import ProbeContext, ProbeSettings
-    from probe.model import CheckSpec, Protocol, Target
-    from probe.resolve import SharedResolver
+    from lab.servers.udp import UdpEcho
+    from probe.model import AddressRecord, CheckSpec, DnsFacts, Protocol, Target
+    from probe.reasons import Reason
+    from probe.resolve import Resolution, SharedResolver
     from probe.udp import probe_udp
     from tests.helpers.icmp import DelayedUnreachable
 
-    async def no_lookup(name):
-        raise AssertionError(name)
+    async def lookup(name):
+        assert name == "dual.example.test", name
+        records = [AddressRecord(address=a, family="ipv4") for a in ("203.0.113.9", "127.0.0.1")]
+        return Resolution(Reason.OK, "fixed", DnsFacts(query=name, records=records), 0.1)
 
     async def probe(host, port, timeout):
-        ctx = ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(no_lookup))
+        ctx = ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(lookup))
         spec = CheckSpec(id=host, target=Target(host=host, port=port, protocol=Protocol.UDP))
         return json.loads((await probe_udp(spec, ctx)).model_dump_json())
 
@@ -191,6 +195,8 @@ _NETNS_PROBE = textwrap.dedent(
         for name, code in [("icmp_port", 3), ("icmp_net", 0), ("icmp_host", 1), ("icmp_admin", 13)]:
             with DelayedUnreachable(code, delay=0.15) as peer:
                 out[name] = await probe(*peer.address, 2.0)
+        async with UdpEcho() as echo:
+            out["fallback"] = await probe("dual.example.test", echo.port, 0.6)
         print(json.dumps(out))
 
     asyncio.run(main())
@@ -274,3 +280,17 @@ def test_local_route_errors_are_filtered(netns_results: dict[str, CheckResult], 
     # The route refuses at connect(): nothing was sent.
     assert result.udp.sent == 0
     assert "before any datagram left" in result.detail
+
+
+@requires_netns
+@pytest.mark.netns
+def test_an_address_the_route_refuses_gives_way_to_the_next(netns_results: dict[str, CheckResult]) -> None:
+    result = netns_results["fallback"]
+    assert result.reason is Reason.UDP_OPEN, result.detail
+    assert result.peer is not None
+    port = result.peer.rpartition(":")[2]
+    assert result.peer == f"127.0.0.1:{port}"
+    assert result.attempts == [
+        f"203.0.113.9:{port} filtered after 0 datagrams",
+        f"127.0.0.1:{port} open after 1 datagram",
+    ]

@@ -1,0 +1,152 @@
+"""The command line as a user runs it: a subprocess, real peers on loopback, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.netns import DROP_SETUP, drop_route, requires_netns
+from tests.helpers.report import validated
+
+# A clean environment: no proxy or CA variables from the machine running the tests.
+ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))}
+
+
+def amlprobe(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "probe", *args], capture_output=True, text=True, timeout=timeout, env=ENV, check=False
+    )
+
+
+@pytest.fixture
+def listener() -> object:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    yield s.getsockname()[1]
+    s.close()
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+def test_version() -> None:
+    out = amlprobe("--version")
+    assert out.returncode == 0
+    assert out.stdout.startswith("amlprobe ")
+
+
+def test_schema_is_json_schema() -> None:
+    out = amlprobe("schema")
+    assert out.returncode == 0
+    schema = json.loads(out.stdout)
+    assert schema["properties"]["schema_version"]
+    for field in ("status", "started_at", "duration_ms", "tool", "environment", "checks", "findings"):
+        assert field in schema["properties"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "--target", "tls//nohost"], "expected scheme://"),
+        (["check", "--target", "gopher://example.invalid"], "unknown scheme 'gopher'"),
+        (["check", "--target", "udp://127.0.0.1"], "needs a port"),
+        (["check", "--target", "tcp://bad_label-.example:1"], "invalid host name"),
+        (["check", "--target", "tcp://127.0.0.1:99999"], "port"),
+        (["check", "--target", "tcp://127.0.0.1:1", "--dns-server", "not-an-ip"], "--dns-server 'not-an-ip'"),
+        (["check", "--target", "tcp://127.0.0.1:1", "--timeout", "-1"], "must be positive"),
+        (["check", "--target", "tls://127.0.0.1", "--ca-bundle", "/nonexistent/ca.pem"], "no such file"),
+        (["check", "--bogus-flag"], "unrecognized arguments"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_3(args: list[str], message: str) -> None:
+    out = amlprobe(*args)
+    assert out.returncode == 3
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_ok_report_exit_0_and_valid_json(listener: int) -> None:
+    out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    report = validated(out.stdout)
+    assert report.status.value == "ok"
+    (check,) = report.checks
+    assert check.id == f"tcp:127.0.0.1:{listener}"
+    assert check.status.value == "pass" and check.reason.value == "ok"
+    assert check.addresses == ["127.0.0.1"]
+    assert check.latency_ms is not None
+
+
+def test_refused_is_critical_exit_2(listener: int) -> None:
+    port = _closed_port()
+    out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--target", f"tcp://127.0.0.1:{port}")
+    assert out.returncode == 2
+    report = validated(out.stdout)
+    assert report.status.value == "critical"
+    assert [c.reason.value for c in report.checks] == ["ok", "tcp_refused"]
+    assert report.summary.passed == 1 and report.summary.failed == 1
+
+
+def test_table_format(listener: int) -> None:
+    port = _closed_port()
+    out = amlprobe("check", "--target", f"tcp://127.0.0.1:{port}", "--format", "table")
+    assert out.returncode == 2
+    first = out.stdout.splitlines()[0]
+    assert first.startswith("CRITICAL")
+    assert "tcp_refused" in out.stdout
+    assert "\x1b[" not in out.stdout  # no colour when not a terminal
+
+
+def test_output_file_is_written_atomically(tmp_path: Path, listener: int) -> None:
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--output", str(target))
+    assert out.returncode == 0
+    assert out.stdout == ""
+    validated(target.read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]  # no temporary left behind
+
+
+def test_output_into_missing_directory_is_exit_3(listener: int) -> None:
+    out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--output", "/nonexistent/dir/r.json")
+    assert out.returncode == 3
+    assert "--output" in out.stderr
+
+
+@requires_netns
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_writes_a_partial_report_marked_interrupted(tmp_path: Path, sig: signal.Signals) -> None:
+    import shlex
+
+    report = tmp_path / "r.json"
+    setup = "; ".join(["ip link set lo up", *(f"ip {c.removeprefix('ip ')}" for c in DROP_SETUP),
+                       *drop_route("192.0.2.0/24")])
+    cmd = shlex.join([sys.executable, "-m", "probe", "check", "--target", "tcp://192.0.2.1:443",
+                      "--target", "tcp://127.0.0.1:1", "--timeout", "20", "--output", str(report)])
+    proc = subprocess.Popen(
+        ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", f"{setup}; exec {cmd}"],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 2, err  # the refused check is critical; the run was cut short
+    parsed = validated(report.read_text())
+    assert parsed.interrupted is True
+    reasons = {c.id: c.reason.value for c in parsed.checks}
+    assert reasons == {"tcp:192.0.2.1:443": "interrupted", "tcp:127.0.0.1:1": "tcp_refused"}

@@ -1,0 +1,165 @@
+"""The runner against real peers: parallel, bounded by timeout, deadline and concurrency."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import pytest
+
+from probe.context import ProbeContext, ProbeSettings
+from probe.model import CheckSpec, Protocol, Status, Target
+from probe.reasons import Reason
+from probe.resolve import SharedResolver
+from probe.runner import default_concurrency, run_checks
+from tests.helpers.netns import DROP_SETUP, drop_route, python_in_netns, requires_netns
+
+
+async def _no_lookup(name: str) -> object:
+    raise AssertionError(f"no name lookups expected, got {name}")
+
+
+def _ctx(timeout: float) -> ProbeContext:
+    return ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(_no_lookup))  # type: ignore[arg-type]
+
+
+def _tcp(host: str, port: int, i: int = 0) -> CheckSpec:
+    return CheckSpec(id=f"tcp:{host}:{port}#{i}", target=Target(host=host, port=port, protocol=Protocol.TCP))
+
+
+def test_default_concurrency_fits_1024_descriptors() -> None:
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    try:
+        assert 4 <= default_concurrency() * 4 <= 1024 - 64
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = int(s.getsockname()[1])
+    s.close()
+    return port
+
+
+async def test_results_in_spec_order_and_recorded_as_they_complete() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    specs = [_tcp("127.0.0.1", port, 0), _tcp("127.0.0.1", _closed_port(), 1), _tcp("127.0.0.1", port, 2)]
+    seen: list[str] = []
+    outcome = await run_checks(specs, _ctx(1.0), on_result=lambda r: seen.append(r.id))
+    listener.close()
+    assert [r.id for r in outcome.results] == [s.id for s in specs]
+    assert sorted(seen) == sorted(s.id for s in specs)
+    assert [r.status for r in outcome.results] == [Status.PASS, Status.FAIL, Status.PASS]
+    assert outcome.results[1].reason is Reason.TCP_REFUSED
+    assert not outcome.interrupted and not outcome.deadline_exceeded
+
+
+_PARALLEL = """
+import asyncio, json, socket, time
+from probe.context import ProbeContext, ProbeSettings
+from probe.model import CheckSpec, Protocol, Target
+from probe.resolve import SharedResolver
+from probe.runner import run_checks
+
+async def main():
+    listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(64)
+    port = listener.getsockname()[1]
+    specs = [CheckSpec(id=f"drop{i}", target=Target(host=f"192.0.2.{i + 1}", port=443, protocol=Protocol.TCP))
+             for i in range(20)]
+    specs += [CheckSpec(id=f"ok{i}", target=Target(host="127.0.0.1", port=port, protocol=Protocol.TCP))
+              for i in range(30)]
+    ctx = ProbeContext(settings=ProbeSettings(timeout=TIMEOUT, env={}), resolver=SharedResolver(None))
+    t0 = time.perf_counter()
+    out = await run_checks(specs, ctx, concurrency=CONCURRENCY, deadline_s=DEADLINE)
+    print(json.dumps({"elapsed": time.perf_counter() - t0, "deadline": out.deadline_exceeded,
+                      "reasons": [r.reason.value for r in out.results]}))
+
+asyncio.run(main())
+"""
+
+
+def _run_parallel(timeout: float, concurrency: int, deadline: float) -> dict[str, object]:
+    code = (
+        _PARALLEL.replace("TIMEOUT", str(timeout))
+        .replace("CONCURRENCY", str(concurrency))
+        .replace("DEADLINE", str(deadline))
+    )
+    proc = python_in_netns(DROP_SETUP + drop_route("192.0.2.0/24"), code)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+@requires_netns
+def test_fifty_targets_twenty_silent_finish_near_one_timeout() -> None:
+    out = _run_parallel(timeout=1.0, concurrency=64, deadline=60)
+    reasons = out["reasons"]
+    assert reasons[:20] == ["tcp_timeout"] * 20  # type: ignore[index]
+    assert reasons[20:] == ["ok"] * 30  # type: ignore[index]
+    # Serial would take 20 s; parallel takes about one timeout. The margin is wide on purpose.
+    assert out["elapsed"] < 5.0  # type: ignore[operator]
+
+
+@requires_netns
+def test_concurrency_bound_serialises_waves() -> None:
+    out = _run_parallel(timeout=0.5, concurrency=10, deadline=60)
+    # 20 silent probes, 10 at a time: at least two waves of one timeout each.
+    assert out["elapsed"] >= 0.9  # type: ignore[operator]
+
+
+@requires_netns
+def test_deadline_cuts_the_run_and_marks_unfinished_checks() -> None:
+    out = _run_parallel(timeout=5.0, concurrency=64, deadline=0.8)
+    assert out["deadline"] is True
+    assert out["elapsed"] < 3.0  # type: ignore[operator]
+    assert set(out["reasons"][:20]) == {"deadline_exceeded"}  # type: ignore[index]
+    assert set(out["reasons"][20:]) == {"ok"}  # type: ignore[index]
+
+
+async def test_stop_event_interrupts_and_keeps_finished_results() -> None:
+    import asyncio
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    # Fill the accept queue: further SYNs to this listener are dropped, a real silent drop.
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        fillers.append(s)
+    await asyncio.sleep(0.1)
+    stop = asyncio.Event()
+    specs = [_tcp("127.0.0.1", _closed_port(), 0), _tcp("127.0.0.1", port, 1)]
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.4, stop.set)
+    t0 = time.perf_counter()
+    outcome = await run_checks(specs, _ctx(10.0), stop=stop)
+    assert time.perf_counter() - t0 < 3.0
+    assert outcome.interrupted
+    assert outcome.results[0].reason is Reason.TCP_REFUSED
+    assert outcome.results[1].reason is Reason.INTERRUPTED
+    assert outcome.results[1].status is Status.SKIP
+    for s in fillers:
+        s.close()
+    listener.close()
+
+
+@pytest.mark.parametrize("n", [1, 3])
+async def test_empty_and_small_runs(n: int) -> None:
+    outcome = await run_checks([_tcp("127.0.0.1", _closed_port(), i) for i in range(n)], _ctx(1.0))
+    assert len(outcome.results) == n
+    assert all(r.reason is Reason.TCP_REFUSED for r in outcome.results)
