@@ -22,9 +22,9 @@ from checks import toml
 from checks.inputs import SCENARIOS, Cloud
 
 DATA_DIR = Path(__file__).parent / "data"
-# The packaged catalog, in catalog order (the plan's check order). Other files in data/ (trust.toml)
-# are not catalogs.
-PACKAGED_FILES = ("common.toml", "public.toml", "usgov.toml", "china.toml")
+# The packaged catalog in catalog order (the plan's check order): cloud rows first, then the shared ones.
+# Other files in data/ (trust.toml) are not catalogs.
+PACKAGED_FILES = ("public.toml", "usgov.toml", "china.toml", "common.toml")
 CLOUDS: tuple[Cloud, ...] = ("public", "usgov", "china")
 
 # Placeholder -> the Inputs fields its value is built from. notebooks_host is the first DNS label of the
@@ -223,9 +223,7 @@ def _parse_file(path: Path, shown: str) -> _File:
             raise CatalogError(f"{shown}: field {key!r}: unknown top-level key (allowed: {allowed})")
     clouds = doc.get("clouds", list(CLOUDS))
     if not isinstance(clouds, list) or not clouds or any(c not in CLOUDS for c in clouds):
-        raise CatalogError(
-            f"{shown}: field 'clouds': must be a non-empty list of {', '.join(CLOUDS)} (got {clouds!r})"
-        )
+        raise CatalogError(f"{shown}: field 'clouds': must be a non-empty list of {', '.join(CLOUDS)} (got {clouds!r})")
 
     parsed: dict[str, list[tuple[int, Any]]] = {}
     for section, (label, model) in _SECTIONS.items():

@@ -111,7 +111,7 @@ async def _exchange(address: str, port: int, payload: bytes, deadline: float) ->
         # connect() on UDP only consults the routing table: unreachable/prohibit routes fail here.
         return _from_error(exc, peer, 0, None, at_connect=True)
     sent = 0
-    watch: Stopwatch | None = None
+    watch = Stopwatch()
     try:
         _enable_icmp_errors(stream)
         start, budget = now(), remaining(deadline)
@@ -119,8 +119,6 @@ async def _exchange(address: str, port: int, payload: bytes, deadline: float) ->
         while True:
             if sent < SENDS and now() >= send_at[sent]:
                 await within(stream.send(payload), deadline)
-                if watch is None:
-                    watch = Stopwatch()
                 sent += 1
             if remaining(deadline) <= 0:
                 break
@@ -129,16 +127,16 @@ async def _exchange(address: str, port: int, payload: bytes, deadline: float) ->
                 data, _ = await within(stream.recv(), until)
             except TimeoutError:
                 continue
-            ms = watch.ms() if watch else None
+            ms = watch.ms()
             detail = (
-                f"UDP {peer} answered with {len(data)} bytes after {sent} "
+                f"UDP {peer} answered with {len(data)} byte{'s' * (len(data) != 1)} after {sent} "
                 f"datagram{'s' * (sent > 1)} in {ms:g} ms (open)."
             )
             return _Outcome("open", Reason.UDP_OPEN, Status.PASS, detail, sent, received=1, latency_ms=ms)
         # An error that arrived during the last slice.
         _ = stream.exception
     except OSError as exc:
-        return _from_error(exc, peer, sent, watch.ms() if watch else None)
+        return _from_error(exc, peer, sent, watch.ms() if sent else None)
     except TimeoutError:
         pass
     finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -139,7 +140,8 @@ def run_squid(hosts: dict[str, str] | None = None, *, user: str = "probe", passw
     if not squid_available():
         pytest.skip("squid not installed")
     state = Path(tempfile.mkdtemp(prefix="amlprobe-squid-"))
-    service = f"amlpt{os.getpid()}x{state.name[-6:]}"
+    # Alphanumeric only, or squid refuses it.
+    service = f"amlpt{os.getpid()}x{secrets.token_hex(4)}"
     proc: subprocess.Popen[bytes] | None = None
     stderr = open(state / "stderr.log", "wb")  # noqa: SIM115 - closed in finally
     try:
@@ -165,8 +167,8 @@ def run_squid(hosts: dict[str, str] | None = None, *, user: str = "probe", passw
         give_up = time.monotonic() + START_TIMEOUT
         while not (_listening(squid.open_port) and _listening(squid.auth_port)):
             if proc.poll() is not None or time.monotonic() > give_up:
-                log = (state / "cache.log").read_text() if (state / "cache.log").exists() else ""
-                raise RuntimeError(f"squid did not start:\n{log[-2000:]}")
+                logs = [p.read_text(errors="replace") for p in (state / "cache.log", state / "stderr.log") if p.exists()]
+                raise RuntimeError("squid did not start:\n" + "\n".join(log[-2000:] for log in logs))
             time.sleep(0.05)
         yield squid
     finally:

@@ -1,0 +1,343 @@
+"""From catalog and inputs to what gets probed: concrete checks, DNS expectations, and what is skipped.
+
+Check ids: ``<protocol>:<host>:<port>`` for connections, ``dns:<host>`` for the configured resolver
+and ``dns@reference:<host>`` for the reference resolver (Azure DNS by default). Order is
+deterministic: configured DNS checks, reference DNS checks, then connections, each in catalog order.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from checks.catalog import PLACEHOLDERS, Catalog, Endpoint, PrivateDns, placeholders_in
+from checks.inputs import DEFAULT_SCENARIOS, Cloud, Inputs
+from checks.validate import InputError, validate_inputs
+from probe.model import CheckSpec, Protocol, Target
+
+_INPUT_ORDER = tuple(Inputs.model_fields)
+_LABEL_MAX = 63
+_GUID_LEN = 36
+
+
+class SkippedRow(BaseModel):
+    """A catalog row that is not probed: an input is missing, or the row has no concrete host."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="The catalog entry id.")
+    host: str = Field(description="The host pattern, or the documented wildcard when there is no concrete host.")
+    port: int | None
+    ports: list[int] = Field(default_factory=list, description="Every port of the row (port is the first).")
+    protocol: str
+    needs: list[str] = Field(default_factory=list, description="Missing input names; empty if no input would help.")
+    note: str
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class DnsExpectation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    check_id: str = Field(description="The dns check on the configured resolver.")
+    reference_check_id: str | None = Field(description="The same name asked of the reference resolver.")
+    name: str
+    resource: str
+    expect: Literal["private", "public"]
+    privatelink_suffix: str | None = Field(description="The zone the documented privatelink CNAME points into.")
+    privatelink_name: str | None = Field(None, description="The documented privatelink CNAME target, expanded.")
+    zone: str | None
+    forwarder_zones: list[str] = Field(default_factory=list)
+    doc: str
+    entry: str = Field("", description="The catalog private_dns id.")
+    variant_group: str | None = None
+
+
+class Plan(BaseModel):
+    """What `amlprobe check` probes. variant_groups: alternative names for one thing (sources disagree);
+    compare a group's checks by (protocol, port) to see which name answered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cloud: Cloud
+    scenarios: list[str]
+    checks: list[CheckSpec]
+    skipped: list[SkippedRow] = Field(default_factory=list)
+    dns_expectations: list[DnsExpectation] = Field(default_factory=list)
+    variant_groups: dict[str, list[str]] = Field(default_factory=dict)
+
+
+def notebooks_label(workspace_name: str, region: str, workspace_id: str) -> str:
+    """ml-<workspace name>-<region>-<guid>, the name truncated so the DNS label fits 63 characters [S4]."""
+    room = _LABEL_MAX - len("ml---") - len(region) - len(workspace_id)
+    return f"ml-{workspace_name.lower()[: max(room, 0)]}-{region}-{workspace_id}"
+
+
+def placeholder_values(inputs: Inputs) -> dict[str, str]:
+    """Placeholder -> value for every placeholder the inputs can fill. Names are lower-cased: DNS is
+    case-insensitive, check ids are not."""
+    values: dict[str, str] = {}
+    for name, fields in PLACEHOLDERS.items():
+        if len(fields) == 1 and (value := getattr(inputs, fields[0])) is not None:
+            values[name] = value.lower()
+    if inputs.workspace_name and inputs.region and inputs.workspace_id:
+        values["notebooks_host"] = notebooks_label(inputs.workspace_name, inputs.region, inputs.workspace_id.lower())
+    return values
+
+
+def _needs(pattern: str, values: dict[str, str], inputs: Inputs) -> list[str]:
+    missing = {f for p in placeholders_in(pattern) if p not in values for f in PLACEHOLDERS[p]}
+    return [f for f in _INPUT_ORDER if f in missing and getattr(inputs, f) is None]
+
+
+def _expand(pattern: str, values: dict[str, str]) -> str | None:
+    if any(p not in values for p in placeholders_in(pattern)):
+        return None
+    return pattern.format(**values)
+
+
+def _expand_soft(pattern: str, values: dict[str, str]) -> str:
+    # "Storage.{region}" without a region is still a valid (wider) service tag: "Storage".
+    def sub(m: re.Match[str]) -> str:
+        value = values.get(m.group(2))
+        return m.group(1) + value if value is not None else ""
+
+    return re.sub(r"(\.?)\{(\w+)\}", sub, pattern)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _endpoint_labels(e: Endpoint, values: dict[str, str]) -> dict[str, str]:
+    labels = {"entry": e.id, "purpose": e.purpose, "required": str(e.required).lower(), "doc": e.doc}
+    labels["fqdn"] = e.fqdn
+    if e.service_tag:
+        labels["service_tag"] = _expand_soft(e.service_tag, values)
+    if e.variant_group:
+        labels["variant_group"] = e.variant_group
+    if e.resource:
+        labels["resource"] = e.resource
+    if e.inferred:
+        labels["inferred"] = "true"
+    return labels
+
+
+def _private_dns_labels(row: PrivateDns, expect: str) -> dict[str, str]:
+    labels = {
+        "entry": row.id,
+        "purpose": f"must resolve to a {expect} address ({row.resource})",
+        "required": "true",
+        "doc": row.doc,
+    }
+    if row.private_endpoint:
+        # "resource" marks a private-endpoint name; the diagnosis reads it that way.
+        labels["resource"] = row.resource
+    if row.variant_group:
+        labels["variant_group"] = row.variant_group
+    if row.inferred:
+        labels["inferred"] = "true"
+    return labels
+
+
+def _merge(into: dict[str, str], new: dict[str, str]) -> None:
+    """Two rows reach the same check: keep the first row's words, record both entries."""
+    entries = into.get("entry", "").split(",") if into.get("entry") else []
+    for entry in new.get("entry", "").split(","):
+        if entry and entry not in entries:
+            entries.append(entry)
+    into["entry"] = ",".join(entries)
+    if new.get("required") == "true":
+        into["required"] = "true"
+    for key, value in new.items():
+        into.setdefault(key, value)
+
+
+def _skip(row: Endpoint | PrivateDns, host: str, protocol: str, ports: list[int], needs: list[str],
+          note: str, labels: dict[str, str]) -> SkippedRow:  # fmt: skip
+    return SkippedRow(
+        id=row.id,
+        host=host,
+        port=ports[0] if ports else None,
+        ports=ports,
+        protocol=protocol,
+        needs=needs,
+        note=note,
+        labels=labels,
+    )
+
+
+def _missing_note(needs: list[str], row_note: str) -> str:
+    text = f"missing input: {', '.join(needs)}" if needs else "an input it needs is missing"
+    return f"{text}; {row_note}" if row_note else text
+
+
+def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
+    """Select the catalog rows for the inputs' scenarios and expand them. Raises InputError."""
+    validate_inputs(inputs)
+    if catalog.cloud != inputs.cloud:
+        raise InputError(
+            f"{inputs.sources.get('cloud') or 'inputs'}: field 'cloud': {inputs.cloud!r} does not match"
+            f" the catalog's cloud {catalog.cloud!r}"
+        )
+    scenarios = list(dict.fromkeys(inputs.scenarios)) or list(DEFAULT_SCENARIOS)
+    selected = set(scenarios)
+    values = placeholder_values(inputs)
+
+    connections: dict[str, CheckSpec] = {}
+    dns_labels: dict[str, dict[str, str]] = {}
+    skipped: list[SkippedRow] = []
+    expectations: list[DnsExpectation] = []
+
+    def want_dns(host: str, labels: dict[str, str]) -> None:
+        if _is_ip(host):
+            return
+        if host in dns_labels:
+            _merge(dns_labels[host], labels)
+        else:
+            dns_labels[host] = dict(labels)
+
+    for e in catalog.endpoints:
+        if not selected.intersection(e.scenarios):
+            continue
+        labels = _endpoint_labels(e, values)
+        if e.host is None:
+            note = e.note or "no concrete host to probe for this wildcard"
+            skipped.append(_skip(e, e.fqdn, e.protocol, e.ports, [], note, labels))
+            continue
+        host = _expand(e.host, values)
+        if host is None:
+            needs = _needs(e.host, values, inputs)
+            skipped.append(_skip(e, e.host, e.protocol, e.ports, needs, _missing_note(needs, ""), labels))
+            continue
+        path = _expand_soft(e.path, values) if e.path is not None else None
+        for port in e.ports:
+            cid = f"{e.protocol}:{host}:{port}"
+            if cid in connections:
+                _merge(connections[cid].labels, labels)
+                continue
+            target = Target(host=host, port=port, protocol=Protocol(e.protocol), path=path)
+            connections[cid] = CheckSpec(id=cid, target=target, labels=dict(labels))
+        want_dns(host, {**labels, "purpose": f"name resolution: {e.purpose}"})
+
+    references: list[str] = []
+    for row in catalog.private_dns:
+        if not selected.intersection(row.scenarios):
+            continue
+        expect: Literal["private", "public"] = (
+            "private" if row.private_endpoint and inputs.expects_private else "public"
+        )
+        labels = _private_dns_labels(row, expect)
+        name = _expand(row.name, values)
+        if name is None:
+            needs = _needs(row.name, values, inputs)
+            skipped.append(_skip(row, row.name, Protocol.DNS.value, [], needs, _missing_note(needs, ""), labels))
+            continue
+        want_dns(name, labels)
+        reference_id = None
+        if inputs.reference_dns:
+            reference_id = f"dns@reference:{name}"
+            if name not in references:
+                references.append(name)
+        privatelink = _expand(row.privatelink, values) if row.privatelink else None
+        expectations.append(
+            DnsExpectation(
+                check_id=f"dns:{name}",
+                reference_check_id=reference_id,
+                name=name,
+                resource=row.resource,
+                expect=expect,
+                privatelink_suffix=row.zone if row.privatelink else None,
+                privatelink_name=privatelink,
+                zone=_expand(row.zone, values) if row.zone else None,
+                forwarder_zones=[_expand(z, values) or z for z in row.forwarder_zones],
+                doc=row.doc,
+                entry=row.id,
+                variant_group=row.variant_group,
+            )
+        )
+
+    checks: list[CheckSpec] = [
+        CheckSpec(
+            id=f"dns:{host}",
+            target=Target(host=host, protocol=Protocol.DNS),
+            labels={**labels, "resolver": "configured"},
+        )
+        for host, labels in dns_labels.items()
+    ]
+    checks += [
+        CheckSpec(
+            id=f"dns@reference:{name}",
+            target=Target(host=name, protocol=Protocol.DNS),
+            labels={**dns_labels[name], "resolver": "reference"},
+            dns_servers=list(inputs.reference_dns),
+        )
+        for name in references
+    ]
+    checks += connections.values()
+
+    groups: dict[str, list[str]] = {}
+    for spec in checks:
+        group = spec.labels.get("variant_group")
+        if group and spec.labels.get("resolver") != "reference":
+            groups.setdefault(group, []).append(spec.id)
+
+    return Plan(
+        cloud=catalog.cloud,
+        scenarios=scenarios,
+        checks=checks,
+        skipped=skipped,
+        dns_expectations=expectations,
+        variant_groups=groups,
+    )
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    out = []
+    for row in [headers, *rows]:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        out.append("  " + "  ".join(cells).rstrip())
+    return out
+
+
+def render_plan_table(plan: Plan) -> str:
+    """The human view of `amlprobe plan`: what would be probed, and what is skipped and why."""
+    lines = [f"amlprobe plan: cloud {plan.cloud}; scenarios: {', '.join(plan.scenarios)}", ""]
+
+    lines.append(f"Checks to run ({len(plan.checks)}):")
+    rows = []
+    for spec in plan.checks:
+        req = "yes" if spec.labels.get("required") == "true" else "no"
+        via = f" via {', '.join(spec.dns_servers)}" if spec.dns_servers else ""
+        rows.append((spec.id + via, req, spec.labels.get("entry", "")))
+    lines += _table(("CHECK", "REQUIRED", "CATALOG ENTRY"), rows)
+
+    if plan.dns_expectations:
+        lines += ["", f"Private DNS expectations ({len(plan.dns_expectations)}):"]
+        rows = [
+            (e.name, e.expect, e.zone or "-", e.privatelink_name or "(CNAME undocumented)")
+            for e in plan.dns_expectations
+        ]
+        lines += _table(("NAME", "EXPECT", "ZONE", "PRIVATELINK CNAME"), rows)
+
+    if plan.variant_groups:
+        lines += ["", "Variant groups (sources disagree; every variant is probed):"]
+        for group, ids in plan.variant_groups.items():
+            lines.append(f"  {group}: {', '.join(ids)}")
+
+    if plan.skipped:
+        lines += ["", f"Skipped ({len(plan.skipped)}):"]
+        rows = []
+        for s in plan.skipped:
+            ports = ",".join(str(p) for p in s.ports) or "-"
+            why = f"needs {', '.join(s.needs)}" if s.needs else s.note
+            rows.append((s.id, s.host, f"{s.protocol}/{ports}", why))
+        lines += _table(("CATALOG ENTRY", "HOST", "PROTO/PORT", "WHY"), rows)
+    return "\n".join(lines) + "\n"
