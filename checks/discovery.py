@@ -121,7 +121,7 @@ class Discovery:
     sources: dict[str, str] = field(default_factory=dict)
     # "compute-instance", "job", or None when no Azure ML compute marker was found. On Azure ML
     # compute the VM lives in a Microsoft-managed Batch subscription, so IMDS's subscription and
-    # resource group are not the workspace's (requirements §1b, Batch row: "The Batch account is in
+    # resource group are not the workspace's (requirements §3, Batch row: "The Batch account is in
     # a Microsoft subscription").
     aml_compute: str | None = None
     # The compute instance's DNS suffix from .nbvm (``<instance>.<suffix>`` is its host name).
