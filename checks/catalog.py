@@ -8,13 +8,14 @@ of ``checks/data/common.toml``. Every problem is reported as one line naming fil
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -177,7 +178,7 @@ class _File:
     private_dns: tuple[tuple[int, PrivateDns], ...]
 
 
-def _describe(err: Any) -> tuple[str, str]:
+def _describe(err: Any, model: type[_Entry]) -> tuple[str, str]:
     """(field, message) for one pydantic error, worded for a catalog author."""
     loc = [str(p) for p in err.get("loc", ())]
     field = loc[0] if loc else "?"
@@ -185,7 +186,9 @@ def _describe(err: Any) -> tuple[str, str]:
         field += f"[{part}]" if isinstance(part, int) else f".{part}"
     kind = err.get("type", "")
     if kind == "extra_forbidden":
-        return field, "unknown field"
+        close = difflib.get_close_matches(field, model.model_fields, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(model.model_fields)}"
+        return field, f"unknown field ({hint})"
     if kind == "missing":
         return field, "missing required field"
     msg = str(err.get("msg", "invalid"))
@@ -196,13 +199,13 @@ def _describe(err: Any) -> tuple[str, str]:
     return field, msg
 
 
-def _entry_error(shown: str, label: str, index: int, raw: Any, exc: ValidationError) -> CatalogError:
+def _entry_error(where: str, raw: Any, model: type[_Entry], exc: ValidationError) -> CatalogError:
     errors = exc.errors()
-    field, msg = _describe(errors[0])
+    field, msg = _describe(errors[0], model)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     ident = raw.get("id") if isinstance(raw, dict) else None
     who = f"id {ident!r}" if isinstance(ident, str) else "no id"
-    return CatalogError(f"{shown}: {label} #{index} ({who}): field {field!r}: {msg}{more}")
+    return CatalogError(f"{where} ({who}): field {field!r}: {msg}{more}")
 
 
 def _parse_file(path: Path, shown: str) -> _File:
@@ -237,8 +240,17 @@ def _parse_file(path: Path, shown: str) -> _File:
             try:
                 items.append((index, model.model_validate(raw)))
             except ValidationError as exc:
-                raise _entry_error(shown, label, index, raw, exc) from None
+                raise _entry_error(f"{shown}: {label} #{index}", raw, model, exc) from None
         parsed[section] = items
+    first: dict[str, str] = {}
+    for section, (label, _model) in _SECTIONS.items():
+        for index, entry in parsed[section]:
+            if entry.id in first:
+                raise CatalogError(
+                    f"{shown}: {label} #{index} (id {entry.id!r}): field 'id': "
+                    f"duplicate id, already defined at {shown} {first[entry.id]}"
+                )
+            first[entry.id] = f"{label} #{index}"
     return _File(
         shown=shown,
         clouds=tuple(clouds),
@@ -247,7 +259,7 @@ def _parse_file(path: Path, shown: str) -> _File:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _packaged() -> tuple[_File, ...]:
     # Packaged data never changes while the process runs: parse and validate it once.
     return tuple(_parse_file(DATA_DIR / name, f"checks/data/{name}") for name in PACKAGED_FILES)
@@ -280,4 +292,4 @@ def load_catalog(cloud: str, extra_files: Sequence[Path] = ()) -> Catalog:
                 endpoints.append(entry)
             elif isinstance(entry, PrivateDns):
                 private_dns.append(entry)
-    return Catalog(cloud=cast(Cloud, cloud), endpoints=endpoints, private_dns=private_dns, files=used)
+    return Catalog(cloud=cloud, endpoints=endpoints, private_dns=private_dns, files=used)

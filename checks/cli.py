@@ -88,7 +88,7 @@ async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[I
         inputs = gather_inputs(flags=_flags(args), config_path=args.config, env=env, discovery=discovery)
     except InputError as exc:
         raise UsageError(str(exc)) from None
-    return inputs, discovery.as_environment() if hasattr(discovery, "as_environment") else {}
+    return inputs, discovery.as_environment()
 
 
 def load_plan(args: argparse.Namespace, inputs: Inputs) -> Any:

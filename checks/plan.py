@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -159,8 +160,16 @@ def _merge(into: dict[str, str], new: dict[str, str]) -> None:
         into.setdefault(key, value)
 
 
-def _skip(row: Endpoint | PrivateDns, host: str, protocol: str, ports: list[int], needs: list[str],
-          note: str, labels: dict[str, str]) -> SkippedRow:  # fmt: skip
+def _skip(
+    row: Endpoint | PrivateDns,
+    *,
+    host: str,
+    protocol: str,
+    ports: list[int],
+    needs: list[str],
+    note: str,
+    labels: dict[str, str],
+) -> SkippedRow:
     return SkippedRow(
         id=row.id,
         host=host,
@@ -173,9 +182,8 @@ def _skip(row: Endpoint | PrivateDns, host: str, protocol: str, ports: list[int]
     )
 
 
-def _missing_note(needs: list[str], row_note: str) -> str:
-    text = f"missing input: {', '.join(needs)}" if needs else "an input it needs is missing"
-    return f"{text}; {row_note}" if row_note else text
+def _missing_note(needs: list[str]) -> str:
+    return f"missing input: {', '.join(needs)}" if needs else "an input it needs is missing"
 
 
 def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
@@ -209,12 +217,17 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
         labels = _endpoint_labels(e, values)
         if e.host is None:
             note = e.note or "no concrete host to probe for this wildcard"
-            skipped.append(_skip(e, e.fqdn, e.protocol, e.ports, [], note, labels))
+            skipped.append(
+                _skip(e, host=e.fqdn, protocol=e.protocol, ports=e.ports, needs=[], note=note, labels=labels)
+            )
             continue
         host = _expand(e.host, values)
         if host is None:
             needs = _needs(e.host, values, inputs)
-            skipped.append(_skip(e, e.host, e.protocol, e.ports, needs, _missing_note(needs, ""), labels))
+            note = _missing_note(needs)
+            skipped.append(
+                _skip(e, host=e.host, protocol=e.protocol, ports=e.ports, needs=needs, note=note, labels=labels)
+            )
             continue
         path = _expand_soft(e.path, values) if e.path is not None else None
         for port in e.ports:
@@ -237,7 +250,8 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
         name = _expand(row.name, values)
         if name is None:
             needs = _needs(row.name, values, inputs)
-            skipped.append(_skip(row, row.name, Protocol.DNS.value, [], needs, _missing_note(needs, ""), labels))
+            note = _missing_note(needs)
+            skipped.append(_skip(row, host=row.name, protocol="dns", ports=[], needs=needs, note=note, labels=labels))
             continue
         want_dns(name, labels)
         reference_id = None
@@ -298,10 +312,10 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
     )
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def _table(headers: tuple[str, ...], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     out = []
-    for row in [headers, *rows]:
+    for row in [list(headers), *map(list, rows)]:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
         out.append("  " + "  ".join(cells).rstrip())
     return out
@@ -312,7 +326,7 @@ def render_plan_table(plan: Plan) -> str:
     lines = [f"amlprobe plan: cloud {plan.cloud}; scenarios: {', '.join(plan.scenarios)}", ""]
 
     lines.append(f"Checks to run ({len(plan.checks)}):")
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for spec in plan.checks:
         req = "yes" if spec.labels.get("required") == "true" else "no"
         via = f" via {', '.join(spec.dns_servers)}" if spec.dns_servers else ""
@@ -322,7 +336,7 @@ def render_plan_table(plan: Plan) -> str:
     if plan.dns_expectations:
         lines += ["", f"Private DNS expectations ({len(plan.dns_expectations)}):"]
         rows = [
-            (e.name, e.expect, e.zone or "-", e.privatelink_name or "(CNAME undocumented)")
+            (e.name, e.expect, e.zone or "-", e.privatelink_name or ("undocumented" if e.zone else "-"))
             for e in plan.dns_expectations
         ]
         lines += _table(("NAME", "EXPECT", "ZONE", "PRIVATELINK CNAME"), rows)

@@ -97,7 +97,7 @@ class LabCA:
                 sans.append(x509.DNSName(n))
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, min(names, key=len)[:64])]))
             .issuer_name(self.intermediate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

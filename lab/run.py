@@ -168,10 +168,15 @@ async def run_inside(scenario: Scenario, layout: topo.Layout, workdir: Path, arg
     os.environ.update(lab_environment(scenario, workdir))
     plugins = load_plugins()
     check_args = build_parser(plugins).parse_args(check_argv(scenario, workdir, args))
+    marks = args.timing
+    marks.append(("parse", time.perf_counter()))
     async with lab_servers(layout, scenario, workdir):
+        marks.append(("servers up", time.perf_counter()))
         code = await cmd_check(check_args, plugins)
+        marks.append(("check done", time.perf_counter()))
         if args.keep:
             await _keep_running(args)
+    marks.append(("servers down", time.perf_counter()))
     return code
 
 
@@ -209,7 +214,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown lab scenario {name!r}; known: {', '.join(SCENARIOS)}")
     if args.output:
         args.output = os.path.abspath(args.output)
-    t0 = time.perf_counter()
+    args.timing = [("start", time.perf_counter())]
+    show_timing = bool(os.environ.get("AMLPROBE_LAB_TIMING"))
     plan = lab_plan()
     layout = topo.build_layout(plan)
     try:
@@ -217,14 +223,18 @@ def cmd_lab(args: argparse.Namespace) -> int:
         ip_batch(topo.network_commands(layout, scenario))
     except NamespaceUnavailable as exc:
         raise UsageError(str(exc)) from None
+    args.timing.append(("namespace", time.perf_counter()))
     with tempfile.TemporaryDirectory(prefix="amlprobe-lab-") as tmp:
         code = asyncio.run(run_inside(scenario, layout, Path(tmp), args))
-    if args.scenario is None and sys.stderr.isatty():
+    if args.scenario is None:
         print(
             "\nThat was the healthy lab. Now break something: amlprobe lab --scenario nsg-blocks-443 "
             "(amlprobe lab --list shows all).",
             file=sys.stderr,
         )
-    if os.environ.get("AMLPROBE_LAB_TIMING"):
-        print(f"lab total {time.perf_counter() - t0:.3f}s", file=sys.stderr)
+    args.timing.append(("exit", time.perf_counter()))
+    if show_timing:
+        t0 = args.timing[0][1]
+        steps = ", ".join(f"{name} {(t - t0) * 1000:.0f} ms" for name, t in args.timing[1:])
+        print(f"amlprobe lab timing (since the lab command started): {steps}", file=sys.stderr)
     return code

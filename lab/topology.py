@@ -78,7 +78,7 @@ def build_layout(plan: Plan) -> Layout:
     next(pe_pool)  # 10.0.1.1 is the subnet's gateway in Azure; keep the layout familiar
     pe_ips: dict[str, str] = {}
     for exp in plan.dns_expectations:
-        if exp.name in layout.addresses:
+        if exp.name in layout.addresses or exp.expect != "private":
             continue
         group = pe_group(exp.resource)
         if group not in pe_ips:
@@ -117,6 +117,8 @@ def build_layout(plan: Plan) -> Layout:
         layout.private_zone[pl] = [("A", address, 10)]
         layout.public_zone[host] = [("CNAME", pl, 300)]
         layout.public_zone[pl] = [("A", layout.public_addresses[host], 60)]
+    # The HTTPS front end owns 443 on every address; a plain TCP check of 443 reaches it too.
+    layout.tcp_ports.discard(443)
     return layout
 
 

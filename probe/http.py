@@ -25,6 +25,7 @@ from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Status, T
 from probe.reasons import Reason, classify_tls_error
 from probe.tcp import endpoint
 from probe.timing import Stopwatch, within
+from probe.tls import ca_bundle_in_use
 
 HEAD_LIMIT = 64 * 1024
 # Headers worth keeping besides Server and Via: they tell who answered and why.
@@ -187,8 +188,6 @@ async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     watch = Stopwatch()
     try:
         if tls:
-            from probe.tls import ca_bundle_in_use
-
             tls_facts = TlsFacts(server_name=host, verified=False, ca_bundle=ca_bundle_in_use(ctx.settings))
             server_name = host.strip("[]")
             reader, writer = await within(

@@ -8,6 +8,9 @@ Names are resolved once per run by the shared resolver, before aiohttp runs, so 
 classified as dns_* like everywhere else; aiohttp only ever sees those addresses. Proxying is
 decided here too (aiohttp never reads the environment): wss:// goes through CONNECT; aiohttp
 sends ws:// to the proxy as a forward request, which many proxies do not upgrade.
+
+aiohttp sets up the connection (TCP, proxy tunnel, TLS) in one step, so the "connect" phase
+covers all of it; "upgrade" is the wait for the answer to the upgrade request.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from probe import __version__
 from probe.context import ProbeContext, make_result
 from probe.http import KEPT_HEADERS, request_target
 from probe.model import CheckResult, CheckSpec, Confidence, DnsFacts, HttpFacts, ProxyFacts, Route, Status
-from probe.proxy import ProxyChoice
+from probe.proxy import ProxyChoice, proxy_authorization
 from probe.reasons import Reason, classify_socket_error, classify_tls_error
 from probe.tcp import endpoint
 from probe.timing import Stopwatch, now, remaining, within
@@ -224,9 +227,8 @@ async def probe_websocket(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     )
     timeout = aiohttp.ClientTimeout(total=max(remaining(deadline), 0.001))
     proxy_url = None if choice is None else URL.build(scheme="http", host=choice.host, port=choice.port)
-    proxy_auth = None
-    if choice is not None and choice.username is not None:
-        proxy_auth = aiohttp.BasicAuth(choice.username, choice.password or "")
+    # Sent as a header rather than aiohttp's deprecated proxy_auth; None when no credentials.
+    proxy_auth = None if choice is None else proxy_authorization(choice)
     session = aiohttp.ClientSession(
         connector=connector, timeout=timeout, trust_env=False, trace_configs=[trace.config()]
     )
@@ -236,7 +238,7 @@ async def probe_websocket(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
                 session.ws_connect(
                     URL(url),
                     proxy=proxy_url,
-                    proxy_auth=proxy_auth,
+                    proxy_headers=None if proxy_auth is None else {"Proxy-Authorization": proxy_auth},
                     headers={"User-Agent": f"amlprobe/{__version__}"},
                     autoping=False,
                 ),
@@ -259,7 +261,9 @@ async def probe_websocket(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         detail = f"Websocket upgrade accepted (101) by {url} ({where}{f', {peer}' if choice is None and peer else ''})."
         return result(Reason.OK, detail, http=http, peer=peer, latency_ms=latency)
     finally:
-        await session.close()
+        # Shielded: if closing outlasts its budget it finishes in the background, never half-done.
+        with contextlib.suppress(TimeoutError):
+            await within(asyncio.shield(session.close()), now() + CLOSE_BUDGET)
 
 
 def _proxy_rejected(

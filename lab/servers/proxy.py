@@ -44,6 +44,7 @@ class ConnectProxy:
         resolve: Resolve | None = None,
         hosts: Mapping[str, str | list[str]] | None = None,
         connect_timeout: float = 5.0,
+        source: str | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -52,6 +53,8 @@ class ConnectProxy:
         self._resolve = resolve
         self._hosts = {k.rstrip(".").lower(): [v] if isinstance(v, str) else list(v) for k, v in (hosts or {}).items()}
         self._connect_timeout = connect_timeout
+        # The local address upstream connections come from (the proxy's own address in the lab).
+        self._source = source
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         # "host:port -> status" for every CONNECT seen, so tests can tell the proxy was used.
@@ -116,14 +119,16 @@ class ConnectProxy:
     async def _upstream(self, name: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
             addresses = await self._addresses(name)
-        except OSError as exc:
+        except Exception as exc:  # whatever the resolver callback raises, the client gets a 502
             raise _Refusal(502, "Bad Gateway", f"cannot resolve {name}: {exc}") from None
         if not addresses:
             raise _Refusal(502, "Bad Gateway", f"cannot resolve {name}")
         last: BaseException | None = None
         for address in addresses:
             try:
-                return await asyncio.wait_for(asyncio.open_connection(address, port), self._connect_timeout)
+                local = None if self._source is None else (self._source, 0)
+                connecting = asyncio.open_connection(address, port, local_addr=local)
+                return await asyncio.wait_for(connecting, self._connect_timeout)
             except asyncio.TimeoutError:  # not the builtin TimeoutError on 3.10
                 last = TimeoutError(f"{address}:{port} timed out")
             except OSError as exc:

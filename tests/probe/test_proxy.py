@@ -500,3 +500,23 @@ async def test_cancelled_tunnel_closes_its_socket(
         await asyncio.wait([task])
         assert task.cancelled()
         del task  # its traceback would keep a leaked socket alive past the check
+
+
+async def test_lab_proxy_connects_upstream_from_its_source_address(peers: WebPeers, tls_ca_file: str) -> None:
+    seen: list[str] = []
+
+    async def record_peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(writer.get_extra_info("peername")[0])
+        await reader.read()
+
+    port = await peers.raw(record_peer, host="127.0.0.1")
+    ctx = context(tls_ca_file)
+    async with ConnectProxy(source="127.0.0.2") as proxy:
+        choice = parse_proxy_url(proxy.url, "--proxy")
+        sock, _facts = await open_tunnel(ctx, choice, "127.0.0.1", port, ctx.deadline())
+        sock.close()
+        for _ in range(20):
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+    assert seen == ["127.0.0.2"]

@@ -1,0 +1,242 @@
+"""End to end: every lab scenario, run as a user runs it, diagnoses its fault and nothing else.
+
+Each scenario runs once per test session (`amlprobe lab --scenario X --format json` in a
+subprocess, which builds its own network namespace); the tests below read its report.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from probe.model import CheckResult, Protocol, Report, Severity, Status
+from tests.helpers.netns import requires_netns
+from tests.helpers.report import validated
+
+pytestmark = requires_netns
+
+ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))}
+PE_NET = "10.0.1."
+AML_NET = "192.0.2."
+
+
+@functools.cache
+def run_lab(scenario: str) -> tuple[int, Report]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "probe", "lab", "--scenario", scenario, "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        check=False,
+    )
+    assert proc.stdout, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, validated(proc.stdout)
+
+
+def not_passing(report: Report) -> dict[str, str]:
+    return {c.id: c.reason.value for c in report.checks if c.status in (Status.FAIL, Status.WARN)}
+
+
+def ids(report: Report, pred: Callable[[CheckResult], bool]) -> set[str]:
+    """Ids of the probed (not skipped) checks matching ``pred``."""
+    return {c.id for c in report.checks if c.status is not Status.SKIP and pred(c)}
+
+
+def udp_silent(report: Report) -> dict[str, str]:
+    return {i: "udp_open_filtered" for i in ids(report, lambda c: c.target.protocol is Protocol.UDP)}
+
+
+def finding_ids(report: Report, *, include_info: bool = False) -> list[str]:
+    return [f.id for f in report.findings if include_info or f.severity is not Severity.INFO]
+
+
+def test_healthy_has_no_problem() -> None:
+    code, report = run_lab("healthy")
+    assert code == 0
+    assert report.status.value == "ok"
+    assert not_passing(report) == udp_silent(report)
+    assert finding_ids(report) == []
+    # Silence on tundra is all a working path shows: said plainly, as information only.
+    assert finding_ids(report, include_info=True) == ["udp-5831-unconfirmed"]
+    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET]
+    assert ws and all(c.status is Status.PASS for c in ws)
+    smb = [c for c in report.checks if c.target.protocol is Protocol.SMB]
+    assert smb and smb[0].smb is not None and smb[0].smb.dialect
+    skipped = [c for c in report.checks if c.status is Status.SKIP]
+    assert skipped and all(c.reason.value.startswith("skipped_") for c in skipped)
+
+
+def test_nsg_blocks_443_to_aml_front_ends() -> None:
+    code, report = run_lab("nsg-blocks-443")
+    assert code == 2
+    blocked = ids(
+        report,
+        lambda c: c.target.port == 443
+        and c.target.protocol is not Protocol.DNS
+        and any(a.startswith(AML_NET) for a in c.addresses),
+    )
+    assert blocked
+    assert not_passing(report) == {**{i: "tcp_timeout" for i in blocked}, **udp_silent(report)}
+    assert finding_ids(report) == ["outbound-443-blocked"]
+    (f,) = [f for f in report.findings if f.id == "outbound-443-blocked"]
+    assert "AzureMachineLearning" in f.title and "dropped" in f.title
+    assert set(f.evidence) == blocked
+    assert any("--destination-address-prefixes AzureMachineLearning" in c for r in f.remediation for c in r.commands)
+
+
+def test_udp_5831_rejected() -> None:
+    code, report = run_lab("udp-5831-rejected")
+    assert code == 2
+    udp = ids(report, lambda c: c.target.protocol is Protocol.UDP)
+    assert not_passing(report) == {i: "udp_closed" for i in udp}
+    assert finding_ids(report, include_info=True) == ["udp-5831-blocked"]
+
+
+def test_smb_445_blocked() -> None:
+    code, report = run_lab("smb-445-blocked")
+    assert code == 2
+    smb = ids(report, lambda c: c.target.protocol is Protocol.SMB)
+    assert not_passing(report) == {**{i: "tcp_timeout" for i in smb}, **udp_silent(report)}
+    assert finding_ids(report) == ["smb-445-blocked"]
+    # Storage's HTTPS still works: only the port is blocked, not the endpoint.
+    assert all(
+        c.status is Status.PASS for c in report.checks if c.target.protocol is Protocol.TLS and ".file." in c.target.host
+    )
+
+
+def test_websocket_stripped_names_who_answered() -> None:
+    code, report = run_lab("websocket-stripped")
+    assert code == 2
+    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET]
+    assert not_passing(report) == {**{c.id: "ws_upgrade_rejected" for c in ws}, **udp_silent(report)}
+    assert all(c.http is not None and c.http.status == 403 and c.http.via for c in ws)
+    assert finding_ids(report) == ["websocket-stripped"]
+    assert "contoso" in report.findings[0].title.lower()
+
+
+def test_private_dns_not_linked_names_the_zones() -> None:
+    code, report = run_lab("private-dns-not-linked")
+    assert code == 2
+    bad = not_passing(report)
+    public = {i for i, r in bad.items() if r == "dns_public_address"}
+    assert public and all(i.startswith("dns:") for i in public)
+    assert any(".blob." in i for i in public) and any(".file." in i for i in public)
+    assert any(".workspace." in i for i in public)
+    assert not any(".vault." in i or "notebooks" in i for i in public)  # only storage and workspace unlinked
+    assert bad == {**{i: "dns_public_address" for i in public}, **udp_silent(report)}
+    assert finding_ids(report) == ["private-dns-zone-not-linked"]
+    f = report.findings[0]
+    for zone in ("privatelink.blob.core.windows.net", "privatelink.file.core.windows.net", "privatelink.api.azureml.ms"):
+        assert zone in f.title
+    assert any("az network private-dns link vnet create" in c for r in f.remediation for c in r.commands)
+
+
+def test_custom_dns_missing_forwarder() -> None:
+    code, report = run_lab("custom-dns-missing-forwarder")
+    assert code == 2
+    bad = not_passing(report)
+    nx = {i for i, r in bad.items() if r == "dns_nxdomain"}
+    mismatch = {i for i, r in bad.items() if r == "dns_resolver_mismatch"}
+    assert {i for i in nx if i.startswith("dns:")} == {i.replace("dns@reference:", "dns:") for i in mismatch}
+    pe_hosts = {c.target.host for c in report.checks if c.id in mismatch}
+    # Every other probe of those names fails for the same DNS reason, and nothing else fails.
+    consequences = {c.id for c in report.checks if c.target.host in pe_hosts and c.target.protocol is not Protocol.DNS}
+    assert bad == {
+        **{i: "dns_nxdomain" for i in nx},
+        **{i: "dns_resolver_mismatch" for i in mismatch},
+        **udp_silent(report),
+    }
+    assert consequences <= nx
+    assert finding_ids(report) == ["custom-dns-not-forwarding"]
+    f = report.findings[0]
+    assert set(f.evidence) >= nx | mismatch
+    assert any("168.63.129.16" in c for r in f.remediation for c in r.commands)
+
+
+def test_tls_inspection_names_the_issuer() -> None:
+    code, report = run_lab("tls-inspection")
+    assert code == 2
+    bad = not_passing(report)
+    inspected = {i for i, r in bad.items() if r == "tls_unexpected_issuer"}
+    assert inspected == ids(report, lambda c: c.target.protocol is Protocol.TLS)
+    assert bad == {**{i: "tls_unexpected_issuer" for i in inspected}, **udp_silent(report)}
+    assert finding_ids(report) == ["tls-inspection"]
+    f = report.findings[0]
+    assert "Contoso Firewall TLS Inspection CA" in f.title
+    assert "Trusted by" in f.detail
+
+
+def test_proxy_required_only_443_through_proxy() -> None:
+    code, report = run_lab("proxy-required")
+    assert code == 2
+    tls = [
+        c
+        for c in report.checks
+        if c.target.protocol in (Protocol.TLS, Protocol.WEBSOCKET) and c.status is not Status.SKIP
+    ]
+    assert tls and all(c.status is Status.PASS and c.route == "proxy" for c in tls)
+    no_path = ids(report, lambda c: c.target.protocol in (Protocol.TCP, Protocol.SMB))
+    assert not_passing(report) == {**{i: "tcp_timeout" for i in no_path}, **udp_silent(report)}
+    assert finding_ids(report) == ["proxy-only-egress"]
+    assert set(report.findings[0].evidence) >= no_path
+
+
+def test_dns_timeout_is_one_finding() -> None:
+    code, report = run_lab("dns-timeout")
+    assert code == 2
+    bad = not_passing(report)
+    configured_dns = ids(report, lambda c: c.id.startswith("dns:"))
+    assert all(bad[i] == "dns_timeout" for i in configured_dns)
+    # Everything that needed a name failed because of DNS, not for a reason of its own.
+    assert {r for i, r in bad.items() if i not in configured_dns and not i.startswith("dns@")} <= {
+        "dns_timeout",
+        "udp_open_filtered",
+    }
+    assert finding_ids(report) == ["dns-unavailable"]
+
+
+def test_list_describes_every_scenario() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "probe", "lab", "--list"], capture_output=True, text=True, env=ENV, check=False
+    )
+    assert proc.returncode == 0
+    for name in (
+        "healthy",
+        "nsg-blocks-443",
+        "udp-5831-rejected",
+        "smb-445-blocked",
+        "websocket-stripped",
+        "private-dns-not-linked",
+        "custom-dns-missing-forwarder",
+        "tls-inspection",
+        "proxy-required",
+        "dns-timeout",
+    ):
+        assert f"  {name}\n" in proc.stdout
+
+
+def test_unknown_scenario_is_exit_3() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "probe", "lab", "--scenario", "nope"], capture_output=True, text=True, env=ENV, check=False
+    )
+    assert proc.returncode == 3
+    assert proc.stderr.count("\n") == 1 and "unknown lab scenario" in proc.stderr
+
+
+@pytest.mark.parametrize("scenario", ["healthy"])
+def test_lab_leaves_nothing_behind(scenario: str, tmp_path: object) -> None:
+    import glob
+    import tempfile
+
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "amlprobe-lab-*")))
+    run_lab.cache_clear()
+    run_lab(scenario)
+    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "amlprobe-lab-*")))
+    assert after <= before
