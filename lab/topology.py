@@ -86,8 +86,8 @@ def build_layout(plan: Plan) -> Layout:
         layout.addresses[exp.name] = pe_ips[group]
         layout.public_addresses[exp.name] = next(public_pool)
         layout.resource_of[exp.name] = exp.resource
-        if exp.zone:
-            layout.privatelink_names[exp.name] = privatelink_name(exp.name, exp.zone)
+        if exp.privatelink_name or exp.zone:
+            layout.privatelink_names[exp.name] = exp.privatelink_name or privatelink_name(exp.name, exp.zone or "")
     for spec in plan.checks:
         host, proto = spec.target.host, spec.target.protocol
         if host not in layout.addresses:

@@ -74,6 +74,13 @@ def _positive(kind: type[float] | type[int]) -> Any:
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """Every option of ``check``: what to probe, how to print it, where to publish it."""
+    add_probe_arguments(p)
+    add_output_arguments(p)
+    add_monitoring_arguments(p)
+
+
+def add_probe_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
         action="append",
@@ -117,14 +124,41 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ignore HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE and REQUESTS_CA_BUNDLE",
     )
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--format",
-        choices=("json", "table"),
+        choices=("json", "table", "prometheus"),
         default=None,
-        help="output format (default: table on a terminal, else json)",
+        help="output format (default: table on a terminal, else json); prometheus: text exposition format",
     )
     p.add_argument("--output", metavar="FILE", help="write the report here (atomically) instead of stdout")
     p.add_argument("--no-color", action="store_true", help="no colour in table output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on the terminal")
+
+
+def add_monitoring_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "monitoring (a failure to publish is one line on stderr and never changes the exit code)"
+    )
+    g.add_argument(
+        "--textfile-dir",
+        metavar="DIR",
+        help="also write DIR/amlprobe.prom (atomically) for node_exporter's textfile collector",
+    )
+    g.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        help="also push the metrics to this Prometheus Pushgateway (job amlprobe, instance = host name; "
+        "never through HTTP(S)_PROXY)",
+    )
+    g.add_argument(
+        "--history",
+        metavar="FILE",
+        help="append a one-line summary of the run to FILE and report the checks whose status changed "
+        "since the previous line",
+    )
 
 
 def build_parser(plugins: Sequence[Plugin]) -> argparse.ArgumentParser:

@@ -11,17 +11,20 @@ Proxy selection follows curl, the reference most proxy setups are written agains
   do this; curl would use 1080). Only ``http://`` proxies can be tunnelled through; any other
   scheme is still returned, so the probe fails with a clear detail instead of going direct.
 
-NO_PROXY semantics (see ``no_proxy_matches``), the union of curl's and requests' rules:
+NO_PROXY semantics (``no_proxy_matches``): curl's ``Curl_check_noproxy`` (lib/noproxy.c), plus
+the bypasses requests, urllib or Go make where curl would not:
 
-* entries are separated by commas and/or whitespace; case is ignored;
-* a ``*`` entry bypasses the proxy for every host (curl: only when it is the whole value);
-* a name entry matches the host itself and any subdomain: ``example.com`` and ``.example.com``
-  (and ``*.example.com``) all match ``example.com`` and ``a.example.com``, never
-  ``notexample.com`` (curl's rule; requests' bare ``endswith`` would match it);
-  trailing dots on either side are ignored;
-* IP and CIDR entries (``10.0.0.5``, ``10.0.0.0/8``, ``::1``, ``[fd00::]/8``) match IP-literal
-  hosts only: no name is resolved to decide;
-* ``entry:port`` (``[v6]:port`` for IPv6) matches only that destination port, as in requests.
+* entries are separated by commas; case is ignored. Blanks separate too (curl instead stops
+  reading at a blank not followed by a comma);
+* ``*`` bypasses the proxy for every host (curl: only when it is the whole value; urllib and
+  Go: anywhere in the list);
+* a name entry matches the host itself and any subdomain: ``example.com``, ``.example.com`` and
+  ``*.example.com`` all match ``example.com`` and ``a.example.com``, never ``notexample.com``
+  (curl; requests' bare ``endswith`` would match it). Trailing dots on either side are ignored;
+* IP and CIDR entries (``10.0.0.5``, ``10.0.0.0/8``, ``::1``, ``fd00::/8``, brackets allowed)
+  match IP-literal hosts only: no name is ever resolved to decide (curl and requests alike);
+* ``entry:port`` (``[v6]:port`` for IPv6) matches only that destination port (requests, Go;
+  curl never matches such an entry).
 """
 
 from __future__ import annotations

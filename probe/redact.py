@@ -42,9 +42,10 @@ class _Rule:
 _RULES = (
     # scheme://user:password@host (proxy URLs, database URLs).
     _Rule("URL password", re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"'<>]*:(?P<secret>[^@/\s\"'<>]+)@")),
+    # Connection strings carry a whole SAS query string as one value.
+    _Rule("shared access signature", re.compile(r"(?i)SharedAccessSignature=(?P<secret>[^;\s\"'<>]+)")),
     # Azure SAS: the signature is what makes a shared access signature usable.
     _Rule("SAS signature", re.compile(r"(?i)(?<![A-Za-z0-9_])sig=(?P<secret>[^&\s\"'<>;]+)")),
-    _Rule("shared access signature", re.compile(r"(?i)SharedAccessSignature=(?P<secret>[^;\s\"'<>]+)")),
     # JWTs (Azure AD and managed identity tokens): three base64url parts, the header starting {".
     _Rule("JWT", re.compile(r"\b(?P<secret>eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)")),
     _Rule("bearer token", re.compile(r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/-]{8,}=*)")),

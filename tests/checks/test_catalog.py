@@ -163,7 +163,9 @@ def test_unknown_cloud() -> None:
 
 
 def test_user_catalog_adds_entries_for_its_clouds(tmp_path: Path) -> None:
-    path = _write(tmp_path, 'clouds = ["public"]\n' + GOOD_ENTRY + _entry(id="corp-proxy", host="proxy.contoso.example"))
+    path = _write(
+        tmp_path, 'clouds = ["public"]\n' + GOOD_ENTRY + _entry(id="corp-proxy", host="proxy.contoso.example")
+    )
     cat = load_catalog("public", [path])
     assert cat.files[-1] == str(path)
     added = [e for e in cat.endpoints if e.id in ("ok-one", "corp-proxy")]
@@ -346,7 +348,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin.toml"
-    path.write_bytes(b'# caf\xe9\n')
+    path.write_bytes(b"# caf\xe9\n")
     with pytest.raises(CatalogError) as err:
         load_catalog("public", [path])
     assert str(err.value) == f"{path}: not UTF-8 text"

@@ -230,15 +230,30 @@ def test_public_default_private_dns_expectations() -> None:
     plan = plan_for(**FULL)
     got = {(e.name, e.expect, e.zone, e.privatelink_suffix) for e in plan.dns_expectations}
     assert got == {
-        (f"{GUID}.workspace.eastus.api.azureml.ms", "private", "privatelink.api.azureml.ms", "privatelink.api.azureml.ms"),
+        (
+            f"{GUID}.workspace.eastus.api.azureml.ms",
+            "private",
+            "privatelink.api.azureml.ms",
+            "privatelink.api.azureml.ms",
+        ),
         (f"{GUID}.workspace.eastus.cert.api.azureml.ms", "private", "privatelink.api.azureml.ms", None),
         ("ci-alice.eastus.instances.azureml.ms", "private", None, None),
         ("ci-alice.eastus.instances.ml.azure.ms", "private", None, None),
-        ("stmlprod.blob.core.windows.net", "private", "privatelink.blob.core.windows.net", "privatelink.blob.core.windows.net"),
-        ("stmlprod.file.core.windows.net", "private", "privatelink.file.core.windows.net", "privatelink.file.core.windows.net"),
+        (
+            "stmlprod.blob.core.windows.net",
+            "private",
+            "privatelink.blob.core.windows.net",
+            "privatelink.blob.core.windows.net",
+        ),
+        (
+            "stmlprod.file.core.windows.net",
+            "private",
+            "privatelink.file.core.windows.net",
+            "privatelink.file.core.windows.net",
+        ),
         ("kv-ml-prod.vault.azure.net", "private", "privatelink.vaultcore.azure.net", "privatelink.vaultcore.azure.net"),
         ("eastus.service.batch.azure.com", "public", None, None),
-    }  # fmt: skip
+    }
     kv = next(e for e in plan.dns_expectations if e.resource == "key-vault")
     assert kv.privatelink_name == "kv-ml-prod.privatelink.vaultcore.azure.net"
     assert kv.forwarder_zones == ["vault.azure.net", "vaultcore.azure.net"]
@@ -250,20 +265,37 @@ def test_public_default_private_dns_expectations() -> None:
 @pytest.mark.parametrize(
     ("cloud", "region", "zones"),
     [
-        ("usgov", "usgovvirginia", {
-            "workspace": ("privatelink.api.ml.azure.us", ["api.ml.azure.us"]),
-            "notebooks": ("privatelink.notebooks.usgovcloudapi.net", ["notebooks.usgovcloudapi.net", "aznbcontent.net"]),
-            "storage-blob": ("privatelink.blob.core.usgovcloudapi.net", ["blob.core.usgovcloudapi.net"]),
-            "key-vault": ("privatelink.vaultcore.usgovcloudapi.net", ["vault.usgovcloudapi.net", "vaultcore.usgovcloudapi.net"]),
-        }),
-        ("china", "chinanorth3", {
-            "workspace": ("privatelink.api.ml.azure.cn", ["api.ml.azure.cn"]),
-            "notebooks": ("privatelink.notebooks.chinacloudapi.cn", ["notebooks.chinacloudapi.cn", "aznbcontent.net"]),
-            "storage-blob": ("privatelink.blob.core.chinacloudapi.cn", ["blob.core.chinacloudapi.cn"]),
-            "key-vault": ("privatelink.vaultcore.azure.cn", ["vaultcore.azure.cn"]),
-        }),
+        (
+            "usgov",
+            "usgovvirginia",
+            {
+                "workspace": ("privatelink.api.ml.azure.us", ["api.ml.azure.us"]),
+                "notebooks": (
+                    "privatelink.notebooks.usgovcloudapi.net",
+                    ["notebooks.usgovcloudapi.net", "aznbcontent.net"],
+                ),
+                "storage-blob": ("privatelink.blob.core.usgovcloudapi.net", ["blob.core.usgovcloudapi.net"]),
+                "key-vault": (
+                    "privatelink.vaultcore.usgovcloudapi.net",
+                    ["vault.usgovcloudapi.net", "vaultcore.usgovcloudapi.net"],
+                ),
+            },
+        ),
+        (
+            "china",
+            "chinanorth3",
+            {
+                "workspace": ("privatelink.api.ml.azure.cn", ["api.ml.azure.cn"]),
+                "notebooks": (
+                    "privatelink.notebooks.chinacloudapi.cn",
+                    ["notebooks.chinacloudapi.cn", "aznbcontent.net"],
+                ),
+                "storage-blob": ("privatelink.blob.core.chinacloudapi.cn", ["blob.core.chinacloudapi.cn"]),
+                "key-vault": ("privatelink.vaultcore.azure.cn", ["vaultcore.azure.cn"]),
+            },
+        ),
     ],
-)  # fmt: skip
+)
 def test_sovereign_private_dns_zones(cloud: str, region: str, zones: dict[str, tuple[str, list[str]]]) -> None:
     plan = plan_for(cloud, region, workspace_name="mlws", **FULL)
     by_resource = {e.resource: e for e in plan.dns_expectations}
@@ -643,7 +675,9 @@ def test_bad_input_without_a_recorded_source() -> None:
 
 def test_unknown_scenario_and_cloud_mismatch() -> None:
     with pytest.raises(InputError) as err:
-        build_plan(load_catalog("public"), Inputs(scenarios=["gaming"], sources={"scenarios": "env:AMLPROBE_SCENARIOS"}))
+        build_plan(
+            load_catalog("public"), Inputs(scenarios=["gaming"], sources={"scenarios": "env:AMLPROBE_SCENARIOS"})
+        )
     assert str(err.value).startswith("env:AMLPROBE_SCENARIOS: field 'scenarios': unknown scenario 'gaming'")
     with pytest.raises(InputError) as err:
         build_plan(load_catalog("public"), Inputs(cloud="china"))
@@ -667,5 +701,7 @@ def test_render_plan_table() -> None:
     assert storage.split() == ["storage-file-smb", "{storage_account}.file.core.windows.net", "smb/445", "needs",
                                "storage_account"]  # fmt: skip
     assert any(line.split()[:3] == ["batch-storage-blob", "*.blob.core.windows.net", "tls/443"] for line in skipped)
-    check = next(line for line in lines if line.strip().startswith("dns@reference:ci-alice.eastus.instances.azureml.ms"))
+    check = next(
+        line for line in lines if line.strip().startswith("dns@reference:ci-alice.eastus.instances.azureml.ms")
+    )
     assert "via 168.63.129.16" in check

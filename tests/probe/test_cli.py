@@ -65,7 +65,7 @@ def test_schema_is_json_schema() -> None:
         (["check", "--target", "gopher://example.invalid"], "unknown scheme 'gopher'"),
         (["check", "--target", "udp://127.0.0.1"], "needs a port"),
         (["check", "--target", "tcp://bad_label-.example:1"], "invalid host name"),
-        (["check", "--target", "tcp://127.0.0.1:99999"], "port"),
+        (["check", "--target", "tcp://127.0.0.1:99999"], "out of range"),
         (["check", "--target", "tcp://127.0.0.1:1", "--dns-server", "not-an-ip"], "--dns-server 'not-an-ip'"),
         (["check", "--target", "tcp://127.0.0.1:1", "--timeout", "-1"], "must be positive"),
         (["check", "--target", "tls://127.0.0.1", "--ca-bundle", "/nonexistent/ca.pem"], "no such file"),

@@ -1,0 +1,129 @@
+"""A run history: one compact JSON line per run, appended; the last line tells what changed.
+
+Several cron runs may share the file. Each appends its line with one ``write`` on an
+``O_APPEND`` descriptor, which the kernel places at the end in one piece, so lines never
+interleave. A last line that is missing, empty or unreadable (a crashed writer, a hand edit)
+only means "no previous run": the history never makes a run fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, BinaryIO
+
+from probe.model import Change, Report, Status
+
+HISTORY_VERSION = 1
+_BLOCK = 8192
+# A line longer than this is not one amlprobe wrote (tens of bytes per check).
+_MAX_LINE = 16 * 1024 * 1024
+
+
+def run_entry(report: Report) -> dict[str, Any]:
+    """The compact summary of a run kept in the history."""
+    return {
+        "v": HISTORY_VERSION,
+        "started_at": report.started_at.isoformat(),
+        "status": report.status.value,
+        "duration_ms": round(report.duration_ms, 1),
+        "checks": {c.id: [c.status.value, c.reason.value] for c in report.checks},
+        "findings": [[f.id, f.severity.value] for f in report.findings],
+    }
+
+
+def encode_entry(entry: dict[str, Any]) -> bytes:
+    return (json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def _last_line(path: str | os.PathLike[str]) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return _scan_back(fh)
+    except OSError:
+        return None
+
+
+def _scan_back(fh: BinaryIO) -> bytes | None:
+    """Read blocks from the end until the last non-empty line is whole."""
+    pos, buf = fh.seek(0, os.SEEK_END), b""
+    while pos > 0:
+        step = min(_BLOCK, pos)
+        pos -= step
+        fh.seek(pos)
+        buf = fh.read(step) + buf
+        stripped = buf.rstrip(b"\r\n")
+        cut = stripped.rfind(b"\n")
+        if cut >= 0:
+            return stripped[cut + 1 :]
+        if len(buf) > _MAX_LINE:
+            return None
+    return buf.rstrip(b"\r\n")
+
+
+def parse_entry(raw: bytes) -> dict[str, tuple[Status, str]] | None:
+    """Check statuses from one history line; None when the line is not a usable entry."""
+    try:
+        entry = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    checks = entry.get("checks") if isinstance(entry, dict) else None
+    if not isinstance(checks, dict):
+        return None
+    out: dict[str, tuple[Status, str]] = {}
+    for check_id, pair in checks.items():
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+            return None
+        try:
+            out[check_id] = (Status(pair[0]), pair[1])
+        except ValueError:
+            return None
+    return out
+
+
+def read_previous(path: str | os.PathLike[str]) -> dict[str, tuple[Status, str]] | None:
+    """The check statuses of the last run in the history, or None if there is none to compare with."""
+    raw = _last_line(path)
+    return None if not raw else parse_entry(raw)
+
+
+def changes_since(previous: dict[str, tuple[Status, str]] | None, report: Report) -> list[Change]:
+    """Checks whose status differs from the previous run's, including checks that appeared or went away."""
+    if previous is None:
+        return []
+    changes: list[Change] = []
+    current = {c.id for c in report.checks}
+    for c in report.checks:
+        before = previous.get(c.id)
+        if before is None:
+            changes.append(Change(id=c.id, before=None, after=c.status, reason_after=c.reason.value))
+        elif before[0] is not c.status:
+            changes.append(
+                Change(id=c.id, before=before[0], after=c.status, reason_before=before[1], reason_after=c.reason.value)
+            )
+    for check_id, (status, reason) in previous.items():
+        if check_id not in current:
+            changes.append(Change(id=check_id, before=status, after=None, reason_before=reason))
+    return changes
+
+
+def append_entry(path: str | os.PathLike[str], entry: dict[str, Any]) -> None:
+    """Append one line in a single write. Raises OSError."""
+    data = encode_entry(entry)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        # A writer that died mid-line left a fragment: start on a fresh line rather than extend it.
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
+        written = os.write(fd, data)
+        while written < len(data):  # only on a full disk or a signal; the rest still belongs to this line
+            written += os.write(fd, data[written:])
+    finally:
+        os.close(fd)
+
+
+def record_run(path: str | os.PathLike[str], report: Report) -> None:
+    """Fill ``report.changes`` from the history's last line, then append this run. Raises OSError on write."""
+    report.changes = changes_since(read_previous(path), report)
+    append_entry(path, run_entry(report))

@@ -1,0 +1,139 @@
+"""Private-DNS expectations judged against real DNS servers on loopback (dnspython-served zones)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from checks.catalog import load_catalog
+from checks.expect import interpret, is_azure_issuer
+from checks.inputs import Inputs
+from checks.plan import build_plan
+from lab.servers.dns import DnsServer
+from probe.context import ProbeContext, ProbeSettings
+from probe.dns import make_lookup
+from probe.model import CheckResult, Protocol
+from probe.resolve import SharedResolver
+from probe.runner import run_checks
+
+WS = "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8c0e1a37"
+WS_NAME = f"{WS}.workspace.eastus.api.azureml.ms"
+WS_PL = f"{WS}.workspace.eastus.privatelink.api.azureml.ms"
+BLOB = "labsa.blob.core.windows.net"
+BLOB_PL = "labsa.privatelink.blob.core.windows.net"
+
+
+def _inputs(**kw: Any) -> Inputs:
+    base = {"region": "eastus", "workspace_id": WS, "storage_account": "labsa"}
+    return Inputs.model_validate({**base, **kw})
+
+
+def private_zone() -> dict[str, list[tuple[str, str, int]]]:
+    return {
+        WS_NAME: [("CNAME", WS_PL, 300)],
+        WS_PL: [("A", "10.1.0.5", 10)],
+        BLOB: [("CNAME", BLOB_PL, 300)],
+        BLOB_PL: [("A", "10.1.0.7", 10)],
+    }
+
+
+@pytest.fixture
+async def resolvers() -> AsyncIterator[tuple[DnsServer, DnsServer]]:
+    configured = DnsServer("127.0.0.1", 0, records=private_zone())
+    reference = DnsServer("127.0.0.2", 0, records=private_zone())
+    async with configured, reference:
+        yield configured, reference
+
+
+async def judge(inputs: Inputs, configured: DnsServer) -> dict[str, CheckResult]:
+    """Run only the plan's DNS checks (configured + reference) and interpret them."""
+    plan = build_plan(load_catalog("public"), inputs)
+    names = {WS_NAME, BLOB}
+    specs = [s for s in plan.checks if s.target.protocol is Protocol.DNS and s.target.host in names]
+    settings = ProbeSettings(timeout=1.0, dns_servers=[configured.server_spec], env={}, trust_env=False)
+    ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
+    outcome = await run_checks(specs, ctx)
+    environment: dict[str, Any] = {"local": {}}
+    results, _findings = interpret(outcome.results, plan, inputs, environment)
+    return {r.id: r for r in results}
+
+
+async def test_privatelink_chain_to_private_address_passes(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    configured, reference = resolvers
+    out = await judge(_inputs(reference_dns=[reference.server_spec]), configured)
+    for name in (WS_NAME, BLOB):
+        assert out[f"dns:{name}"].reason.value == "ok"
+        assert out[f"dns@reference:{name}"].reason.value == "ok"
+    assert out[f"dns:{WS_NAME}"].dns.chain[0].target == WS_PL  # type: ignore[union-attr]
+
+
+async def test_public_answer_where_private_expected(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    configured, reference = resolvers
+    configured.set(BLOB_PL, ("A", "203.0.113.7", 60))
+    out = await judge(_inputs(reference_dns=[reference.server_spec]), configured)
+    assert out[f"dns:{BLOB}"].reason.value == "dns_public_address"
+    assert out[f"dns:{BLOB}"].status.value == "fail"
+    # ...and the reference resolver, which answers privately, disagrees.
+    ref = out[f"dns@reference:{BLOB}"]
+    assert ref.reason.value == "dns_resolver_mismatch"
+    assert "203.0.113.7" in ref.detail and "10.1.0.7" in ref.detail
+    assert out[f"dns:{WS_NAME}"].reason.value == "ok"
+
+
+async def test_missing_privatelink_cname(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    configured, reference = resolvers
+    configured.set(WS_NAME, ("A", "10.1.0.5", 300))  # private, but no CNAME into the privatelink zone
+    out = await judge(_inputs(reference_dns=[reference.server_spec]), configured)
+    assert out[f"dns:{WS_NAME}"].reason.value == "dns_missing_privatelink_cname"
+    assert out[f"dns@reference:{WS_NAME}"].reason.value == "ok"  # same address: no disagreement
+
+
+async def test_no_private_endpoint_expects_public(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    configured, reference = resolvers
+    out = await judge(_inputs(reference_dns=[reference.server_spec], private_endpoint=False), configured)
+    assert out[f"dns:{BLOB}"].reason.value == "dns_private_address"
+    assert out[f"dns:{BLOB}"].status.value == "warn"
+
+
+async def test_user_private_network_counts_as_private(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    configured, reference = resolvers
+    configured.set(BLOB_PL, ("A", "198.18.0.7", 60))
+    reference.set(BLOB_PL, ("A", "198.18.0.7", 60))
+    out = await judge(_inputs(reference_dns=[reference.server_spec]), configured)
+    assert out[f"dns:{BLOB}"].reason.value == "dns_public_address"
+    out = await judge(_inputs(reference_dns=[reference.server_spec], private_networks=["198.18.0.0/15"]), configured)
+    assert out[f"dns:{BLOB}"].reason.value == "ok"
+
+
+async def test_nxdomain_on_configured_resolver_is_a_mismatch(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    configured, reference = resolvers
+    configured.remove(WS_PL)
+    out = await judge(_inputs(reference_dns=[reference.server_spec]), configured)
+    assert out[f"dns:{WS_NAME}"].reason.value == "dns_nxdomain"
+    assert out[f"dns@reference:{WS_NAME}"].reason.value == "dns_resolver_mismatch"
+
+
+async def test_unreachable_reference_is_only_a_warning(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    configured, _ = resolvers
+    silent = DnsServer("127.0.0.3", 0, mode="silent")
+    async with silent:
+        out = await judge(_inputs(reference_dns=[silent.server_spec]), configured)
+    ref = out[f"dns@reference:{WS_NAME}"]
+    assert ref.reason.value == "dns_timeout" and ref.status.value == "warn"
+    assert out[f"dns:{WS_NAME}"].reason.value == "ok"
+
+
+@pytest.mark.parametrize(
+    ("issuer", "azure"),
+    [
+        ("CN=Microsoft Azure RSA TLS Issuing CA 07,O=Microsoft Corporation,C=US", True),
+        ("CN=Microsoft TLS G2 RSA CA OCSP 02,O=Microsoft Corporation,C=US", True),
+        ("CN=DigiCert Global Root G2,OU=www.digicert.com,O=DigiCert Inc,C=US", True),
+        ("CN=Contoso Firewall TLS Inspection CA,O=Contoso Ltd,C=US", False),
+        ("CN=Fortinet CA,O=Fortinet", False),
+    ],
+)
+def test_azure_issuers(issuer: str, azure: bool) -> None:
+    assert is_azure_issuer(issuer) is azure
