@@ -12,16 +12,19 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from probe import __version__
 from probe.atomic import write_atomic
 from probe.context import DEFAULT_TIMEOUT, ProbeContext, ProbeSettings
 from probe.errors import UsageError
-from probe.model import CheckResult, Finding, OverallStatus, Report, json_schema, overall_status, summarize
+from probe.history import record_run
+from probe.model import CheckResult, Finding, OverallStatus, Report, Status, json_schema, overall_status, summarize
 from probe.plugin import PlannedRun, Plugin, load_plugins
-from probe.render import render_json, render_table
+from probe.prometheus import PushError, push, render_prometheus
+from probe.render import render_json, render_table, verdict_line
 from probe.resolve import SharedResolver
 from probe.runner import default_concurrency, run_checks
 from probe.targets import parse_target
@@ -34,6 +37,8 @@ EXIT_CODES = {
 }
 EXIT_USAGE = 3
 DEFAULT_DEADLINE = 60.0
+# node_exporter's textfile collector reads *.prom; write_atomic's temporary ends in .tmp.
+TEXTFILE_NAME = "amlprobe.prom"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -139,9 +144,7 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_monitoring_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group(
-        "monitoring (a failure to publish is one line on stderr and never changes the exit code)"
-    )
+    g = p.add_argument_group("monitoring (a failure to publish is one line on stderr and never changes the exit code)")
     g.add_argument(
         "--textfile-dir",
         metavar="DIR",
@@ -169,6 +172,34 @@ def build_parser(plugins: Sequence[Plugin]) -> argparse.ArgumentParser:
     add_engine_arguments(check)
     for plugin in plugins:
         plugin.add_check_arguments(check)
+    bundle = sub.add_parser(
+        "bundle",
+        help="run a check, then pack the report and this machine's network facts, redacted, for a support ticket",
+        description="Runs exactly like `check` (same options, same report and exit code), then writes a "
+        "tar.gz with the report, the plan, resolv.conf, routes, listening sockets and versions. Secrets "
+        "(URL passwords, SAS signatures, keys, tokens) are redacted in every file; REDACTIONS.txt says "
+        "where. Exit code: the check's, or 3 if the bundle could not be written.",
+    )
+    add_engine_arguments(bundle)
+    for plugin in plugins:
+        plugin.add_check_arguments(bundle)
+    bundle.add_argument(
+        "--out",
+        metavar="FILE.tar.gz",
+        help="where to write the bundle (default amlprobe-bundle-<host>-<UTC time>.tar.gz here)",
+    )
+    diff = sub.add_parser(
+        "diff",
+        help="compare two JSON reports",
+        description="Print the checks whose status or reason changed, the findings added or removed and "
+        "the overall status change. Exit 0 when nothing changed, 1 when something did, 3 for a bad file.",
+    )
+    diff.add_argument("old", metavar="OLD", help="the earlier JSON report")
+    diff.add_argument("new", metavar="NEW", help="the later JSON report")
+    diff.add_argument(
+        "--format", choices=("json", "table"), default=None, help="default: table on a terminal, else json"
+    )
+    diff.set_defaults(handler=cmd_diff)
     sub.add_parser("schema", help="print the report's JSON Schema")
     for plugin in plugins:
         plugin.add_commands(sub)
@@ -276,6 +307,8 @@ def emit(report: Report, args: argparse.Namespace) -> None:
     if fmt == "table":
         colour = sys.stdout.isatty() and not args.output and not args.no_color and "NO_COLOR" not in os.environ
         text = render_table(report, colour=colour)
+    elif fmt == "prometheus":
+        text = render_prometheus(report)
     else:
         text = render_json(report)
     if args.output:
@@ -288,21 +321,177 @@ def emit(report: Report, args: argparse.Namespace) -> None:
         sys.stdout.flush()
 
 
-async def cmd_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int:
-    settings = settings_from_args(args)
+class Progress:
+    """One self-overwriting line on a terminal's stderr: "probing 37/52 ... 2 failed"."""
+
+    INTERVAL = 0.1
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.stream = total, stream
+        self.done = self.failed = 0
+        self.shown = False
+        self._last = 0.0
+        utf8 = (getattr(stream, "encoding", "") or "").lower().replace("-", "") == "utf8"
+        self._dots = "\u2026" if utf8 else "..."
+
+    def update(self, result: CheckResult) -> None:
+        self.done += 1
+        self.failed += result.status is Status.FAIL
+        now = time.monotonic()
+        # Hundreds of checks can finish within milliseconds: redraw at most ten times a second.
+        if now - self._last < self.INTERVAL and self.done < self.total:
+            return
+        self._last = now
+        line = f"probing {self.done}/{self.total}"
+        if self.failed:
+            line += f" {self._dots} {self.failed} failed"
+        self._write(f"\r\x1b[2K{line}")
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self._write("\r\x1b[2K")
+            self.shown = False
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:
+            pass
+
+
+def _progress(args: argparse.Namespace, total: int) -> Progress | None:
+    if getattr(args, "quiet", False) or not sys.stderr.isatty():
+        return None
+    return Progress(total, sys.stderr)
+
+
+def check_monitoring_args(args: argparse.Namespace) -> None:
+    """Refuse unusable publishing options before probing, not after a minute of work."""
+    textfile_dir = getattr(args, "textfile_dir", None)
+    if textfile_dir is not None and not os.path.isdir(textfile_dir):
+        raise UsageError(f"--textfile-dir {textfile_dir!r}: no such directory")
+    history = getattr(args, "history", None)
+    if history is not None:
+        if os.path.isdir(history):
+            raise UsageError(f"--history {history!r}: is a directory")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(history))):
+            raise UsageError(f"--history {history!r}: its directory does not exist")
+    url = getattr(args, "pushgateway", None)
+    if url is not None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise UsageError(f"--pushgateway {url!r}: expected http(s)://host:port")
+
+
+def _warn(message: str) -> None:
+    print(f"amlprobe: warning: {message}", file=sys.stderr)
+
+
+async def publish(report: Report, args: argparse.Namespace) -> None:
+    """History, textfile and Pushgateway. Monitoring must not turn a run into an error: failures warn."""
+    import socket
+
+    history = getattr(args, "history", None)
+    if history:
+        try:
+            record_run(history, report)
+        except OSError as exc:
+            _warn(f"--history {history!r}: {exc.strerror or exc}")
+    textfile_dir = getattr(args, "textfile_dir", None)
+    url = getattr(args, "pushgateway", None)
+    if not textfile_dir and not url:
+        return
+    metrics = render_prometheus(report)
+    if textfile_dir:
+        path = os.path.join(textfile_dir, TEXTFILE_NAME)
+        try:
+            write_atomic(path, metrics)
+        except OSError as exc:
+            _warn(f"--textfile-dir: {path}: {exc.strerror or exc}")
+    if url:
+        try:
+            await push(url, metrics, instance=socket.gethostname() or "unknown")
+        except PushError as exc:
+            _warn(f"--pushgateway: {exc}")
+
+
+async def plan_check(args: argparse.Namespace, plugins: Sequence[Plugin], settings: ProbeSettings) -> PlannedRun:
     if args.target:
         specs = [parse_target(t) for t in args.target]
         seen: set[str] = set()
         specs = [s for s in specs if not (s.id in seen or seen.add(s.id))]  # type: ignore[func-returns-value]
-        planned = PlannedRun(specs=specs, environment=base_environment(settings, args))
-    elif plugins:
+        return PlannedRun(specs=specs, environment=base_environment(settings, args))
+    if plugins:
         planned = await plugins[0].plan_run(args, settings)
         planned.environment = {**base_environment(settings, args), **planned.environment}
-    else:
-        raise UsageError("no --target given")
-    report = await execute(planned, settings, args)
+        return planned
+    raise UsageError("no --target given")
+
+
+async def run_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> tuple[Report, PlannedRun, ProbeSettings]:
+    """Everything ``check`` does but printing: plan, probe (with progress), history, metrics."""
+    settings = settings_from_args(args)
+    check_monitoring_args(args)
+    planned = await plan_check(args, plugins, settings)
+    progress = _progress(args, len(planned.specs))
+    try:
+        report = await execute(planned, settings, args, on_result=progress.update if progress else None)
+    finally:
+        if progress:
+            progress.clear()
+    await publish(report, args)
+    return report, planned, settings
+
+
+async def cmd_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int:
+    report, _, _ = await run_check(args, plugins)
     emit(report, args)
     return EXIT_CODES[report.status]
+
+
+async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int:
+    import socket
+
+    from probe.bundle import RESOLV_CONF, default_bundle_path, write_bundle
+
+    out = args.out or default_bundle_path(socket.gethostname())
+    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
+        raise UsageError(f"--out {out!r}: its directory does not exist")
+    report, planned, settings = await run_check(args, plugins)
+    emit(report, args)
+    # The checks layer reads resolv.conf from here when told to (the lab does): show the same file.
+    resolv_conf = settings.env.get("AMLPROBE_RESOLV_CONF", RESOLV_CONF)
+    try:
+        found = await asyncio.to_thread(write_bundle, out, report, planned, env=settings.env, resolv_conf=resolv_conf)
+    except OSError as exc:
+        raise UsageError(f"--out {out!r}: {exc.strerror or exc}") from None
+    print(f"amlprobe: bundle written to {out} ({verdict_line(report)})", file=sys.stderr)
+    if found:
+        print(f"amlprobe: redacted {len(found)} secret(s) (listed in REDACTIONS.txt):", file=sys.stderr)
+        for line in found:
+            print(f"  {line}", file=sys.stderr)
+    else:
+        print("amlprobe: nothing needed redacting", file=sys.stderr)
+    return EXIT_CODES[report.status]
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from probe.diff import DiffInputError, diff_reports, load_report, render_diff_json, render_diff_table
+
+    try:
+        old = load_report(args.old, "old")
+        new = load_report(args.new, "new")
+    except DiffInputError as exc:
+        raise UsageError(str(exc)) from None
+    diff = diff_reports(old, new)
+    fmt = args.format or ("table" if sys.stdout.isatty() else "json")
+    sys.stdout.write(render_diff_table(diff) if fmt == "table" else render_diff_json(diff))
+    sys.stdout.flush()
+    return 1 if diff.changed else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -318,6 +507,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return asyncio.run(cmd_check(args, plugins))
+        if args.command == "bundle":
+            return asyncio.run(cmd_bundle(args, plugins))
         handler = getattr(args, "handler", None)
         if handler is None:
             parser.print_help()

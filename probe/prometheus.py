@@ -180,9 +180,10 @@ async def push(base: str, text: str, *, instance: str, timeout: float = PUSH_TIM
 
     url = push_url(base, instance)
     try:
-        async with aiohttp.ClientSession(
-            trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as session, session.put(url, data=text.encode(), headers={"Content-Type": CONTENT_TYPE}) as resp:
+        async with (
+            aiohttp.ClientSession(trust_env=False, timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+            session.put(url, data=text.encode(), headers={"Content-Type": CONTENT_TYPE}) as resp,
+        ):
             if resp.status >= 300:
                 body = (await resp.text(errors="replace")).strip().splitlines()
                 why = f": {body[0][:200]}" if body else ""
