@@ -336,7 +336,8 @@ class Progress:
 
     def update(self, result: CheckResult) -> None:
         self.done += 1
-        self.failed += result.status is Status.FAIL
+        if result.status is Status.FAIL:
+            self.failed += 1
         now = time.monotonic()
         # Hundreds of checks can finish within milliseconds: redraw at most ten times a second.
         if now - self._last < self.INTERVAL and self.done < self.total:
@@ -376,8 +377,7 @@ def check_monitoring_args(args: argparse.Namespace) -> None:
     if history is not None:
         if os.path.isdir(history):
             raise UsageError(f"--history {history!r}: is a directory")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(history))):
-            raise UsageError(f"--history {history!r}: its directory does not exist")
+        _check_parent_dir("--history", history)
     url = getattr(args, "pushgateway", None)
     if url is not None:
         from urllib.parse import urlsplit
@@ -385,6 +385,11 @@ def check_monitoring_args(args: argparse.Namespace) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             raise UsageError(f"--pushgateway {url!r}: expected http(s)://host:port")
+
+
+def _check_parent_dir(option: str, path: str) -> None:
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise UsageError(f"{option} {path!r}: its directory does not exist")
 
 
 def _warn(message: str) -> None:
@@ -459,8 +464,7 @@ async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int
     from probe.bundle import RESOLV_CONF, default_bundle_path, write_bundle
 
     out = args.out or default_bundle_path(socket.gethostname())
-    if not os.path.isdir(os.path.dirname(os.path.abspath(out))):
-        raise UsageError(f"--out {out!r}: its directory does not exist")
+    _check_parent_dir("--out", out)
     report, planned, settings = await run_check(args, plugins)
     emit(report, args)
     # The checks layer reads resolv.conf from here when told to (the lab does): show the same file.
