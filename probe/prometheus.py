@@ -188,6 +188,8 @@ async def push(base: str, text: str, *, instance: str, timeout: float = PUSH_TIM
                 body = (await resp.text(errors="replace")).strip().splitlines()
                 why = f": {body[0][:200]}" if body else ""
                 raise PushError(f"{base} answered HTTP {resp.status}{why}")
+    except aiohttp.ClientConnectorError as exc:
+        raise PushError(f"{base}: cannot connect: {exc.os_error.strerror or exc.os_error}") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise PushError(f"{base}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
     except asyncio.TimeoutError:
