@@ -22,7 +22,7 @@ from probe import __version__
 from probe.context import ProbeContext, make_result
 from probe.dial import DialFailed, DialInfo, dial
 from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Status, TlsFacts
-from probe.reasons import Reason, classify_tls_error
+from probe.reasons import Reason, classify_socket_error, classify_tls_error
 from probe.tcp import endpoint
 from probe.timing import Stopwatch, within
 from probe.tls import ca_bundle_in_use
@@ -248,8 +248,8 @@ async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         return result(reason, f"TLS failed after the handshake with {url} ({_via(info)}): {exc}.", info, tls=tls_facts)
     except OSError as exc:
         info.phases_ms["http"] = watch.ms()
-        detail = f"The connection to {url} ({_via(info)}) was reset while waiting for the answer ({exc})."
-        return result(Reason.TCP_RESET, detail, info, tls=tls_facts)
+        detail = f"The connection to {url} ({_via(info)}) failed while waiting for the answer ({exc})."
+        return result(classify_socket_error(exc), detail, info, tls=tls_facts)
     finally:
         writer.close()
     info.phases_ms["http"] = watch.ms()

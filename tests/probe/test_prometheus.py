@@ -1,0 +1,292 @@
+"""Prometheus exposition: checked by promtool, read back from a real Pushgateway, written for node_exporter."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from probe import atomic
+from probe.model import CheckResult, Finding, OverallStatus, Protocol, Report, Severity, Status, Target
+from probe.prometheus import PushError, escape_label_value, push, push_url, render_prometheus
+from probe.reasons import Reason
+from tests.helpers.pushgateway import Pushgateway, pushgateway  # noqa: F401 - fixture
+from tests.helpers.report import validated
+from tests.probe.test_cli import ENV, amlprobe
+
+PROMTOOL = shutil.which("promtool")
+requires_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian prometheus) is not installed")
+
+
+def promtool_check(text: str) -> None:
+    assert PROMTOOL is not None
+    out = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip() == "" and out.stderr.strip() == "", out.stdout + out.stderr  # no lint remarks either
+
+
+def _check(cid: str, status: Status, reason: Reason, **kw: object) -> CheckResult:
+    return CheckResult(
+        id=cid,
+        target=Target(host=kw.pop("host", "127.0.0.1"), port=kw.pop("port", 443), protocol=Protocol.TCP),  # type: ignore[arg-type]
+        status=status,
+        reason=reason,
+        detail="A sentence that must never become a label.",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def sample_report() -> Report:
+    checks = [
+        _check("z-warn", Status.WARN, Reason.OK, latency_ms=250.0, labels={"service_tag": "Storage.westeurope"}),
+        _check("a-pass", Status.PASS, Reason.OK, latency_ms=12.5, labels={"purpose": "long free text " * 5}),
+        _check("m-fail", Status.FAIL, Reason.TCP_REFUSED, latency_ms=1.0, labels={"service_tag": 'we"ird\\tag'}),
+        _check("s-skip", Status.SKIP, Reason.SKIPPED_MISSING_INPUT, port=None),
+    ]
+    return Report(
+        status=OverallStatus.CRITICAL,
+        started_at=datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc),
+        duration_ms=1534.0,
+        checks=checks,
+        findings=[Finding(id="f1", severity=Severity.WARNING, title="t")],
+    )
+
+
+def samples(text: str) -> dict[str, float]:
+    """'name{labels}' -> value, for every sample line."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out
+
+
+def test_values_labels_and_choices() -> None:
+    text = render_prometheus(sample_report())
+    got = samples(text)
+    up = {k: v for k, v in got.items() if k.startswith("amlprobe_check_up{")}
+    # pass and warn are up, fail is down, skip is absent; every series carries the same label names.
+    assert len(up) == 3
+    assert got[next(k for k in up if 'id="a-pass"' in k)] == 1
+    assert got[next(k for k in up if 'id="z-warn"' in k)] == 1
+    down = next(k for k in up if 'id="m-fail"' in k)
+    assert got[down] == 0
+    assert 'status="fail"' in down and 'reason="tcp_refused"' in down
+    assert 'service_tag="we\\"ird\\\\tag"' in down  # escaped per the exposition format
+    assert not any('id="s-skip"' in k for k in got)
+    assert all('service_tag="' in k for k in up)
+    assert "purpose" not in text and "sentence" not in text  # free text never becomes a label
+    lat = {k: v for k, v in got.items() if k.startswith("amlprobe_check_latency_seconds{")}
+    assert sorted(lat.values()) == [0.0125, 0.25]  # working paths only
+    assert got["amlprobe_run_status"] == 2
+    assert got['amlprobe_run_status_info{status="critical"}'] == 1
+    assert got['amlprobe_run_status_info{status="ok"}'] == 0
+    assert got["amlprobe_run_duration_seconds"] == 1.534
+    assert got["amlprobe_run_timestamp_seconds"] == datetime(2024, 5, 1, 12, tzinfo=timezone.utc).timestamp()
+    assert {k: v for k, v in got.items() if k.startswith("amlprobe_findings")} == {
+        'amlprobe_findings{severity="critical"}': 0,
+        'amlprobe_findings{severity="warning"}': 1,
+        'amlprobe_findings{severity="info"}': 0,
+    }
+    assert got['amlprobe_checks{status="skip"}'] == 1 and got['amlprobe_checks{status="pass"}'] == 1
+    assert any(k.startswith('amlprobe_build_info{version="') for k in got)
+
+
+def test_label_value_escaping() -> None:
+    assert escape_label_value('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
+
+
+def test_order_is_stable() -> None:
+    report = sample_report()
+    first = render_prometheus(report)
+    report.checks.reverse()
+    assert render_prometheus(report) == first
+    ids = re.findall(r'^amlprobe_check_up\{id="([^"]+)"', first, re.M)
+    assert ids == sorted(ids)
+
+
+@requires_promtool
+def test_promtool_accepts_the_exposition() -> None:
+    promtool_check(render_prometheus(sample_report()))
+
+
+@requires_promtool
+def test_promtool_rejects_a_broken_exposition() -> None:
+    # The checker itself must be able to fail, or the test above proves nothing.
+    broken = render_prometheus(sample_report()).replace('id="a-pass"', 'id="a-pass', 1)
+    out = subprocess.run([PROMTOOL or "", "check", "metrics"], input=broken, capture_output=True, text=True)
+    assert out.returncode != 0
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield s.getsockname()[1]
+
+
+@requires_promtool
+def test_cli_format_prometheus(listener: int) -> None:
+    out = amlprobe(
+        "check", "--target", f"tcp://127.0.0.1:{listener}", "--target", "tcp://127.0.0.1:1", "--format", "prometheus"
+    )
+    assert out.returncode == 2, out.stderr  # exit codes are the check's, whatever the format
+    promtool_check(out.stdout)
+    got = samples(out.stdout)
+    assert (
+        got[
+            f'amlprobe_check_up{{id="tcp:127.0.0.1:{listener}",protocol="tcp",host="127.0.0.1",'
+            f'port="{listener}",status="pass",reason="ok"}}'
+        ]
+        == 1
+    )
+    assert got["amlprobe_run_status"] == 2
+
+
+@requires_promtool
+def test_textfile_is_replaced_atomically(tmp_path: Path, listener: int) -> None:
+    prom = tmp_path / "amlprobe.prom"
+    prom.write_text("stale\n")
+    old_inode = prom.stat().st_ino
+    out = amlprobe(
+        "check", "--target", f"tcp://127.0.0.1:{listener}", "--format", "json", "--textfile-dir", str(tmp_path)
+    )
+    assert out.returncode == 0, out.stderr
+    validated(out.stdout)  # --format still decides stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["amlprobe.prom"]
+    assert prom.stat().st_ino != old_inode  # renamed over, not rewritten in place
+    text = prom.read_text()
+    promtool_check(text)
+    assert samples(text)["amlprobe_run_status"] == 0
+
+
+def test_textfile_temporary_is_not_collected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # node_exporter reads *.prom: the file being written must never match that glob.
+    seen: list[str] = []
+    real_replace = atomic.os.replace
+
+    def spy(src: str, dst: object) -> None:
+        seen.append(Path(src).name)
+        assert not Path(src).name.endswith(".prom")
+        assert sorted(p.name for p in tmp_path.glob("*.prom")) == []
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(atomic.os, "replace", spy)
+    atomic.write_atomic(tmp_path / "amlprobe.prom", "x 1\n")
+    assert len(seen) == 1 and seen[0].startswith(".")
+    assert (tmp_path / "amlprobe.prom").read_text() == "x 1\n"
+
+
+def test_textfile_dir_missing_is_exit_3(listener: int) -> None:
+    out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--textfile-dir", "/nonexistent/dir")
+    assert out.returncode == 3
+    assert "--textfile-dir" in out.stderr and len(out.stderr.splitlines()) == 1
+
+
+def test_push_url() -> None:
+    assert push_url("http://127.0.0.1:9091/", "vm-1") == "http://127.0.0.1:9091/metrics/job/amlprobe/instance/vm-1"
+    assert push_url("http://127.0.0.1:9091", "a/b") == (
+        "http://127.0.0.1:9091/metrics/job/amlprobe/instance@base64/YS9i"
+    )
+
+
+def _groups(gateway: Pushgateway) -> list[dict[str, object]]:
+    data = json.loads(gateway.get("/api/v1/metrics"))
+    assert data["status"] == "success"
+    return list(data["data"])
+
+
+def test_cli_push_lands_with_job_and_instance(pushgateway: Pushgateway, listener: int) -> None:  # noqa: F811
+    out = amlprobe(
+        "check", "--target", f"tcp://127.0.0.1:{listener}", "--format", "json", "--pushgateway", pushgateway.url
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    (group,) = _groups(pushgateway)
+    assert group["labels"] == {"job": "amlprobe", "instance": socket.gethostname()}
+    up = group["amlprobe_check_up"]["metrics"]  # type: ignore[index]
+    assert [(m["labels"]["id"], m["value"]) for m in up] == [(f"tcp:127.0.0.1:{listener}", "1")]
+    assert group["amlprobe_run_status"]["metrics"][0]["value"] == "0"  # type: ignore[index]
+    exposed = pushgateway.get("/metrics")
+    assert re.search(r'amlprobe_run_status\{instance="[^"]+",job="amlprobe"\} 0', exposed)
+
+
+async def test_push_of_checks_with_uneven_labels_is_accepted(pushgateway: Pushgateway) -> None:  # noqa: F811
+    # Only some checks carry service_tag: the gateway's consistency check must still take the push.
+    await push(pushgateway.url, render_prometheus(sample_report()), instance="test-host", timeout=5)
+    (group,) = _groups(pushgateway)
+    assert group["labels"] == {"job": "amlprobe", "instance": "test-host"}
+    ids = sorted(m["labels"]["id"] for m in group["amlprobe_check_up"]["metrics"])  # type: ignore[index]
+    assert ids == ["a-pass", "m-fail", "z-warn"]
+    # A second push replaces the group (PUT), so a check that went away does not linger.
+    report = sample_report()
+    report.checks = report.checks[:1]
+    await push(pushgateway.url, render_prometheus(report), instance="test-host", timeout=5)
+    (group,) = _groups(pushgateway)
+    assert [m["labels"]["id"] for m in group["amlprobe_check_up"]["metrics"]] == ["z-warn"]  # type: ignore[index]
+
+
+async def test_push_rejected_by_the_gateway_is_a_push_error(pushgateway: Pushgateway) -> None:  # noqa: F811
+    with pytest.raises(PushError, match="HTTP 400"):
+        await push(pushgateway.url, "amlprobe_x{bad 1\n", instance="test-host", timeout=5)
+
+
+def test_push_failure_warns_and_keeps_the_exit_code(listener: int) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    out = amlprobe(
+        "check",
+        "--target",
+        f"tcp://127.0.0.1:{listener}",
+        "--format",
+        "json",
+        "--pushgateway",
+        f"http://127.0.0.1:{dead}",
+    )
+    assert out.returncode == 0
+    validated(out.stdout)
+    assert out.stderr.startswith("amlprobe: warning: --pushgateway:")
+    assert len(out.stderr.splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_push_ignores_proxy_environment(pushgateway: Pushgateway, listener: int) -> None:  # noqa: F811
+    # A proxy that does not exist: the push still lands because it never goes through it.
+    env = {**ENV, "HTTP_PROXY": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "probe",
+            "check",
+            "--target",
+            f"tcp://127.0.0.1:{listener}",
+            "--format",
+            "json",
+            "--pushgateway",
+            pushgateway.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    assert len(_groups(pushgateway)) == 1
+
+
+def test_bad_pushgateway_url_is_exit_3(listener: int) -> None:
+    out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--pushgateway", "ftp://127.0.0.1")
+    assert out.returncode == 3 and "--pushgateway" in out.stderr
