@@ -69,7 +69,11 @@ def lab_phases(runs: int) -> dict[str, float]:
     for _ in range(runs):
         proc = subprocess.run(
             [sys.executable, "-m", "probe", "lab", "--scenario", "udp-5831-rejected", "--format", "json"],
-            capture_output=True, text=True, env={**os.environ, "AMLPROBE_LAB_TIMING": "1"}, cwd=ROOT, check=False,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "AMLPROBE_LAB_TIMING": "1"},
+            cwd=ROOT,
+            check=False,
         )
         line = next(x for x in proc.stderr.splitlines() if x.startswith("amlprobe lab timing"))
         for name, ms in re.findall(r"([a-z ]+?) (\d+) ms", line.split(":", 1)[1]):
@@ -81,14 +85,20 @@ def main() -> None:
     timeout = 1.0
     parallel = run_set(20, 30, timeout, 64, RUNS)
     serial = run_set(5, 5, timeout, 1, 1)
-    print(f"50 targets (20 dropped), timeout {timeout:g} s, concurrency 64: median {statistics.median(parallel):.3f} s"
-          f" over {RUNS} runs")
+    print(
+        f"50 targets (20 dropped), timeout {timeout:g} s, concurrency 64: median {statistics.median(parallel):.3f} s"
+        f" over {RUNS} runs"
+    )
     print(f"10 targets (5 dropped), concurrency 1 (serial): {serial[0]:.3f} s")
-    print(f"ratio serial-per-dropped-target / parallel-run: {(serial[0] / 5 * 20) / statistics.median(parallel):.1f}x"
-          " (what 20 dropped targets would cost serially vs. in parallel)")
+    print(
+        f"ratio serial-per-dropped-target / parallel-run: {(serial[0] / 5 * 20) / statistics.median(parallel):.1f}x"
+        " (what 20 dropped targets would cost serially vs. in parallel)"
+    )
     phases = lab_phases(RUNS)
-    print("lab (udp-5831-rejected), medians since the lab command started: "
-          + ", ".join(f"{k} {v:.0f} ms" for k, v in phases.items()))
+    print(
+        "lab (udp-5831-rejected), medians since the lab command started: "
+        + ", ".join(f"{k} {v:.0f} ms" for k, v in phases.items())
+    )
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def _consequences(facts: Facts, hosts: set[str]) -> list[CheckResult]:
 
 
 def rule_no_dns(facts: Facts, rule: Rule) -> list[Finding]:
-    dns = facts.open(lambda r: _dns_probe(r))
+    dns = facts.open(_dns_probe)
     if not dns or not all(r.reason in (Reason.DNS_TIMEOUT, Reason.DNS_NO_SERVERS, Reason.DNS_ERROR) for r in dns):
         return []
     refs = [r for r in facts.results if _dns_probe(r, reference=True)]
@@ -452,7 +452,7 @@ def rule_unexplained(facts: Facts, rule: Rule) -> list[Finding]:
     ]
 
 
-def _r(id: str, sev: Severity, title: str, cause: str, fix: str, doc: str, run: Any) -> Rule:
+def _r(id: str, sev: Severity, title: str, cause: str, fix: str, doc: str, run: Any) -> Rule:  # noqa: PLR0917
     return Rule(id, sev, title, cause, fix, doc, run)
 
 

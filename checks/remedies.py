@@ -19,7 +19,7 @@ def _rg(facts: Any) -> str:
 
 
 def _rule_name(tag: str, proto: str, ports: str) -> str:
-    base = re.sub(r"[^A-Za-z0-9]", "", tag.split(".")[0]) or "Service"
+    base = re.sub(r"[^A-Za-z0-9]", "", tag.split(".", maxsplit=1)[0]) or "Service"
     return f"AllowOut-{base}-{proto}-{ports.replace(' ', '-')}"
 
 

@@ -25,7 +25,7 @@ def candidate_stores(env: dict[str, str] | None = None) -> dict[str, Path]:
             stores[f"OS bundle ({p})"] = p
             break
     try:
-        import certifi
+        import certifi  # type: ignore[import-not-found,unused-ignore]
 
         stores[f"Python certifi ({certifi.where()})"] = Path(certifi.where())
     except ImportError:

@@ -18,10 +18,9 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from checks.plan import Plan, build_plan
-
 from checks.catalog import load_catalog
 from checks.inputs import Inputs
+from checks.plan import Plan, build_plan
 from lab import topology as topo
 from lab.args import LAB_TIMEOUT
 from lab.ca import LabCA, azure_like_ca, inspection_ca

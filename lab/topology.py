@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from checks.plan import Plan
-
 from lab.scenarios import Scenario
 from probe.model import Protocol
 
@@ -45,7 +44,8 @@ def pe_group(resource: str) -> str:
 
 
 def privatelink_name(name: str, zone: str) -> str:
-    """``sa.blob.core.windows.net`` in ``privatelink.blob.core.windows.net``: ``sa.privatelink.blob.core.windows.net``."""
+    """E.g. ``sa.blob.core.windows.net`` in zone ``privatelink.blob.core.windows.net``:
+    ``sa.privatelink.blob.core.windows.net``."""
     base = zone.removeprefix("privatelink.")
     if name.endswith("." + base):
         return name[: -len(base)] + zone

@@ -108,7 +108,7 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.TLS_TIMEOUT: "TCP connected but the TLS handshake did not finish in time.",
     Reason.TLS_RESET: "The connection was reset or closed during the TLS handshake.",
     Reason.TLS_HANDSHAKE_FAILED: "The TLS handshake failed (protocol or cipher disagreement, alert).",
-    Reason.TLS_UNEXPECTED_ISSUER: "The chain is trusted here, but its issuer is not one the service uses: TLS inspection.",
+    Reason.TLS_UNEXPECTED_ISSUER: "The chain is trusted here, but its issuer is not the service's CA: TLS inspection.",
     Reason.WS_UPGRADE_REJECTED: "The websocket upgrade got a plain HTTP answer instead of 101.",
     Reason.WS_RESET: "The connection was reset during or right after the websocket upgrade.",
     Reason.WS_TIMEOUT: "No answer to the websocket upgrade request in time.",

@@ -10,8 +10,8 @@ import asyncio
 import resource
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import datetime, timezone
+from typing import Any
 
 from probe.context import ProbeContext, make_result
 from probe.model import CheckResult, CheckSpec, Confidence, Status

@@ -56,10 +56,12 @@ def test_every_aml_front_end_dropped_is_one_finding() -> None:
     results = healthy()
     hit = fail(
         results,
-        lambda r: r.target.port == 443
-        and r.target.protocol is not Protocol.DNS
-        and r.labels.get("service_tag") == "AzureMachineLearning"
-        and r.labels.get("resource") is None,
+        lambda r: (
+            r.target.port == 443
+            and r.target.protocol is not Protocol.DNS
+            and r.labels.get("service_tag") == "AzureMachineLearning"
+            and r.labels.get("resource") is None
+        ),
         Reason.TCP_TIMEOUT,
     )
     assert len(hit) >= 2
@@ -74,10 +76,16 @@ def test_every_aml_front_end_dropped_is_one_finding() -> None:
 
 def test_two_service_tags_are_two_findings() -> None:
     results = healthy()
-    fail(results, lambda r: r.labels.get("service_tag") == "AzureActiveDirectory" and r.target.port == 443,
-         Reason.TCP_REFUSED)
-    fail(results, lambda r: r.labels.get("service_tag") == "AzureResourceManager" and r.target.port == 443,
-         Reason.TCP_TIMEOUT)
+    fail(
+        results,
+        lambda r: r.labels.get("service_tag") == "AzureActiveDirectory" and r.target.port == 443,
+        Reason.TCP_REFUSED,
+    )
+    fail(
+        results,
+        lambda r: r.labels.get("service_tag") == "AzureResourceManager" and r.target.port == 443,
+        Reason.TCP_TIMEOUT,
+    )
     findings = run(results)
     assert [f.id for f in findings] == ["outbound-443-blocked", "outbound-443-blocked"]
     titles = " | ".join(f.title for f in findings)
@@ -98,8 +106,11 @@ def test_dns_down_makes_tcp_failures_consequences() -> None:
 
 def test_everything_dropped_is_no_outbound() -> None:
     results = healthy()
-    fail(results, lambda r: r.target.protocol in (Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.SMB),
-         Reason.TCP_TIMEOUT)
+    fail(
+        results,
+        lambda r: r.target.protocol in (Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.SMB),
+        Reason.TCP_TIMEOUT,
+    )
     findings = run(results)
     assert [f.id for f in findings] == ["outbound-unavailable"]
 

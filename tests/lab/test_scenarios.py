@@ -78,9 +78,11 @@ def test_nsg_blocks_443_to_aml_front_ends() -> None:
     assert code == 2
     blocked = ids(
         report,
-        lambda c: c.target.port == 443
-        and c.target.protocol is not Protocol.DNS
-        and any(a.startswith(AML_NET) for a in c.addresses),
+        lambda c: (
+            c.target.port == 443
+            and c.target.protocol is not Protocol.DNS
+            and any(a.startswith(AML_NET) for a in c.addresses)
+        ),
     )
     assert blocked
     assert not_passing(report) == {**{i: "tcp_timeout" for i in blocked}, **udp_silent(report)}
@@ -107,7 +109,9 @@ def test_smb_445_blocked() -> None:
     assert finding_ids(report) == ["smb-445-blocked"]
     # Storage's HTTPS still works: only the port is blocked, not the endpoint.
     assert all(
-        c.status is Status.PASS for c in report.checks if c.target.protocol is Protocol.TLS and ".file." in c.target.host
+        c.status is Status.PASS
+        for c in report.checks
+        if c.target.protocol is Protocol.TLS and ".file." in c.target.host
     )
 
 
@@ -133,7 +137,11 @@ def test_private_dns_not_linked_names_the_zones() -> None:
     assert bad == {**{i: "dns_public_address" for i in public}, **udp_silent(report)}
     assert finding_ids(report) == ["private-dns-zone-not-linked"]
     f = report.findings[0]
-    for zone in ("privatelink.blob.core.windows.net", "privatelink.file.core.windows.net", "privatelink.api.azureml.ms"):
+    for zone in (
+        "privatelink.blob.core.windows.net",
+        "privatelink.file.core.windows.net",
+        "privatelink.api.azureml.ms",
+    ):
         assert zone in f.title
     assert any("az network private-dns link vnet create" in c for r in f.remediation for c in r.commands)
 
@@ -227,7 +235,11 @@ def test_list_describes_every_scenario() -> None:
 
 def test_unknown_scenario_is_exit_3() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "--scenario", "nope"], capture_output=True, text=True, env=ENV, check=False
+        [sys.executable, "-m", "probe", "lab", "--scenario", "nope"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
     )
     assert proc.returncode == 3
     assert proc.stderr.count("\n") == 1 and "unknown lab scenario" in proc.stderr

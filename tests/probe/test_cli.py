@@ -134,13 +134,31 @@ def test_signal_writes_a_partial_report_marked_interrupted(tmp_path: Path, sig: 
     import shlex
 
     report = tmp_path / "r.json"
-    setup = "; ".join(["ip link set lo up", *(f"ip {c.removeprefix('ip ')}" for c in DROP_SETUP),
-                       *drop_route("192.0.2.0/24")])
-    cmd = shlex.join([sys.executable, "-m", "probe", "check", "--target", "tcp://192.0.2.1:443",
-                      "--target", "tcp://127.0.0.1:1", "--timeout", "20", "--output", str(report)])
+    setup = "; ".join(
+        ["ip link set lo up", *(f"ip {c.removeprefix('ip ')}" for c in DROP_SETUP), *drop_route("192.0.2.0/24")]
+    )
+    cmd = shlex.join(
+        [
+            sys.executable,
+            "-m",
+            "probe",
+            "check",
+            "--target",
+            "tcp://192.0.2.1:443",
+            "--target",
+            "tcp://127.0.0.1:1",
+            "--timeout",
+            "20",
+            "--output",
+            str(report),
+        ]
+    )
     proc = subprocess.Popen(
         ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", f"{setup}; exec {cmd}"],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     time.sleep(1.5)
     proc.send_signal(sig)

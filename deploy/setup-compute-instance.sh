@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# setup-compute-instance.sh: install amlprobe on an Azure ML compute instance (or any Linux VM),
+# run one check, and schedule the periodic check (systemd timer, else cron).
+#
+# Made for a compute instance's creation or startup script. Azure ML runs such a script as root,
+# in the folder it was uploaded to, with CI_NAME, CI_WORKSPACE and CI_RESOURCE_GROUP set, and stops
+# it after 15 minutes unless told otherwise ("The default value for a setup script timeout is 15
+# minutes": learn.microsoft.com, "Customize the compute instance with a script",
+# MicrosoftDocs/azure-ai-docs articles/machine-learning/how-to-customize-compute-instance.md).
+# Worst case here: pip AMLPROBE_PIP_TIMEOUT (420 s) + the check AMLPROBE_DEADLINE (120 s) + 70 s of
+# margin, about 10 minutes; a second run with nothing to install takes a second or two plus the check.
+#
+# A setup script that fails leaves the compute instance in a failed state, and a network health
+# check must not be the reason a data scientist gets no compute. So by default every outcome is
+# logged and the script exits 0: a critical verdict and even this script's own installation errors.
+# --strict turns that off: a critical verdict exits 2 and an installation failure exits 1.
+#
+# Files beside this script (upload the deploy/ folder):
+#   amlprobe-run, amlprobe.service, amlprobe.timer, amlprobe.cron   required
+#   amlprobe-*.whl   install this wheel (the newest if several; wheels/ is searched too)
+#   wheels/          dependency wheels (pip wheel -w wheels .): pip then never contacts an index
+#                    (--no-index --find-links wheels/), for VNets without access to PyPI
+#   amlprobe.toml    installed as /etc/amlprobe/amlprobe.toml, world-readable: no secrets in it
+# Without a wheel, amlprobe comes from the package index (==AMLPROBE_VERSION when set). The
+# installed version is kept when it equals the wanted one: a second run reinstalls nothing and
+# rewrites no file whose content is unchanged.
+#
+# Environment:
+#   AMLPROBE_CHECK_ARGS   extra `amlprobe check` arguments, whitespace-separated, for this run and
+#                         every periodic one (e.g. "--proxy http://10.0.0.4:3128")
+#   AMLPROBE_DEADLINE     the check's deadline in seconds (default 120)
+#   AMLPROBE_<FIELD>      workspace inputs (AMLPROBE_REGION, AMLPROBE_WORKSPACE_ID, ...)
+#   These, CI_NAME/CI_WORKSPACE/CI_RESOURCE_GROUP and HTTP(S)_PROXY/NO_PROXY are kept in
+#   /etc/amlprobe/amlprobe.env (mode 0640, group amlprobe) for the periodic runs.
+#   AMLPROBE_VERSION      version to install from the index (default: keep what is installed)
+#   AMLPROBE_PIP_ARGS     extra pip arguments, e.g. "--index-url https://pypi.example/simple"
+#   AMLPROBE_PIP_TIMEOUT  seconds pip may take in all (default 420)
+#   AMLPROBE_PYTHON       the Python 3.10+ for the venv (default: the first of python3.13 ..
+#                         python3.10, python3, /anaconda/envs/azureml_py310_sdkv2/bin/python that
+#                         is 3.10+ and has venv and ensurepip)
+#   AMLPROBE_PREFIX       install directory, a venv (default /opt/amlprobe)
+#   AMLPROBE_STATE_DIR    report, history and metrics (default /var/lib/amlprobe)
+#   AMLPROBE_TEXTFILE_DIR where amlprobe.prom goes (default $AMLPROBE_STATE_DIR/textfile)
+#   AMLPROBE_SCHEDULER    auto (systemd when it runs, else cron), systemd, cron or none
+#   AMLPROBE_ROOT         a staging root put before every system path (tests): no user is created,
+#                         the check runs as the caller, and systemd is only told via --root
+set -Eeuo pipefail
+
+log() { printf 'amlprobe-setup: %s\n' "$*"; }
+
+strict=0
+for arg in "$@"; do
+  case $arg in
+    --strict) strict=1 ;;
+    -h | --help)
+      sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) log "ignoring unknown argument '$arg' (known: --strict, --help)" ;;
+  esac
+done
+
+deliberate=0
+on_exit() {
+  local rc=$?
+  ((rc != 0 && !deliberate)) || return 0
+  log "ERROR: setup did not complete (exit $rc): amlprobe may be missing or outdated here"
+  if ((strict)); then
+    exit 1
+  fi
+  log "exiting 0 so that the compute is still created (--strict fails instead)"
+  exit 0
+}
+trap on_exit EXIT
+trap 'log "ERROR: line $LINENO: \`$BASH_COMMAND\` failed"' ERR
+fail() {
+  log "ERROR: $*"
+  exit 1
+}
+
+readonly SERVICE_USER=amlprobe
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=${AMLPROBE_ROOT:-}
+[[ $root == / ]] && root=
+prefix=${AMLPROBE_PREFIX:-/opt/amlprobe}
+state=${AMLPROBE_STATE_DIR:-/var/lib/amlprobe}
+textfile_dir=${AMLPROBE_TEXTFILE_DIR:-}
+deadline=${AMLPROBE_DEADLINE:-120}
+pip_timeout=${AMLPROBE_PIP_TIMEOUT:-420}
+scheduler=${AMLPROBE_SCHEDULER:-auto}
+
+# Paths end up in unit files and a cron line: plain characters only, so no quoting is ever needed.
+for var in root prefix state textfile_dir; do
+  value=${!var}
+  [[ -z $value || $value =~ ^/[A-Za-z0-9._/-]*$ ]] || fail "$var '$value' must be an absolute path of letters, digits and ._-/"
+done
+[[ $deadline =~ ^[0-9]+$ && $deadline -gt 0 ]] || fail "AMLPROBE_DEADLINE '$deadline' must be a whole number of seconds"
+[[ $pip_timeout =~ ^[0-9]+$ ]] || fail "AMLPROBE_PIP_TIMEOUT '$pip_timeout' must be a whole number of seconds"
+[[ -n $root || $EUID -eq 0 ]] || fail "run me as root (Azure ML runs setup scripts as root)"
+for f in amlprobe-run amlprobe.service amlprobe.timer amlprobe.cron; do
+  [[ -r $here/$f ]] || fail "$here/$f is missing: upload the whole deploy/ folder"
+done
+
+venv=$root$prefix
+config_dir=$root/etc/amlprobe
+
+# --- files: written only when their content differs -------------------------------------------
+
+changed=0
+put() { # put DEST MODE < CONTENT; sets changed=1 when DEST was (re)written
+  local dest=$1 mode=$2 tmp
+  tmp=$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX") # a dot: cron.d ignores it
+  cat >"$tmp"
+  if cmp -s "$tmp" "$dest"; then
+    rm -f "$tmp"
+    [[ $(stat -c %a "$dest") == "$mode" ]] || chmod "$mode" "$dest"
+    return 0
+  fi
+  chmod "$mode" "$tmp"
+  mv -f "$tmp" "$dest"
+  changed=1
+  log "wrote ${dest#"$root"}"
+}
+
+render() { # render TEMPLATE: deploy/ files carry the default paths; put this machine's in
+  local line
+  while IFS= read -r line || [[ -n $line ]]; do
+    if [[ $line == StateDirectory=amlprobe ]]; then
+      if [[ $state =~ ^/var/lib/[A-Za-z0-9._-]+$ ]]; then
+        printf 'StateDirectory=%s\n' "${state#/var/lib/}"
+      else
+        printf 'ReadWritePaths=%s\n' "$state"
+      fi
+      if [[ -n $textfile_dir && $textfile_dir != "$state"/* ]]; then
+        printf 'ReadWritePaths=-%s\n' "$textfile_dir"
+      fi
+    else
+      printf '%s\n' "${line//\/opt\/amlprobe/$prefix}"
+    fi
+  done <"$1"
+}
+
+# --- amlprobe in its own venv -------------------------------------------------------------------
+
+find_python() {
+  local candidates=(python3.13 python3.12 python3.11 python3.10 python3 /anaconda/envs/azureml_py310_sdkv2/bin/python)
+  [[ -n ${AMLPROBE_PYTHON:-} ]] && candidates=("$AMLPROBE_PYTHON")
+  local c
+  for c in "${candidates[@]}"; do
+    command -v "$c" >/dev/null 2>&1 || continue
+    # Ubuntu's python3 lacks ensurepip unless python3-venv is installed; venv then fails half-way.
+    if "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+      command -v "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
+installed_version() {
+  local d
+  for d in "$venv"/lib/python3*/site-packages/amlprobe-*.dist-info; do
+    [[ -d $d ]] || continue
+    d=${d##*/amlprobe-}
+    printf '%s\n' "${d%.dist-info}"
+    return 0
+  done
+}
+
+wheel=$(
+  for w in "$here"/amlprobe-*.whl "$here"/wheels/amlprobe-*.whl; do
+    [[ -f $w ]] || continue
+    v=${w##*/amlprobe-}
+    printf '%s\t%s\n' "${v%%-*}" "$w"
+  done | sort -V -k1,1 | tail -n 1 | cut -f2
+)
+wanted=${AMLPROBE_VERSION:-}
+if [[ -n $wheel ]]; then
+  wanted=${wheel##*/amlprobe-}
+  wanted=${wanted%%-*}
+fi
+
+if [[ ! -x $venv/bin/python ]]; then
+  python=$(find_python) || fail "no Python 3.10+ with venv and ensurepip found (install python3-venv, or set AMLPROBE_PYTHON)"
+  log "creating the venv $prefix with $python"
+  mkdir -p "$(dirname "$venv")"
+  "$python" -m venv --clear "$venv"
+fi
+
+have=$(installed_version || true)
+if [[ -z $have || (-n $wanted && $have != "$wanted") ]]; then
+  pip_args=(--disable-pip-version-check --no-input --quiet --timeout 15 --retries 1)
+  if [[ -d $here/wheels ]]; then
+    pip_args+=(--no-index --find-links "$here/wheels")
+  fi
+  [[ -n $wheel ]] && pip_args+=(--find-links "$(dirname "$wheel")")
+  read -ra user_pip_args <<<"${AMLPROBE_PIP_ARGS:-}"
+  target=${wheel:-amlprobe${wanted:+==$wanted}}
+  log "installing amlprobe ${wanted:-(latest)} into $prefix from ${wheel:-the package index}${have:+ (replacing $have)}"
+  timeout "$pip_timeout" "$venv/bin/python" -m pip install "${pip_args[@]}" "${user_pip_args[@]}" "$target" ||
+    fail "pip could not install $target (no index reachable? put the dependency wheels in $here/wheels)"
+  have=$(installed_version || true)
+fi
+"$venv/bin/amlprobe" --version >/dev/null || fail "$prefix/bin/amlprobe does not run"
+put "$venv/bin/amlprobe-run" 755 <"$here/amlprobe-run"
+
+# --- the service user, state and configuration ----------------------------------------------------
+
+run_as=()
+if [[ -z $root ]]; then
+  if ! getent passwd "$SERVICE_USER" >/dev/null; then
+    useradd --system --user-group --home-dir "$state" --no-create-home \
+      --shell "$(command -v nologin || echo /usr/sbin/nologin)" "$SERVICE_USER"
+    log "created the system user $SERVICE_USER"
+  fi
+  run_as=(setpriv "--reuid=$SERVICE_USER" "--regid=$SERVICE_USER" --init-groups --)
+fi
+
+for dir in "$root$state" ${textfile_dir:+"$root$textfile_dir"}; do
+  [[ -d $dir ]] || mkdir -p "$dir"
+  [[ $(stat -c %a "$dir") == 755 ]] || chmod 755 "$dir"
+  if [[ -z $root && $(stat -c %U "$dir") != "$SERVICE_USER" ]]; then
+    chown -R "$SERVICE_USER:$SERVICE_USER" "$dir"
+  fi
+done
+
+[[ -d $config_dir ]] || mkdir -p "$config_dir"
+if [[ -f $here/amlprobe.toml ]]; then
+  put "$config_dir/amlprobe.toml" 644 <"$here/amlprobe.toml"
+fi
+
+env_file() { # what the periodic runs need from this environment
+  local kept='^(AMLPROBE_[A-Z0-9_]+|CI_NAME|CI_WORKSPACE|CI_RESOURCE_GROUP|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy)$'
+  local setup_only='^AMLPROBE_(ROOT|PREFIX|PYTHON|PIP_ARGS|PIP_TIMEOUT|SCHEDULER|VERSION|CONFIG_DIR|STATE_DIR|TEXTFILE_DIR)$'
+  local name value
+  echo "# Written by setup-compute-instance.sh for amlprobe-run, which parses (never sources) it."
+  echo "# Group-readable only: proxy URLs may carry credentials."
+  if [[ $state != /var/lib/amlprobe ]]; then
+    echo "AMLPROBE_STATE_DIR=$state"
+  fi
+  if [[ -n $textfile_dir ]]; then
+    echo "AMLPROBE_TEXTFILE_DIR=$textfile_dir"
+  fi
+  while IFS= read -r name; do
+    if [[ $name =~ $kept && ! $name =~ $setup_only ]]; then
+      value=${!name}
+      if [[ -n $value && $value != *$'\n'* ]]; then
+        printf '%s=%s\n' "$name" "$value"
+      fi
+    fi
+  done < <(compgen -e | LC_ALL=C sort)
+}
+put "$config_dir/amlprobe.env" 640 < <(env_file)
+if [[ -z $root && $(stat -c %G "$config_dir/amlprobe.env") != "$SERVICE_USER" ]]; then
+  chgrp "$SERVICE_USER" "$config_dir/amlprobe.env"
+fi
+
+# --- the periodic check ---------------------------------------------------------------------------
+
+if [[ $scheduler == auto ]]; then
+  scheduler=cron
+  [[ -d $root/run/systemd/system ]] && scheduler=systemd
+fi
+units=$root/etc/systemd/system
+case $scheduler in
+  systemd)
+    mkdir -p "$units"
+    changed=0
+    put "$units/amlprobe.service" 644 < <(render "$here/amlprobe.service")
+    put "$units/amlprobe.timer" 644 < <(render "$here/amlprobe.timer")
+    if [[ -e $root/etc/cron.d/amlprobe ]]; then
+      rm -f "$root/etc/cron.d/amlprobe"
+      log "removed /etc/cron.d/amlprobe: the systemd timer runs the check now"
+    fi
+    if [[ -n $root ]]; then
+      [[ -L $units/timers.target.wants/amlprobe.timer ]] || systemctl --root="$root" --quiet enable amlprobe.timer
+    else
+      if ((changed)); then
+        systemctl daemon-reload
+      fi
+      if ((changed)) || ! systemctl --quiet is-enabled amlprobe.timer; then
+        systemctl --quiet enable amlprobe.timer
+      fi
+      if ((changed)) || ! systemctl --quiet is-active amlprobe.timer; then
+        systemctl restart amlprobe.timer
+        log "amlprobe.timer (re)started: a check every 15 minutes"
+      fi
+    fi
+    ;;
+  cron)
+    [[ -d $root/etc/cron.d ]] || mkdir -p "$root/etc/cron.d"
+    put "$root/etc/cron.d/amlprobe" 644 < <(render "$here/amlprobe.cron")
+    if [[ -z $root ]]; then
+      if [[ -d /run/systemd/system ]] && systemctl --quiet is-enabled amlprobe.timer 2>/dev/null; then
+        systemctl --quiet disable --now amlprobe.timer
+        log "disabled amlprobe.timer: cron runs the check now"
+      fi
+      command -v cron >/dev/null || command -v crond >/dev/null ||
+        log "WARNING: no cron daemon found: the periodic check will not run until one is installed"
+    fi
+    ;;
+  none) ;;
+  *) fail "AMLPROBE_SCHEDULER '$scheduler' must be auto, systemd, cron or none" ;;
+esac
+
+# --- one check now, as the periodic runs will do it ------------------------------------------------
+
+rc=0
+verdict=$(
+  env AMLPROBE_CONFIG_DIR="$config_dir" AMLPROBE_STATE_DIR="$root$state" HOME="$root$state" \
+    ${textfile_dir:+AMLPROBE_TEXTFILE_DIR="$root$textfile_dir"} AMLPROBE_DEADLINE="$deadline" \
+    "${run_as[@]}" "$venv/bin/amlprobe-run"
+) || rc=$?
+if [[ -n $verdict ]]; then
+  printf '%s\n' "$verdict"
+else
+  log "ERROR: the check did not run (exit $rc)"
+fi
+log "amlprobe ${have:-?} ready (${scheduler}); finished in ${SECONDS} s"
+if ((strict && rc == 2)); then
+  deliberate=1
+  exit 2
+fi
+exit 0
