@@ -1,0 +1,114 @@
+"""The Azure ML plan through the command line: plan, check with workspace inputs, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.netns import python_in_netns, requires_netns, run_in_netns
+from tests.helpers.report import validated
+
+# `check` with workspace inputs probes the whole Azure ML plan, including the platform address
+# 168.63.129.16: these tests therefore run it only inside a private network namespace, so that a
+# mistake in a test can never send a packet off this machine.
+pytestmark = requires_netns
+
+WS = "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8c0e1a37"
+INPUTS = ["--region", "eastus", "--workspace-id", WS, "--storage-account", "labsa"]
+# Never an Azure VM here, and never the machine's proxies or CA settings.
+ENV = {
+    **{k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))},
+    "AMLPROBE_DMI_PATH": "/nonexistent/amlprobe-test-dmi",
+}
+
+
+def amlprobe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the CLI inside a fresh network namespace (only lo, nothing routed), from ``cwd``."""
+    return run_in_netns([f"cd {shlex.quote(str(cwd))}"], [sys.executable, "-m", "probe", *args], env=ENV, timeout=60)
+
+
+def test_plan_lists_rows_and_skips_without_network(tmp_path: Path) -> None:
+    out = amlprobe("plan", *INPUTS, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"tls:{WS}.workspace.eastus.api.azureml.ms:443" in out.stdout
+    assert "udp:eastus.tundra.azureml.ms:5831" in out.stdout
+    assert "smb:labsa.file.core.windows.net:445" in out.stdout
+    # No instance name was given: the instance rows are skipped, saying what they need.
+    assert "instance_name" in out.stdout
+
+
+def test_plan_json(tmp_path: Path) -> None:
+    out = amlprobe("plan", *INPUTS, "--cloud", "usgov", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    plan = json.loads(out.stdout)
+    hosts = {c["target"]["host"] for c in plan["checks"]}
+    assert "login.microsoftonline.us" in hosts
+    assert f"{WS}.workspace.eastus.api.ml.azure.us" in hosts
+
+
+def test_bad_config_file_exit_3(tmp_path: Path) -> None:
+    cfg = tmp_path / "amlprobe.toml"
+    cfg.write_text("region = 5\n")
+    out = amlprobe("check", "--config", str(cfg), cwd=tmp_path)
+    assert out.returncode == 3
+    assert "amlprobe.toml" in out.stderr and "region" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_bad_catalog_exit_3(tmp_path: Path) -> None:
+    cat = tmp_path / "extra.toml"
+    cat.write_text('[[endpoint]]\nid = "mine"\nhost = "x.example"\nports = ["a"]\n')
+    out = amlprobe("check", *INPUTS, "--catalog", str(cat), cwd=tmp_path)
+    assert out.returncode == 3
+    assert "extra.toml" in out.stderr and "mine" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("region", ["east_us!", "eastus.example"])
+def test_bad_region_exit_3(tmp_path: Path, region: str) -> None:
+    out = amlprobe("check", "--region", region, "--dns-server", "127.0.0.1:9", cwd=tmp_path)
+    assert out.returncode == 3
+    assert "region" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+_FULL_PLAN = """
+import asyncio, sys
+from lab.servers.dns import DnsServer
+
+async def main():
+    async with DnsServer("127.0.0.1", 0, records={}) as dns:  # NXDOMAIN for every name
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "probe", "check", *ARGS,
+            "--dns-server", dns.server_spec, "--reference-dns", dns.server_spec, "--timeout", "0.5",
+            "--format", "json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    sys.stdout.write(out.decode())
+    sys.stderr.write(err.decode())
+    sys.exit(proc.returncode)
+
+asyncio.run(main())
+"""
+
+
+def test_full_plan_against_a_test_dns_server(tmp_path: Path) -> None:
+    """Only workspace inputs and --dns-server: the whole plan runs and every row is classified."""
+    code = _FULL_PLAN.replace("*ARGS", ", ".join(json.dumps(a) for a in INPUTS))
+    proc = python_in_netns([f"cd {shlex.quote(str(tmp_path))}"], code, env=ENV, timeout=90)
+    assert proc.returncode == 2, proc.stderr
+    report = validated(proc.stdout)
+    by_reason: dict[str, int] = {}
+    for c in report.checks:
+        by_reason[c.reason.value] = by_reason.get(c.reason.value, 0) + 1
+    # Names fail as NXDOMAIN; rows without their inputs are skipped, saying which input they need.
+    assert by_reason.get("dns_nxdomain", 0) > 20
+    assert by_reason.get("skipped_missing_input", 0) > 0
+    assert report.environment["inputs"]["sources"]["region"] == "flag"
+    assert [f.id for f in report.findings if f.severity.value == "critical"]
+    assert report.duration_ms < 30_000
