@@ -19,7 +19,8 @@ from probe.reasons import Reason
 @functools.cache
 def trust_data() -> dict[str, Any]:
     text = resources.files("checks").joinpath("data/trust.toml").read_text()
-    return toml.loads(text)
+    data: dict[str, Any] = toml.loads(text)
+    return data
 
 
 def is_azure_issuer(issuer: str) -> bool:

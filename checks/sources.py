@@ -51,7 +51,6 @@ import difflib
 import ipaddress
 import json
 import re
-import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,13 +58,9 @@ from typing import get_args
 
 from pydantic import ValidationError
 
+from checks import toml
 from checks.discovery import Discovery
 from checks.inputs import SCENARIOS, Cloud, Inputs
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
 
 FIELDS: tuple[str, ...] = tuple(name for name in Inputs.model_fields if name != "sources")
 ENV_VARS: dict[str, str] = {name: f"AMLPROBE_{name.upper()}" for name in FIELDS}
@@ -223,8 +218,8 @@ def load_config_file(path: Path) -> dict[str, object]:
     """The TOML config's fields, flattened (``[workspace]`` merged into the top level)."""
     label = f"config {path}"
     try:
-        data = tomllib.loads(_read_text(path, label))
-    except tomllib.TOMLDecodeError as exc:
+        data = toml.loads(_read_text(path, label))
+    except toml.TOMLDecodeError as exc:
         raise InputError(_one_line(f"{label}: invalid TOML: {exc}")) from None
     flat: dict[str, object] = {}
     for key, value in data.items():
