@@ -174,17 +174,18 @@ async def run_inside(scenario: Scenario, layout: topo.Layout, workdir: Path, arg
         code = await cmd_check(check_args, plugins)
         marks.append(("check done", time.perf_counter()))
         if args.keep:
-            await _keep_running(args)
+            await _keep_running(workdir)
     marks.append(("servers down", time.perf_counter()))
     return code
 
 
-async def _keep_running(args: argparse.Namespace) -> None:
+async def _keep_running(workdir: Path) -> None:
     pid = os.getpid()
     print(
         f"amlprobe lab: the lab stays up (pid {pid}). In another shell enter it with\n"
         f"  nsenter --target {pid} --user --net --preserve-credentials\n"
-        f"then try: amlprobe check --dns-server {topo.CUSTOM_DNS} --target tls://login.microsoftonline.com\n"
+        f"then try: amlprobe check --dns-server {topo.CUSTOM_DNS} --ca-bundle {workdir / 'ca-bundle.pem'} "
+        "--target tls://login.microsoftonline.com\n"
         "Ctrl-C (or SIGTERM) here stops it and removes everything.",
         file=sys.stderr,
         flush=True,

@@ -12,8 +12,6 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-import pytest
-
 from probe.model import CheckResult, Protocol, Report, Severity, Status
 from tests.helpers.netns import requires_netns
 from tests.helpers.report import validated
@@ -243,15 +241,3 @@ def test_unknown_scenario_is_exit_3() -> None:
     )
     assert proc.returncode == 3
     assert proc.stderr.count("\n") == 1 and "unknown lab scenario" in proc.stderr
-
-
-@pytest.mark.parametrize("scenario", ["healthy"])
-def test_lab_leaves_nothing_behind(scenario: str, tmp_path: object) -> None:
-    import glob
-    import tempfile
-
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "amlprobe-lab-*")))
-    run_lab.cache_clear()
-    run_lab(scenario)
-    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "amlprobe-lab-*")))
-    assert after <= before

@@ -1,0 +1,98 @@
+"""`amlprobe lab --keep` stays up to be explored, and leaves nothing behind when stopped."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.netns import requires_netns
+from tests.helpers.report import validated
+
+pytestmark = requires_netns
+ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))}
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:
+    lines: list[str] = []
+    end = time.monotonic() + timeout
+    assert proc.stderr is not None
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} not seen: {lines}")
+
+
+def _private_tmp(tmp_path: Path) -> dict[str, str]:
+    """An environment whose TMPDIR is ours alone, so leftovers are the lab's and nobody else's."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    return {**ENV, "TMPDIR": str(tmp)}
+
+
+def _leftovers(env: dict[str, str]) -> list[str]:
+    return glob.glob(os.path.join(env["TMPDIR"], "*"))
+
+
+@pytest.mark.skipif(shutil.which("nsenter") is None or os.geteuid() != 0, reason="needs nsenter as root")
+def test_keep_can_be_entered_then_stops_clean(tmp_path: Path) -> None:
+    env = _private_tmp(tmp_path)
+    # The report goes to a file: a pipe nobody reads would fill up and block the lab.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", "lab", "--keep", "--format", "json", "--output", str(tmp_path / "r.json")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        lines = _wait_for_line(proc, "then try:", 30)
+        enter = next(x for x in lines if "nsenter" in x).split()
+        try_cmd = shlex.split(lines[-1].split("then try:", 1)[1])
+        assert try_cmd[0] == "amlprobe"
+        out = subprocess.run(
+            [*enter, sys.executable, "-m", "probe", *try_cmd[1:], "--format", "json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=ENV,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        (check,) = validated(out.stdout).checks
+        assert check.tls is not None and check.tls.verified
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert proc.returncode is not None
+    assert _leftovers(env) == []
+
+
+def test_interrupted_lab_writes_partial_report_and_cleans_up(tmp_path: Path) -> None:
+    env = _private_tmp(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "probe", "lab", "--scenario", "nsg-blocks-443", "--timeout", "20", "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "AMLPROBE_LAB_TIMING": "1"},
+    )
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=15)
+    report = validated(out)
+    assert report.interrupted, err
+    assert any(c.reason.value == "interrupted" for c in report.checks)
+    assert _leftovers(env) == []
