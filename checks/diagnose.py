@@ -23,7 +23,7 @@ from checks.remedies import (
 )
 from checks.truststores import stores_trusting
 from probe.model import CheckResult, Finding, Protocol, Severity, Status
-from probe.reasons import Reason
+from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
 
 DOC_FIREWALL = "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall"
 DOC_CUSTOM_DNS = "https://learn.microsoft.com/azure/machine-learning/how-to-custom-dns"
@@ -33,23 +33,6 @@ DOC_TRAINING_VNET = "https://learn.microsoft.com/azure/machine-learning/how-to-s
 DOC_CA = "https://learn.microsoft.com/azure/security/fundamentals/azure-ca-details"
 DOC_PROXY = "https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-secure-connection-workspace"
 
-TCP_FAILURES = {
-    Reason.TCP_TIMEOUT,
-    Reason.TCP_REFUSED,
-    Reason.TCP_UNREACHABLE,
-    Reason.TCP_PROHIBITED,
-    Reason.TCP_RESET,
-    Reason.TCP_ERROR,
-}
-DNS_FAILURES = {
-    Reason.DNS_NXDOMAIN,
-    Reason.DNS_SERVFAIL,
-    Reason.DNS_REFUSED,
-    Reason.DNS_TIMEOUT,
-    Reason.DNS_NO_ANSWER,
-    Reason.DNS_NO_SERVERS,
-    Reason.DNS_ERROR,
-}
 _TCP_BASED = {Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP, Protocol.SMB}
 _SEEN = {
     Reason.TCP_TIMEOUT: "dropped (no answer to SYN)",

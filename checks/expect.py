@@ -13,7 +13,7 @@ from checks.addresses import IPNetwork, is_private, parse_networks
 from checks.inputs import Inputs
 from checks.plan import DnsExpectation, Plan
 from probe.model import CheckResult, Confidence, Finding, Status
-from probe.reasons import Reason
+from probe.reasons import DNS_FAILURES, Reason
 
 
 @functools.cache
@@ -91,7 +91,7 @@ def apply_dns_expectation(
     if configured is None:
         return
     ref_addrs = sorted(reference.addresses)
-    ours = sorted(configured.addresses) if configured.reason not in _DNS_FAILURES else []
+    ours = sorted(configured.addresses) if configured.reason not in DNS_FAILURES else []
     if ours != ref_addrs:
         seen = ", ".join(ours) if ours else configured.reason.value
         _judge(
@@ -107,17 +107,6 @@ def apply_dns_expectation(
 
 def _server(result: CheckResult) -> str:
     return f"({result.dns.server})" if result.dns and result.dns.server else ""
-
-
-_DNS_FAILURES = {
-    Reason.DNS_NXDOMAIN,
-    Reason.DNS_SERVFAIL,
-    Reason.DNS_REFUSED,
-    Reason.DNS_TIMEOUT,
-    Reason.DNS_NO_ANSWER,
-    Reason.DNS_NO_SERVERS,
-    Reason.DNS_ERROR,
-}
 
 
 def apply_tls_issuer(result: CheckResult) -> None:

@@ -182,3 +182,27 @@ def classify_tls_error(exc: BaseException) -> Reason:
     if isinstance(exc, ConnectionError) and not isinstance(exc, OSError):
         return Reason.TLS_RESET
     return Reason.TLS_HANDSHAKE_FAILED
+
+
+# Reasons that mean "the name did not resolve" / "the TCP connection failed", whatever the protocol on top.
+DNS_FAILURES = frozenset(
+    {
+        Reason.DNS_NXDOMAIN,
+        Reason.DNS_SERVFAIL,
+        Reason.DNS_REFUSED,
+        Reason.DNS_TIMEOUT,
+        Reason.DNS_NO_ANSWER,
+        Reason.DNS_NO_SERVERS,
+        Reason.DNS_ERROR,
+    }
+)
+TCP_FAILURES = frozenset(
+    {
+        Reason.TCP_TIMEOUT,
+        Reason.TCP_REFUSED,
+        Reason.TCP_UNREACHABLE,
+        Reason.TCP_PROHIBITED,
+        Reason.TCP_RESET,
+        Reason.TCP_ERROR,
+    }
+)

@@ -22,7 +22,6 @@ import json
 import logging
 import sys
 from collections import Counter
-from types import TracebackType
 from typing import Literal, cast
 
 import dns.exception
@@ -32,6 +31,8 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+
+from lab.servers.base import LabServer, close_stream_server
 
 Transport = Literal["udp", "tcp"]
 FAULTS: frozenset[str] = frozenset({"servfail", "refused", "silent", "truncate"})
@@ -68,7 +69,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             self._transport.sendto(reply, addr)
 
 
-class DnsServer:
+class DnsServer(LabServer):
     """Serve ``records`` (A, AAAA, CNAME; names case-insensitive) on UDP and TCP at one address.
 
     ``records`` maps a name (``*.`` wildcards allowed) to ``(type, value, ttl)`` tuples.
@@ -158,21 +159,8 @@ class DnsServer:
             self._udp.close()
             self._udp = None
         if self._tcp is not None:
-            self._tcp.close()
-            # Open connections first: on 3.12+ wait_closed() waits for every one of them.
-            for writer in list(self._writers):
-                writer.close()
-            await self._tcp.wait_closed()
+            await close_stream_server(self._tcp, self._writers)
             self._tcp = None
-
-    async def __aenter__(self) -> DnsServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -14,7 +14,8 @@ import binascii
 import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
-from types import TracebackType
+
+from lab.servers.base import LabServer, close_stream_server
 
 VIA = "1.1 amlprobe-lab-proxy"
 _HEAD_LIMIT = 64 * 1024
@@ -31,7 +32,7 @@ class _Refusal(Exception):
         self.extra = extra
 
 
-class ConnectProxy:
+class ConnectProxy(LabServer):
     """``async with ConnectProxy(...) as proxy:`` serves on ``proxy.address`` until the block ends."""
 
     def __init__(
@@ -78,20 +79,8 @@ class ConnectProxy:
     async def stop(self) -> None:
         if self._server is None:
             return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await self._server.wait_closed()
+        await close_stream_server(self._server, self._writers, abort=True)
         self._server = None
-
-    async def __aenter__(self) -> ConnectProxy:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _addresses(self, name: str) -> list[str]:
         bare = name.strip("[]")

@@ -22,7 +22,8 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from types import TracebackType
+
+from lab.servers.base import LabServer, close_stream_server
 
 SUPPORTED_DIALECTS = (0x0202, 0x0210, 0x0300, 0x0302, 0x0311)
 _DIALECT_BY_NAME = {"2.0.2": 0x0202, "2.1": 0x0210, "3.0": 0x0300, "3.0.2": 0x0302, "3.1.1": 0x0311}
@@ -90,7 +91,7 @@ def _client_ciphers(data: bytes) -> list[int]:
     return list(struct.unpack_from(f"<{count}H", data, 2)) if len(data) >= 2 + 2 * count else []
 
 
-class Smb2Responder:
+class Smb2Responder(LabServer):
     """Answer SMB2 NEGOTIATE on (host, port) with a real NEGOTIATE response, then close.
 
     ``dialects`` are the ones this server speaks (an older server: drop 3.x); with no dialect in
@@ -129,21 +130,8 @@ class Smb2Responder:
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            # Open connections first: on 3.12+ wait_closed() waits for every one of them.
-            for writer in list(self._writers):
-                writer.close()
-            await self._server.wait_closed()
+            await close_stream_server(self._server, self._writers)
             self._server = None
-
-    async def __aenter__(self) -> Smb2Responder:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)

@@ -17,8 +17,9 @@ import contextlib
 import ipaddress
 import sys
 from abc import ABC, abstractmethod
-from types import TracebackType
 from typing import cast
+
+from lab.servers.base import LabServer
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -41,7 +42,7 @@ class _Protocol(asyncio.DatagramProtocol):
         pass
 
 
-class _UdpServer(ABC):
+class _UdpServer(LabServer, ABC):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
         self.port = port
@@ -67,15 +68,6 @@ class _UdpServer(ABC):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-
-    async def __aenter__(self) -> _UdpServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
 
 class UdpEcho(_UdpServer):

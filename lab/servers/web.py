@@ -14,11 +14,13 @@ from collections.abc import Iterable
 
 from aiohttp import WSMsgType, web
 
+from lab.servers.base import LabServer
+
 STRIPPER_SERVER = "contoso-webgw/2.4"
 STRIPPER_VIA = "1.1 contoso-webproxy (Contoso Web Gateway)"
 
 
-class HttpsFrontEnd:
+class HttpsFrontEnd(LabServer):
     def __init__(
         self,
         bind: Iterable[tuple[str, int]],
@@ -67,7 +69,7 @@ class HttpsFrontEnd:
             self._runner = None
 
 
-class AcceptOnly:
+class AcceptOnly(LabServer):
     """A TCP service that accepts and hangs up: enough for a connect probe of 8787/18881."""
 
     def __init__(self, bind: Iterable[tuple[str, int]]) -> None:
