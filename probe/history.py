@@ -2,12 +2,14 @@
 
 Several cron runs may share the file. Each appends its line with one ``write`` on an
 ``O_APPEND`` descriptor, which the kernel places at the end in one piece, so lines never
-interleave. A last line that is missing, empty or unreadable (a crashed writer, a hand edit)
-only means "no previous run": the history never makes a run fail.
+interleave; an advisory lock orders amlprobe's own writers while one checks for a fragment.
+A last line that is missing, empty or unreadable (a crashed writer, a hand edit) only means
+"no previous run": the history never makes a run fail.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from typing import Any, BinaryIO
@@ -39,6 +41,8 @@ def encode_entry(entry: dict[str, Any]) -> bytes:
 def _last_line(path: str | os.PathLike[str]) -> bytes | None:
     try:
         with open(path, "rb") as fh:
+            # Wait for a writer that is copying its line in, rather than read half of it.
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
             return _scan_back(fh)
     except OSError:
         return None
@@ -112,6 +116,9 @@ def append_entry(path: str | os.PathLike[str], entry: dict[str, Any]) -> None:
     data = encode_entry(entry)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
+        # Another writer's line grows the file while it is copied in: without the lock, its
+        # half-written last byte would look like a crashed writer's fragment.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size
         # A writer that died mid-line left a fragment: start on a fresh line rather than extend it.
         if size and os.pread(fd, 1, size - 1) != b"\n":

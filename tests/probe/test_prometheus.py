@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import socket
@@ -33,14 +34,23 @@ def promtool_check(text: str) -> None:
     assert out.stdout.strip() == "" and out.stderr.strip() == "", out.stdout + out.stderr  # no lint remarks either
 
 
-def _check(cid: str, status: Status, reason: Reason, **kw: object) -> CheckResult:
+def _check(
+    cid: str,
+    status: Status,
+    reason: Reason,
+    *,
+    port: int | None = 443,
+    latency_ms: float | None = None,
+    labels: dict[str, str] | None = None,
+) -> CheckResult:
     return CheckResult(
         id=cid,
-        target=Target(host=kw.pop("host", "127.0.0.1"), port=kw.pop("port", 443), protocol=Protocol.TCP),  # type: ignore[arg-type]
+        target=Target(host="127.0.0.1", port=port, protocol=Protocol.TCP),
         status=status,
         reason=reason,
         detail="A sentence that must never become a label.",
-        **kw,  # type: ignore[arg-type]
+        latency_ms=latency_ms,
+        labels=labels or {},
     )
 
 
@@ -175,15 +185,15 @@ def test_textfile_is_replaced_atomically(tmp_path: Path, listener: int) -> None:
 def test_textfile_temporary_is_not_collected(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # node_exporter reads *.prom: the file being written must never match that glob.
     seen: list[str] = []
-    real_replace = atomic.os.replace
+    real_replace = os.replace
 
-    def spy(src: str, dst: object) -> None:
+    def spy(src: str, dst: str) -> None:
         seen.append(Path(src).name)
         assert not Path(src).name.endswith(".prom")
         assert sorted(p.name for p in tmp_path.glob("*.prom")) == []
-        real_replace(src, dst)  # type: ignore[arg-type]
+        real_replace(src, dst)
 
-    monkeypatch.setattr(atomic.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     atomic.write_atomic(tmp_path / "amlprobe.prom", "x 1\n")
     assert len(seen) == 1 and seen[0].startswith(".")
     assert (tmp_path / "amlprobe.prom").read_text() == "x 1\n"
