@@ -13,7 +13,8 @@
 # A setup script that fails leaves the compute instance in a failed state, and a network health
 # check must not be the reason a data scientist gets no compute. So by default every outcome is
 # logged and the script exits 0: a critical verdict and even this script's own installation errors.
-# --strict turns that off: a critical verdict exits 2 and an installation failure exits 1.
+# --strict turns that off: a critical verdict exits 2 and an installation failure exits 1. Warning
+# and unknown verdicts always exit 0.
 #
 # Files beside this script (upload the deploy/ folder):
 #   amlprobe-run, amlprobe.service, amlprobe.timer, amlprobe.cron   required
@@ -24,6 +25,10 @@
 # Without a wheel, amlprobe comes from the package index (==AMLPROBE_VERSION when set). The
 # installed version is kept when it equals the wanted one: a second run reinstalls nothing and
 # rewrites no file whose content is unchanged.
+#
+# Arguments: --strict (see above), and AMLPROBE_NAME=value settings, which count as environment
+# variables (a setup script gets arguments from the studio, not an environment):
+#   setup-compute-instance.sh --strict AMLPROBE_DEADLINE=90 "AMLPROBE_CHECK_ARGS=--proxy http://10.0.0.4:3128"
 #
 # Environment:
 #   AMLPROBE_CHECK_ARGS   extra `amlprobe check` arguments, whitespace-separated, for this run and
@@ -37,7 +42,8 @@
 #   AMLPROBE_PIP_TIMEOUT  seconds pip may take in all (default 420)
 #   AMLPROBE_PYTHON       the Python 3.10+ for the venv (default: the first of python3.13 ..
 #                         python3.10, python3, /anaconda/envs/azureml_py310_sdkv2/bin/python that
-#                         is 3.10+ and has venv and ensurepip)
+#                         has venv and ensurepip and is the version wheels/ was built for, else
+#                         any 3.10+)
 #   AMLPROBE_PREFIX       install directory, a venv (default /opt/amlprobe)
 #   AMLPROBE_STATE_DIR    report, history and metrics (default /var/lib/amlprobe)
 #   AMLPROBE_TEXTFILE_DIR where amlprobe.prom goes (default $AMLPROBE_STATE_DIR/textfile)
@@ -56,13 +62,26 @@ for arg in "$@"; do
       sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
       exit 0
       ;;
-    *) log "ignoring unknown argument '$arg' (known: --strict, --help)" ;;
+    # The studio passes a setup script arguments, not environment: AMLPROBE_X=value works as either.
+    AMLPROBE_*=*)
+      if [[ ${arg%%=*} =~ ^AMLPROBE_[A-Z0-9_]+$ ]]; then
+        export "${arg?}"
+      else
+        log "ignoring argument '$arg': not an AMLPROBE_NAME=value setting"
+      fi
+      ;;
+    *) log "ignoring unknown argument '$arg' (known: --strict, --help, AMLPROBE_NAME=value)" ;;
   esac
 done
 
 deliberate=0
+scratch=
+# shellcheck disable=SC2317 # called by the EXIT trap
 on_exit() {
   local rc=$?
+  if [[ -n $scratch ]]; then
+    rm -rf "$scratch"
+  fi
   ((rc != 0 && !deliberate)) || return 0
   log "ERROR: setup did not complete (exit $rc): amlprobe may be missing or outdated here"
   if ((strict)); then
@@ -106,16 +125,19 @@ config_dir=$root/etc/amlprobe
 
 # --- files: written only when their content differs -------------------------------------------
 
+# Content is compared in a scratch directory elsewhere: even a temporary file beside DEST would
+# touch its directory, and a second run must leave every mtime as it was.
+scratch=$(mktemp -d)
 changed=0
 put() { # put DEST MODE < CONTENT; sets changed=1 when DEST was (re)written
   local dest=$1 mode=$2 tmp
-  tmp=$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX") # a dot: cron.d ignores it
-  cat >"$tmp"
-  if cmp -s "$tmp" "$dest"; then
-    rm -f "$tmp"
+  cat >"$scratch/new"
+  if cmp -s "$scratch/new" "$dest"; then
     [[ $(stat -c %a "$dest") == "$mode" ]] || chmod "$mode" "$dest"
     return 0
   fi
+  tmp=$(mktemp "$(dirname "$dest")/.$(basename "$dest").XXXXXX") # a leading dot: cron.d skips it
+  cat "$scratch/new" >"$tmp"
   chmod "$mode" "$tmp"
   mv -f "$tmp" "$dest"
   changed=1
@@ -142,17 +164,33 @@ render() { # render TEMPLATE: deploy/ files carry the default paths; put this ma
 
 # --- amlprobe in its own venv -------------------------------------------------------------------
 
+wheels_python() { # "3.10" when wheels/ holds CPython 3.10 builds (aiohttp_...-cp310-cp310-...whl)
+  local w tag
+  for w in "$here"/wheels/*-cp3*-cp3*.whl; do
+    [[ -f $w ]] || continue
+    tag=${w##*/}
+    tag=$(grep -o -- '-cp3[0-9]*-' <<<"$tag" | head -n 1)
+    tag=${tag//-/}
+    printf '3.%s\n' "${tag#cp3}"
+    return 0
+  done
+}
+
 find_python() {
   local candidates=(python3.13 python3.12 python3.11 python3.10 python3 /anaconda/envs/azureml_py310_sdkv2/bin/python)
   [[ -n ${AMLPROBE_PYTHON:-} ]] && candidates=("$AMLPROBE_PYTHON")
-  local c
-  for c in "${candidates[@]}"; do
-    command -v "$c" >/dev/null 2>&1 || continue
-    # Ubuntu's python3 lacks ensurepip unless python3-venv is installed; venv then fails half-way.
-    if "$c" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
-      command -v "$c"
-      return 0
-    fi
+  # Compiled dependency wheels install only into the Python they were built for: that one first.
+  local want c check
+  want=$(wheels_python || true)
+  for check in ${want:+"== (${want/./, })"} ">= (3, 10)"; do
+    for c in "${candidates[@]}"; do
+      command -v "$c" >/dev/null 2>&1 || continue
+      # Ubuntu's python3 lacks ensurepip unless python3-venv is installed; venv then fails half-way.
+      if "$c" -c "import sys, venv, ensurepip; sys.exit(not sys.version_info[:2] $check)" 2>/dev/null; then
+        command -v "$c"
+        return 0
+      fi
+    done
   done
   return 1
 }
@@ -311,11 +349,8 @@ verdict=$(
     ${textfile_dir:+AMLPROBE_TEXTFILE_DIR="$root$textfile_dir"} AMLPROBE_DEADLINE="$deadline" \
     "${run_as[@]}" "$venv/bin/amlprobe-run"
 ) || rc=$?
-if [[ -n $verdict ]]; then
-  printf '%s\n' "$verdict"
-else
-  log "ERROR: the check did not run (exit $rc)"
-fi
+[[ -n $verdict ]] || fail "the check did not run (exit $rc)"
+printf '%s\n' "$verdict"
 log "amlprobe ${have:-?} ready (${scheduler}); finished in ${SECONDS} s"
 if ((strict && rc == 2)); then
   deliberate=1
