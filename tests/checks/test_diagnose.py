@@ -134,3 +134,15 @@ def test_rules_have_unique_ids_and_docs() -> None:
     ids = [r.id for r in RULES]
     assert len(ids) == len(set(ids))
     assert all(r.doc.startswith("https://learn.microsoft.com/") for r in RULES)
+
+
+def test_resolvers_disagreeing_on_private_addresses_is_a_mismatch_finding() -> None:
+    results = healthy()
+    exp = next(e for e in PLAN.dns_expectations if e.reference_check_id and ".workspace." in e.name)
+    ref = next(r for r in results if r.id == exp.reference_check_id)
+    ref.status, ref.reason = Status.WARN, Reason.DNS_RESOLVER_MISMATCH
+    ref.detail = "The configured resolver answered 10.0.1.5, but the reference resolver answered 10.0.1.9."
+    ref.labels["mismatch_with"] = exp.check_id
+    findings = run(results)
+    assert [f.id for f in findings] == ["dns-resolver-mismatch"]
+    assert findings[0].evidence == [ref.id]
