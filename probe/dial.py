@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field
+from typing import Any
 
 from probe.context import ProbeContext
 from probe.model import DnsFacts, ProxyFacts, Route
@@ -27,6 +28,18 @@ class DialInfo:
     phases_ms: dict[str, float] = field(default_factory=dict)
     dns: DnsFacts | None = None
     proxy: ProxyFacts | None = None
+
+    def result_fields(self) -> dict[str, Any]:
+        """What every TCP-based result records about how it got (or failed to get) its connection."""
+        return {
+            "addresses": self.addresses,
+            "peer": self.peer,
+            "route": self.route,
+            "phases_ms": dict(self.phases_ms),
+            "attempts": self.attempts,
+            "dns": self.dns,
+            "proxy": self.proxy,
+        }
 
 
 class DialFailed(Exception):

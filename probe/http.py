@@ -129,18 +129,6 @@ def host_header(host: str, port: int, *, tls: bool) -> str:
     return endpoint(bare, port)
 
 
-def _dial_fields(info: DialInfo) -> dict[str, object]:
-    return {
-        "addresses": info.addresses,
-        "peer": info.peer,
-        "route": info.route,
-        "phases_ms": info.phases_ms,
-        "attempts": info.attempts,
-        "dns": info.dns,
-        "proxy": info.proxy,
-    }
-
-
 def _via(info: DialInfo) -> str:
     if info.route == "proxy" and info.proxy is not None:
         return f"through proxy {info.proxy.url}"
@@ -172,7 +160,7 @@ async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
             detail,
             confidence=_confidence(reason),
             started_at=started,
-            **_dial_fields(info),
+            **info.result_fields(),
             **extra,
         )
 

@@ -325,11 +325,7 @@ async def probe_smb(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
             exc.detail,
             confidence=Confidence.LIKELY if timed_out else Confidence.CONFIRMED,
             started_at=started,
-            addresses=fi.addresses,
-            route=fi.route,
-            phases_ms=fi.phases_ms,
-            attempts=fi.attempts,
-            dns=fi.dns,
+            **fi.result_fields(),
         )
 
     try:
@@ -344,11 +340,6 @@ async def probe_smb(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         confidence=outcome.confidence,
         started_at=started,
         latency_ms=outcome.latency_ms,
-        addresses=info.addresses,
-        peer=info.peer,
-        route=info.route,
-        phases_ms={**info.phases_ms, "negotiate": outcome.negotiate_ms},
-        attempts=info.attempts,
-        dns=info.dns,
+        **{**info.result_fields(), "phases_ms": {**info.phases_ms, "negotiate": outcome.negotiate_ms}},
         smb=outcome.facts,
     )

@@ -265,12 +265,7 @@ async def probe_tcp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
             exc.detail,
             confidence=_confidence(exc.reason),
             started_at=started,
-            addresses=fi.addresses,
-            route=fi.route,
-            phases_ms=fi.phases_ms,
-            attempts=fi.attempts,
-            dns=fi.dns,
-            proxy=fi.proxy,
+            **fi.result_fields(),
         )
     sock.close()
     connect_ms = info.phases_ms.get("connect")
@@ -281,11 +276,5 @@ async def probe_tcp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         f"Connected to {info.peer} in {connect_ms:g} ms.",
         started_at=started,
         latency_ms=connect_ms,
-        addresses=info.addresses,
-        peer=info.peer,
-        route=info.route,
-        phases_ms=info.phases_ms,
-        attempts=info.attempts,
-        dns=info.dns,
-        proxy=info.proxy,
+        **info.result_fields(),
     )
