@@ -24,6 +24,8 @@ from typing import Literal
 
 import psutil
 
+from probe.redact import redact_url
+
 INBOUND_PORT = 44224
 RESOLV_CONF = Path("/etc/resolv.conf")
 HOSTS_FILE = Path("/etc/hosts")
@@ -57,21 +59,6 @@ def _read(path: Path) -> str:
 
 
 # --- proxy -------------------------------------------------------------------------------------
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``****`` (``user:****@``); a lone user name, often a
-    token, becomes ``****@``. Everything before the last ``@`` of the authority counts as
-    credentials, so a password holding ``/`` or ``@`` is still hidden."""
-    start = url.find("://")
-    start = start + 3 if start >= 0 else 0
-    at = url.rfind("@", start)
-    if at < 0:
-        return url
-    userinfo = url[start:at]
-    user, sep, _ = userinfo.partition(":")
-    hidden = f"{user}:****" if sep else "****"
-    return f"{url[:start]}{hidden}{url[at:]}"
 
 
 def proxy_facts(env: Mapping[str, str]) -> dict[str, str]:

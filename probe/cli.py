@@ -24,6 +24,7 @@ from probe.history import record_run
 from probe.model import CheckResult, Finding, OverallStatus, Report, Status, json_schema, overall_status, summarize
 from probe.plugin import PlannedRun, Plugin, load_plugins
 from probe.prometheus import PushError, push, render_prometheus
+from probe.redact import redact_url
 from probe.render import render_json, render_table, verdict_line
 from probe.resolve import SharedResolver
 from probe.runner import default_concurrency, run_checks
@@ -236,20 +237,9 @@ def base_environment(settings: ProbeSettings, args: argparse.Namespace) -> dict[
             "concurrency": args.concurrency or default_concurrency(),
             "dns_servers": settings.dns_servers or "system",
             "ca_bundle": settings.ca_bundle,
-            "proxy": _redact(settings.proxy) if settings.proxy else None,
+            "proxy": redact_url(settings.proxy) if settings.proxy else None,
         },
     }
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:****@{host}" + (f":{parts.port}" if parts.port else "")
-    return parts._replace(netloc=netloc).geturl()
 
 
 async def execute(

@@ -99,3 +99,18 @@ def redact_text(text: str) -> tuple[str, list[str]]:
         text = rule.pattern.sub(replace, text)
     found.sort()
     return text, [f"{what} at line {line}" for line, what in found]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``****`` (``user:****@``); a lone user name, often a
+    token, becomes ``****@``. Everything before the last ``@`` of the authority counts as
+    credentials, so a password holding ``/`` or ``@`` is still hidden."""
+    start = url.find("://")
+    start = start + 3 if start >= 0 else 0
+    at = url.rfind("@", start)
+    if at < 0:
+        return url
+    userinfo = url[start:at]
+    user, sep, _ = userinfo.partition(":")
+    hidden = f"{user}:****" if sep else "****"
+    return f"{url[:start]}{hidden}{url[at:]}"

@@ -20,8 +20,8 @@ from checks.localfacts import (
     listeners,
     nft_verdict,
     parse_resolv_conf,
-    redact_url,
 )
+from probe.redact import redact_url
 from tests.helpers.netns import python_in_netns, requires_netns
 
 REPO = Path(__file__).resolve().parents[2]
@@ -316,6 +316,7 @@ def test_firewall_tools_that_hang_or_refuse_give_unknown(fake_tools: Path) -> No
 NETNS_CODE = """
 import json, socket
 from checks.localfacts import gather_local_facts
+from probe.redact import redact_url
 srv = socket.socket()
 srv.bind(("0.0.0.0", 44224))
 srv.listen()

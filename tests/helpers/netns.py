@@ -31,9 +31,7 @@ def drop_route(cidr: str) -> list[str]:
 def netns_available() -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(
-        ["unshare", "--user", "--map-root-user", "--net", "true"], capture_output=True, check=False
-    )
+    probe = subprocess.run(["unshare", "--user", "--map-root-user", "--net", "true"], capture_output=True, check=False)
     return probe.returncode == 0
 
 

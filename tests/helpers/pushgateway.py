@@ -7,7 +7,6 @@ gateway keeps everything in memory and a test leaves nothing behind.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
+from tests.helpers.ports import free_port
 
 BINARY = shutil.which("prometheus-pushgateway") or "/usr/bin/prometheus-pushgateway"
 START_TIMEOUT = 10.0
@@ -32,18 +33,11 @@ class Pushgateway:
         return body.decode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
 @pytest.fixture
 def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
     if not shutil.which(BINARY):
         pytest.skip("prometheus-pushgateway is not installed")
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("pushgateway") / "log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

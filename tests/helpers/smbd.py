@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.ports import free_port
+
 SMBD = "/usr/sbin/smbd"
 READY_TIMEOUT = 10.0
 
@@ -35,13 +37,6 @@ class Smbd:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_config(workdir: Path, port: int, extra: dict[str, str] | None = None) -> Path:

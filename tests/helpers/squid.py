@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.ports import free_port
+
 SQUID = shutil.which("squid") or "/usr/sbin/squid"
 NCSA_AUTH = "/usr/lib/squid/basic_ncsa_auth"
 START_TIMEOUT = 10.0
@@ -62,13 +64,6 @@ class Squid:
     def access_log(self) -> list[str]:
         path = self.state_dir / "access.log"
         return path.read_text().splitlines() if path.exists() else []
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def _listening(port: int) -> bool:
@@ -150,7 +145,7 @@ def run_squid(hosts: dict[str, str] | None = None, *, user: str = "probe", passw
     proc: subprocess.Popen[bytes] | None = None
     stderr = open(state / "stderr.log", "wb")  # noqa: SIM115 - closed in finally
     try:
-        squid = Squid(_free_port(), _free_port(), _free_port(), user, password, state)
+        squid = Squid(free_port(), free_port(), free_port(), user, password, state)
         run_as = _effective_user()
         (state / "hosts").write_text("".join(f"{ip} {name}\n" for name, ip in (hosts or {}).items()))
         hashed = subprocess.run(

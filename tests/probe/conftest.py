@@ -25,6 +25,7 @@ from probe.context import ProbeContext, ProbeSettings
 from probe.model import AddressRecord, DnsFacts
 from probe.reasons import Reason
 from probe.resolve import Resolution, SharedResolver
+from tests.helpers.ports import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -235,15 +236,6 @@ def start_plain_server(_servers: _Servers) -> Callable[..., Awaitable[int]]:
 
 
 # --- plain sockets -----------------------------------------------------------------------------
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on (bound then released: connecting to it is refused)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.netns import DROP_SETUP, drop_route, requires_netns
+from tests.helpers.ports import free_port
 from tests.helpers.report import validated
 
 # A clean environment: no proxy or CA variables from the machine running the tests.
@@ -33,14 +34,6 @@ def listener() -> object:
     s.listen(16)
     yield s.getsockname()[1]
     s.close()
-
-
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 def test_version() -> None:
@@ -93,7 +86,7 @@ def test_ok_report_exit_0_and_valid_json(listener: int) -> None:
 
 
 def test_refused_is_critical_exit_2(listener: int) -> None:
-    port = _closed_port()
+    port = free_port()
     out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--target", f"tcp://127.0.0.1:{port}")
     assert out.returncode == 2
     report = validated(out.stdout)
@@ -103,7 +96,7 @@ def test_refused_is_critical_exit_2(listener: int) -> None:
 
 
 def test_table_format(listener: int) -> None:
-    port = _closed_port()
+    port = free_port()
     out = amlprobe("check", "--target", f"tcp://127.0.0.1:{port}", "--format", "table")
     assert out.returncode == 2
     first = out.stdout.splitlines()[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -14,6 +15,7 @@ from probe.reasons import Reason
 from probe.resolve import SharedResolver
 from probe.runner import default_concurrency, run_checks
 from tests.helpers.netns import DROP_SETUP, drop_route, python_in_netns, requires_netns
+from tests.helpers.ports import free_port
 
 
 async def _no_lookup(name: str) -> object:
@@ -39,20 +41,12 @@ def test_default_concurrency_fits_1024_descriptors() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
-
-
 async def test_results_in_spec_order_and_recorded_as_they_complete() -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
     port = listener.getsockname()[1]
-    specs = [_tcp("127.0.0.1", port, 0), _tcp("127.0.0.1", _closed_port(), 1), _tcp("127.0.0.1", port, 2)]
+    specs = [_tcp("127.0.0.1", port, 0), _tcp("127.0.0.1", free_port(), 1), _tcp("127.0.0.1", port, 2)]
     seen: list[str] = []
     outcome = await run_checks(specs, _ctx(1.0), on_result=lambda r: seen.append(r.id))
     listener.close()
@@ -124,28 +118,13 @@ def test_deadline_cuts_the_run_and_marks_unfinished_checks() -> None:
     assert set(out["reasons"][20:]) == {"ok"}  # type: ignore[index]
 
 
-async def test_stop_event_interrupts_and_keeps_finished_results() -> None:
+async def test_stop_event_interrupts_and_keeps_finished_results(full_backlog: Callable[..., int]) -> None:
     import asyncio
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    # Fill the accept queue: further SYNs to this listener are dropped, a real silent drop.
-    fillers = []
-    for _ in range(4):
-        s = socket.socket()
-        s.setblocking(False)
-        try:
-            s.connect(("127.0.0.1", port))
-        except BlockingIOError:
-            pass
-        fillers.append(s)
-    await asyncio.sleep(0.1)
+    silent = full_backlog()  # a real silent drop: SYNs to a full accept queue get no answer
     stop = asyncio.Event()
-    specs = [_tcp("127.0.0.1", _closed_port(), 0), _tcp("127.0.0.1", port, 1)]
-    loop = asyncio.get_running_loop()
-    loop.call_later(0.4, stop.set)
+    specs = [_tcp("127.0.0.1", free_port(), 0), _tcp("127.0.0.1", silent, 1)]
+    asyncio.get_running_loop().call_later(0.4, stop.set)
     t0 = time.perf_counter()
     outcome = await run_checks(specs, _ctx(10.0), stop=stop)
     assert time.perf_counter() - t0 < 3.0
@@ -153,13 +132,10 @@ async def test_stop_event_interrupts_and_keeps_finished_results() -> None:
     assert outcome.results[0].reason is Reason.TCP_REFUSED
     assert outcome.results[1].reason is Reason.INTERRUPTED
     assert outcome.results[1].status is Status.SKIP
-    for s in fillers:
-        s.close()
-    listener.close()
 
 
 @pytest.mark.parametrize("n", [1, 3])
 async def test_empty_and_small_runs(n: int) -> None:
-    outcome = await run_checks([_tcp("127.0.0.1", _closed_port(), i) for i in range(n)], _ctx(1.0))
+    outcome = await run_checks([_tcp("127.0.0.1", free_port(), i) for i in range(n)], _ctx(1.0))
     assert len(outcome.results) == n
     assert all(r.reason is Reason.TCP_REFUSED for r in outcome.results)
