@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from checks import toml
 from checks.inputs import SCENARIOS, Cloud
+from probe.errors import UsageError
 
 DATA_DIR = Path(__file__).parent / "data"
 # The packaged catalog in catalog order (the plan's check order): cloud rows first, then the shared ones.
@@ -50,7 +51,7 @@ Slug = Annotated[str, Field(pattern=_SLUG)]
 DocUrl = Annotated[str, Field(pattern=r"^https://\S+$")]
 
 
-class CatalogError(Exception):
+class CatalogError(UsageError):
     """A catalog file is unreadable or invalid; str() is one line naming file, entry and field."""
 
 

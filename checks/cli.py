@@ -11,7 +11,6 @@ from typing import Any
 
 from checks.inputs import SCENARIOS, Inputs
 from probe.context import ProbeSettings
-from probe.errors import UsageError
 from probe.model import CheckResult, Finding
 from probe.plugin import PlannedRun
 
@@ -75,33 +74,22 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[Inputs, dict[str, Any]]:
+    """Bad input raises InputError, a UsageError: the CLI prints it as one line and exits 3."""
     from checks.discovery import discover
-    from checks.sources import InputError, gather_inputs
+    from checks.sources import gather_inputs
 
     env = dict(os.environ)
-    dmi = os.environ.get("AMLPROBE_DMI_PATH")
-    discovery = await discover(
-        env,
-        dmi_path=Path(dmi) if dmi else (None if use_imds else Path("/nonexistent/amlprobe-no-imds")),
-    )
-    try:
-        inputs = gather_inputs(flags=_flags(args), config_path=args.config, env=env, discovery=discovery)
-    except InputError as exc:
-        raise UsageError(str(exc)) from None
+    discovery = await discover(env, use_imds=use_imds)
+    inputs = gather_inputs(flags=_flags(args), config_path=args.config, env=env, discovery=discovery)
     return inputs, discovery.as_environment()
 
 
 def load_plan(args: argparse.Namespace, inputs: Inputs) -> Any:
-    from checks.catalog import CatalogError, load_catalog
+    """CatalogError and InputError are UsageErrors: one line on stderr, exit 3."""
+    from checks.catalog import load_catalog
     from checks.plan import build_plan
 
-    try:
-        catalog = load_catalog(inputs.cloud, extra_files=list(args.catalog))
-        return build_plan(catalog, inputs)
-    except CatalogError as exc:
-        raise UsageError(str(exc)) from None
-    except ValueError as exc:  # InputError from plan validation is a ValueError subclass or similar
-        raise UsageError(str(exc)) from None
+    return build_plan(load_catalog(inputs.cloud, extra_files=list(args.catalog)), inputs)
 
 
 def skipped_results(plan: Any) -> list[CheckResult]:

@@ -281,11 +281,13 @@ async def discover(
     ci_mounts_dir: Path = CI_MOUNTS_DIR,
     etc_environment: Path = ETC_ENVIRONMENT,
     imds_timeout: float = 2.0,
+    use_imds: bool = True,
 ) -> Discovery:
     """Collect what this machine says about its workspace. Never raises for missing or odd files.
 
     ``dmi_path`` / ``imds_url`` default to $AMLPROBE_DMI_PATH / $AMLPROBE_IMDS_URL, then to the real
-    locations. IMDS is only asked when the DMI tag says this is an Azure VM.
+    locations. IMDS is only asked when the DMI tag says this is an Azure VM, and ``use_imds`` is true
+    (``amlprobe plan`` promises not to touch the network).
     """
     found = Discovery()
 
@@ -330,7 +332,7 @@ async def discover(
         found.aml_compute = "compute-instance"
 
     found.azure_vm = is_azure_vm(dmi_path or Path(env.get(DMI_PATH_ENV) or DEFAULT_DMI_PATH))
-    if found.azure_vm:
+    if found.azure_vm and use_imds:
         url = imds_url or env.get(IMDS_URL_ENV) or DEFAULT_IMDS_URL
         found.imds = await query_imds(url, imds_timeout, errors=found.errors)
     return found

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from probe.errors import UsageError
+
 Cloud = Literal["public", "usgov", "china"]
 
 SCENARIOS = (
@@ -21,6 +23,10 @@ SCENARIOS = (
 )
 DEFAULT_SCENARIOS = ("compute-instance",)
 AZURE_DNS = "168.63.129.16"
+
+
+class InputError(UsageError, ValueError):
+    """A bad input value or source. ``str()`` is one line naming the source, the field and the rule."""
 
 
 class Inputs(BaseModel):

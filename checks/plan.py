@@ -15,8 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from checks.catalog import PLACEHOLDERS, Catalog, Endpoint, PrivateDns, placeholders_in
-from checks.inputs import DEFAULT_SCENARIOS, Cloud, Inputs
-from checks.validate import InputError, validate_inputs
+from checks.inputs import DEFAULT_SCENARIOS, Cloud, InputError, Inputs
+from checks.validate import validate_inputs
 from probe.model import CheckSpec, Protocol, Target
 
 _INPUT_ORDER = tuple(Inputs.model_fields)

@@ -60,7 +60,7 @@ from pydantic import ValidationError
 
 from checks import toml
 from checks.discovery import Discovery
-from checks.inputs import SCENARIOS, Cloud, Inputs
+from checks.inputs import SCENARIOS, Cloud, InputError, Inputs
 
 FIELDS: tuple[str, ...] = tuple(name for name in Inputs.model_fields if name != "sources")
 ENV_VARS: dict[str, str] = {name: f"AMLPROBE_{name.upper()}" for name in FIELDS}
@@ -75,10 +75,6 @@ _LIST_FIELDS = ("scenarios", "private_networks", "reference_dns")
 _GUID_FIELDS = ("subscription_id", "workspace_id")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
-
-
-class InputError(Exception):
-    """A bad input. ``str()`` is one line naming the source and the field."""
 
 
 class _Bad(Exception):

@@ -7,12 +7,7 @@ from __future__ import annotations
 
 import re
 
-from checks.inputs import SCENARIOS, Inputs
-
-
-class InputError(ValueError):
-    """An input value breaks its naming rule. ``str()`` is one line naming the input and the rule."""
-
+from checks.inputs import SCENARIOS, InputError, Inputs
 
 # field -> (pattern, the rule as a user reads it). Patterns are case-insensitive where Azure is.
 RULES: dict[str, tuple[re.Pattern[str], str]] = {
