@@ -13,7 +13,7 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -260,17 +260,44 @@ def _parse_file(path: Path, shown: str) -> _File:
     )
 
 
+class _Packaged:
+    """A packaged file: which clouds it serves is read from its preamble (the top-level keys before
+    the first table); the whole file is parsed and validated only when a catalog of one of those
+    clouds is loaded. TOML parsing is most of the cost of ``plan``.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.path = DATA_DIR / name
+        self.shown = f"checks/data/{name}"
+
+    @cached_property
+    def parsed(self) -> _File:
+        return _parse_file(self.path, self.shown)
+
+    @cached_property
+    def clouds(self) -> tuple[str, ...]:
+        try:
+            head = self.path.read_text(encoding="utf-8").split("\n[", 1)[0]
+            clouds = toml.loads(head).get("clouds")
+        except (OSError, UnicodeDecodeError, toml.TOMLDecodeError):
+            clouds = None
+        if isinstance(clouds, list) and clouds and all(c in CLOUDS for c in clouds):
+            return tuple(clouds)
+        # Anything unusual: the full parse says what is wrong.
+        return self.parsed.clouds
+
+
 @cache
-def _packaged() -> tuple[_File, ...]:
-    # Packaged data never changes while the process runs: parse and validate it once.
-    return tuple(_parse_file(DATA_DIR / name, f"checks/data/{name}") for name in PACKAGED_FILES)
+def _packaged() -> tuple[_Packaged, ...]:
+    # Packaged data never changes while the process runs: parse and validate each file once.
+    return tuple(_Packaged(name) for name in PACKAGED_FILES)
 
 
 def load_catalog(cloud: str, extra_files: Sequence[Path] = ()) -> Catalog:
     """The packaged catalog for ``cloud`` merged with the user's files. Raises CatalogError."""
     if cloud not in CLOUDS:
         raise CatalogError(f"unknown cloud {cloud!r} (known: {', '.join(CLOUDS)})")
-    files = list(_packaged()) + [_parse_file(Path(p), str(p)) for p in extra_files]
+    files = [f.parsed for f in _packaged() if cloud in f.clouds] + [_parse_file(Path(p), str(p)) for p in extra_files]
     endpoints: list[Endpoint] = []
     private_dns: list[PrivateDns] = []
     seen: dict[str, str] = {}

@@ -112,7 +112,9 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
     issued = serving_ca.issue(sorted(layout.tls_hosts) or ["lab.invalid"])
     (workdir / "server.pem").write_bytes(issued.chain_pem)
     (workdir / "server.key").write_bytes(issued.key_pem)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    # A server context that asks no client certificate: create_default_context(CLIENT_AUTH) would
+    # also load the system's whole CA store (tens of ms) only to verify client certificates.
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(workdir / "server.pem", workdir / "server.key")
 
     custom_zone = topo.zone_for(

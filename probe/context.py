@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from probe.model import CheckResult, CheckSpec, Confidence, Status
 from probe.reasons import Reason
+from probe.rtt import RttBook
 from probe.timing import now
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class ProbeSettings:
 class ProbeContext:
     settings: ProbeSettings
     resolver: SharedResolver
+    # Round trips measured so far in this run (TCP connects); the UDP prober derives its wait from them.
+    rtt: RttBook = field(default_factory=RttBook)
     _ssl: dict[bool, ssl.SSLContext] = field(default_factory=dict)
 
     def deadline(self) -> float:

@@ -13,6 +13,7 @@ from typing import Any
 from probe.context import ProbeContext
 from probe.model import DnsFacts, ProxyFacts, Route
 from probe.reasons import Reason
+from probe.rtt import kernel_rtt_ms
 from probe.tcp import ConnectFailed, connect_tcp
 from probe.timing import Stopwatch, within
 
@@ -26,6 +27,8 @@ class DialInfo:
     peer: str | None = None
     attempts: list[str] = field(default_factory=list)
     phases_ms: dict[str, float] = field(default_factory=dict)
+    # The kernel's RTT of the connection (to the proxy when proxied).
+    rtt_ms: float | None = None
     dns: DnsFacts | None = None
     proxy: ProxyFacts | None = None
 
@@ -36,6 +39,7 @@ class DialInfo:
             "peer": self.peer,
             "route": self.route,
             "phases_ms": dict(self.phases_ms),
+            "rtt_ms": self.rtt_ms,
             "attempts": self.attempts,
             "dns": self.dns,
             "proxy": self.proxy,
@@ -75,6 +79,7 @@ async def dial(
         info.proxy = facts
         info.peer = facts.url
         info.phases_ms["proxy_connect"] = watch.ms()
+        info.rtt_ms = kernel_rtt_ms(sock)
         return sock, info
 
     watch = Stopwatch()
@@ -98,4 +103,7 @@ async def dial(
     info.peer = connected.peer
     info.attempts = connected.attempts
     info.phases_ms["connect"] = connected.connect_ms
+    info.rtt_ms = kernel_rtt_ms(connected.sock)
+    if info.rtt_ms is not None:
+        ctx.rtt.add(connected.address, info.rtt_ms)
     return connected.sock, info

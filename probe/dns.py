@@ -19,6 +19,7 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
+from probe import descriptors
 from probe.context import ProbeContext, ProbeSettings, make_result
 from probe.model import AddressRecord, CheckResult, CheckSpec, CnameLink, DnsFacts, Status
 from probe.reasons import Reason
@@ -204,6 +205,8 @@ async def _ask(
             failures.append(out)
             continue
         except (OSError, EOFError, ValueError, dns.exception.DNSException) as exc:
+            # No socket to ask with says nothing about the server: back-pressure for the runner.
+            descriptors.check(exc)
             tcp = " over TCP after a truncated UDP answer" if out.truncated_retry else ""
             out.tried.append(f"{server} failed{tcp}: {str(exc) or type(exc).__name__}")
             failures.append(out)

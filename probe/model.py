@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from probe import __version__
 from probe.reasons import Reason
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Protocol(str, Enum):
@@ -158,6 +158,12 @@ class UdpFacts(_Model):
     sent: int = 0
     received: int = 0
     note: str | None = None
+    wait_ms: float | None = Field(
+        None,
+        description="How long the prober waited for an answer after its first datagram (derived from round "
+        "trips measured to the same network, bounded below and above; the timeout when none was measured).",
+    )
+    wait_basis: str | None = Field(None, description="What the wait was derived from.")
 
 
 class ProxyFacts(_Model):
@@ -175,6 +181,12 @@ class CheckResult(_Model):
     reason: Reason
     detail: str
     latency_ms: float | None = None
+    rtt_ms: float | None = Field(
+        None,
+        description="TCP-based probes: the kernel's round-trip time of the connection to the peer (TCP_INFO "
+        "tcpi_rtt on Linux; the proxy when route is proxy), measured by the kernel, unaffected by the "
+        "prober's own scheduling. phases_ms are wall times.",
+    )
     addresses: list[str] = Field(default_factory=list)
     peer: str | None = Field(None, description="The address actually connected to.")
     route: Route | None = Field(None, description="TCP-based probes: direct, or through the HTTP proxy.")

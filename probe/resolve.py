@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from probe.descriptors import DescriptorsExhausted
 from probe.model import AddressRecord, DnsFacts
 from probe.reasons import Reason
 
@@ -58,7 +59,13 @@ class SharedResolver:
             task = asyncio.ensure_future(self._lookup(key))
             self._tasks[key] = task
         # shield: one probe being cancelled must not cancel the lookup others are waiting on.
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except DescriptorsExhausted:
+            # Not an answer: the next probe that needs the name asks again.
+            if self._tasks.get(key) is task:
+                del self._tasks[key]
+            raise
 
     def cancel(self) -> None:
         for task in self._tasks.values():

@@ -7,14 +7,17 @@ deadline passes or a stop is requested is recorded as such, so a report can alwa
 from __future__ import annotations
 
 import asyncio
-import resource
+import collections
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from probe import descriptors
 from probe.context import ProbeContext, make_result
-from probe.model import CheckResult, CheckSpec, Confidence, Status
+from probe.descriptors import DescriptorsExhausted
+from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status
 from probe.reasons import Reason
 from probe.registry import prober_for
 from probe.timing import Stopwatch, now
@@ -22,19 +25,41 @@ from probe.timing import Stopwatch, now
 # Extra time a prober gets past its own timeout before the runner gives up on it: probers
 # enforce their deadline themselves, this only catches a prober bug.
 OVERRUN_GRACE = 0.5
-# File descriptors kept free for the process itself (logs, report file, DNS sockets).
-FD_RESERVE = 64
-# Worst case per probe: happy-eyeballs may hold a few sockets at once.
-FDS_PER_PROBE = 4
-MAX_DEFAULT_CONCURRENCY = 128
+# File descriptors kept free for the process itself (report file, history, a late import).
+FD_RESERVE = 8
+# Back-pressure: a probe that found no free descriptor waits for another probe to finish, and at
+# most this long before it tries again anyway (descriptors may be freed outside the run, ENFILE).
+RETRY_AFTER_MAX = 0.5
 
 
 def default_concurrency() -> int:
-    """As many probes as the file-descriptor limit allows, capped so latencies stay honest."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 16
-    return max(4, min(MAX_DEFAULT_CONCURRENCY, (soft - FD_RESERVE) // FDS_PER_PROBE))
+    """One probe per file descriptor this process may still open, less a small reserve.
+
+    A probe holds one socket at a time except during happy eyeballs; when it needs more than
+    there are, the kernel's EMFILE is back-pressure (see run_checks), never a result. Latencies
+    stay honest at any concurrency: the connect RTT is the kernel's, not the event loop's.
+    """
+    return max(1, descriptors.free() - FD_RESERVE)
+
+
+class _Released:
+    """Wakes the probes waiting for a descriptor, one per finished probe, oldest first."""
+
+    def __init__(self) -> None:
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    def notify(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def wait(self, timeout: float) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(waiter, timeout)
 
 
 @dataclass
@@ -49,12 +74,25 @@ class RunOutcome:
 
 
 async def run_one(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    """Run one prober; a prober bug becomes an ``internal_error`` result, never an exception."""
+    """Run one prober; a prober bug becomes an ``internal_error`` result, never an exception.
+
+    Raises DescriptorsExhausted when the prober could not get a socket: the caller retries.
+    """
     prober = prober_for(spec.target.protocol)
     try:
         return await asyncio.wait_for(prober(spec, ctx), ctx.settings.timeout + OVERRUN_GRACE)
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, DescriptorsExhausted):
         raise
+    except OSError as exc:
+        # Out of descriptors somewhere no prober classifies (loading a CA file, ...): back-pressure too.
+        descriptors.check(exc)
+        return make_result(
+            spec,
+            Status.FAIL,
+            Reason.INTERNAL_ERROR,
+            f"amlprobe failed on this check: {type(exc).__name__}: {exc}",
+            confidence=Confidence.UNCONFIRMED,
+        )
     except asyncio.TimeoutError:
         return make_result(
             spec,
@@ -89,15 +127,30 @@ async def run_checks(
     done: dict[str, CheckResult] = {}
     order: list[str] = []
 
+    released = _Released()
+
     async def guarded(spec: CheckSpec) -> None:
-        async with limit:
-            result = await run_one(spec, ctx)
+        pause = 0.01
+        while True:
+            async with limit:
+                try:
+                    result = await run_one(spec, ctx)
+                    break
+                except DescriptorsExhausted:
+                    pass
+            # No socket to be had: wait for a finished probe to free one, then run it again.
+            await released.wait(pause)
+            pause = min(RETRY_AFTER_MAX, pause * 2)
+        released.notify()
         done[spec.id] = result
         order.append(spec.id)
         if on_result is not None:
             on_result(result)
 
-    tasks = [asyncio.ensure_future(guarded(spec)) for spec in specs]
+    # UDP probes first: they wait at least UDP_WAIT_FLOOR for silence, so their DNS lookups and first
+    # datagrams should not queue behind everything else. Results stay in spec order.
+    starting = sorted(specs, key=lambda s: s.target.protocol is not Protocol.UDP)
+    tasks = [asyncio.ensure_future(guarded(spec)) for spec in starting]
     all_done: asyncio.Future[None] = asyncio.ensure_future(_gather_quietly(tasks))
     waiters: set[asyncio.Future[Any]] = {all_done}
     stop_wait: asyncio.Future[Any] | None = None

@@ -9,11 +9,14 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import os
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from probe.context import ProbeContext, make_result
+from probe.descriptors import DescriptorsExhausted, check
 from probe.model import CheckResult, CheckSpec, Confidence, Status
 from probe.reasons import Reason, classify_socket_error
 from probe.timing import Stopwatch, now, remaining
@@ -48,6 +51,7 @@ class Connected:
     peer: str
     connect_ms: float
     attempts: list[str]
+    address: str = ""
 
 
 class ConnectFailed(Exception):
@@ -82,19 +86,52 @@ def interleave(addresses: list[str]) -> list[str]:
 @dataclass
 class _Attempt:
     address: str
-    watch: Stopwatch = field(default_factory=Stopwatch)
+    started: float = field(default_factory=time.perf_counter)
+    # perf_counter when the outcome (connected, refused, ...) was seen by the event loop.
+    ended: float | None = None
+
+    def ms(self) -> float:
+        end = self.ended if self.ended is not None else time.perf_counter()
+        return round((end - self.started) * 1000.0, 3)
 
 
-async def _attempt(address: str, port: int) -> socket.socket:
+async def _attempt(att: _Attempt, port: int) -> socket.socket:
+    """Connect to ``att.address``; ``att.ended`` is stamped in the event loop's callback for the
+    socket's readiness, where the kernel's answer is first seen, not when this coroutine next runs.
+    """
     loop = asyncio.get_running_loop()
     # Numeric only (no lookup); gives the right sockaddr shape, including IPv6 scope ids.
     family, type_, proto, _, sockaddr = socket.getaddrinfo(
-        address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        att.address, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
     )[0]
-    sock = socket.socket(family, type_, proto)
+    try:
+        sock = socket.socket(family, type_, proto)
+    except OSError as exc:
+        check(exc)
+        raise
     try:
         sock.setblocking(False)
-        await loop.sock_connect(sock, sockaddr)
+        att.started = time.perf_counter()
+        err = sock.connect_ex(sockaddr)
+        if err in (errno.EINPROGRESS, errno.EAGAIN):
+            fd = sock.fileno()
+            ready: asyncio.Future[float] = loop.create_future()
+
+            def writable() -> None:
+                if not ready.done():
+                    ready.set_result(time.perf_counter())
+
+            loop.add_writer(fd, writable)
+            try:
+                att.ended = await ready
+            finally:
+                loop.remove_writer(fd)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        else:
+            att.ended = time.perf_counter()
+        if err:
+            # OSError(errno, ...) yields the matching subclass (ConnectionRefusedError, ...).
+            raise OSError(err, os.strerror(err))
     except BaseException:
         sock.close()
         raise
@@ -144,10 +181,12 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
 
     Attempts start in interleaved order, each ATTEMPT_DELAY after the previous one or at once when
     the previous one fails; the first to connect wins and the rest are cancelled and closed.
-    Returns a connected non-blocking socket the caller owns; raises ConnectFailed otherwise.
+    Returns a connected non-blocking socket the caller owns; raises ConnectFailed otherwise, or
+    DescriptorsExhausted when no socket could be had (back-pressure for the runner, not a result).
     """
     order = interleave(addresses)
     watch = Stopwatch()
+    t0 = time.perf_counter()
     if not order:
         raise ConnectFailed(Reason.TCP_ERROR, "No address to connect to.", [], 0.0)
     running: dict[asyncio.Task[socket.socket], _Attempt] = {}
@@ -157,13 +196,15 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
     next_index = 0
     last_start = now()
     winner: tuple[_Attempt, socket.socket] | None = None
+    tried: list[_Attempt] = []
     try:
         start_next = True
         while winner is None and remaining(deadline) > 0:
             if start_next and next_index < len(order):
                 att = _Attempt(order[next_index])
+                tried.append(att)
                 next_index += 1
-                running[asyncio.ensure_future(_attempt(att.address, port))] = att
+                running[asyncio.ensure_future(_attempt(att, port))] = att
                 last_start = now()
             if not running:
                 break
@@ -181,16 +222,18 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
                     sock = task.result()
                     if winner is None:
                         winner = (att, sock)
-                        lines[ep] = f"{ep} connected in {att.watch.ms():g} ms"
+                        lines[ep] = f"{ep} connected in {att.ms():g} ms"
                     else:
                         # Two finished in the same instant: keep the first, close the other.
                         sock.close()
-                        lines[ep] = f"{ep} connected in {att.watch.ms():g} ms, not used"
+                        lines[ep] = f"{ep} connected in {att.ms():g} ms, not used"
                     continue
+                if isinstance(exc, DescriptorsExhausted):
+                    raise exc
                 last_exc = exc
                 reason = classify_socket_error(exc)
                 failures.append((ep, reason))
-                lines[ep] = f"{ep} {_describe_failure(reason, exc, att.watch.ms())}"
+                lines[ep] = f"{ep} {_describe_failure(reason, exc, att.ms())}"
     finally:
         try:
             await _abandon(running)
@@ -201,21 +244,30 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
     for att in running.values():
         ep = endpoint(att.address, port)
         if winner is not None:
-            lines[ep] = f"{ep} abandoned after {att.watch.ms():g} ms: another address answered first"
+            lines[ep] = f"{ep} abandoned after {att.ms():g} ms: another address answered first"
         else:
-            lines[ep] = f"{ep} timed out after {att.watch.ms():g} ms"
+            lines[ep] = f"{ep} timed out after {att.ms():g} ms"
             failures.append((ep, Reason.TCP_TIMEOUT))
     # Attempts are listed in the order they were started.
     attempts = [lines[endpoint(a, port)] for a in order[:next_index]]
     if winner is not None:
         att, sock = winner
-        return Connected(sock=sock, peer=endpoint(att.address, port), connect_ms=watch.ms(), attempts=attempts)
+        # Up to the moment the event loop saw the connection complete.
+        connect_ms = round(((att.ended or time.perf_counter()) - t0) * 1000.0, 3)
+        return Connected(
+            sock=sock, peer=endpoint(att.address, port), connect_ms=connect_ms, attempts=attempts, address=att.address
+        )
     not_tried = [endpoint(a, port) for a in order[next_index:]]
     attempts.extend(f"{ep} not tried: no time left" for ep in not_tried)
     if not failures:
         failures = [(ep, Reason.TCP_TIMEOUT) for ep in not_tried]
     reason = min((r for _, r in failures), key=_PRIORITY.index)
-    elapsed = watch.ms()
+    ends = [a.ended for a in tried]
+    if running or not_tried or not ends or None in ends:
+        elapsed = watch.ms()
+    else:
+        # Every attempt ended with an answer (refused, unreachable): up to the last one seen.
+        elapsed = round((max(e for e in ends if e is not None) - t0) * 1000.0, 3)
     note = f"{last_exc!s} ({_errno_name(last_exc)})" if last_exc is not None else "unknown error"
     raise ConnectFailed(reason, _failure_detail(reason, failures, port, elapsed / 1000.0, note), attempts, elapsed)
 
@@ -229,6 +281,10 @@ async def _abandon(running: dict[asyncio.Task[socket.socket], _Attempt]) -> None
     for task in running:
         if not task.cancelled() and task.exception() is None:
             task.result().close()
+
+
+def _rtt_note(rtt_ms: float | None) -> str:
+    return f" (kernel RTT {rtt_ms:g} ms)" if rtt_ms is not None else ""
 
 
 def _confidence(reason: Reason) -> Confidence:
@@ -273,7 +329,7 @@ async def probe_tcp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         spec,
         Status.PASS,
         Reason.OK,
-        f"Connected to {info.peer} in {connect_ms:g} ms.",
+        f"Connected to {info.peer} in {connect_ms:g} ms{_rtt_note(info.rtt_ms)}.",
         started_at=started,
         latency_ms=connect_ms,
         **info.result_fields(),

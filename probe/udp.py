@@ -1,43 +1,60 @@
 """UDP prober with nmap's port states: open, closed, filtered, open|filtered.
 
 UDP has no handshake, so the answer is whatever comes back to one datagram (sent up to three
-times, spread over the timeout): a datagram means open; ICMP port unreachable means closed; any
+times, spread over the wait): a datagram means open; ICMP port unreachable means closed; any
 other ICMP unreachable (or a local route that refuses) means filtered; silence means
 open|filtered, which no test from inside can split: a service that ignores the payload and a
 firewall that drops it look the same.
 
-ICMP errors reach a connected UDP socket as a pending socket error. asyncio-dgram queues that
-error but does not wake a pending ``recv()`` for it, so a plain ``await recv()`` would time out
-and call every closed port open|filtered. The wait here is therefore cut into short slices,
-each new ``recv()`` first re-raising any queued error.
+How long silence is waited for is derived from round trips measured to the same network during
+the run (``RttBook.udp_wait``: nmap-style, srtt + 4 * rttvar with margins), bounded below by
+``UDP_WAIT_FLOOR`` and above by the timeout; with nothing measured it is the timeout. The report
+says how long it waited and why.
+
+ICMP errors reach a connected UDP socket as a pending socket error, which epoll reports as an
+error event: the socket's reader callback fires and ``recv()`` raises it. (asyncio-dgram's
+``recv()`` is not woken by that error, so a prober built on it would call every closed port
+open|filtered; this one reads the socket itself.) Replies are timestamped by the kernel
+(SO_TIMESTAMPNS), so the latency is the network's, not the event loop's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import platform
 import socket
+import struct
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
 
-import asyncio_dgram
-
+from probe import descriptors
 from probe.context import ProbeContext, make_result
 from probe.model import CheckResult, CheckSpec, Confidence, Status, UdpFacts
 from probe.reasons import Reason
+from probe.rtt import UdpWait
 from probe.tcp import endpoint
-from probe.timing import Stopwatch, now, remaining, within
+from probe.timing import Stopwatch, now, within
 
 SENDS = 3
-# How late a queued ICMP error may be noticed; also bounds the latency's error.
-SLICE = 0.010
+# While nothing has been measured on the target's network, look again this often: round trips
+# measured meanwhile by the run's other probes shorten the wait.
+RECHECK = 0.05
 
 # Linux: without IP_RECVERR a connected UDP socket only learns of "hard" ICMP errors (port or
 # protocol unreachable, administratively prohibited); plain host/net unreachable from a router
 # are dropped. The constants are missing from Python's socket module.
 _IP_RECVERR = 11
 _IPV6_RECVERR = 25
+# SO_TIMESTAMPNS (asm-generic/socket.h; SCM_TIMESTAMPNS has the same value): the kernel's receive
+# time of each datagram, as a struct timespec. Other architectures number it differently.
+_SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "aarch64") else None
+_TIMESPEC = struct.Struct("@qq")
+_CMSG_SPACE = 64
 
 OPEN_FILTERED_NOTE = (
     "open|filtered cannot be confirmed from inside: no reply and no ICMP error came back, and a "
@@ -77,14 +94,15 @@ def _errno_name(exc: OSError) -> str:
     return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
 
 
-def _enable_icmp_errors(stream: asyncio_dgram.DatagramClient) -> None:
+def _enable_icmp_errors(sock: socket.socket) -> None:
     if not sys.platform.startswith("linux"):
         return
-    sock = stream.socket
     if sock.family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
     else:
         sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+    if _SO_TIMESTAMPNS is not None:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
 
 
 def _from_error(exc: OSError, peer: str, sent: int, latency_ms: float | None, *, at_connect: bool = False) -> _Outcome:
@@ -101,47 +119,134 @@ def _from_error(exc: OSError, peer: str, sent: int, latency_ms: float | None, *,
     return _Outcome("filtered", Reason.UDP_FILTERED, Status.FAIL, detail, sent, icmp=name, latency_ms=latency_ms)
 
 
-async def _exchange(address: str, port: int, payload: bytes, deadline: float) -> _Outcome:
-    peer = endpoint(address, port)
+def _kernel_time_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            return int(sec * 1_000_000_000 + nsec)
+    return None
+
+
+@dataclass
+class _Heard:
+    """What the socket's reader callback saw, and when (wall-clock ns: the kernel's stamp if any)."""
+
+    data: bytes | None
+    error: OSError | None
+    at_ns: int
+
+
+def _read(sock: socket.socket) -> _Heard | None:
+    """One datagram or the pending ICMP error; None when there is nothing to read after all."""
+    seen = time.time_ns()
     try:
-        stream = await within(asyncio_dgram.connect((address, port)), deadline)
-    except TimeoutError:
-        return _Outcome("open|filtered", Reason.UDP_OPEN_FILTERED, Status.WARN, "", 0)
+        if _SO_TIMESTAMPNS is None:
+            return _Heard(sock.recv(65535), None, seen)
+        data, ancdata, _flags, _addr = sock.recvmsg(65535, _CMSG_SPACE)
+    except (BlockingIOError, InterruptedError):
+        return None
     except OSError as exc:
-        # connect() on UDP only consults the routing table: unreachable/prohibit routes fail here.
+        at_ns = seen
+        if _SO_TIMESTAMPNS is not None:
+            # The ICMP message itself is on the error queue, stamped when the kernel received it.
+            try:
+                _d, ancdata, _f, _a = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE)
+                at_ns = _kernel_time_ns(ancdata) or seen
+            except OSError:
+                pass
+        return _Heard(None, exc, at_ns)
+    return _Heard(data, None, _kernel_time_ns(ancdata) or seen)
+
+
+@dataclass
+class _Waited:
+    ms: float | None = None
+    how: UdpWait | None = None
+
+
+async def _exchange(
+    address: str, port: int, payload: bytes, deadline: float, *, wait_for: Callable[[], UdpWait], waited: _Waited
+) -> _Outcome:
+    peer = endpoint(address, port)
+    loop = asyncio.get_running_loop()
+    try:
+        family, type_, proto, _, sockaddr = socket.getaddrinfo(
+            address, port, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
+        )[0]
+        sock = socket.socket(family, type_, proto)
+    except OSError as exc:
+        descriptors.check(exc)
         return _from_error(exc, peer, 0, None, at_connect=True)
     sent = 0
-    watch = Stopwatch()
+    first_ns = 0
     try:
-        _enable_icmp_errors(stream)
-        start, budget = now(), remaining(deadline)
-        send_at = [start + i * budget / SENDS for i in range(SENDS)]
-        while True:
-            if sent < SENDS and now() >= send_at[sent]:
-                await within(stream.send(payload), deadline)
-                sent += 1
-            if remaining(deadline) <= 0:
-                break
-            until = min(deadline, now() + SLICE, send_at[sent] if sent < SENDS else deadline)
-            try:
-                data, _ = await within(stream.recv(), until)
-            except TimeoutError:
-                continue
-            ms = watch.ms()
-            detail = (
-                f"UDP {peer} answered with {len(data)} byte{'s' * (len(data) != 1)} after {sent} "
-                f"datagram{'s' * (sent > 1)} in {ms:g} ms (open)."
-            )
-            return _Outcome("open", Reason.UDP_OPEN, Status.PASS, detail, sent, received=1, latency_ms=ms)
-        # An error that arrived during the last slice.
-        _ = stream.exception
-    except OSError as exc:
-        return _from_error(exc, peer, sent, watch.ms() if sent else None)
-    except TimeoutError:
-        pass
+        sock.setblocking(False)
+        _enable_icmp_errors(sock)
+        try:
+            # connect() on UDP only consults the routing table: unreachable/prohibit routes fail here.
+            sock.connect(sockaddr)
+        except OSError as exc:
+            return _from_error(exc, peer, 0, None, at_connect=True)
+        heard: asyncio.Future[_Heard] = loop.create_future()
+
+        def readable() -> None:
+            if not heard.done():
+                got = _read(sock)
+                if got is not None:
+                    heard.set_result(got)
+
+        fd = sock.fileno()
+        loop.add_reader(fd, readable)
+        try:
+            start = now()
+            while not heard.done():
+                how = wait_for()
+                waited.how = how
+                at = now()
+                send_at = start + sent * how.seconds / SENDS
+                if sent < SENDS and at >= send_at:
+                    try:
+                        sock.send(payload)
+                    except BlockingIOError:
+                        pass
+                    except OSError as exc:
+                        # An ICMP error about an earlier datagram, reported by this send.
+                        waited.ms = round((at - start) * 1000.0, 3)
+                        return _from_error(exc, peer, sent, _ms_since(first_ns) if sent else None)
+                    if sent == 0:
+                        first_ns = time.time_ns()
+                    sent += 1
+                    continue
+                end = min(deadline, start + how.seconds)
+                if at >= end:
+                    break
+                wake = end
+                if sent < SENDS:
+                    wake = min(wake, start + sent * how.seconds / SENDS)
+                if not how.adaptive:
+                    wake = min(wake, at + RECHECK)
+                await asyncio.wait((heard,), timeout=max(0.0, wake - at))
+            waited.ms = round((now() - start) * 1000.0, 3)
+        finally:
+            loop.remove_reader(fd)
     finally:
-        stream.close()
-    return _Outcome("open|filtered", Reason.UDP_OPEN_FILTERED, Status.WARN, "", sent)
+        sock.close()
+    if not heard.done():
+        return _Outcome("open|filtered", Reason.UDP_OPEN_FILTERED, Status.WARN, "", sent)
+    got = heard.result()
+    ms = round((got.at_ns - first_ns) / 1e6, 3) if first_ns else None
+    if got.error is not None:
+        return _from_error(got.error, peer, sent, ms)
+    data = got.data or b""
+    detail = (
+        f"UDP {peer} answered with {len(data)} byte{'s' * (len(data) != 1)} after {sent} "
+        f"datagram{'s' * (sent > 1)} in {ms:g} ms (open)."
+    )
+    return _Outcome("open", Reason.UDP_OPEN, Status.PASS, detail, sent, received=1, latency_ms=ms)
+
+
+def _ms_since(first_ns: int) -> float:
+    return round((time.time_ns() - first_ns) / 1e6, 3)
 
 
 async def probe_udp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
@@ -199,18 +304,27 @@ async def probe_udp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     # an address the local routing table refuses outright (nothing sent) gives way to the next.
     attempts: list[str] = []
     watch.restart()
+    waited = _Waited()
     for listed in resolution.addresses:
         address = listed.strip("[]")
         peer = endpoint(address, port)
-        out = await _exchange(address, port, payload, deadline)
+
+        def wait_for(address: str = address) -> UdpWait:
+            return ctx.rtt.udp_wait(address, ctx.settings.timeout)
+
+        out = await _exchange(address, port, payload, deadline, wait_for=wait_for, waited=waited)
         attempts.append(f"{peer} {out.state} after {out.sent} datagram{'s' * (out.sent != 1)}")
         if out.sent > 0 or out.state != "filtered":
             break
     phases["udp"] = watch.ms()
+    if out.latency_ms is not None:
+        # A reply or an ICMP error is a round trip too.
+        ctx.rtt.add(address, out.latency_ms)
     if out.state == "open|filtered":
+        how = f" (waited {waited.ms / 1000:.2f} s after the first datagram)" if waited.ms is not None else ""
         out.detail = (
             f"No reply and no ICMP error from UDP {peer} to {out.sent} "
-            f"datagram{'s' * (out.sent != 1)} in {phases['udp'] / 1000:.1f} s: open|filtered. "
+            f"datagram{'s' * (out.sent != 1)} in {phases['udp'] / 1000:.1f} s{how}: open|filtered. "
             "This cannot be confirmed from inside: a silent service and a silent firewall look the same."
         )
         out.confidence = Confidence.UNCONFIRMED
@@ -234,5 +348,7 @@ async def probe_udp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
             sent=out.sent,
             received=out.received,
             note=out.note,
+            wait_ms=waited.ms,
+            wait_basis=waited.how.basis if waited.how is not None else None,
         ),
     )
