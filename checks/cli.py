@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from checks.inputs import SCENARIOS, Inputs
-from probe.context import ProbeSettings
-from probe.model import CheckResult, Finding
-from probe.plugin import PlannedRun
+from checks.scenarios import SCENARIOS
+
+T = TypeVar("T")
+
+# The rest is imported by the command that needs it: loading this plugin must stay cheap.
+if TYPE_CHECKING:
+    from checks.inputs import Inputs
+    from probe.context import ProbeSettings
+    from probe.model import CheckResult, Finding
+    from probe.plugin import PlannedRun
 
 # Inputs fields settable by a flag of the same name (dashes for underscores).
 _STRING_FLAGS = (
@@ -93,7 +99,7 @@ def load_plan(args: argparse.Namespace, inputs: Inputs) -> Any:
 
 
 def skipped_results(plan: Any) -> list[CheckResult]:
-    from probe.model import Confidence, Protocol, Status, Target
+    from probe.model import CheckResult, Confidence, Protocol, Status, Target
     from probe.reasons import Reason
 
     out = []
@@ -132,6 +138,7 @@ class AzureMLPlugin:
     async def plan_run(self, args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
         from checks.expect import interpret
         from checks.localfacts import gather_local_facts
+        from probe.plugin import PlannedRun
 
         inputs, discovered = await resolve_inputs(args, use_imds=True)
         plan = load_plan(args, inputs)
@@ -163,12 +170,24 @@ class AzureMLPlugin:
         return PlannedRun(specs=plan.checks, preset=skipped_results(plan), environment=environment, finish=finish)
 
 
+def _complete(coro: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends, without an event loop (and without importing
+    asyncio, a tenth of `plan`'s start-up): discovery without IMDS reads only local files.
+    """
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    coro.close()
+    raise RuntimeError("discovery without IMDS waited for something")
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     import json
 
     from checks.plan import render_plan_table
 
-    inputs, _ = asyncio.run(resolve_inputs(args, use_imds=False))
+    inputs, _ = _complete(resolve_inputs(args, use_imds=False))
     plan = load_plan(args, inputs)
     if args.format == "json":
         sys.stdout.write(json.dumps(plan.model_dump(mode="json"), indent=2) + "\n")

@@ -7,17 +7,12 @@ confirmed (for example which keys ``/mnt/azmnt/.nbvm`` holds beyond ``instance``
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import aiohttp
-
-from probe.timing import now, within
 
 # Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
 # Azure in cloud-init (cloudinit/sources/azure/identity.py, ChassisAssetTag.AZURE_CLOUD) and in
@@ -201,6 +196,8 @@ def parse_imds(doc: object) -> ImdsFacts:
 
 
 async def _fetch_imds(url: str, timeout: float) -> ImdsFacts:
+    import aiohttp  # only when IMDS is asked: `plan` never does
+
     # trust_env=False: IMDS must never go through a proxy (instance-metadata-service.md, "Proxies").
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with (
@@ -223,6 +220,13 @@ async def query_imds(
     url: str = DEFAULT_IMDS_URL, timeout: float = 2.0, *, errors: list[str] | None = None
 ) -> ImdsFacts | None:
     """Ask IMDS for this VM's facts; None on any failure (its one-line reason appended to ``errors``)."""
+    # Imported here: discovery without IMDS (`plan`) needs neither an event loop nor an HTTP client.
+    import asyncio
+
+    import aiohttp
+
+    from probe.timing import now, within
+
     try:
         return await within(_fetch_imds(url, timeout), now() + timeout)
     except asyncio.CancelledError:

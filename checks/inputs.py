@@ -6,22 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Defined apart so that building the command line does not import pydantic; re-exported here.
+from checks.scenarios import DEFAULT_SCENARIOS as DEFAULT_SCENARIOS  # noqa: PLC0414
+from checks.scenarios import SCENARIOS as SCENARIOS  # noqa: PLC0414
 from probe.errors import UsageError
 
 Cloud = Literal["public", "usgov", "china"]
 
-SCENARIOS = (
-    "compute-instance",
-    "compute-cluster",
-    "serverless",
-    "no-public-ip",
-    "studio",
-    "vscode",
-    "packages",
-    "docker-images",
-    "kubernetes",
-)
-DEFAULT_SCENARIOS = ("compute-instance",)
 AZURE_DNS = "168.63.129.16"
 
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import json
 import os
@@ -14,27 +13,26 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from probe import __version__
-from probe.atomic import write_atomic
-from probe.context import DEFAULT_TIMEOUT, ProbeContext, ProbeSettings
+from probe.defaults import DEFAULT_TIMEOUT
 from probe.errors import UsageError
-from probe.history import record_run
-from probe.model import CheckResult, Finding, OverallStatus, Report, Status, json_schema, overall_status, summarize
-from probe.plugin import PlannedRun, Plugin, load_plugins
-from probe.prometheus import PushError, push, render_prometheus
-from probe.redact import redact_url
-from probe.render import render_json, render_table, verdict_line
-from probe.resolve import SharedResolver
-from probe.runner import default_concurrency, run_checks
-from probe.targets import parse_target
+from probe.plugin import load_plugins
 
+# Everything else is imported by the command that needs it: `--version`, `plan` and `schema`
+# must not pay for the engine (pydantic models, asyncio, aiohttp). See bench/bench_startup.py.
+if TYPE_CHECKING:
+    from probe.context import ProbeSettings
+    from probe.model import CheckResult, Report
+    from probe.plugin import PlannedRun, Plugin
+
+# Keyed by OverallStatus values.
 EXIT_CODES = {
-    OverallStatus.OK: 0,
-    OverallStatus.WARNING: 1,
-    OverallStatus.CRITICAL: 2,
-    OverallStatus.UNKNOWN: 3,
+    "ok": 0,
+    "warning": 1,
+    "critical": 2,
+    "unknown": 3,
 }
 EXIT_USAGE = 3
 DEFAULT_DEADLINE = 60.0
@@ -121,7 +119,7 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
         type=_positive(int),
         default=None,
         metavar="N",
-        help=f"probes at once (default {default_concurrency()}, from the file-descriptor limit)",
+        help="probes at once (default: one per free file descriptor, once the soft limit is raised to the hard one)",
     )
     p.add_argument("--ca-bundle", metavar="FILE", help="verify TLS against this PEM bundle")
     p.add_argument("--proxy", metavar="URL", help="HTTP proxy for TLS/HTTP/websocket probes (wins over HTTPS_PROXY)")
@@ -208,6 +206,8 @@ def build_parser(plugins: Sequence[Plugin]) -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
+    from probe.context import ProbeSettings
+
     servers = [parse_dns_server(s) for s in args.dns_server]
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
         raise UsageError(f"--ca-bundle {args.ca_bundle!r}: no such file")
@@ -226,6 +226,9 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
 def base_environment(settings: ProbeSettings, args: argparse.Namespace) -> dict[str, Any]:
     import platform
     import socket
+
+    from probe.redact import redact_url
+    from probe.runner import default_concurrency
 
     return {
         "hostname": socket.gethostname(),
@@ -250,7 +253,13 @@ async def execute(
     on_result: Any = None,
 ) -> Report:
     """Run a planned set of checks and build the report (interpreted by the plan's ``finish``)."""
+    import asyncio
+
+    from probe.context import ProbeContext
     from probe.dns import make_lookup
+    from probe.model import Finding, Report, overall_status, summarize
+    from probe.resolve import SharedResolver
+    from probe.runner import run_checks
 
     ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
     stop = asyncio.Event()
@@ -293,6 +302,10 @@ async def execute(
 
 
 def emit(report: Report, args: argparse.Namespace) -> None:
+    from probe.atomic import write_atomic
+    from probe.prometheus import render_prometheus
+    from probe.render import render_json, render_table
+
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "json")
     if fmt == "table":
         colour = sys.stdout.isatty() and not args.output and not args.no_color and "NO_COLOR" not in os.environ
@@ -326,7 +339,7 @@ class Progress:
 
     def update(self, result: CheckResult) -> None:
         self.done += 1
-        if result.status is Status.FAIL:
+        if result.status.value == "fail":
             self.failed += 1
         now = time.monotonic()
         # Hundreds of checks can finish within milliseconds: redraw at most ten times a second.
@@ -390,6 +403,10 @@ async def publish(report: Report, args: argparse.Namespace) -> None:
     """History, textfile and Pushgateway. Monitoring must not turn a run into an error: failures warn."""
     import socket
 
+    from probe.atomic import write_atomic
+    from probe.history import record_run
+    from probe.prometheus import PushError, push, render_prometheus
+
     history = getattr(args, "history", None)
     if history:
         try:
@@ -415,6 +432,9 @@ async def publish(report: Report, args: argparse.Namespace) -> None:
 
 
 async def plan_check(args: argparse.Namespace, plugins: Sequence[Plugin], settings: ProbeSettings) -> PlannedRun:
+    from probe.plugin import PlannedRun
+    from probe.targets import parse_target
+
     if args.target:
         specs = [parse_target(t) for t in args.target]
         seen: set[str] = set()
@@ -429,6 +449,10 @@ async def plan_check(args: argparse.Namespace, plugins: Sequence[Plugin], settin
 
 async def run_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> tuple[Report, PlannedRun, ProbeSettings]:
     """Everything ``check`` does but printing: plan, probe (with progress), history, metrics."""
+    from probe.descriptors import raise_soft_limit
+
+    # As servers do at start: the run's concurrency follows the descriptors actually available.
+    raise_soft_limit()
     settings = settings_from_args(args)
     check_monitoring_args(args)
     planned = await plan_check(args, plugins, settings)
@@ -445,13 +469,15 @@ async def run_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> tupl
 async def cmd_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int:
     report, _, _ = await run_check(args, plugins)
     emit(report, args)
-    return EXIT_CODES[report.status]
+    return EXIT_CODES[report.status.value]
 
 
 async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int:
+    import asyncio
     import socket
 
     from probe.bundle import RESOLV_CONF, default_bundle_path, write_bundle
+    from probe.render import verdict_line
 
     out = args.out or default_bundle_path(socket.gethostname())
     _check_parent_dir("--out", out)
@@ -470,7 +496,7 @@ async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int
             print(f"  {line}", file=sys.stderr)
     else:
         print("amlprobe: nothing needed redacting", file=sys.stderr)
-    return EXIT_CODES[report.status]
+    return EXIT_CODES[report.status.value]
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -497,12 +523,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         if args.command == "schema":
+            from probe.model import json_schema
+
             sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
             return 0
-        if args.command == "check":
-            return asyncio.run(cmd_check(args, plugins))
-        if args.command == "bundle":
-            return asyncio.run(cmd_bundle(args, plugins))
+        if args.command in ("check", "bundle"):
+            import asyncio
+
+            return asyncio.run((cmd_check if args.command == "check" else cmd_bundle)(args, plugins))
         handler = getattr(args, "handler", None)
         if handler is None:
             parser.print_help()

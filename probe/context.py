@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from probe.defaults import DEFAULT_TIMEOUT
 from probe.model import CheckResult, CheckSpec, Confidence, Status
 from probe.reasons import Reason
 from probe.rtt import RttBook
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from probe.proxy import ProxyChoice
     from probe.resolve import SharedResolver
 
-DEFAULT_TIMEOUT = 5.0
+__all__ = ["DEFAULT_TIMEOUT", "ProbeContext", "ProbeFn", "ProbeSettings", "make_result"]
 
 
 @dataclass

@@ -61,7 +61,9 @@ Route = Literal["direct", "proxy"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    # defer_build: a model's validator is built on first use, so commands that never touch the report
+    # (`plan`, `--version`) do not pay for building all of them at import.
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, defer_build=True)
 
 
 class Target(_Model):

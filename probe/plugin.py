@@ -9,15 +9,16 @@ import argparse
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from probe.context import ProbeSettings
-from probe.model import CheckResult, CheckSpec, Finding
+if TYPE_CHECKING:  # only annotations here: loading the plugins must stay cheap (``--version``)
+    from probe.context import ProbeSettings
+    from probe.model import CheckResult, CheckSpec, Finding
 
 # Modules tried at start-up; a missing one is simply not loaded.
 PLUGIN_MODULES = ("checks.cli",)
 
-FinishFn = Callable[[list[CheckResult]], tuple[list[CheckResult], list[Finding]]]
+FinishFn: TypeAlias = "Callable[[list[CheckResult]], tuple[list[CheckResult], list[Finding]]]"
 
 
 @dataclass

@@ -18,7 +18,6 @@ renamed: monitoring, the diagnosis rules and users' scripts match on them.
 from __future__ import annotations
 
 import errno
-import ssl
 from enum import Enum
 
 
@@ -161,6 +160,8 @@ def classify_socket_error(exc: BaseException) -> Reason:
 
 def classify_tls_error(exc: BaseException) -> Reason:
     """Map an exception raised during the TLS handshake (after TCP connected) to a ``tls_*`` reason."""
+    import ssl  # here: the report model imports this module, and `plan` needs no TLS
+
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = exc.verify_code
         # OpenSSL X509_V_ERR_* codes.
