@@ -64,6 +64,8 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+# Parse each certificate once: a run meets the same few certificates over and over.
+@functools.lru_cache(maxsize=256)
 def load_der(der: bytes) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 

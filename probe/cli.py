@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from probe.context import ProbeSettings
     from probe.model import CheckResult, Report
     from probe.plugin import PlannedRun, Plugin
+    from probe.resolve import LookupFn, Resolution
 
 # Keyed by OverallStatus values.
 EXIT_CODES = {
@@ -256,12 +257,11 @@ async def execute(
     import asyncio
 
     from probe.context import ProbeContext
-    from probe.dns import make_lookup
     from probe.model import Finding, Report, overall_status, summarize
     from probe.resolve import SharedResolver
     from probe.runner import run_checks
 
-    ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
+    ctx = ProbeContext(settings=settings, resolver=SharedResolver(_lookup(settings)))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed = []
@@ -299,6 +299,16 @@ async def execute(
         checks=checks,
         findings=findings,
     )
+
+
+def _lookup(settings: ProbeSettings) -> LookupFn:
+    async def run(name: str) -> Resolution:
+        # dnspython is imported when the first name needs resolving: a run of IP literals never does.
+        from probe.dns import lookup
+
+        return await lookup(name, settings)
+
+    return run
 
 
 def emit(report: Report, args: argparse.Namespace) -> None:
