@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,6 +32,8 @@ class Resolution:
 LookupFn = Callable[[str], Awaitable[Resolution]]
 
 
+# Thousands of targets on a few addresses share one answer (the facts are never modified).
+@functools.lru_cache(maxsize=4096)
 def literal_resolution(host: str) -> Resolution | None:
     """An IP literal needs no lookup."""
     try:

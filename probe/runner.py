@@ -20,13 +20,15 @@ from probe.descriptors import DescriptorsExhausted
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status
 from probe.reasons import Reason
 from probe.registry import prober_for
-from probe.timing import Stopwatch, now
+from probe.timing import Stopwatch, now, within
 
 # Extra time a prober gets past its own timeout before the runner gives up on it: probers
 # enforce their deadline themselves, this only catches a prober bug.
 OVERRUN_GRACE = 0.5
 # File descriptors kept free for the process itself (report file, history, a late import).
 FD_RESERVE = 8
+# Probes started per turn of the event loop.
+LAUNCH_BATCH = 32
 # Back-pressure: a probe that found no free descriptor waits for another probe to finish, and at
 # most this long before it tries again anyway (descriptors may be freed outside the run, ENFILE).
 RETRY_AFTER_MAX = 0.5
@@ -80,7 +82,7 @@ async def run_one(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     """
     prober = prober_for(spec.target.protocol)
     try:
-        return await asyncio.wait_for(prober(spec, ctx), ctx.settings.timeout + OVERRUN_GRACE)
+        return await within(prober(spec, ctx), now() + ctx.settings.timeout + OVERRUN_GRACE)
     except (asyncio.CancelledError, DescriptorsExhausted):
         raise
     except OSError as exc:
@@ -93,7 +95,7 @@ async def run_one(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
             f"amlprobe failed on this check: {type(exc).__name__}: {exc}",
             confidence=Confidence.UNCONFIRMED,
         )
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return make_result(
             spec,
             Status.FAIL,
@@ -150,8 +152,18 @@ async def run_checks(
     # UDP probes first: they wait at least UDP_WAIT_FLOOR for silence, so their DNS lookups and first
     # datagrams should not queue behind everything else. Results stay in spec order.
     starting = sorted(specs, key=lambda s: s.target.protocol is not Protocol.UDP)
-    tasks = [asyncio.ensure_future(guarded(spec)) for spec in starting]
-    all_done: asyncio.Future[None] = asyncio.ensure_future(_gather_quietly(tasks))
+    tasks: list[asyncio.Future[None]] = []
+
+    async def launch() -> None:
+        for i, spec in enumerate(starting, start=1):
+            tasks.append(asyncio.ensure_future(guarded(spec)))
+            if i % LAUNCH_BATCH == 0:
+                # Let the loop poll between batches, so that answers to the first probes are seen
+                # (and timestamped) while later ones are still being started.
+                await asyncio.sleep(0)
+        await _gather_quietly(tasks)
+
+    all_done: asyncio.Future[None] = asyncio.ensure_future(launch())
     waiters: set[asyncio.Future[Any]] = {all_done}
     stop_wait: asyncio.Future[Any] | None = None
     if stop is not None:

@@ -19,7 +19,7 @@ from probe.context import ProbeContext, make_result
 from probe.descriptors import DescriptorsExhausted, check
 from probe.model import CheckResult, CheckSpec, Confidence, Status
 from probe.reasons import Reason, classify_socket_error
-from probe.timing import Stopwatch, now, remaining
+from probe.timing import Stopwatch, now, remaining, within
 
 # RFC 8305 section 5: the recommended "Connection Attempt Delay".
 ATTEMPT_DELAY = 0.250
@@ -189,6 +189,8 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
     t0 = time.perf_counter()
     if not order:
         raise ConnectFailed(Reason.TCP_ERROR, "No address to connect to.", [], 0.0)
+    if len(order) == 1:
+        return await _connect_one(order[0], port, deadline, t0)
     running: dict[asyncio.Task[socket.socket], _Attempt] = {}
     lines: dict[str, str] = {}
     failures: list[tuple[str, Reason]] = []
@@ -270,6 +272,29 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
         elapsed = round((max(e for e in ends if e is not None) - t0) * 1000.0, 3)
     note = f"{last_exc!s} ({_errno_name(last_exc)})" if last_exc is not None else "unknown error"
     raise ConnectFailed(reason, _failure_detail(reason, failures, port, elapsed / 1000.0, note), attempts, elapsed)
+
+
+async def _connect_one(address: str, port: int, deadline: float, t0: float) -> Connected:
+    """connect_tcp for a single address: the same outcome and wording, without racing machinery."""
+    att = _Attempt(address)
+    ep = endpoint(address, port)
+    try:
+        sock = await within(_attempt(att, port), deadline)
+    except DescriptorsExhausted:
+        raise
+    except TimeoutError:
+        ms = att.ms()
+        detail = _failure_detail(Reason.TCP_TIMEOUT, [(ep, Reason.TCP_TIMEOUT)], port, ms / 1000.0, "unknown error")
+        raise ConnectFailed(Reason.TCP_TIMEOUT, detail, [f"{ep} timed out after {ms:g} ms"], ms) from None
+    except OSError as exc:
+        reason = classify_socket_error(exc)
+        ms = round(((att.ended or time.perf_counter()) - t0) * 1000.0, 3)
+        note = f"{exc!s} ({_errno_name(exc)})"
+        detail = _failure_detail(reason, [(ep, reason)], port, ms / 1000.0, note)
+        raise ConnectFailed(reason, detail, [f"{ep} {_describe_failure(reason, exc, att.ms())}"], ms) from None
+    connect_ms = round(((att.ended or time.perf_counter()) - t0) * 1000.0, 3)
+    attempts = [f"{ep} connected in {att.ms():g} ms"]
+    return Connected(sock=sock, peer=ep, connect_ms=connect_ms, attempts=attempts, address=address)
 
 
 async def _abandon(running: dict[asyncio.Task[socket.socket], _Attempt]) -> None:
