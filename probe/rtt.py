@@ -110,7 +110,8 @@ class RttBook:
             return UdpWait(ceiling, "the timeout: no round trip measured on this network yet", adaptive=False)
         seconds = min(ceiling, max(UDP_WAIT_FLOOR, est.wait()))
         basis = (
-            f"{est.count} TCP round trip{'s' * (est.count != 1)} to {where}: srtt {est.srtt * 1000:.2f} ms, "
-            f"largest {est.largest * 1000:.2f} ms; bounds {UDP_WAIT_FLOOR * 1000:.0f} ms to {ceiling * 1000:.0f} ms"
+            f"{est.count} round trip{'s' * (est.count != 1)} measured to {where} (TCP handshakes, UDP answers, "
+            f"ICMP errors): srtt {est.srtt * 1000:.3f} ms, largest {est.largest * 1000:.3f} ms; "
+            f"bounds {UDP_WAIT_FLOOR * 1000:.0f} ms to {ceiling * 1000:.0f} ms"
         )
         return UdpWait(seconds, basis, adaptive=True)

@@ -205,6 +205,8 @@ async def _exchange(
                 at = now()
                 send_at = start + sent * how.seconds / SENDS
                 if sent < SENDS and at >= send_at:
+                    # Before the send: on a short path the ICMP answer is stamped before send() returns.
+                    sending_ns = time.time_ns()
                     try:
                         sock.send(payload)
                     except BlockingIOError:
@@ -214,7 +216,7 @@ async def _exchange(
                         waited.ms = round((at - start) * 1000.0, 3)
                         return _from_error(exc, peer, sent, _ms_since(first_ns) if sent else None)
                     if sent == 0:
-                        first_ns = time.time_ns()
+                        first_ns = sending_ns
                     sent += 1
                     continue
                 end = min(deadline, start + how.seconds)
@@ -234,7 +236,7 @@ async def _exchange(
     if not heard.done():
         return _Outcome("open|filtered", Reason.UDP_OPEN_FILTERED, Status.WARN, "", sent)
     got = heard.result()
-    ms = round((got.at_ns - first_ns) / 1e6, 3) if first_ns else None
+    ms = round(max(0, got.at_ns - first_ns) / 1e6, 3) if first_ns else None
     if got.error is not None:
         return _from_error(got.error, peer, sent, ms)
     data = got.data or b""
