@@ -279,6 +279,8 @@ async def execute(
             deadline_s=args.deadline,
             stop=stop,
             on_result=on_result,
+            # The resolver's module first: every probe of a name waits for it.
+            preload=("probe.dns",),
         )
     finally:
         for sig in installed:
@@ -303,7 +305,11 @@ async def execute(
 
 def _lookup(settings: ProbeSettings) -> LookupFn:
     async def run(name: str) -> Resolution:
-        # dnspython is imported when the first name needs resolving: a run of IP literals never does.
+        # dnspython is imported when the first name needs resolving (a run of IP literals never
+        # does), off the event loop.
+        from probe.registry import import_in_thread
+
+        await import_in_thread("probe.dns")
         from probe.dns import lookup
 
         return await lookup(name, settings)

@@ -19,7 +19,8 @@ from probe.context import ProbeContext, make_result
 from probe.descriptors import DescriptorsExhausted
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status
 from probe.reasons import Reason
-from probe.registry import prober_for
+from probe.registry import load_prober, module_of
+from probe.registry import preload as preload_modules
 from probe.timing import Stopwatch, now, within
 
 # Extra time a prober gets past its own timeout before the runner gives up on it: probers
@@ -80,8 +81,8 @@ async def run_one(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
 
     Raises DescriptorsExhausted when the prober could not get a socket: the caller retries.
     """
-    prober = prober_for(spec.target.protocol)
     try:
+        prober = await load_prober(spec.target.protocol)
         return await within(prober(spec, ctx), now() + ctx.settings.timeout + OVERRUN_GRACE)
     except (asyncio.CancelledError, DescriptorsExhausted):
         raise
@@ -121,8 +122,13 @@ async def run_checks(
     deadline_s: float | None = None,
     stop: asyncio.Event | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
+    preload: Sequence[str] = (),
 ) -> RunOutcome:
-    """Run every spec; return results in spec order once all finished, the deadline passed, or ``stop`` was set."""
+    """Run every spec; return results in spec order once all finished, the deadline passed, or ``stop`` was set.
+
+    ``preload``: modules the probes will need besides their probers' (the resolver's), imported
+    first, in a worker thread, while the probes start.
+    """
     started_at = datetime.now(timezone.utc)
     watch = Stopwatch()
     limit = asyncio.Semaphore(concurrency or default_concurrency())
@@ -153,6 +159,11 @@ async def run_checks(
     # datagrams should not queue behind everything else. Results stay in spec order.
     starting = sorted(specs, key=lambda s: s.target.protocol is not Protocol.UDP)
     tasks: list[asyncio.Future[None]] = []
+    # Importing the probers' modules (aiohttp, cryptography, ...) takes a while: in a worker thread,
+    # in the order the probes start, so that the event loop keeps serving the probes already waiting.
+    modules = list(dict.fromkeys([*preload, *(module_of(s.target.protocol) for s in starting)]))
+    preloading = asyncio.ensure_future(preload_modules(modules))
+    preloading.add_done_callback(_quietly)
 
     async def launch() -> None:
         for i, spec in enumerate(starting, start=1):
@@ -207,6 +218,12 @@ async def run_checks(
         deadline_exceeded=deadline_exceeded,
         order=order,
     )
+
+
+def _quietly(fut: asyncio.Future[None]) -> None:
+    # A module that fails to import fails its probes (internal_error) when they load it.
+    if not fut.cancelled():
+        fut.exception()
 
 
 async def _gather_quietly(tasks: Sequence[asyncio.Future[None]]) -> None:
