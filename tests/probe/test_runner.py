@@ -143,3 +143,16 @@ async def test_empty_and_small_runs(n: int) -> None:
     outcome = await run_checks([_tcp("127.0.0.1", free_port(), i) for i in range(n)], _ctx(1.0))
     assert len(outcome.results) == n
     assert all(r.reason is Reason.TCP_REFUSED for r in outcome.results)
+
+
+async def test_a_prober_that_cannot_be_imported_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Probers' modules are imported in a worker thread while the run starts (issue 13); a failure
+    # there must still be this check's result, not an unfinished check blamed on the deadline.
+    from probe import registry
+
+    monkeypatch.setitem(registry._PROBERS, Protocol.TCP, ("probe.no_such_prober", "probe_tcp"))
+    outcome = await run_checks([_tcp("127.0.0.1", free_port())], _ctx(1.0), deadline_s=10)
+    assert not outcome.deadline_exceeded
+    assert outcome.results[0].reason is Reason.INTERNAL_ERROR
+    assert "ModuleNotFoundError" in outcome.results[0].detail
+

@@ -168,8 +168,9 @@ async def test_missing_port_is_skipped() -> None:
 
 _NETNS_PROBE = textwrap.dedent(
     """
-    import asyncio, json
+    import asyncio, json, socket
     from probe.context import ProbeContext, ProbeSettings
+    from probe.tcp import probe_tcp
     from lab.servers.udp import UdpEcho
     from probe.model import AddressRecord, CheckSpec, DnsFacts, Protocol, Target
     from probe.reasons import Reason
@@ -187,8 +188,22 @@ _NETNS_PROBE = textwrap.dedent(
         spec = CheckSpec(id=host, target=Target(host=host, port=port, protocol=Protocol.UDP))
         return json.loads((await probe_udp(spec, ctx)).model_dump_json())
 
+    async def probe_after_a_round_trip(host, port, timeout):
+        # A TCP handshake with another host of the same /24 first: the UDP wait is then derived from
+        # its round trip (a fraction of a millisecond here), not the timeout.
+        listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(8)
+        ctx = ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(lookup))
+        tcp_port = listener.getsockname()[1]
+        tcp = CheckSpec(id="tcp", target=Target(host="127.0.0.1", port=tcp_port, protocol=Protocol.TCP))
+        assert (await probe_tcp(tcp, ctx)).reason is Reason.OK
+        listener.close()
+        spec = CheckSpec(id=host, target=Target(host=host, port=port, protocol=Protocol.UDP))
+        return json.loads((await probe_udp(spec, ctx)).model_dump_json())
+
     async def main():
         out = {}
+        with DelayedUnreachable(3, delay=0.15) as peer:
+            out["icmp_port_adaptive"] = await probe_after_a_round_trip(*peer.address, 2.0)
         for name, host in [("prohibit", "203.0.113.9"), ("unreachable", "203.0.113.10"),
                            ("blackhole", "203.0.113.11"), ("arp_failure", "10.255.255.2")]:
             out[name] = await probe(host, 53, 0.6)
@@ -240,6 +255,19 @@ def test_delayed_icmp_port_unreachable_is_closed(netns_results: dict[str, CheckR
     assert result.udp.icmp == "ECONNREFUSED"
     assert result.latency_ms is not None
     assert 100 < result.latency_ms < 500
+
+
+@requires_netns
+@pytest.mark.netns
+def test_delayed_icmp_is_seen_within_the_adaptive_wait(netns_results: dict[str, CheckResult]) -> None:
+    # Issue 13: with a round trip measured to the same network, the wait shrinks from the timeout
+    # (2 s) to its floor (250 ms); an ICMP port unreachable arriving 150 ms late must still count.
+    result = netns_results["icmp_port_adaptive"]
+    assert result.reason is Reason.UDP_CLOSED, result.detail
+    assert result.udp is not None
+    assert result.udp.icmp == "ECONNREFUSED"
+    assert result.udp.wait_basis is not None and "127.0.0.0/24" in result.udp.wait_basis
+    assert result.latency_ms is not None and 100 < result.latency_ms < 500
 
 
 @requires_netns
