@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
@@ -16,6 +18,7 @@ import dns.asyncquery
 import dns.exception
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 
@@ -24,6 +27,7 @@ from probe.context import ProbeContext, ProbeSettings, make_result
 from probe.model import AddressRecord, CheckResult, CheckSpec, CnameLink, DnsFacts, Status
 from probe.reasons import Reason
 from probe.resolve import LookupFn, Resolution, literal_resolution
+from probe.rtt import CMSG_SPACE, arrival_ns, stamp_arrivals
 from probe.timing import Stopwatch, now, remaining, within
 
 RESOLV_CONF = "/etc/resolv.conf"
@@ -133,6 +137,8 @@ class _Outcome:
     records: list[AddressRecord] = field(default_factory=list)
     # One phrase per server tried, for the detail sentence.
     tried: list[str] = field(default_factory=list)
+    # Wall-clock ns at which the answer used arrived (the kernel's stamp over UDP).
+    answered_ns: int | None = None
 
     @property
     def answered(self) -> bool:
@@ -170,18 +176,68 @@ def _read_answer(out: _Outcome, qname: dns.name.Name, response: dns.message.Mess
             )
 
 
+async def _udp(query: dns.message.Message, server: Server, deadline: float, out: _Outcome) -> dns.message.Message:
+    """One query over UDP on a connected socket; the answer's arrival is stamped by the kernel.
+
+    ``out.answered_ns`` is the kernel's receive time of the answer (SO_TIMESTAMPNS; else when the
+    reader callback saw it), so the latency is the resolver's, not the event loop's.
+    """
+    loop = asyncio.get_running_loop()
+    family, type_, proto, _, sockaddr = socket.getaddrinfo(
+        server.host, server.port, type=socket.SOCK_DGRAM, flags=socket.AI_NUMERICHOST
+    )[0]
+    sock = socket.socket(family, type_, proto)
+    answer: asyncio.Future[dns.message.Message] = loop.create_future()
+
+    def readable() -> None:
+        while not answer.done():
+            seen = time.time_ns()
+            try:
+                data, ancdata, _flags, _addr = sock.recvmsg(65535, CMSG_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error about the query: nothing listens there, ...
+                answer.set_exception(exc)
+                return
+            # As dnspython's own udp(): a truncated, malformed or mismatched answer is the outcome.
+            try:
+                response = dns.message.from_wire(
+                    data, keyring=query.keyring, request_mac=query.request_mac, raise_on_truncation=True
+                )
+            except (dns.exception.DNSException, ValueError) as exc:
+                answer.set_exception(exc)
+                return
+            out.answered_ns = arrival_ns(ancdata) or seen
+            if query.is_response(response):
+                answer.set_result(response)
+            else:
+                answer.set_exception(dns.query.BadResponse())  # type: ignore[no-untyped-call]
+
+    try:
+        sock.setblocking(False)
+        stamp_arrivals(sock)
+        sock.connect(sockaddr)
+        loop.add_reader(sock.fileno(), readable)
+        try:
+            sock.send(query.to_wire())
+            return await within(answer, deadline)
+        finally:
+            loop.remove_reader(sock.fileno())
+    finally:
+        sock.close()
+
+
 async def _exchange(query: dns.message.Message, server: Server, deadline: float, out: _Outcome) -> dns.message.Message:
     """Ask over UDP; on a truncated answer ask again over TCP (noted in ``out``)."""
     try:
-        return await within(
-            dns.asyncquery.udp(
-                query, server.host, timeout=remaining(deadline), port=server.port, raise_on_truncation=True
-            ),
-            deadline,
-        )
+        return await _udp(query, server, deadline, out)
     except dns.message.Truncated:
         out.truncated_retry = True
-    return await within(dns.asyncquery.tcp(query, server.host, timeout=remaining(deadline), port=server.port), deadline)
+    response = await within(
+        dns.asyncquery.tcp(query, server.host, timeout=remaining(deadline), port=server.port), deadline
+    )
+    out.answered_ns = time.time_ns()
+    return response
 
 
 async def _ask(
@@ -344,10 +400,17 @@ async def lookup(
     if not parsed:
         detail = f"cannot look up {name}: no DNS server given and none in {RESOLV_CONF}."
         return Resolution(Reason.DNS_NO_SERVERS, detail, DnsFacts(query=name), watch.ms())
+    asked_ns = time.time_ns()
     a, aaaa = await asyncio.gather(
         _ask(qname, dns.rdatatype.A, parsed, deadline), _ask(qname, dns.rdatatype.AAAA, parsed, deadline)
     )
-    return _combine(name, a, aaaa, watch.ms())
+    # Up to the later of the two answers' arrival, not to when this coroutine ran again.
+    stamps = [o.answered_ns for o in (a, aaaa)]
+    if None in stamps:
+        ms = watch.ms()
+    else:
+        ms = round(max(0, max(s for s in stamps if s is not None) - asked_ns) / 1e6, 3)
+    return _combine(name, a, aaaa, ms)
 
 
 def make_lookup(settings: ProbeSettings) -> LookupFn:

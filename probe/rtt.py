@@ -11,7 +11,9 @@ an answer that may never come, as nmap derives its timeouts from measured round 
 from __future__ import annotations
 
 import ipaddress
+import platform
 import socket
+import struct
 import sys
 from dataclasses import dataclass
 
@@ -25,6 +27,29 @@ UDP_WAIT_FLOOR = 0.25
 # Multiples of the measured figures: the answer (or the ICMP error) may be slower to make than a SYN-ACK.
 _RTO_FACTOR = 2.0
 _MAX_FACTOR = 4.0
+
+
+# SO_TIMESTAMPNS (asm-generic/socket.h; SCM_TIMESTAMPNS has the same value): the kernel's receive
+# time of each datagram, as a struct timespec. Other architectures number it differently.
+_SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "aarch64") else None
+_TIMESPEC = struct.Struct("@qq")
+# Ancillary buffer for recvmsg: room for the timestamp.
+CMSG_SPACE = 64
+
+
+def stamp_arrivals(sock: socket.socket) -> None:
+    """Ask the kernel to stamp each datagram (and error) this socket receives (see ``arrival_ns``)."""
+    if _SO_TIMESTAMPNS is not None:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+
+
+def arrival_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
+    """The kernel's receive time (wall clock, ns) from recvmsg's ancillary data, if stamped."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            return int(sec * 1_000_000_000 + nsec)
+    return None
 
 
 def kernel_rtt_ms(sock: socket.socket) -> float | None:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import platform
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +34,7 @@ from probe import descriptors
 from probe.context import ProbeContext, make_result
 from probe.model import CheckResult, CheckSpec, Confidence, Status, UdpFacts
 from probe.reasons import Reason
-from probe.rtt import UdpWait
+from probe.rtt import CMSG_SPACE, UdpWait, arrival_ns, stamp_arrivals
 from probe.tcp import endpoint
 from probe.timing import Stopwatch, now, within
 
@@ -50,11 +48,6 @@ RECHECK = 0.05
 # are dropped. The constants are missing from Python's socket module.
 _IP_RECVERR = 11
 _IPV6_RECVERR = 25
-# SO_TIMESTAMPNS (asm-generic/socket.h; SCM_TIMESTAMPNS has the same value): the kernel's receive
-# time of each datagram, as a struct timespec. Other architectures number it differently.
-_SO_TIMESTAMPNS = 35 if sys.platform.startswith("linux") and platform.machine() in ("x86_64", "aarch64") else None
-_TIMESPEC = struct.Struct("@qq")
-_CMSG_SPACE = 64
 
 OPEN_FILTERED_NOTE = (
     "open|filtered cannot be confirmed from inside: no reply and no ICMP error came back, and a "
@@ -101,8 +94,7 @@ def _enable_icmp_errors(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
     else:
         sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-    if _SO_TIMESTAMPNS is not None:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    stamp_arrivals(sock)
 
 
 def _from_error(exc: OSError, peer: str, sent: int, latency_ms: float | None, *, at_connect: bool = False) -> _Outcome:
@@ -119,14 +111,6 @@ def _from_error(exc: OSError, peer: str, sent: int, latency_ms: float | None, *,
     return _Outcome("filtered", Reason.UDP_FILTERED, Status.FAIL, detail, sent, icmp=name, latency_ms=latency_ms)
 
 
-def _kernel_time_ns(ancdata: list[tuple[int, int, bytes]]) -> int | None:
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack_from(data)
-            return int(sec * 1_000_000_000 + nsec)
-    return None
-
-
 @dataclass
 class _Heard:
     """What the socket's reader callback saw, and when (wall-clock ns: the kernel's stamp if any)."""
@@ -140,22 +124,20 @@ def _read(sock: socket.socket) -> _Heard | None:
     """One datagram or the pending ICMP error; None when there is nothing to read after all."""
     seen = time.time_ns()
     try:
-        if _SO_TIMESTAMPNS is None:
-            return _Heard(sock.recv(65535), None, seen)
-        data, ancdata, _flags, _addr = sock.recvmsg(65535, _CMSG_SPACE)
+        data, ancdata, _flags, _addr = sock.recvmsg(65535, CMSG_SPACE)
     except (BlockingIOError, InterruptedError):
         return None
     except OSError as exc:
         at_ns = seen
-        if _SO_TIMESTAMPNS is not None:
+        if sys.platform.startswith("linux"):
             # The ICMP message itself is on the error queue, stamped when the kernel received it.
             try:
                 _d, ancdata, _f, _a = sock.recvmsg(512, 512, socket.MSG_ERRQUEUE)
-                at_ns = _kernel_time_ns(ancdata) or seen
+                at_ns = arrival_ns(ancdata) or seen
             except OSError:
                 pass
         return _Heard(None, exc, at_ns)
-    return _Heard(data, None, _kernel_time_ns(ancdata) or seen)
+    return _Heard(data, None, arrival_ns(ancdata) or seen)
 
 
 @dataclass
