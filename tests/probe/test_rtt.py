@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
 
+import dns.message
+import dns.rdatatype
+import dns.rrset
 import pytest
 
 from lab.servers.udp import UdpSink
 from probe.context import ProbeContext, ProbeSettings
+from probe.dns import lookup
 from probe.model import CheckSpec, Protocol, Status, Target
 from probe.reasons import Reason
 from probe.resolve import SharedResolver
@@ -110,3 +117,74 @@ async def test_udp_without_round_trips_waits_the_timeout_and_says_so() -> None:
     assert result.udp is not None and result.udp.wait_ms is not None
     assert result.udp.wait_ms >= 0.5 * 600
     assert result.udp.wait_basis is not None and result.udp.wait_basis.startswith("the timeout")
+
+
+# --- timestamps where the event happens: answers arrive while the event loop is busy -------------
+
+
+class _ThreadPeer:
+    """A UDP peer in its own thread (it keeps answering while the test blocks the event loop),
+    answering 50 ms late: ``dns`` answers A queries with 10.9.9.9, ``echo`` returns each datagram."""
+
+    DELAY = 0.05
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port: int = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _ThreadPeer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            time.sleep(self.DELAY)
+            if self.kind == "echo":
+                self.sock.sendto(data, addr)
+                continue
+            query = dns.message.from_wire(data)
+            response = dns.message.make_response(query)
+            question = query.question[0]
+            if question.rdtype == dns.rdatatype.A:
+                response.answer.append(dns.rrset.from_text(question.name, 60, "IN", "A", "10.9.9.9"))
+            self.sock.sendto(response.to_wire(), addr)
+
+
+def _hog_the_loop_soon(seconds: float) -> None:
+    # Once the queries are out (20 ms), keep the event loop busy: the answers arrive meanwhile (50 ms),
+    # and the loop gets to them only when it is free again (after 20 ms + ``seconds``).
+    asyncio.get_running_loop().call_later(0.02, time.sleep, seconds)
+
+
+@linux_only
+async def test_dns_latency_is_when_the_answer_arrived_not_when_the_loop_got_to_it() -> None:
+    with _ThreadPeer("dns") as peer:
+        settings = ProbeSettings(timeout=2.0, dns_servers=[f"127.0.0.1:{peer.port}"], env={}, trust_env=False)
+        _hog_the_loop_soon(0.4)
+        res = await lookup("busy.example", settings)
+    assert res.reason is Reason.OK, res.detail
+    assert res.addresses == ["10.9.9.9"]
+    assert res.latency_ms is not None and 40 < res.latency_ms < 200, res.latency_ms
+
+
+@linux_only
+async def test_udp_answer_latency_is_when_it_arrived(listener: int) -> None:
+    with _ThreadPeer("echo") as peer:
+        _hog_the_loop_soon(0.4)
+        result = await probe_udp(_spec(Protocol.UDP, peer.port), _ctx(2.0))
+    assert result.reason is Reason.UDP_OPEN, result.detail
+    assert result.latency_ms is not None and 40 < result.latency_ms < 200, result.latency_ms
