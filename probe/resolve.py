@@ -52,15 +52,27 @@ class SharedResolver:
         self._lookup = lookup
         self._tasks: dict[str, asyncio.Task[Resolution]] = {}
 
+    def start(self, host: str) -> asyncio.Task[Resolution] | None:
+        """Start looking ``host`` up now, ahead of the probe that will ask for it (None: a literal)."""
+        if literal_resolution(host) is not None:
+            return None
+        return self._task(host.rstrip(".").lower())
+
+    def _task(self, key: str) -> asyncio.Task[Resolution]:
+        task = self._tasks.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._lookup(key))
+            # Retrieved here too: a lookup started ahead may end before anyone awaits it.
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            self._tasks[key] = task
+        return task
+
     async def resolve(self, host: str) -> Resolution:
         literal = literal_resolution(host)
         if literal is not None:
             return literal
         key = host.rstrip(".").lower()
-        task = self._tasks.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._lookup(key))
-            self._tasks[key] = task
+        task = self._task(key)
         # shield: one probe being cancelled must not cancel the lookup others are waiting on.
         try:
             return await asyncio.shield(task)

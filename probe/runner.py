@@ -30,6 +30,8 @@ OVERRUN_GRACE = 0.5
 FD_RESERVE = 8
 # Probes started per turn of the event loop.
 LAUNCH_BATCH = 32
+# At most this long the other probes wait for the UDP probes' names to resolve (see run_checks).
+UDP_HEAD_START = 0.05
 # Back-pressure: a probe that found no free descriptor waits for another probe to finish, and at
 # most this long before it tries again anyway (descriptors may be freed outside the run, ENFILE).
 RETRY_AFTER_MAX = 0.5
@@ -166,7 +168,14 @@ async def run_checks(
     preloading.add_done_callback(_quietly)
 
     async def launch() -> None:
+        # UDP probes get a head start: their names are looked up first (UDP is never proxied), and
+        # the other probes start once those answers are in (or UDP_HEAD_START has passed), so the
+        # UDP clock starts before the event loop gets busy with everything else.
+        udp = [s for s in starting if s.target.protocol is Protocol.UDP]
+        lookups = [t for t in (ctx.resolver.start(s.target.host) for s in udp) if t is not None]
         for i, spec in enumerate(starting, start=1):
+            if i == len(udp) + 1 and lookups:
+                await asyncio.wait(lookups, timeout=UDP_HEAD_START)
             tasks.append(asyncio.ensure_future(guarded(spec)))
             if i % LAUNCH_BATCH == 0:
                 # Let the loop poll between batches, so that answers to the first probes are seen
