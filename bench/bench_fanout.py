@@ -57,10 +57,10 @@ def layout(size: int) -> tuple[list[str], list[str]]:
 
 
 def amlprobe_argv(py: str, hosts: list[str], report: Path) -> list[str]:
+    listed = report.with_suffix(".targets")
+    listed.write_text("".join(f"tcp://{h}:{p}\n" for h in hosts for p in PORTS))
     argv = [str(Path(py).parent / "amlprobe"), "check", "--no-env", "-q", "--timeout", "1"]
-    argv += ["--format", "json", "--output", str(report)]
-    argv += [a for h in hosts for p in PORTS for a in ("--target", f"tcp://{h}:{p}")]
-    return argv
+    return [*argv, "--format", "json", "--output", str(report), "--targets", str(listed)]
 
 
 def nmap_argv(hosts: list[str], out: Path, retries: int | None) -> list[str]:

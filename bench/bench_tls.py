@@ -50,8 +50,9 @@ def main() -> None:
             amlprobe = [
                 str(Path(py).parent / "amlprobe"), "check", "--no-env", "-q", "--timeout", "5",
                 "--ca-bundle", str(work / "ca.pem"), "--format", "json", "--output", str(work / "report.json"),
-                *(a for t in targets for a in ("--target", f"tls://{t}")),
+                "--targets", str(work / "targets.txt"),
             ]
+            (work / "targets.txt").write_text("".join(f"tls://{t}\n" for t in targets))
             baseline = [py, str(ROOT / "bench" / "_baseline_tls.py"), str(work / "ca.pem"), *targets]
             ours, theirs = [], []
             for _ in range(opts.runs):

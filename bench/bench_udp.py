@@ -47,7 +47,8 @@ def main() -> None:
             report = work / "report.json"
             ours_argv = [str(Path(py).parent / "amlprobe"), "check", "--no-env", "-q", "--timeout", "2"]
             ours_argv += ["--format", "json", "--output", str(report)]
-            ours_argv += [a for p in ports for a in ("--target", f"udp://127.0.0.1:{p}")]
+            (work / "targets.txt").write_text("".join(f"udp://127.0.0.1:{p}\n" for p in ports))
+            ours_argv += ["--targets", str(work / "targets.txt")]
             nmap = ["nmap", "-sU", "-Pn", "-n", "-p", f"{ports[0]}-{ports[-1]}", "127.0.0.1"]
             ours: list[Measured] = []
             default: list[Measured] = []

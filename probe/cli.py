@@ -95,6 +95,11 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
         "wss://host/path, https://host/path, dns://name (repeatable)",
     )
     p.add_argument(
+        "--targets",
+        metavar="FILE",
+        help="also probe the targets listed in FILE, one URL per line (blank lines and lines starting with # ignored)",
+    )
+    p.add_argument(
         "--dns-server",
         action="append",
         default=[],
@@ -447,12 +452,23 @@ async def publish(report: Report, args: argparse.Namespace) -> None:
             _warn(f"--pushgateway: {exc}")
 
 
+def read_targets(path: str) -> list[str]:
+    """Targets listed in a file, one per line; thousands of them would make argparse crawl."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--targets {path!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    return [t for t in (line.strip() for line in lines) if t and not t.startswith("#")]
+
+
 async def plan_check(args: argparse.Namespace, plugins: Sequence[Plugin], settings: ProbeSettings) -> PlannedRun:
     from probe.plugin import PlannedRun
     from probe.targets import parse_target
 
-    if args.target:
-        specs = [parse_target(t) for t in args.target]
+    texts = list(args.target) + (read_targets(args.targets) if getattr(args, "targets", None) else [])
+    if texts:
+        specs = [parse_target(t) for t in texts]
         seen: set[str] = set()
         specs = [s for s in specs if not (s.id in seen or seen.add(s.id))]  # type: ignore[func-returns-value]
         return PlannedRun(specs=specs, environment=base_environment(settings, args))
@@ -460,7 +476,7 @@ async def plan_check(args: argparse.Namespace, plugins: Sequence[Plugin], settin
         planned = await plugins[0].plan_run(args, settings)
         planned.environment = {**base_environment(settings, args), **planned.environment}
         return planned
-    raise UsageError("no --target given")
+    raise UsageError("no --target or --targets given")
 
 
 async def run_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> tuple[Report, PlannedRun, ProbeSettings]:

@@ -161,3 +161,20 @@ def test_signal_writes_a_partial_report_marked_interrupted(tmp_path: Path, sig: 
     assert parsed.interrupted is True
     reasons = {c.id: c.reason.value for c in parsed.checks}
     assert reasons == {"tcp:192.0.2.1:443": "interrupted", "tcp:127.0.0.1:1": "tcp_refused"}
+
+
+def test_targets_file_adds_to_target(tmp_path: Path, listener: int) -> None:
+    # Thousands of --target options make argparse quadratic; a file of targets does not (issue 13).
+    closed = free_port()
+    listed = tmp_path / "targets.txt"
+    listed.write_text(f"# probed as well\n\ntcp://127.0.0.1:{closed}\n  tcp://127.0.0.1:{listener}  \n")
+    out = amlprobe("check", "--format", "json", "--targets", str(listed), "--target", f"tcp://127.0.0.1:{listener}")
+    report = validated(out.stdout)
+    assert [c.id for c in report.checks] == [f"tcp:127.0.0.1:{listener}", f"tcp:127.0.0.1:{closed}"]
+    assert out.returncode == 2
+
+
+def test_unreadable_targets_file_is_exit_3(tmp_path: Path) -> None:
+    out = amlprobe("check", "--targets", str(tmp_path / "missing.txt"))
+    assert out.returncode == 3
+    assert out.stderr.startswith("amlprobe: error: --targets ") and out.stderr.count("\n") == 1
