@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import importlib
 import sys
 import threading
@@ -30,14 +32,61 @@ def prober_for(protocol: Protocol) -> ProbeFn:
     return fn
 
 
-# One import at a time off the loop: two threads importing modules that import each other would
-# trip the import system's deadlock detection.
-_IMPORTING = threading.Lock()
+class _Importer:
+    """One thread imports modules, one at a time: two threads importing modules that import each
+    other would trip the import system's deadlock detection. What a waiting probe needs jumps the
+    queue of what is merely expected (``preload``).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: collections.deque[str] = collections.deque()
+        self._pending: dict[str, concurrent.futures.Future[ModuleType]] = {}
+        self._working = False
+
+    def request(self, module: str, *, urgent: bool) -> concurrent.futures.Future[ModuleType]:
+        with self._lock:
+            fut = self._pending.get(module)
+            if fut is None:
+                fut = self._pending[module] = concurrent.futures.Future()
+                self._queue.append(module)
+            if urgent and module in self._queue:
+                self._queue.remove(module)
+                self._queue.appendleft(module)
+            if not self._working:
+                self._working = True
+                threading.Thread(target=self._work, name="amlprobe-import").start()
+            return fut
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._working = False
+                    return
+                module = self._queue.popleft()
+                fut = self._pending[module]
+            try:
+                loaded = importlib.import_module(module)
+            except BaseException as exc:  # handed to whoever waits for it
+                with self._lock:
+                    # Not remembered: a failure may be passing (no descriptor left to open a file).
+                    del self._pending[module]
+                fut.set_exception(exc)
+                continue
+            with self._lock:
+                del self._pending[module]
+            fut.set_result(loaded)
 
 
-def _import(module: str) -> ModuleType:
-    with _IMPORTING:
-        return importlib.import_module(module)
+_IMPORTER = _Importer()
+
+
+def _loaded(module: str) -> ModuleType | None:
+    found = sys.modules.get(module)
+    if found is None or getattr(found.__spec__, "_initializing", False):
+        return None
+    return found
 
 
 async def import_in_thread(module: str) -> ModuleType:
@@ -47,23 +96,18 @@ async def import_in_thread(module: str) -> ModuleType:
     milliseconds; done on the event loop, it would stall every probe already waiting for an
     answer, and their latencies would count it.
     """
-    loaded = sys.modules.get(module)
-    if loaded is not None and not getattr(loaded.__spec__, "_initializing", False):
+    loaded = _loaded(module)
+    if loaded is not None:
         return loaded
-    return await asyncio.to_thread(_import, module)
+    imported: ModuleType = await asyncio.wrap_future(_IMPORTER.request(module, urgent=True))
+    return imported
 
 
-def _import_in_order(modules: Sequence[str]) -> None:
+def preload(modules: Sequence[str]) -> None:
+    """Start importing ``modules``, in this order, in the import thread; returns at once."""
     for module in modules:
-        with _IMPORTING:
-            importlib.import_module(module)
-
-
-async def preload(modules: Sequence[str]) -> None:
-    """Import ``modules`` in this order in a worker thread; the run's probes start meanwhile."""
-    missing = [m for m in modules if m not in sys.modules]
-    if missing:
-        await asyncio.to_thread(_import_in_order, missing)
+        if _loaded(module) is None:
+            _IMPORTER.request(module, urgent=False)
 
 
 def module_of(protocol: Protocol) -> str:

@@ -161,11 +161,9 @@ async def run_checks(
     # datagrams should not queue behind everything else. Results stay in spec order.
     starting = sorted(specs, key=lambda s: s.target.protocol is not Protocol.UDP)
     tasks: list[asyncio.Future[None]] = []
-    # Importing the probers' modules (aiohttp, cryptography, ...) takes a while: in a worker thread,
+    # Importing the probers' modules (aiohttp, cryptography, ...) takes a while: in the import thread,
     # in the order the probes start, so that the event loop keeps serving the probes already waiting.
-    modules = list(dict.fromkeys([*preload, *(module_of(s.target.protocol) for s in starting)]))
-    preloading = asyncio.ensure_future(preload_modules(modules))
-    preloading.add_done_callback(_quietly)
+    preload_modules(list(dict.fromkeys([*preload, *(module_of(s.target.protocol) for s in starting)])))
 
     async def launch() -> None:
         # UDP probes get a head start: their names are looked up first (UDP is never proxied), and
@@ -227,12 +225,6 @@ async def run_checks(
         deadline_exceeded=deadline_exceeded,
         order=order,
     )
-
-
-def _quietly(fut: asyncio.Future[None]) -> None:
-    # A module that fails to import fails its probes (internal_error) when they load it.
-    if not fut.cancelled():
-        fut.exception()
 
 
 async def _gather_quietly(tasks: Sequence[asyncio.Future[None]]) -> None:
