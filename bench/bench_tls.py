@@ -72,7 +72,8 @@ def main() -> None:
     print(f"{len(targets)} TLS handshakes to a loopback server, medians of {opts.runs} runs ({load()})")
     rss = median([m.max_rss_kb for m in ours]) / 1024
     print(f"  amlprobe check:         wall {wall_a:.3f} s  CPU {cpu_a:.3f} s  peak RSS {rss:.0f} MB")
-    print(f"  minimal asyncio script: wall {wall_b:.3f} s  CPU {cpu_b:.3f} s")
+    rss_b = median([m.max_rss_kb for m in theirs]) / 1024
+    print(f"  minimal asyncio script: wall {wall_b:.3f} s  CPU {cpu_b:.3f} s  peak RSS {rss_b:.0f} MB")
     print(f"  ratio: wall {ratio(wall_a, wall_b)}  CPU {ratio(cpu_a, cpu_b)}  (goal: at most 1.2 each)")
 
 

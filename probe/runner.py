@@ -88,16 +88,6 @@ async def run_one(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         return await within(prober(spec, ctx), now() + ctx.settings.timeout + OVERRUN_GRACE)
     except (asyncio.CancelledError, DescriptorsExhausted):
         raise
-    except OSError as exc:
-        # Out of descriptors somewhere no prober classifies (loading a CA file, ...): back-pressure too.
-        descriptors.check(exc)
-        return make_result(
-            spec,
-            Status.FAIL,
-            Reason.INTERNAL_ERROR,
-            f"amlprobe failed on this check: {type(exc).__name__}: {exc}",
-            confidence=Confidence.UNCONFIRMED,
-        )
     except TimeoutError:
         return make_result(
             spec,
@@ -107,6 +97,8 @@ async def run_one(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
             confidence=Confidence.UNCONFIRMED,
         )
     except Exception as exc:  # isolation: one broken prober must not sink the run
+        # Out of descriptors somewhere no prober classifies (loading a CA file, ...): back-pressure too.
+        descriptors.check(exc)
         return make_result(
             spec,
             Status.FAIL,
