@@ -182,10 +182,11 @@ def _port_in_host(host: str, port: int) -> str:
 def _superseded_groups(catalog: Catalog, selected: set[str], values: dict[str, str]) -> dict[str, str]:
     """Variant group -> the preferred (machine-reported) name that replaces the group's other rows."""
     out: dict[str, str] = {}
-    for row in (*catalog.endpoints, *catalog.private_dns):
+    rows: list[tuple[Endpoint | PrivateDns, str | None]] = [(e, e.host) for e in catalog.endpoints]
+    rows += [(p, p.name) for p in catalog.private_dns]
+    for row, pattern in rows:
         if not row.preferred or not row.variant_group or not selected.intersection(row.scenarios):
             continue
-        pattern = row.host if isinstance(row, Endpoint) else row.name
         name = _expand(pattern, values) if pattern else None
         if name is not None:
             out.setdefault(row.variant_group, name)

@@ -42,6 +42,59 @@ def nsg_fix(facts: Any, tag: str, proto: str, ports: str) -> Remediation:
     )
 
 
+def firewall_fqdn_fix(facts: Any, hosts: list[str], port: str) -> Remediation:
+    """FQDNs without a service tag: an NSG cannot name them, an FQDN-aware firewall can. Azure Firewall
+    takes HTTP/HTTPS FQDNs in application rules and other ports in network rules with FQDNs (which need
+    its DNS proxy): how-to-access-azureml-behind-firewall, firewall/fqdn-filtering-network-rules."""
+    rg = _rg(facts)
+    targets = " ".join(hosts)
+    base = (
+        f"az network firewall {{kind}} create --resource-group {rg} --firewall-name <firewall-name> "
+        f"--collection-name AllowAzureML-FQDN --name Allow-{port} --priority 300 --action Allow "
+        "--source-addresses <compute-subnet-cidr> "
+    )
+    if port in ("80", "443"):
+        scheme = "Http" if port == "80" else "Https"
+        command = base.format(kind="application-rule") + f"--protocols {scheme}={port} --target-fqdns {targets}"
+    else:
+        command = (
+            base.format(kind="network-rule")
+            + f"--protocols TCP --destination-ports {port} --destination-fqdns {targets}"
+        )
+    return Remediation(
+        kind="firewall_rule",
+        text=f"Allow these names on port {port} at the firewall or proxy (no service tag covers them; the example is"
+        " Azure Firewall).",
+        commands=[command],
+    )
+
+
+def verify_zone_links_fix(facts: Any, zones: list[str]) -> Remediation:
+    rg = _rg(facts)
+    return Remediation(
+        kind="verify",
+        text="Nothing to fix. To confirm, list the VNets each private DNS zone is linked to: the DNS server's VNet"
+        " should be among them.",
+        commands=[
+            f"az network private-dns link vnet list --resource-group {rg} --zone-name {z} "
+            '--query "[].virtualNetwork.id" --output tsv'
+            for z in zones
+        ],
+    )
+
+
+def wireserver_root_fix(ports: list[str]) -> Remediation:
+    return Remediation(
+        kind="verify",
+        text="Nothing to fix. To test WireServer itself, run as root; the agent's rule is visible in the security"
+        " table.",
+        commands=[
+            "sudo iptables -t security -L OUTPUT -n -v | grep 168.63.129.16",
+            "sudo amlprobe check " + " ".join(f"--target tcp://168.63.129.16:{p}" for p in ports),
+        ],
+    )
+
+
 def dns_link_fix(facts: Any, zones: list[str]) -> Remediation:
     rg = _rg(facts)
     return Remediation(

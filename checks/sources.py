@@ -35,9 +35,9 @@ error. Example::
 Environment variables: AMLPROBE_CLOUD, AMLPROBE_REGION, AMLPROBE_SUBSCRIPTION_ID,
 AMLPROBE_RESOURCE_GROUP, AMLPROBE_WORKSPACE_ID, AMLPROBE_WORKSPACE_NAME, AMLPROBE_STORAGE_ACCOUNT,
 AMLPROBE_KEY_VAULT, AMLPROBE_CONTAINER_REGISTRY, AMLPROBE_INSTANCE_NAME,
-AMLPROBE_INSTANCE_DOMAIN_SUFFIX, AMLPROBE_SCENARIOS,
-AMLPROBE_PRIVATE_ENDPOINT (true/false, yes/no, 1/0, on/off), AMLPROBE_PRIVATE_ENDPOINTS
-("storage=no,workspace=yes"), AMLPROBE_PRIVATE_NETWORKS and AMLPROBE_REFERENCE_DNS. Lists are separated by commas or spaces. An empty variable counts as unset.
+AMLPROBE_INSTANCE_DOMAIN_SUFFIX, AMLPROBE_SCENARIOS, AMLPROBE_PRIVATE_ENDPOINT (true/false, yes/no,
+1/0, on/off), AMLPROBE_PRIVATE_ENDPOINTS ("storage=no,workspace=yes"), AMLPROBE_PRIVATE_NETWORKS and
+AMLPROBE_REFERENCE_DNS. Lists are separated by commas or spaces. An empty variable counts as unset.
 
 config.json. With explicit paths, exactly those files are read, first one strongest (like the SDK's
 ``from_config(path=...)``). Without, the SDK's search is mirrored (azure-ai-ml
