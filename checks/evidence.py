@@ -96,7 +96,8 @@ def _dns_verdict(
         if any(_answered(r) for r in (configured, reference)):
             public_seen.append(exp.name)
     if public_seen:
-        return False, f"{', '.join(public_seen)}: public addresses, no privatelink CNAME from any resolver"
+        names = ", ".join(public_seen[:2]) + (f" and {len(public_seen) - 2} more" if len(public_seen) > 2 else "")
+        return False, f"{names}: public addresses, no privatelink CNAME from any resolver"
     return None, "no name of it resolved"
 
 

@@ -212,6 +212,19 @@ def apply_absent_names(results: list[CheckResult], plan: Plan, verdicts: dict[st
             _not_applicable(r, f"Not applicable: {r.target.host} does not exist (NXDOMAIN from {asked}): {why}.")
 
 
+def apply_private_destinations(results: list[CheckResult], extra: list[IPNetwork]) -> None:
+    """A connection to a private address goes to a private endpoint in the VNet or a peered one, so
+    the NSG destination that covers it is VirtualNetwork, not the service's public tag (firewall doc:
+    VirtualNetwork "required when private endpoints are present in the VNet or peered VNets")."""
+    for r in results:
+        tag = r.labels.get("service_tag")
+        if r.target.protocol is Protocol.DNS or not tag or not r.addresses or r.status is Status.SKIP:
+            continue
+        if all(is_private(a, extra) for a in r.addresses):
+            r.labels["service_tag"] = "VirtualNetwork"
+            r.labels["public_service_tag"] = tag
+
+
 def apply_wireserver_user(results: list[CheckResult], environment: dict[str, Any]) -> None:
     """WireServer drops non-root TCP: the Azure Linux agent's firewall (OS.EnableFirewall, the Ubuntu
     default) accepts only uid 0 to 168.63.129.16 and drops the rest (Azure/WALinuxAgent PR #914,
@@ -272,6 +285,7 @@ def interpret(
         if configured is not None and configured.status is Status.SKIP:
             continue
         apply_dns_expectation(exp, configured, reference, extra, expected(exp, verdicts))
+    apply_private_destinations(results, extra)
     apply_wireserver_user(results, environment)
     for r in results:
         apply_tls_issuer(r)

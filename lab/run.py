@@ -55,8 +55,19 @@ _HOST_ENV = (
 )
 
 
-def lab_plan(scenarios: Sequence[str] = ()) -> Plan:
-    inputs = Inputs.model_validate({**LAB_INPUTS, **({"scenarios": list(scenarios)} if scenarios else {})})
+def nbvm_suffix(scenario: Scenario) -> str:
+    """The instance's DNS suffix as it reports it in /mnt/azmnt/.nbvm ("domainsuffix")."""
+    return f"{LAB_INPUTS['region']}.{scenario.live_ci_suffix}"
+
+
+def lab_plan(scenarios: Sequence[str] = (), scenario: Scenario | None = None) -> Plan:
+    """The plan the agent will make: the lab's inputs, plus the .nbvm suffix when the scenario has one."""
+    values: dict[str, object] = {**LAB_INPUTS}
+    if scenarios:
+        values["scenarios"] = list(scenarios)
+    if scenario is not None and scenario.nbvm:
+        values["instance_domain_suffix"] = nbvm_suffix(scenario)
+    inputs = Inputs.model_validate(values)
     return build_plan(load_catalog(inputs.cloud), inputs)
 
 
@@ -80,13 +91,19 @@ def lab_environment(scenario: Scenario, workdir: Path) -> dict[str, str]:
     env["AMLPROBE_HOSTS_FILE"] = str(workdir / "hosts")
     # The lab is never an Azure VM, whatever machine hosts it: IMDS stays silent.
     env["AMLPROBE_DMI_PATH"] = str(workdir / "no-dmi")
+    # A compute instance reports itself in /mnt/azmnt/.nbvm; the host's own file never leaks in.
+    env["AMLPROBE_NBVM_PATH"] = str(workdir / (".nbvm" if scenario.nbvm else "no-nbvm"))
     if scenario.proxy:
         env["HTTPS_PROXY"] = f"http://{topo.PROXY}:{topo.PROXY_PORT}"
     return env
 
 
-def write_files(workdir: Path, cas: list[LabCA]) -> None:
+def write_files(workdir: Path, cas: list[LabCA], scenario: Scenario | None = None) -> None:
     (workdir / "ca-bundle.pem").write_bytes(b"".join(ca.root_pem for ca in cas))
+    if scenario is not None and scenario.nbvm:
+        # The keys Microsoft's own code reads from it (responsible-ai-toolbox azure_nb_environment.py).
+        nbvm = f"instance={LAB_INPUTS['instance_name']}\ndomainsuffix={nbvm_suffix(scenario)}\n"
+        (workdir / ".nbvm").write_text(nbvm)
     (workdir / "resolv.conf").write_text(f"# amlprobe lab: the VNet's custom DNS\nnameserver {topo.CUSTOM_DNS}\n")
     (workdir / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
 
@@ -108,7 +125,7 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
     if scenario.inspection_ca:
         serving_ca = inspection_ca()
         cas.append(serving_ca)
-    write_files(workdir, cas)
+    write_files(workdir, cas, scenario)
     issued = serving_ca.issue(sorted(layout.tls_hosts) or ["lab.invalid"])
     (workdir / "server.pem").write_bytes(issued.chain_pem)
     (workdir / "server.key").write_bytes(issued.key_pem)
@@ -116,19 +133,25 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
     tls.load_cert_chain(workdir / "server.pem", workdir / "server.key")
 
     custom_zone = topo.zone_for(
-        layout, public_for=scenario.custom_dns_public, drop_privatelink=scenario.custom_dns_nxdomain_privatelink
+        layout,
+        public_for=scenario.custom_dns_public,
+        drop_privatelink=scenario.custom_dns_nxdomain_privatelink,
+        manual_records=scenario.custom_dns_manual_records,
     )
     azure_zone = topo.zone_for(layout, public_for=scenario.azure_dns_public, drop_privatelink=False)
     servers: list[Any] = [
         DnsServer(topo.CUSTOM_DNS, 53, records=custom_zone, mode="silent" if scenario.custom_dns_silent else None),
         DnsServer(topo.AZURE_DNS, 53, records=azure_zone),
         HttpsFrontEnd(
-            [("0.0.0.0", 443)],
+            # Every service address, not 0.0.0.0: WireServer (168.63.129.16) has no 443 (S18, current page).
+            [(a, 443) for a in layout.front_end_addresses()],
             tls,
             websocket_hosts=layout.websocket_hosts,
             strip_websocket_hosts=layout.websocket_hosts if scenario.strip_websocket else (),
         ),
-        AcceptOnly([("0.0.0.0", p) for p in sorted(layout.tcp_ports)]),
+        AcceptOnly([("0.0.0.0", p) for p in sorted(layout.tcp_ports - topo.APP_PORTS)]),
+        # The instance's apps listen behind the workspace private endpoint only (none without one).
+        AcceptOnly([(a, p) for a in layout.app_addresses() for p in sorted(layout.tcp_ports & topo.APP_PORTS)]),
     ]
     servers += [Smb2Responder("0.0.0.0", p) for p in sorted(layout.smb_ports)]
     if scenario.udp_listener:
@@ -216,8 +239,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         args.output = os.path.abspath(args.output)
     args.timing = [("start", time.perf_counter())]
     show_timing = bool(os.environ.get("AMLPROBE_LAB_TIMING"))
-    plan = lab_plan()
-    layout = topo.build_layout(plan)
+    plan = lab_plan(scenario=scenario)
+    layout = topo.build_layout(plan, scenario)
     try:
         enter_private_network()
         ip_batch(topo.network_commands(layout, scenario))
