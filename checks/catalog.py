@@ -222,6 +222,9 @@ def _describe(err: Any, model: type[_Entry]) -> tuple[str, str]:
         return field, "missing required field"
     msg = str(err.get("msg", "invalid"))
     msg = msg.removeprefix("Value error, ")
+    if not loc and ": " in msg:
+        # A rule across fields (a model validator) names its field as "field: message".
+        field, _, msg = msg.partition(": ")
     msg = msg[:1].lower() + msg[1:]
     if kind not in ("value_error",) and "input" in err:
         msg += f" (got {err['input']!r})"

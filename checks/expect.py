@@ -180,11 +180,12 @@ def apply_absent_names(results: list[CheckResult], plan: Plan, verdicts: dict[st
     another variant of its group resolves.
     """
     by_id = {r.id: r for r in results}
-    resolved_groups = {
-        r.labels["variant_group"]
-        for r in results
-        if r.target.protocol is Protocol.DNS and "variant_group" in r.labels and _resolved(r)
-    }
+
+    def works(r: CheckResult) -> bool:
+        # A variant "works" when its own name resolves (not merely its <ci>-<port> name).
+        return r.target.protocol is Protocol.DNS and "app_port" not in r.labels and _resolved(r)
+
+    resolved_groups = {r.labels["variant_group"] for r in results if "variant_group" in r.labels and works(r)}
     absent: dict[str, str] = {}
     for r in results:
         if r.target.protocol is not Protocol.DNS or "@reference" in r.id or r.reason is not Reason.DNS_NXDOMAIN:
@@ -195,11 +196,7 @@ def apply_absent_names(results: list[CheckResult], plan: Plan, verdicts: dict[st
         group = r.labels.get("variant_group")
         verdict = verdicts.get(r.labels.get("pe_resource", ""))
         if group is not None and group in resolved_groups:
-            others = sorted(
-                x.target.host
-                for x in results
-                if x.target.protocol is Protocol.DNS and x.labels.get("variant_group") == group and _resolved(x)
-            )
+            others = sorted(x.target.host for x in results if x.labels.get("variant_group") == group and works(x))
             absent[r.target.host] = f"a variant of {group} that does not exist here; {others[0]} resolved"
         elif r.labels.get("may_not_exist") == "true" and not (verdict and verdict.private_endpoint):
             absent[r.target.host] = f"it exists only with a private endpoint on the {r.labels.get('pe_resource')}"
