@@ -12,6 +12,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+import pytest
+
+from lab.scenarios import SCENARIOS
 from probe.model import CheckResult, Protocol, Report, Severity, Status
 from tests.helpers.netns import requires_netns
 from tests.helpers.report import validated
@@ -63,12 +66,130 @@ def test_healthy_has_no_problem() -> None:
     assert finding_ids(report) == []
     # Silence on tundra is all a working path shows: said plainly, as information only.
     assert finding_ids(report, include_info=True) == ["udp-5831-unconfirmed"]
-    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET]
+    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET and c.status is not Status.SKIP]
     assert ws and all(c.status is Status.PASS for c in ws)
     smb = [c for c in report.checks if c.target.protocol is Protocol.SMB]
     assert smb and smb[0].smb is not None and smb[0].smb.dialect
     skipped = [c for c in report.checks if c.status is Status.SKIP]
     assert skipped and all(c.reason.value.startswith("skipped_") for c in skipped)
+    # Of the compute-instance name variants only the live one exists; the others answer NXDOMAIN, as in
+    # the real cloud, and are not applicable (the old judgement made each a finding).
+    by_id = {c.id: c for c in report.checks}
+    assert by_id["dns:lab-ci.eastus.instances.azureml.ms"].status is Status.PASS
+    for variant in ("lab-ci.eastus.instances.ml.azure.ms", "lab-ci.eastus.instances.azureml.net"):
+        nx = by_id[f"dns:{variant}"]
+        assert nx.status is Status.SKIP and nx.dns is not None and nx.dns.rcode == "NXDOMAIN", nx
+        assert by_id[f"tls:{variant}:443"].status is Status.SKIP
+    # Every resource has a private endpoint here, and the report says so with its evidence.
+    pes = report.environment["private_endpoints"]
+    assert {k: v["private_endpoint"] for k, v in pes.items()} == {
+        "workspace": True,
+        "notebooks": True,
+        "storage-blob": True,
+        "storage-file": True,
+        "key-vault": True,
+    }
+    assert "privatelink" in pes["workspace"]["evidence"]
+    # With a workspace private endpoint the apps answer on their ports; the <ci>-<port> names do not apply.
+    assert by_id["tcp:lab-ci.eastus.instances.azureml.ms:8787"].status is Status.PASS
+    assert by_id["tls:lab-ci-8787.eastus.instances.azureml.ms:443"].status is Status.SKIP
+    # WireServer is probed on 80 and 32526 only (the current 168.63.129.16 page).
+    assert sorted(c.target.port or 0 for c in report.checks if c.target.host == "168.63.129.16") == [80, 32526]
+
+
+HEALTHY = [name for name, s in SCENARIOS.items() if s.healthy]
+
+
+@pytest.mark.parametrize("scenario", HEALTHY)
+def test_healthy_documented_set_ups_raise_no_warning(scenario: str) -> None:
+    code, report = run_lab(scenario)
+    assert code in (0, 1)
+    assert report.status.value in ("ok", "warning")
+    assert finding_ids(report) == [], [(f.id, f.title) for f in report.findings]
+    assert not [c.id for c in report.checks if c.status is Status.FAIL]
+    assert set(report.environment["private_endpoints"]) >= {"workspace", "storage-blob", "key-vault"}
+
+
+def test_no_private_endpoint_needs_no_flag() -> None:
+    code, report = run_lab("no-private-endpoint")
+    assert code == 0
+    assert "private_endpoint" not in report.environment["inputs"]["sources"] or (
+        report.environment["inputs"]["sources"]["private_endpoint"] == "default"
+    )
+    assert {v["private_endpoint"] for v in report.environment["private_endpoints"].values()} == {False}
+    by_id = {c.id: c for c in report.checks}
+    # Without a private endpoint the port travels in the host name, on 443 (responsible-ai-toolbox).
+    assert by_id["tls:lab-ci-8787.eastus.instances.azureml.ms:443"].status is Status.PASS
+    assert by_id["tls:lab-ci-18881.eastus.instances.azureml.ms:443"].status is Status.PASS
+    for port in (8787, 18881):
+        bare = by_id[f"tcp:lab-ci.eastus.instances.azureml.ms:{port}"]
+        assert bare.status is Status.SKIP and "has no private endpoint" in bare.detail
+    assert all(c.status is Status.PASS for c in report.checks if c.id.startswith("dns:amlprobelabsa."))
+
+
+def test_hub_and_spoke_is_information_only() -> None:
+    code, report = run_lab("hub-and-spoke")
+    assert code == 0
+    assert finding_ids(report, include_info=True) == ["dns-comparison-inconclusive", "udp-5831-unconfirmed"]
+    info = report.findings[0]
+    assert info.severity is Severity.INFO and "hub and spoke" in info.detail
+    assert all(e.startswith("dns@reference:") for e in info.evidence)
+    # The instance reported its suffix (.nbvm): only its one real name is probed.
+    sources = report.environment["inputs"]["sources"]
+    assert sources["instance_domain_suffix"].startswith("discovered:")
+    probed = [c for c in report.checks if ":" in c.id]  # not the catalog rows the plan skipped
+    ci = {c.target.host for c in probed if c.labels.get("variant_group") == "ci-host"}
+    assert ci == {
+        "lab-ci.eastus.instances.ml.azure.ms",
+        "lab-ci-8787.eastus.instances.ml.azure.ms",
+        "lab-ci-18881.eastus.instances.ml.azure.ms",
+    }
+    # The workspace has a private endpoint: the <ci>-<port> names do not apply, the ports do.
+    assert {c.id for c in report.checks if "ml.azure.ms" in c.id and c.status is Status.SKIP} == {
+        "dns:lab-ci-8787.eastus.instances.ml.azure.ms",
+        "dns:lab-ci-18881.eastus.instances.ml.azure.ms",
+        "tls:lab-ci-8787.eastus.instances.ml.azure.ms:443",
+        "tls:lab-ci-18881.eastus.instances.ml.azure.ms:443",
+    }
+
+
+def test_manual_dns_records_pass_without_the_privatelink_cname() -> None:
+    code, report = run_lab("manual-dns-records")
+    assert code == 0
+    ws = next(c for c in report.checks if c.id.startswith("dns:") and ".workspace.eastus.api." in c.id)
+    assert ws.status is Status.PASS and ws.dns is not None and ws.dns.chain == []
+    assert ws.addresses and ws.addresses[0].startswith(PE_NET)
+    # Azure DNS (no zone linked) still shows the public privatelink CNAME: the endpoint exists.
+    assert report.environment["private_endpoints"]["workspace"]["private_endpoint"] is True
+    assert finding_ids(report, include_info=True) == ["dns-comparison-inconclusive", "udp-5831-unconfirmed"]
+
+
+def test_service_endpoints_for_storage_and_key_vault() -> None:
+    code, report = run_lab("service-endpoints")
+    assert code == 0
+    pes = {k: v["private_endpoint"] for k, v in report.environment["private_endpoints"].items()}
+    assert pes == {
+        "workspace": True,
+        "notebooks": True,
+        "storage-blob": False,
+        "storage-file": False,
+        "key-vault": False,
+    }
+
+
+def test_only_situational_rows_blocked_is_one_warning() -> None:
+    code, report = run_lab("optional-blocked")
+    assert code == 1
+    assert report.status.value == "warning"
+    assert finding_ids(report) == ["situational-endpoints-blocked"]
+    f = report.findings[0]
+    assert f.severity is Severity.WARNING
+    blocked = {i for i, r in not_passing(report).items() if r == "tcp_timeout"}
+    assert blocked and set(f.evidence) == blocked
+    assert all(c.labels.get("required") == "false" for c in report.checks if c.id in blocked)
+    assert "tcp:lab-ci.eastus.instances.azureml.ms:8787" in blocked
+    commands = [c for r in f.remediation for c in r.commands]
+    assert any("--target-fqdns" in c and "ghcr.io" in c for c in commands)
 
 
 def test_nsg_blocks_443_to_aml_front_ends() -> None:
@@ -116,7 +237,7 @@ def test_smb_445_blocked() -> None:
 def test_websocket_stripped_names_who_answered() -> None:
     code, report = run_lab("websocket-stripped")
     assert code == 2
-    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET]
+    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET and c.status is not Status.SKIP]
     assert not_passing(report) == {**{c.id: "ws_upgrade_rejected" for c in ws}, **udp_silent(report)}
     assert all(c.http is not None and c.http.status == 403 and c.http.via for c in ws)
     assert finding_ids(report) == ["websocket-stripped"]
@@ -218,6 +339,11 @@ def test_list_describes_every_scenario() -> None:
     assert proc.returncode == 0
     for name in (
         "healthy",
+        "no-private-endpoint",
+        "hub-and-spoke",
+        "manual-dns-records",
+        "service-endpoints",
+        "optional-blocked",
         "nsg-blocks-443",
         "udp-5831-rejected",
         "smb-445-blocked",
