@@ -116,17 +116,13 @@ def dns_forwarder_fix(facts: Any, zones: list[str] | None) -> Remediation:
             forwarders.extend(getattr(exp, "forwarder_zones", []) or [])
     forwarders = sorted(set(forwarders))
     shown = forwarders or ["<zone>"]
+    bind = f'zone "{shown[0]}" {{ type forward; forward only; forwarders {{ 168.63.129.16; }}; }};'
     return Remediation(
         kind="dns_forwarder",
         text="On the custom DNS server, forward these zones to Azure DNS (168.63.129.16); the server must run "
-        "inside a VNet linked to the private DNS zones.",
-        commands=[
-            *(
-                f"# Windows DNS: Add-DnsServerConditionalForwarderZone -Name {z} -MasterServers 168.63.129.16"
-                for z in shown
-            ),
-            *(f'# BIND: zone "{z}" {{ type forward; forward only; forwarders {{ 168.63.129.16; }}; }};' for z in shown),
-        ],
+        "inside a VNet linked to the private DNS zones. The commands are for Windows DNS Server (PowerShell); "
+        f"in BIND each zone is a named.conf statement like: {bind}",
+        commands=[f"Add-DnsServerConditionalForwarderZone -Name {z} -MasterServers 168.63.129.16" for z in shown],
     )
 
 
