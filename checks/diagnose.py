@@ -228,10 +228,11 @@ def rule_zone_not_linked(facts: Facts, rule: Rule) -> list[Finding]:
     evidence = facts.claim(bad) + facts.claim(_consequences(facts, {c.target.host for c in bad}))
     refs = facts.open(lambda r: _dns_probe(r, reference=True) and r.target.host in {c.target.host for c in bad})
     evidence += facts.claim(refs)
+    agrees = "and Azure DNS asked from this VNet agrees" if refs else "(no reference resolver was asked)"
     detail = (
         f"{_hosts(bad)} resolved to public addresses (or not at all) although the resource has a private"
-        " endpoint (its privatelink CNAME shows it), and Azure DNS asked from this VNet agrees: the private DNS"
-        " zones are not linked to this VNet, or the private endpoints were created without DNS integration."
+        f" endpoint (its privatelink CNAME shows it), {agrees}: the private DNS zones are not linked to this"
+        " VNet, or the private endpoints were created without DNS integration."
     )
     remediation = [dns_link_fix(facts, zones)]
     custom = [s for s in facts.configured_resolvers() if s.split(":")[0] != AZURE_DNS]

@@ -171,7 +171,7 @@ def _resolved(result: CheckResult | None) -> bool:
     return result is not None and result.status is not Status.SKIP and bool(result.addresses)
 
 
-def apply_absent_names(results: list[CheckResult], plan: Plan, verdicts: dict[str, PeVerdict]) -> None:
+def apply_absent_names(results: list[CheckResult], verdicts: dict[str, PeVerdict]) -> None:
     """Names that may rightly not exist (a variant, an inferred name, a registry data endpoint without a
     private endpoint) and do not: every check of them is not applicable, not a failure.
 
@@ -202,10 +202,11 @@ def apply_absent_names(results: list[CheckResult], plan: Plan, verdicts: dict[st
             absent[r.target.host] = f"it exists only with a private endpoint on the {r.labels.get('pe_resource')}"
         elif r.labels.get("inferred") == "true" and group is None:
             absent[r.target.host] = "an inferred name (no source names it) that does not exist"
-    asked = "the configured resolver and Azure DNS" if plan.dns_expectations else "the configured resolver"
     for r in results:
         why = absent.get(r.target.host)
         if why is not None and r.status is not Status.SKIP:
+            both = f"dns@reference:{r.target.host}" in by_id
+            asked = "the configured resolver and Azure DNS" if both else "the configured resolver"
             _not_applicable(r, f"Not applicable: {r.target.host} does not exist (NXDOMAIN from {asked}): {why}.")
 
 
@@ -275,7 +276,7 @@ def interpret(
             v.line() for v in verdicts.values()
         ]
     apply_private_endpoint_forms(results, verdicts)
-    apply_absent_names(results, plan, verdicts)
+    apply_absent_names(results, verdicts)
     for exp in plan.dns_expectations:
         configured = by_id.get(exp.check_id)
         reference = by_id.get(exp.reference_check_id) if exp.reference_check_id else None
