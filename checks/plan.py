@@ -14,13 +14,13 @@ selects and marks the other not applicable. Both forms are cheap (one connect ea
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from checks.addresses import is_ip
 from checks.catalog import PLACEHOLDERS, Catalog, Endpoint, PrivateDns, placeholders_in
 from checks.inputs import DEFAULT_SCENARIOS, Cloud, InputError, Inputs
 from checks.validate import validate_inputs
@@ -118,14 +118,6 @@ def _expand_soft(pattern: str, values: dict[str, str]) -> str:
         return m.group(1) + value if value is not None else ""
 
     return re.sub(r"(\.?)\{(\w+)\}", sub, pattern)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def _common_labels(row: Endpoint | PrivateDns, labels: dict[str, str], pe_of: dict[str, str]) -> None:
@@ -250,7 +242,7 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
     expectations: list[DnsExpectation] = []
 
     def want_dns(host: str, labels: dict[str, str]) -> None:
-        if _is_ip(host):
+        if is_ip(host):
             return
         if host in dns_labels:
             _merge(dns_labels[host], labels)

@@ -28,6 +28,7 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from checks.addresses import is_ip
 from checks.plan import Plan
 from lab.scenarios import Scenario
 from probe.model import Protocol
@@ -144,7 +145,7 @@ def build_layout(plan: Plan, scenario: Scenario) -> Layout:
         host, proto = spec.target.host, spec.target.protocol
         if host in layout.absent:
             continue
-        if host not in layout.addresses and not _is_ip(host):
+        if host not in layout.addresses and not is_ip(host):
             tag = spec.labels.get("service_tag", "")
             pool = aml_pool if tag.startswith("AzureMachineLearning") else public_pool
             if tag.startswith(("AzureActiveDirectory", "AzureResourceManager", "AzureFrontDoor")):
@@ -176,14 +177,6 @@ def build_layout(plan: Plan, scenario: Scenario) -> Layout:
     # The HTTPS front end owns 443 on every service address; a plain TCP check of 443 reaches it too.
     layout.tcp_ports.discard(443)
     return layout
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def zone_for(
