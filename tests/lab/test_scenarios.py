@@ -367,3 +367,21 @@ def test_unknown_scenario_is_exit_3() -> None:
     )
     assert proc.returncode == 3
     assert proc.stderr.count("\n") == 1 and "unknown lab scenario" in proc.stderr
+
+
+def test_table_view_says_which_resources_have_private_endpoints() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "probe", "lab", "--scenario", "service-endpoints", "--format", "table"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    start = lines.index("Private endpoints (per resource, from DNS unless you said)")
+    section = lines[start + 1 : lines.index("", start)]
+    assert any(line.startswith("  workspace: yes (") and "privatelink.api.azureml.ms" in line for line in section)
+    assert any(line.startswith("  storage-blob: no (") and "no privatelink CNAME" in line for line in section)
+    assert any(line.startswith("  key-vault: no (") for line in section)
