@@ -137,6 +137,14 @@ SCENARIOS: dict[str, Scenario] = {
             custom_dns_nxdomain_privatelink=True,
         ),
         Scenario(
+            "custom-dns-public-recursion",
+            "The VNet's custom DNS resolves through the internet, without forwarders: public privatelink answers.",
+            "The custom DNS serves the public view (privatelink CNAME to a public address) for every private-endpoint"
+            " name, as a server recursing on the internet does; 168.63.129.16 in the VNet answers privately"
+            " (how-to-custom-dns: conditional forwarders to 168.63.129.16 are what make private answers reach it).",
+            custom_dns_public=ALL_PRIVATE_ENDPOINTS,
+        ),
+        Scenario(
             "tls-inspection",
             "A firewall re-signs TLS with its own CA, which the machine trusts: the issuer is not Azure's.",
             "Every front end presents a certificate from a second CA (Contoso) that is in the CA bundle.",

@@ -287,6 +287,18 @@ def test_custom_dns_missing_forwarder() -> None:
     assert any("168.63.129.16" in c for r in f.remediation for c in r.commands)
 
 
+def test_custom_dns_recursing_publicly_says_forwarders() -> None:
+    code, report = run_lab("custom-dns-public-recursion")
+    assert code == 2
+    assert finding_ids(report) == ["custom-dns-not-forwarding"]
+    f = report.findings[0]
+    public = {i for i, r in not_passing(report).items() if r == "dns_public_address"}
+    assert public and public <= set(f.evidence)
+    commands = [c for r in f.remediation for c in r.commands]
+    assert commands and all(c.startswith("Add-DnsServerConditionalForwarderZone -Name ") for c in commands)
+    assert not any("private-dns link vnet create" in c for c in commands)
+
+
 def test_tls_inspection_names_the_issuer() -> None:
     code, report = run_lab("tls-inspection")
     assert code == 2
@@ -350,6 +362,7 @@ def test_list_describes_every_scenario() -> None:
         "websocket-stripped",
         "private-dns-not-linked",
         "custom-dns-missing-forwarder",
+        "custom-dns-public-recursion",
         "tls-inspection",
         "proxy-required",
         "dns-timeout",
