@@ -113,7 +113,10 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.TLS_TIMEOUT: "TCP connected but the TLS handshake did not finish in time.",
     Reason.TLS_RESET: "The connection was reset or closed during the TLS handshake.",
     Reason.TLS_HANDSHAKE_FAILED: "The TLS handshake failed (protocol or cipher disagreement, alert).",
-    Reason.TLS_UNEXPECTED_ISSUER: "The chain is trusted here, but its issuer is not the service's CA: TLS inspection.",
+    Reason.TLS_UNEXPECTED_ISSUER: (
+        "The chain is trusted here, but its issuer is not one the host's operator uses (or is the CA seen"
+        " re-signing other hosts): TLS inspection."
+    ),
     Reason.WS_UPGRADE_REJECTED: (
         "The server refused the websocket upgrade with another status (404, 426, 5xx ...) and no sign of a"
         " middlebox, or answered 101 with an invalid handshake."
