@@ -477,7 +477,7 @@ def rule_websocket(facts: Facts, rule: Rule) -> list[Finding]:
     detail = f"Websocket upgrades to {_hosts(bad)} were answered or cut by something in between. {bad[0].detail}"
     if decrypted:
         issuer = decrypted[0].tls.leaf.issuer_common_name if decrypted[0].tls and decrypted[0].tls.leaf else None
-        detail += f" To do so it decrypts TLS to these hosts (certificates issued by '{issuer or 'an unknown CA'}')."
+        detail += f" It decrypts TLS to these hosts (certificates issued by '{issuer or 'an unknown CA'}')."
     fixes = [tls_bypass_fix(sorted(hosts))]
     if any(c.route == "proxy" for c in bad):
         fixes.insert(0, proxy_bypass_fix(facts))

@@ -43,6 +43,11 @@ SIGN_IN_HOSTS = frozenset(
 AZURE_ID_HEADERS = ("x-ms-request-id", "x-ms-correlation-request-id")
 # The answers the generic probe could not settle, which knowing the front end can.
 _UNSETTLED = (Reason.WS_AUTH_REQUIRED, Reason.WS_INCONCLUSIVE, Reason.WS_UPGRADE_REJECTED)
+_RELAYED = (
+    " The answer itself is the Azure ML front end's ({marks}), relayed by a proxy that decrypts the connection;"
+    " such proxies drop Upgrade unless told to pass it (Squid's default: squid-cache.org/Doc/config/"
+    "http_upgrade_request_protocols), and without credentials it cannot be confirmed which this one does."
+)
 
 
 def _sign_in_host(facts: HttpFacts) -> str | None:
@@ -56,9 +61,10 @@ def _sign_in_host(facts: HttpFacts) -> str | None:
     return host if host in SIGN_IN_HOSTS else None
 
 
-def azure_marks(facts: HttpFacts) -> list[str]:
-    """What in an answer shows the Azure ML front end wrote it; empty if anything shows a middlebox."""
-    if middlebox_signs(facts):
+def azure_marks(facts: HttpFacts, *, relayed: bool = False) -> list[str]:
+    """What in an answer shows the Azure ML front end wrote it; empty if anything shows a middlebox
+    (unless ``relayed``: then only what the front end wrote is looked at)."""
+    if middlebox_signs(facts) and not relayed:
         return []
     marks = [f"{h}: {facts.headers[h]}" for h in AZURE_ID_HEADERS if h in facts.headers]
     host = _sign_in_host(facts)
@@ -84,7 +90,16 @@ def _answer(facts: HttpFacts) -> str:
 def judge_websocket(result: CheckResult) -> None:
     """Settle a front-end websocket answer the generic probe left open. Changes ``result`` in place."""
     facts = result.http
-    if facts is None or result.reason not in _UNSETTLED or facts.status is None:
+    if facts is None or facts.status is None:
+        return
+    if result.reason is Reason.WS_INTERCEPTED and facts.via and middlebox_signs(facts) == [f"Via: {facts.via}"]:
+        marks = azure_marks(facts, relayed=True)
+        if marks:
+            # Only Via says a box is there, and what it relayed is Azure's: likely stripped, not proven.
+            result.confidence = Confidence.LIKELY
+            result.detail += _RELAYED.format(marks="; ".join(marks))
+        return
+    if result.reason not in _UNSETTLED:
         return
     host = result.target.host
     url = f"wss://{host}{result.target.path or '/'}"

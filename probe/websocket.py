@@ -23,7 +23,8 @@ To tell an answer aimed at the upgrade from one given to every request, a non-10
 by a plain GET of the same URL (the differential probe); both answers are recorded.
 
 Connections go through probe.http.exchange (probe.dial underneath), so DNS, TCP, proxy and TLS
-failures are classified exactly as the tcp, tls and http probers classify them.
+failures are classified exactly as the tcp, tls and http probers classify them; through a proxy,
+ws:// is tunnelled with CONNECT as wss:// is, like the http prober's http://.
 """
 
 from __future__ import annotations
@@ -164,8 +165,8 @@ def _judge(facts: HttpFacts, host: str, url: str, where: str) -> tuple[Reason, s
     signs = middlebox_signs(facts)
     if signs:
         return Reason.WS_INTERCEPTED, (
-            f"A middlebox answered the upgrade to {where_url} with {_status(facts)} ({'; '.join(signs)}) instead of"
-            f" the service; {compared}."
+            f"A middlebox stands between this machine and {url}: the answer to the upgrade ({where}),"
+            f" {_status(facts)}, carries {'; '.join(signs)}; {compared}."
         )
     if facts.status is not None and 200 <= facts.status < 300:
         return Reason.WS_UPGRADE_IGNORED, (

@@ -174,3 +174,17 @@ def test_the_desktop_recipe_pastes_into_bash() -> None:
     words = shlex.split(command)
     assert words[:2] == ["curl", "--http1.1"] and words[-1] == f"https://{CI}/"
     assert "Upgrade: websocket" in words and "Sec-WebSocket-Version: 13" in words
+
+
+async def test_azures_answer_relayed_with_via_is_likely_stripped_not_proven(
+    peers: WebPeers, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    headers = {"x-ms-request-id": "abc", "Via": "1.1 corp-proxy (squid/5.7)"}
+    port = await peers.app(_app(lambda r: web.Response(status=401, headers=headers)), tls)
+    result = await upgrade(port, context())
+    assert (result.status, result.reason, result.confidence) == (
+        Status.FAIL,
+        Reason.WS_INTERCEPTED,
+        Confidence.LIKELY,
+    )
+    assert "relayed by a proxy that decrypts the connection" in result.detail
