@@ -127,6 +127,8 @@ def _endpoint_labels(e: Endpoint, values: dict[str, str]) -> dict[str, str]:
         labels["resource"] = e.resource
     if e.inferred:
         labels["inferred"] = "true"
+    if e.operator:
+        labels["operator"] = e.operator
     return labels
 
 

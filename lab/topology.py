@@ -18,6 +18,7 @@ CUSTOM_DNS = "10.0.0.4"
 AZURE_DNS = "168.63.129.16"
 PROXY = "10.0.0.10"
 PROXY_PORT = 3128
+GATEWAY_PORT = 8443  # the proxy's TLS-inspecting engine (websocket-stripped scenario)
 PE_RANGE = "10.0.1.0/24"
 AML_RANGE = "192.0.2.0/24"  # AzureMachineLearning front ends
 OTHER_RANGE = "198.51.100.0/24"  # Entra ID, ARM, Front Door and other service tags
@@ -65,6 +66,7 @@ class Layout:
     udp_targets: set[tuple[str, int]] = field(default_factory=set)
     smb_ports: set[int] = field(default_factory=set)
     tls_hosts: set[str] = field(default_factory=set)
+    operators: dict[str, str] = field(default_factory=dict)  # host -> the catalog's operator label
 
     def local_addresses(self) -> list[str]:
         every = {CUSTOM_DNS, AZURE_DNS, PROXY, *self.addresses.values(), *self.public_addresses.values()}
@@ -101,6 +103,8 @@ def build_layout(plan: Plan) -> Layout:
             layout.websocket_hosts.add(host)
         if proto in (Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP):
             layout.tls_hosts.add(host)
+            if "operator" in spec.labels:
+                layout.operators.setdefault(host, spec.labels["operator"])
         elif proto is Protocol.TCP and port is not None:
             layout.tcp_ports.add(port)
         elif proto is Protocol.UDP and port is not None:
