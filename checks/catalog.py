@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from checks import toml
 from checks.inputs import SCENARIOS, Cloud
@@ -47,6 +47,9 @@ _SLUG = r"^[a-z0-9][a-z0-9-]*$"
 _HOST_TEXT = re.compile(r"^[a-z0-9.-]*$")
 
 EndpointProtocol = Literal["tcp", "tls", "udp", "smb", "websocket", "http"]
+Operator = Literal["microsoft", "third-party"]
+# Rows whose certificate (and, for websockets, whose HTTP answer) is judged by who operates the host.
+OPERATED_PROTOCOLS = ("tls", "websocket", "http")
 Port = Annotated[int, Field(ge=1, le=65535)]
 Slug = Annotated[str, Field(pattern=_SLUG)]
 DocUrl = Annotated[str, Field(pattern=r"^https://\S+$")]
@@ -148,6 +151,8 @@ class Endpoint(_Entry):
     # endpoint exists; without one the port travels in the host name, on 443:
     # <first label>-<port>.<rest> (microsoft/responsible-ai-toolbox azure_nb_environment.py).
     port_in_host_name: bool = False
+    # Who runs the host: only Microsoft-operated hosts must present an Azure CA (real-world-azure.md Q2).
+    operator: Operator | None = Field(None, validate_default=True)
 
     _host = field_validator("host")(_check_host)
     _patterns = field_validator("service_tag", "path")(_check_pattern)
@@ -157,6 +162,13 @@ class Endpoint(_Entry):
         if self.port_in_host_name and (self.protocol != "tcp" or self.host is None):
             raise ValueError("port_in_host_name: only for tcp rows with a host")
         return self
+
+    @field_validator("operator")
+    @classmethod
+    def _operator(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("protocol") in OPERATED_PROTOCOLS:
+            raise ValueError('required for tls, websocket and http rows: "microsoft" or "third-party"')
+        return value
 
 
 class PrivateDns(_Entry):

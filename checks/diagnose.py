@@ -14,19 +14,24 @@ from typing import Any
 from checks.inputs import AZURE_DNS, Inputs
 from checks.plan import Plan
 from checks.remedies import (
+    G2_ROOT,
+    ca_store_update_fix,
     dns_forwarder_fix,
     dns_link_fix,
     firewall_fqdn_fix,
+    g2_root_fix,
     hosts_fix,
     nsg_fix,
     proxy_bypass_fix,
     tls_bypass_fix,
     verify_zone_links_fix,
+    websocket_desktop_check,
     wireserver_root_fix,
 )
 from checks.truststores import stores_trusting
-from probe.model import CheckResult, Finding, Protocol, Severity, Status
+from probe.model import CertInfo, CheckResult, Finding, Protocol, Severity, Status, TlsFacts
 from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
+from probe.websocket import middlebox_signs
 
 DOC_FIREWALL = "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall"
 DOC_CUSTOM_DNS = "https://learn.microsoft.com/azure/machine-learning/how-to-custom-dns"
@@ -299,45 +304,100 @@ def rule_hosts_override(facts: Facts, rule: Rule) -> list[Finding]:
     ]
 
 
-def _issuer_cn(issuer: str) -> str:
-    for part in issuer.split(","):
-        key, _, value = part.strip().partition("=")
-        if key.strip().upper() == "CN":
-            return value.strip()
-    return issuer
+def _issuer_cn(cert: CertInfo) -> str:
+    return cert.issuer_common_name or cert.issuer
+
+
+def _trust_note(tls: TlsFacts) -> str:
+    stores = stores_trusting(tls)
+    trusted = [s for s, ok in stores.items() if ok]
+    untrusted = [s for s, ok in stores.items() if ok is False]
+    note = ""
+    if trusted:
+        note += f" Trusted by: {', '.join(trusted)}."
+    if untrusted:
+        note += (
+            f" NOT trusted by: {', '.join(untrusted)} — tools using those stores fail with"
+            " 'unable to get local issuer certificate'."
+        )
+    return note
 
 
 def rule_tls_inspection(facts: Facts, rule: Rule) -> list[Finding]:
-    from checks.expect import is_azure_issuer
+    from checks.expect import inspecting_issuers, is_azure_issuer, operator
+
+    inspecting = inspecting_issuers(facts.results)
+
+    def inspected(r: CheckResult) -> bool:
+        if r.tls is None or r.tls.leaf is None:
+            return False
+        if r.reason is Reason.TLS_UNEXPECTED_ISSUER:
+            return True
+        if r.reason is not Reason.TLS_UNTRUSTED:
+            return False
+        if operator(r) == "microsoft":
+            return not is_azure_issuer(r.tls.leaf)
+        return r.tls.leaf.issuer in inspecting
+
+    bad = facts.open(inspected)
+    if not bad:
+        return []
+    leaves = [c.tls.leaf for c in bad if c.tls and c.tls.leaf]
+    issuers = sorted({_issuer_cn(leaf) for leaf in leaves})
+    ours = [c for c in bad if operator(c) != "third-party"]
+    others = [c for c in bad if operator(c) == "third-party"]
+    detail = f"{_hosts(ours or bad)} presented certificates issued by {'; '.join(issuers)}, not by an Azure CA."
+    if ours and others:
+        detail += f" The same CA re-signs third-party hosts too ({_hosts(others)})."
+    detail += _trust_note(bad[0].tls)  # type: ignore[arg-type]
+    return [
+        rule.finding(
+            f"TLS inspection: '{issuers[0]}' re-signs Azure traffic",
+            detail,
+            facts.claim(bad),
+            [
+                tls_bypass_fix(
+                    sorted({c.target.host for c in facts.results if c.target.port == 443 and " " not in c.target.host})
+                )
+            ],
+        )
+    ]
+
+
+def rule_missing_root(facts: Facts, rule: Rule) -> list[Finding]:
+    """Azure's own chain, not trusted here: the trust store lacks its root (Azure/azhpc-images#539)."""
+    from checks.expect import is_azure_issuer, operator
 
     bad = facts.open(
         lambda r: (
-            r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
+            r.reason is Reason.TLS_UNTRUSTED
+            and operator(r) == "microsoft"
             and r.tls is not None
             and r.tls.leaf is not None
-            and not is_azure_issuer(r.tls.leaf.issuer)
+            and is_azure_issuer(r.tls.leaf)
         )
     )
     if not bad:
         return []
-    issuers = sorted({c.tls.leaf.issuer for c in bad if c.tls and c.tls.leaf})
-    stores = stores_trusting(bad[0].tls)  # type: ignore[arg-type]
-    trusted = [s for s, ok in stores.items() if ok]
-    untrusted = [s for s, ok in stores.items() if ok is False]
-    detail = f"{_hosts(bad)} presented certificates issued by {'; '.join(issuers)}, not by an Azure CA."
-    if trusted:
-        detail += f" Trusted by: {', '.join(trusted)}."
-    if untrusted:
-        detail += (
-            f" NOT trusted by: {', '.join(untrusted)} — tools using those stores fail with"
-            " 'unable to get local issuer certificate'."
-        )
+    chains = [r.tls for r in bad if r.tls is not None and r.tls.leaf is not None]
+    names = sorted({_issuer_cn(t.chain[-1] if t.chain else t.leaf) for t in chains if t.leaf})
+    first = chains[0]
+    issuer = _issuer_cn(first.leaf) if first.leaf else "?"
+    store = first.ca_bundle or "the system trust store"
+    detail = (
+        f"{_hosts(bad)} presented Microsoft's own chain (issued by '{issuer}'), which leads to {', '.join(names)};"
+        f" {store} lacks that root, so verification fails ('unable to get local issuer certificate'). Some"
+        " Microsoft front ends send only the leaf and the intermediate, without the cross-signed bridge to"
+        " DigiCert Global Root G2, so the root itself must be in the store."
+    )
+    detail += _trust_note(first)
+    fixes = [g2_root_fix()] if G2_ROOT in names else [ca_store_update_fix()]
     return [
         rule.finding(
-            f"TLS inspection: '{_issuer_cn(issuers[0])}' re-signs Azure traffic",
+            f"The trust store lacks {', '.join(names)}: Microsoft's certificates cannot be verified",
             detail,
             facts.claim(bad),
-            [tls_bypass_fix(sorted({c.target.host for c in facts.results if c.target.port == 443}))],
+            fixes,
         )
     ]
 
@@ -506,24 +566,63 @@ def rule_smb(facts: Facts, rule: Rule) -> list[Finding]:
     ]
 
 
+_STRIPPED = (Reason.WS_INTERCEPTED, Reason.WS_PROXY_AUTH_REQUIRED, Reason.WS_UPGRADE_IGNORED, Reason.WS_RESET)
+_BROWSER_SIDE = (
+    " This is the path from the compute; the path from the user's browser (the usual Jupyter breaker) cannot"
+    " be seen from here: check it from the desktop with the command below."
+)
+
+
+def _who_answered(r: CheckResult) -> str:
+    if r.reason is Reason.WS_RESET:
+        return "a reset right after Upgrade:"
+    if r.reason is Reason.WS_PROXY_AUTH_REQUIRED:
+        return "an intercepting proxy (407)"
+    if r.http is None:
+        return "something in the path"
+    signs = middlebox_signs(r.http)
+    if signs:
+        return signs[0]
+    if r.reason is Reason.WS_UPGRADE_IGNORED:
+        return f"something that dropped Upgrade (HTTP {r.http.status})"
+    return "a block page"
+
+
 def rule_websocket(facts: Facts, rule: Rule) -> list[Finding]:
-    bad = facts.open(
-        lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason in (Reason.WS_UPGRADE_REJECTED, Reason.WS_RESET)
-    )
+    bad = facts.open(lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason in _STRIPPED)
     if not bad:
         return []
-    who = ""
-    h = bad[0].http
-    if h is not None and (h.server or h.via):
-        who = " by " + " / ".join(x for x in (h.server and f"Server: {h.server}", h.via and f"Via: {h.via}") if x)
-    status = f"HTTP {h.status}" if h is not None and h.status else "a reset"
+    hosts = {c.target.host for c in bad}
+    # A box that answers a wss:// upgrade has decrypted it: its re-signed certificates on the same hosts are
+    # this finding's evidence, not a second cause.
+    decrypted = facts.open(lambda r: r.target.host in hosts and r.reason is Reason.TLS_UNEXPECTED_ISSUER)
+    detail = f"Websocket upgrades to {_hosts(bad)} were answered or cut by something in between. {bad[0].detail}"
+    if decrypted:
+        issuer = decrypted[0].tls.leaf.issuer_common_name if decrypted[0].tls and decrypted[0].tls.leaf else None
+        detail += f" It decrypts TLS to these hosts (certificates issued by '{issuer or 'an unknown CA'}')."
+    fixes = [tls_bypass_fix(sorted(hosts))]
+    if any(c.route == "proxy" for c in bad):
+        fixes.insert(0, proxy_bypass_fix(facts))
     return [
         rule.finding(
-            f"Websocket upgrade stripped{who}: Jupyter will not work",
-            f"The upgrade to {_hosts(bad)} got {status} instead of 101 Switching Protocols. Something in the"
-            " path (proxy, firewall, TLS inspection) does not pass websockets.",
-            facts.claim(bad),
-            [proxy_bypass_fix(facts), tls_bypass_fix(sorted({c.target.host for c in bad}))],
+            f"Websocket upgrade stripped by {_who_answered(bad[0])}: Jupyter will not work",
+            detail + _BROWSER_SIDE,
+            facts.claim(bad) + facts.claim(decrypted),
+            [*fixes, websocket_desktop_check(sorted(hosts))],
+        )
+    ]
+
+
+def rule_websocket_inconclusive(facts: Facts, rule: Rule) -> list[Finding]:
+    unsure = facts.open(lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason is Reason.WS_INCONCLUSIVE)
+    if not unsure:
+        return []
+    return [
+        rule.finding(
+            "Websocket path to the compute instance not proven (inconclusive)",
+            unsure[0].detail + _BROWSER_SIDE,
+            facts.claim(unsure),
+            [websocket_desktop_check(sorted({c.target.host for c in unsure}))],
         )
     ]
 
@@ -636,6 +735,26 @@ RULES: tuple[Rule, ...] = (
         rule_hosts_override,
     ),
     _r(
+        "websocket-stripped",
+        Severity.CRITICAL,
+        "Websocket upgrade stripped",
+        "A proxy or firewall answers the websocket upgrade itself (407, Via, a proxy's Server header, a block"
+        " page, 200) or resets it: Jupyter cannot connect.",
+        "Let websockets to *.instances.azureml.ms pass (bypass the proxy / inspection); check the desktop's path.",
+        DOC_JUPYTER,
+        rule_websocket,
+    ),
+    _r(
+        "websocket-inconclusive",
+        Severity.WARNING,
+        "Websocket path not proven",
+        "The anonymous upgrade got an answer that neither comes visibly from the Azure ML front end nor from a"
+        " middlebox.",
+        "Run the desktop check; if it shows a proxy's marks, let websockets to *.instances.azureml.ms pass.",
+        DOC_JUPYTER,
+        rule_websocket_inconclusive,
+    ),
+    _r(
         "tls-inspection",
         Severity.CRITICAL,
         "TLS inspection of Azure ML traffic",
@@ -643,6 +762,16 @@ RULES: tuple[Rule, ...] = (
         "Exempt the Azure ML hosts from TLS inspection, or add the CA to every trust store.",
         DOC_CA,
         rule_tls_inspection,
+    ),
+    _r(
+        "trust-store-lacks-microsoft-root",
+        Severity.CRITICAL,
+        "The trust store lacks Microsoft's root",
+        "A Microsoft host presents Microsoft's own chain (e.g. Microsoft TLS G2 RSA CA OCSP NN under Microsoft"
+        " TLS RSA Root G2) and this machine's trust store lacks the root.",
+        "Install the root (pinned) into the OS store and point certifi-based tools at it.",
+        DOC_CA,
+        rule_missing_root,
     ),
     _r(
         "proxy-only-egress",
@@ -688,15 +817,6 @@ RULES: tuple[Rule, ...] = (
         "Allow outbound TCP 445 to Storage (or the storage private endpoint).",
         DOC_TRAINING_VNET,
         rule_smb,
-    ),
-    _r(
-        "websocket-stripped",
-        Severity.CRITICAL,
-        "Websocket upgrade stripped",
-        "A proxy or firewall answers the websocket upgrade itself: Jupyter cannot connect.",
-        "Let websockets to *.instances.azureml.ms pass (bypass the proxy / inspection).",
-        DOC_JUPYTER,
-        rule_websocket,
     ),
     _r(
         "private-endpoint-unreachable",

@@ -13,7 +13,8 @@ from checks.addresses import IPNetwork, is_private, parse_networks
 from checks.evidence import PeVerdict, decide_private_endpoints, expected, has_privatelink
 from checks.inputs import AZURE_DNS, Inputs
 from checks.plan import DnsExpectation, Plan
-from probe.model import CheckResult, Confidence, Finding, Protocol, Status
+from checks.websocket import apply_websocket_answers
+from probe.model import CertInfo, CheckResult, Confidence, Finding, Protocol, Status
 from probe.reasons import DNS_FAILURES, Reason
 
 
@@ -24,17 +25,23 @@ def trust_data() -> dict[str, Any]:
     return data
 
 
-def is_azure_issuer(issuer: str) -> bool:
-    """``issuer`` is an RFC 4514 string as the TLS prober reports it."""
+def is_azure_issuer(cert: CertInfo) -> bool:
+    """``cert`` was issued by a CA Azure uses (trust.toml), judged on the issuer's own name attributes.
+
+    Never on the RFC 4514 string: there the real Azure CA "GeoTrust Global TLS RSA4096 SHA256 2022 CA1"
+    reads ``O=DigiCert\\, Inc.``, and splitting it on commas loses the organisation.
+    """
     data = trust_data()
-    parts = {}
-    for rdn in issuer.split(","):
-        key, _, value = rdn.strip().partition("=")
-        parts[key.strip().upper()] = value.strip().lower()
-    org, cn = parts.get("O", ""), parts.get("CN", "")
-    if org and org in {o.lower() for o in data["issuer_organizations"]}:
+    org = (cert.issuer_organization or "").casefold()
+    cn = (cert.issuer_common_name or "").casefold()
+    if org and org in {o.casefold() for o in data["issuer_organizations"]}:
         return True
-    return any(cn.startswith(p.lower()) for p in data["issuer_common_name_prefixes"])
+    return bool(cn) and any(cn.startswith(p.casefold()) for p in data["issuer_common_name_prefixes"])
+
+
+def operator(result: CheckResult) -> str | None:
+    """Who runs the host, from the catalog row ("microsoft", "third-party"); None for ad-hoc targets."""
+    return result.labels.get("operator")
 
 
 def _judge(result: CheckResult, status: Status, reason: Reason, detail: str) -> None:
@@ -248,18 +255,53 @@ def _server(result: CheckResult) -> str:
     return f"({result.dns.server})" if result.dns and result.dns.server else ""
 
 
-def apply_tls_issuer(result: CheckResult) -> None:
-    tls = result.tls
-    if result.status is not Status.PASS or tls is None or not tls.verified or tls.leaf is None:
-        return
-    if not is_azure_issuer(tls.leaf.issuer):
-        _judge(
-            result,
-            Status.WARN,
-            Reason.TLS_UNEXPECTED_ISSUER,
-            f"The certificate for {result.target.host} was issued by '{tls.leaf.issuer}', not by an Azure CA:"
-            " something in the path inspects TLS.",
-        )
+def _issuer_cn(cert: CertInfo) -> str:
+    return cert.issuer_common_name or cert.issuer
+
+
+def inspecting_issuers(results: list[CheckResult]) -> set[str]:
+    """Issuers (full names) seen on Microsoft-operated hosts that are not Azure CAs: what re-signs traffic."""
+    return {
+        r.tls.leaf.issuer
+        for r in results
+        if operator(r) == "microsoft"
+        and r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
+        and r.tls is not None
+        and r.tls.leaf is not None
+        and not is_azure_issuer(r.tls.leaf)
+    }
+
+
+def apply_tls_issuers(results: list[CheckResult]) -> None:
+    """Flag verified certificates that something in the path re-signed.
+
+    A host Microsoft operates must show an Azure CA. A third-party host (pypi, github, ...) may show any
+    CA this machine trusts, except the one that re-signs the Microsoft hosts: the question is who
+    operates the host, not who sold the certificate (real-world-azure.md Q2). Ad-hoc targets (no
+    operator) are not judged.
+    """
+    verified = [r for r in results if r.status is Status.PASS and r.tls is not None and r.tls.verified]
+    for r in verified:
+        leaf = r.tls.leaf if r.tls else None
+        if operator(r) == "microsoft" and leaf is not None and not is_azure_issuer(leaf):
+            _judge(
+                r,
+                Status.WARN,
+                Reason.TLS_UNEXPECTED_ISSUER,
+                f"The certificate for {r.target.host} was issued by '{_issuer_cn(leaf)}', not by an Azure CA,"
+                " though Microsoft operates the host: something in the path inspects TLS.",
+            )
+    inspecting = inspecting_issuers(results)
+    for r in verified:
+        leaf = r.tls.leaf if r.tls else None
+        if operator(r) == "third-party" and leaf is not None and leaf.issuer in inspecting:
+            _judge(
+                r,
+                Status.WARN,
+                Reason.TLS_UNEXPECTED_ISSUER,
+                f"The certificate for {r.target.host} was issued by '{_issuer_cn(leaf)}', the CA that re-signs"
+                " the Microsoft hosts: this host's TLS is inspected too.",
+            )
 
 
 def interpret(
@@ -285,8 +327,8 @@ def interpret(
         apply_dns_expectation(exp, configured, reference, extra, expected(exp, verdicts))
     apply_private_destinations(results, extra)
     apply_wireserver_user(results, environment)
-    for r in results:
-        apply_tls_issuer(r)
+    apply_tls_issuers(results)
+    apply_websocket_answers(results)
     environment["variants"] = {
         group: {cid: by_id[cid].status.value for cid in ids if cid in by_id}
         for group, ids in plan.variant_groups.items()

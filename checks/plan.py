@@ -138,6 +138,8 @@ def _endpoint_labels(e: Endpoint, values: dict[str, str], pe_of: dict[str, str])
     if e.service_tag:
         labels["service_tag"] = _expand_soft(e.service_tag, values)
     _common_labels(e, labels, pe_of)
+    if e.operator:
+        labels["operator"] = e.operator
     return labels
 
 

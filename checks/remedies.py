@@ -7,6 +7,7 @@ what it knows (resource group, region) is filled in.
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 from probe.model import Remediation
@@ -153,4 +154,60 @@ def tls_bypass_fix(hosts: list[str]) -> Remediation:
         kind="tls_bypass",
         text="Exempt these hosts from TLS inspection (decryption bypass list on the firewall or proxy).",
         commands=[f"# bypass: {h}" for h in hosts],
+    )
+
+
+# RFC 6455 §1.2's sample nonce: any 16 bytes in base64 make a valid Sec-WebSocket-Key for a one-off check.
+_SAMPLE_WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def websocket_desktop_check(hosts: list[str]) -> Remediation:
+    """The same anonymous upgrade, run from the user's desktop: the browser's path is the one Jupyter needs."""
+    return Remediation(
+        kind="client_check",
+        text="Jupyter's websocket runs from the user's browser to the compute instance, through the desktop's"
+        " proxy, and that path cannot be seen from the compute. Run this from the desktop (bash, or Git Bash /"
+        " WSL on Windows; curl reads HTTPS_PROXY, a browser may use a PAC file instead). The path is open when"
+        " it prints HTTP 101, or a 302 to login.microsoftonline.com, or a 401/403 carrying x-ms-request-id and"
+        " no Via header. A 407, a Via header, a block page, HTTP 200, or an empty reply mean a proxy strips"
+        " websockets.",
+        commands=[
+            "curl --http1.1 -sS -o /dev/null -D - -H 'Connection: Upgrade' -H 'Upgrade: websocket'"
+            f" -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: {_SAMPLE_WS_KEY}' {shlex.quote(f'https://{h}/')}"
+            for h in hosts
+        ],
+    )
+
+
+# Azure/azhpc-images PR #539 (install_ms_tls_root_g2): where Microsoft publishes the self-signed root, and
+# the SHA-256 of its DER encoding, pinned.
+G2_ROOT = "Microsoft TLS RSA Root G2"
+_G2_URL = "http://www.microsoft.com/pkiops/certs/Microsoft%20TLS%20RSA%20Root%20G2.crt"
+_G2_SHA256 = "6a170583db584151e1c454eeca2a64cc5d8e484a5bd1156e720b4458654ee9e5"
+
+
+def g2_root_fix() -> Remediation:
+    return Remediation(
+        kind="trust_store",
+        text=f"When the missing root is {G2_ROOT}: add the self-signed root to the OS trust store (Debian/Ubuntu;"
+        " pinned by its SHA-256). Tools with their own bundle (pip, requests: certifi) need pointing at it, as the"
+        " last line does.",
+        commands=[
+            f"curl -fsSL -o /tmp/Microsoft_TLS_RSA_Root_G2.der '{_G2_URL}'",
+            f"echo '{_G2_SHA256}  /tmp/Microsoft_TLS_RSA_Root_G2.der' | sha256sum -c -",
+            "sudo openssl x509 -inform DER -in /tmp/Microsoft_TLS_RSA_Root_G2.der"
+            " -out /usr/local/share/ca-certificates/Microsoft_TLS_RSA_Root_G2.crt",
+            "sudo update-ca-certificates",
+            "export REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt"
+            " SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        ],
+    )
+
+
+def ca_store_update_fix() -> Remediation:
+    return Remediation(
+        kind="trust_store",
+        text="When another Microsoft root is missing: bring the OS trust store up to date (Debian/Ubuntu), then"
+        " check again.",
+        commands=["sudo apt-get update && sudo apt-get install -y --only-upgrade ca-certificates"],
     )

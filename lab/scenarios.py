@@ -19,9 +19,16 @@ class Scenario:
     mechanism: str
     drop_rules: tuple[str, ...] = ()  # ip-rule selectors whose packets go to the drop table
     udp_listener: bool = True
+    # HTTPS_PROXY is a corporate proxy that decrypts the compute-instance hosts and drops Upgrade (Squid's default).
     strip_websocket: bool = False
     inspection_ca: bool = False
     proxy: bool = False
+    # What `amlprobe check --scenario` gets (the user's workload); empty: the check's default.
+    workloads: tuple[str, ...] = ()
+    # How the compute-instance front end refuses an anonymous request: "login" (302), "401" or "403".
+    auth_answer: str = "login"
+    # Hosts with these suffixes present Microsoft's G2 chain (leaf + intermediate) and the CA bundle lacks its root.
+    g2_chain_suffixes: tuple[str, ...] = ()
     # resource kinds for which the custom DNS gives the public view / no privatelink records
     custom_dns_public: tuple[str, ...] = ()
     custom_dns_nxdomain_privatelink: bool = False
@@ -118,9 +125,29 @@ SCENARIOS: dict[str, Scenario] = {
             drop_rules=("ipproto tcp dport 445",),
         ),
         Scenario(
+            "healthy-websocket-401",
+            "Healthy; the compute-instance front end refuses anonymous requests with 401 and Azure request ids.",
+            "As healthy, but the instance front end answers 401 (WWW-Authenticate: Bearer, x-ms-request-id).",
+            auth_answer="401",
+        ),
+        Scenario(
+            "healthy-websocket-403",
+            "Healthy; the compute-instance front end refuses anonymous requests with an HTML 403 and request ids.",
+            "As healthy, but the instance front end answers 403 (text/html, x-ms-request-id, no Via).",
+            auth_answer="403",
+        ),
+        Scenario(
+            "packages-vscode",
+            "Healthy, checked for the packages and vscode workloads: pypi, conda, PyTorch, CRAN, GitHub, VS Code.",
+            "check --scenario packages --scenario vscode; each host shows its real issuer (GlobalSign, Sectigo,"
+            " Amazon, Google Trust Services, DigiCert, Microsoft).",
+            workloads=("packages", "vscode"),
+        ),
+        Scenario(
             "websocket-stripped",
-            "A web proxy in the path answers the websocket upgrade with a plain 403: Jupyter will not work.",
-            "The instance front end answers Upgrade: websocket with 403 and Server/Via headers of a gateway.",
+            "A corporate proxy decrypts the compute-instance hosts and drops Upgrade: Jupyter will not work.",
+            "HTTPS_PROXY is the lab proxy; it diverts the instance hosts to a TLS-inspecting gateway (Contoso CA,"
+            " trusted) that forwards requests without Upgrade, as Squid does by default, and adds Via.",
             strip_websocket=True,
         ),
         Scenario(
@@ -146,9 +173,16 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "tls-inspection",
-            "A firewall re-signs TLS with its own CA, which the machine trusts: the issuer is not Azure's.",
+            "A firewall re-signs TLS with its own CA, which the machine trusts: Microsoft and third-party hosts alike.",
             "Every front end presents a certificate from a second CA (Contoso) that is in the CA bundle.",
             inspection_ca=True,
+        ),
+        Scenario(
+            "microsoft-root-missing",
+            "The trust store lacks Microsoft TLS RSA Root G2: Microsoft's new chain cannot be verified.",
+            "*.microsoft.com hosts present Microsoft TLS G2 RSA CA OCSP 04 (leaf + intermediate, no cross-signed"
+            " bridge); the CA bundle lacks the self-signed root (Azure/azhpc-images PR #539).",
+            g2_chain_suffixes=("microsoft.com",),
         ),
         Scenario(
             "proxy-required",

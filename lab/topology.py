@@ -37,6 +37,7 @@ CUSTOM_DNS = "10.0.0.4"
 AZURE_DNS = "168.63.129.16"
 PROXY = "10.0.0.10"
 PROXY_PORT = 3128
+GATEWAY_PORT = 8443  # the proxy's TLS-inspecting engine (websocket-stripped scenario)
 PE_RANGE = "10.0.1.0/24"
 AML_RANGE = "192.0.2.0/24"  # AzureMachineLearning front ends
 OTHER_RANGE = "198.51.100.0/24"  # Entra ID, ARM, Front Door and other service tags
@@ -82,6 +83,7 @@ class Layout:
     # Hosts behind a private endpoint: address -> resource; the apps' ports listen on the workspace's.
     pe_addresses: dict[str, str] = field(default_factory=dict)
     absent: set[str] = field(default_factory=set)  # planned names that do not exist (NXDOMAIN)
+    operators: dict[str, str] = field(default_factory=dict)  # host -> the catalog's operator label
 
     def local_addresses(self) -> list[str]:
         every = {CUSTOM_DNS, AZURE_DNS, PROXY, *self.addresses.values(), *self.public_addresses.values()}
@@ -158,6 +160,8 @@ def build_layout(plan: Plan, scenario: Scenario) -> Layout:
             layout.websocket_hosts.add(host)
         if proto in (Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP):
             layout.tls_hosts.add(host)
+            if "operator" in spec.labels:
+                layout.operators.setdefault(host, spec.labels["operator"])
         elif proto is Protocol.TCP and port is not None:
             layout.tcp_ports.add(port)
         elif proto is Protocol.UDP and port is not None:

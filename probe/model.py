@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from probe import __version__
 from probe.reasons import Reason
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Protocol(str, Enum):
@@ -114,6 +114,10 @@ class DnsFacts(_Model):
 class CertInfo(_Model):
     subject: str
     issuer: str
+    # The issuer's name attributes as the certificate holds them (not parsed back out of the RFC 4514
+    # string, where "O=DigiCert\, Inc." would have to be unescaped).
+    issuer_common_name: str | None = None
+    issuer_organization: str | None = None
     sans: list[str] = Field(default_factory=list)
     serial: str | None = None
     not_before: datetime | None = None
@@ -143,6 +147,9 @@ class HttpFacts(_Model):
     via: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     upgraded: bool | None = None
+    # websocket: the same URL asked as a plain GET, to tell an upgrade-aware answer from one given to any request.
+    plain_get: HttpFacts | None = None
+    plain_get_error: str | None = Field(None, description="Why the plain GET got no HTTP answer.")
 
 
 class SmbFacts(_Model):

@@ -25,6 +25,7 @@ purpose = "first entry"
 required = true
 scenarios = ["compute-instance"]
 doc = "https://example.com/doc"
+operator = "third-party"
 """
 
 
@@ -288,7 +289,7 @@ def test_unknown_field(tmp_path: Path) -> None:
     assert _error(tmp_path, GOOD_ENTRY + GOOD_ENTRY.replace("ok-one", "ok-two") + _entry(colour="red")) == (
         "my.toml: entry #3 (id 'foo'): field 'colour': unknown field (allowed: id, scenarios, doc, ref,"
         " variant_group, inferred, may_not_exist, preferred, note, fqdn, host, protocol, ports, path,"
-        " service_tag, purpose, required, resource, port_in_host_name)"
+        " service_tag, purpose, required, resource, port_in_host_name, operator)"
     )
 
 
@@ -302,6 +303,42 @@ def test_missing_field(tmp_path: Path) -> None:
     assert _error(tmp_path, GOOD_ENTRY + _entry(purpose=None)) == (
         "my.toml: entry #2 (id 'foo'): field 'purpose': missing required field"
     )
+
+
+def test_operator_is_required_where_a_certificate_is_judged(tmp_path: Path) -> None:
+    for protocol in ("tls", "websocket", "http"):
+        assert _error(tmp_path, _entry(protocol=protocol)) == (
+            "my.toml: entry #1 (id 'foo'): field 'operator': required for tls, websocket and http rows:"
+            ' "microsoft" or "third-party"'
+        )
+    assert _error(tmp_path, _entry(protocol="tls", operator="github")).startswith(
+        "my.toml: entry #1 (id 'foo'): field 'operator': input should be 'microsoft' or 'third-party'"
+    )
+    # A TCP row has no certificate to judge: no operator needed.
+    path = _write(tmp_path, _entry(protocol="tcp"))
+    assert [e.operator for e in load_catalog("public", [path]).endpoints if e.id == "foo"] == [None]
+
+
+def test_every_packaged_third_party_host_is_marked() -> None:
+    """The hosts whose real certificates come from public CAs other than Microsoft's (real-world-azure.md Q2a)."""
+    third = {
+        "pypi.org",
+        "files.pythonhosted.org",
+        "pytorch.org",
+        "download.pytorch.org",
+        "cloud.r-project.org",
+        "anaconda.com",
+        "repo.anaconda.com",
+        "conda.anaconda.org",
+        "github.com",
+        "raw.githubusercontent.com",
+        "ghcr.io",
+        "pkg-containers.githubusercontent.com",
+    }
+    for cloud in CLOUDS:
+        for e in load_catalog(cloud).endpoints:
+            if e.protocol in ("tls", "websocket", "http") and e.host:
+                assert e.operator == ("third-party" if e.host in third else "microsoft"), (cloud, e.id)
 
 
 def test_missing_id(tmp_path: Path) -> None:
@@ -325,7 +362,7 @@ def test_preferred_needs_a_variant_group_and_ports_in_names_need_tcp(tmp_path: P
     assert _error(tmp_path, GOOD_ENTRY + _entry(preferred=True)) == (
         "my.toml: entry #2 (id 'foo'): field 'preferred': only meaningful with a variant_group"
     )
-    assert _error(tmp_path, GOOD_ENTRY + _entry(protocol="tls", port_in_host_name=True)) == (
+    assert _error(tmp_path, GOOD_ENTRY + _entry(protocol="tls", port_in_host_name=True, operator="microsoft")) == (
         "my.toml: entry #2 (id 'foo'): field 'port_in_host_name': only for tcp rows with a host"
     )
 
@@ -376,7 +413,7 @@ def test_several_problems_are_counted(tmp_path: Path) -> None:
 def test_toml_syntax_error(tmp_path: Path) -> None:
     message = _error(tmp_path, GOOD_ENTRY + '[[endpoint]]\nid = "foo\n')
     assert message.startswith("my.toml: TOML syntax error: ")
-    assert message.endswith("(at line 13, column 10)")
+    assert message.endswith("(at line 14, column 10)")
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from checks.catalog import load_catalog
-from checks.expect import interpret, is_azure_issuer
+from checks.expect import interpret
 from checks.inputs import Inputs
 from checks.plan import build_plan
 from lab.servers.dns import DnsServer
@@ -125,17 +125,3 @@ async def test_unreachable_reference_is_only_a_warning(resolvers: tuple[DnsServe
     ref = out[f"dns@reference:{WS_NAME}"]
     assert ref.reason.value == "dns_timeout" and ref.status.value == "warn"
     assert out[f"dns:{WS_NAME}"].reason.value == "ok"
-
-
-@pytest.mark.parametrize(
-    ("issuer", "azure"),
-    [
-        ("CN=Microsoft Azure RSA TLS Issuing CA 07,O=Microsoft Corporation,C=US", True),
-        ("CN=Microsoft TLS G2 RSA CA OCSP 02,O=Microsoft Corporation,C=US", True),
-        ("CN=DigiCert Global Root G2,OU=www.digicert.com,O=DigiCert Inc,C=US", True),
-        ("CN=Contoso Firewall TLS Inspection CA,O=Contoso Ltd,C=US", False),
-        ("CN=Fortinet CA,O=Fortinet", False),
-    ],
-)
-def test_azure_issuers(issuer: str, azure: bool) -> None:
-    assert is_azure_issuer(issuer) is azure

@@ -522,6 +522,7 @@ def test_check_ids_and_labels() -> None:
         "doc": "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall",
         "fqdn": "login.microsoftonline.com",
         "service_tag": "AzureActiveDirectory",
+        "operator": "microsoft",
     }
     tundra = by_id["udp:eastus.tundra.azureml.ms:5831"]
     assert tundra.target.protocol is Protocol.UDP and tundra.labels["variant_group"] == "tundra"
@@ -704,6 +705,7 @@ purpose = "ARM again"
 required = true
 scenarios = ["compute-instance"]
 doc = "https://example.com/arm"
+operator = "microsoft"
 """,
         encoding="utf-8",
     )

@@ -234,14 +234,80 @@ def test_smb_445_blocked() -> None:
     )
 
 
-def test_websocket_stripped_names_who_answered() -> None:
+# The old lab answered every upgrade with 101 and stripped it by having the front end itself answer 403
+# with a gateway's headers. The real front end refuses anonymous upgrades (real-world-azure.md Q1), and a
+# stripping box is a real middlebox: a proxy that decrypts the instance hosts and forwards without Upgrade.
+
+
+def test_websocket_stripped_by_a_decrypting_proxy_is_one_finding() -> None:
     code, report = run_lab("websocket-stripped")
     assert code == 2
     ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET and c.status is not Status.SKIP]
-    assert not_passing(report) == {**{c.id: "ws_upgrade_rejected" for c in ws}, **udp_silent(report)}
-    assert all(c.http is not None and c.http.status == 403 and c.http.via for c in ws)
+    ci_tls = {
+        c.id
+        for c in report.checks
+        if c.target.protocol is Protocol.TLS and ".instances." in c.target.host and c.status is not Status.SKIP
+    }
+    assert ws and ci_tls
+    assert not_passing(report) == {
+        **{c.id: "ws_intercepted" for c in ws},
+        **{i: "tls_unexpected_issuer" for i in ci_tls},
+        **udp_silent(report),
+    }
+    assert all(c.route == "proxy" and c.http is not None and c.http.via for c in ws)
     assert finding_ids(report) == ["websocket-stripped"]
-    assert "contoso" in report.findings[0].title.lower()
+    (f,) = [f for f in report.findings if f.id == "websocket-stripped"]
+    assert f.title.startswith("Websocket upgrade stripped by Via: 1.1 contoso-proxy")
+    assert set(f.evidence) == {c.id for c in ws} | ci_tls
+    assert "Contoso Firewall TLS Inspection CA" in f.detail and "cannot be seen from here" in f.detail
+    kinds = [r.kind for r in f.remediation]
+    assert kinds == ["no_proxy", "tls_bypass", "client_check"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status"),
+    [("healthy", 302), ("healthy-websocket-401", 401), ("healthy-websocket-403", 403)],
+)
+def test_each_plausible_front_end_refusal_is_healthy(scenario: str, status: int) -> None:
+    code, report = run_lab(scenario)
+    assert code == 0 and report.status.value == "ok"
+    assert finding_ids(report) == []
+    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET and c.status is not Status.SKIP]
+    assert ws and all(c.status is Status.PASS and c.reason.value == "ws_auth_required" for c in ws)
+    assert all(c.http is not None and c.http.status == status and c.http.via is None for c in ws)
+    assert all(c.detail.startswith("Reached the Azure ML front end") for c in ws)
+
+
+def test_packages_and_vscode_with_their_real_issuers_are_clean() -> None:
+    code, report = run_lab("packages-vscode")
+    assert code == 0 and report.status.value == "ok"
+    assert not_passing(report) == {} and report.findings == []
+    issuers = {
+        c.target.host: c.tls.leaf.issuer_common_name
+        for c in report.checks
+        if c.target.protocol is Protocol.TLS and c.tls is not None and c.tls.leaf is not None
+    }
+    assert issuers["pypi.org"] == "GlobalSign Atlas R3 DV TLS CA 2025 Q4"
+    assert issuers["github.com"] == "Sectigo ECC Domain Validation Secure Server CA"
+    assert issuers["download.pytorch.org"] == "Amazon"
+    assert issuers["repo.anaconda.com"] == "WE1"
+    assert issuers["raw.githubusercontent.com"] == "DigiCert TLS RSA SHA256 2020 CA1"
+    front_door = "automlresources-prod-d0eaehh7g8andvav.b02.azurefd.net"
+    assert issuers[front_door] == "GeoTrust Global TLS RSA4096 SHA256 2022 CA1"
+    leaf = next(c.tls.leaf for c in report.checks if c.target.host == front_door and c.tls and c.tls.leaf)
+    assert "O=DigiCert\\, Inc." in leaf.issuer  # the escaped comma the old parser choked on
+
+
+def test_microsoft_root_missing_names_the_root() -> None:
+    code, report = run_lab("microsoft-root-missing")
+    assert code == 2
+    untrusted = ids(report, lambda c: c.target.protocol is Protocol.TLS and c.target.host.endswith("microsoft.com"))
+    assert untrusted
+    assert not_passing(report) == {**{i: "tls_untrusted" for i in untrusted}, **udp_silent(report)}
+    assert finding_ids(report) == ["trust-store-lacks-microsoft-root"]
+    f = report.findings[0]
+    assert "Microsoft TLS RSA Root G2" in f.title and set(f.evidence) == untrusted
+    assert "sudo update-ca-certificates" in [c for r in f.remediation for c in r.commands]
 
 
 def test_private_dns_not_linked_names_the_zones() -> None:
@@ -310,6 +376,8 @@ def test_tls_inspection_names_the_issuer() -> None:
     f = report.findings[0]
     assert "Contoso Firewall TLS Inspection CA" in f.title
     assert "Trusted by" in f.detail
+    # Third-party hosts (ghcr.io, pkg-containers.githubusercontent.com) re-signed by the same CA: same finding.
+    assert "third-party hosts too (ghcr.io, pkg-containers.githubusercontent.com)" in f.detail
 
 
 def test_proxy_required_only_443_through_proxy() -> None:
@@ -359,11 +427,15 @@ def test_list_describes_every_scenario() -> None:
         "nsg-blocks-443",
         "udp-5831-rejected",
         "smb-445-blocked",
+        "healthy-websocket-401",
+        "healthy-websocket-403",
+        "packages-vscode",
         "websocket-stripped",
         "private-dns-not-linked",
         "custom-dns-missing-forwarder",
         "custom-dns-public-recursion",
         "tls-inspection",
+        "microsoft-root-missing",
         "proxy-required",
         "dns-timeout",
     ):
