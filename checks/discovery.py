@@ -41,6 +41,8 @@ _IMDS_MAX_BYTES = 1 << 20
 # rai_core_flask/rai_core_flask/environments/azure_nb_environment.py; azureml-core's
 # authentication.py and its "This is not a compute instance." check use the same path).
 NBVM_PATH = Path("/mnt/azmnt/.nbvm")
+# Like AMLPROBE_DMI_PATH: lets the lab (and tests) hand the agent a compute instance's .nbvm.
+NBVM_PATH_ENV = "AMLPROBE_NBVM_PATH"
 
 # Setup scripts on a compute instance "can use the following environment variables":
 # CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER
@@ -277,7 +279,7 @@ async def discover(
     dmi_path: Path | None = None,
     imds_url: str | None = None,
     home: Path = CI_HOME,
-    nbvm_path: Path = NBVM_PATH,
+    nbvm_path: Path | None = None,
     ci_mounts_dir: Path = CI_MOUNTS_DIR,
     etc_environment: Path = ETC_ENVIRONMENT,
     imds_timeout: float = 2.0,
@@ -304,6 +306,7 @@ async def discover(
         found.aml_compute = found.aml_compute or "job"
         found.set("region", _region_from_service_endpoint(endpoint), f"env {JOB_SERVICE_ENDPOINT_ENV}")
 
+    nbvm_path = nbvm_path or Path(env.get(NBVM_PATH_ENV) or NBVM_PATH)
     try:
         nbvm = parse_key_values(_read_small(nbvm_path))
     except FileNotFoundError:
@@ -315,6 +318,9 @@ async def discover(
         found.aml_compute = "compute-instance"
         found.set("instance_name", nbvm.get("instance"), str(nbvm_path))
         found.ci_domain_suffix = nbvm.get("domainsuffix") or None
+        # The suffix names the one real compute-instance host (<instance>.<suffix>); Microsoft's own
+        # code builds the instance's URLs from it (responsible-ai-toolbox azure_nb_environment.py).
+        found.set("instance_domain_suffix", found.ci_domain_suffix, str(nbvm_path))
 
     try:
         system_env = parse_key_values(_read_small(etc_environment))

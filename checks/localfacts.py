@@ -497,7 +497,7 @@ def gather_local_facts(
     check_firewall: bool = True,
     firewall_timeout: float = FIREWALL_TIMEOUT,
 ) -> dict[str, object]:
-    """A JSON-serialisable snapshot: nics, dns, hosts_overrides, proxy, inbound_44224, errors."""
+    """A JSON-serialisable snapshot: nics, dns, hosts_overrides, proxy, euid, inbound_44224, errors."""
     errors: dict[str, str] = {}
     name_list = list(names)
 
@@ -513,6 +513,8 @@ def gather_local_facts(
         "dns": part("dns", lambda: dns_facts(resolv_conf, systemd_resolved_conf)),
         "hosts_overrides": part("hosts_overrides", lambda: hosts_overrides(_read(hosts_file), name_list)),
         "proxy": part("proxy", lambda: proxy_facts(env)),
+        # Who runs the probes: WireServer accepts TCP from root only (checks.expect.apply_wireserver_user).
+        "euid": os.geteuid() if hasattr(os, "geteuid") else None,
     }
 
     inbound: dict[str, object] = {"port": inbound_port, "listening": None, "listeners": [], "firewall_drops": None}

@@ -72,6 +72,10 @@ RULES: dict[str, tuple[re.Pattern[str], str]] = {
         re.compile(r"[a-z][a-z0-9-]{2,23}", re.IGNORECASE),
         "3-24 letters, digits and hyphens, starting with a letter",
     ),
+    "instance_domain_suffix": (
+        re.compile(r"[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63}){2,}", re.IGNORECASE),
+        "a DNS suffix such as westeurope.instances.azureml.ms (the domainsuffix in /mnt/azmnt/.nbvm)",
+    ),
 }
 
 

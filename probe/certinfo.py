@@ -25,10 +25,18 @@ def name_str(name: x509.Name) -> str:
     return name.rfc4514_string()
 
 
-def common_name(name: x509.Name) -> str | None:
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+    attrs = name.get_attributes_for_oid(oid)
     value = attrs[0].value if attrs else None
     return value if isinstance(value, str) else None
+
+
+def common_name(name: x509.Name) -> str | None:
+    return _attribute(name, NameOID.COMMON_NAME)
+
+
+def organization(name: x509.Name) -> str | None:
+    return _attribute(name, NameOID.ORGANIZATION_NAME)
 
 
 def _not_before(cert: x509.Certificate) -> datetime:
@@ -75,6 +83,8 @@ def cert_info(cert: x509.Certificate, *, at: datetime | None = None) -> CertInfo
     return CertInfo(
         subject=name_str(cert.subject),
         issuer=name_str(cert.issuer),
+        issuer_common_name=common_name(cert.issuer),
+        issuer_organization=organization(cert.issuer),
         sans=_sans(cert),
         serial=format(cert.serial_number, "X"),
         not_before=_not_before(cert),

@@ -501,7 +501,10 @@ async def plan_check(args: argparse.Namespace, plugins: Sequence[Plugin], settin
         return PlannedRun(specs=specs, environment=base_environment(settings, args))
     if plugins:
         planned = await plugins[0].plan_run(args, settings)
-        planned.environment = {**base_environment(settings, args), **planned.environment}
+        # Merge in place: the plugin's finish() holds this dict and records its judgement in it.
+        merged = {**base_environment(settings, args), **planned.environment}
+        planned.environment.clear()
+        planned.environment.update(merged)
         return planned
     raise UsageError("no --target given")
 

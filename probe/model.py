@@ -17,7 +17,7 @@ from probe import __version__
 from probe.reasons import Reason
 from probe.sanitize import MAX_FIELD, clip, printable
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 # Bounds on what a peer can make a check result hold (applied where every result is built, in
 # CheckResult's validator). A peer chooses its certificate names, its headers and how many
@@ -126,6 +126,10 @@ class DnsFacts(_Model):
 class CertInfo(_Model):
     subject: str
     issuer: str
+    # The issuer's name attributes as the certificate holds them (not parsed back out of the RFC 4514
+    # string, where "O=DigiCert\, Inc." would have to be unescaped).
+    issuer_common_name: str | None = None
+    issuer_organization: str | None = None
     sans: list[str] = Field(default_factory=list)
     serial: str | None = None
     not_before: datetime | None = None
@@ -155,6 +159,9 @@ class HttpFacts(_Model):
     via: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     upgraded: bool | None = None
+    # websocket: the same URL asked as a plain GET, to tell an upgrade-aware answer from one given to any request.
+    plain_get: HttpFacts | None = None
+    plain_get_error: str | None = Field(None, description="Why the plain GET got no HTTP answer.")
 
 
 class SmbFacts(_Model):

@@ -95,6 +95,15 @@ def render_table(report: Report, *, colour: bool = False) -> str:
             if f.doc:
                 out.append(f"      doc: {_p(f.doc)}")
         out.append("")
+    # A plugin's own summary lines for people (environment["notes"]: heading -> lines), e.g. which
+    # resources have private endpoints and why. The engine shows them as given.
+    notes = report.environment.get("notes")
+    if isinstance(notes, dict):
+        for heading, lines in notes.items():
+            if isinstance(lines, list) and lines:
+                out.append(str(heading))
+                out.extend(f"  {line}" for line in lines)
+                out.append("")
     if report.changes:
         out.append("Changes since the previous run")
         for ch in report.changes:

@@ -230,7 +230,8 @@ def _confidence(reason: Reason) -> Confidence:
     return Confidence.CONFIRMED
 
 
-def _where(info: DialInfo, target: str) -> str:
+def where_to(info: DialInfo, target: str) -> str:
+    """'host:port', or 'host:port through proxy URL', for a sentence about the connection."""
     if info.route == "proxy":
         return f"{target} through proxy {info.peer}"
     return info.peer or target
@@ -241,7 +242,8 @@ def _ssl_message(exc: BaseException) -> str:
     return re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc)) or type(exc).__name__
 
 
-def _failure_detail(reason: Reason, exc: BaseException, where: str, waited_s: float) -> str:
+def handshake_failure_detail(reason: Reason, exc: BaseException, where: str, waited_s: float) -> str:
+    """One sentence for a TLS handshake that failed for a reason other than certificate verification."""
     if reason is Reason.TLS_TIMEOUT:
         return (
             f"Connected to {where} but the TLS handshake did not finish within {waited_s:.1f} s: "
@@ -319,8 +321,8 @@ async def probe_tls(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         info.phases_ms["tls_handshake"] = watch.ms()
         reason = classify_tls_error(exc)
         if not isinstance(exc, ssl.SSLCertVerificationError):
-            where = _where(info, endpoint(server_name, port))
-            return result(Status.FAIL, reason, _failure_detail(reason, exc, where, watch.ms() / 1000), info)
+            where = where_to(info, endpoint(server_name, port))
+            return result(Status.FAIL, reason, handshake_failure_detail(reason, exc, where, watch.ms() / 1000), info)
         facts.verify_error = exc.verify_message or str(exc)
         presented = await _fetch_presented(ctx, host, port, server_name, deadline)
         if presented is not None:

@@ -41,6 +41,7 @@ HOSTILE = [
     "$(touch${IFS}pwn10)",
     "rg|touch pwn11",
     "-rg >pwn12",
+    "rg{kind}{0}$(touch pwn13)",
 ]
 SOURCES = ["flag", "config", "env", "config.json", "discovery"]
 
@@ -92,7 +93,7 @@ def _every_remedy(facts: Any, value: str) -> list[str]:
         "facts": facts,
         "tag": value,
         "proto": "Tcp",
-        "ports": "443",
+        "port": value,
         "zones": [value, "privatelink.api.azureml.ms"],
         "names": [value, "ws.api.azureml.ms"],
         "hosts": [value, "ws.api.azureml.ms"],
@@ -102,9 +103,14 @@ def _every_remedy(facts: Any, value: str) -> list[str]:
         if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != remedies.__name__:
             continue
         params = inspect.signature(fn).parameters
-        missing = set(params) - set(by_param)
-        assert not missing, f"{name} takes {missing}: give this test a hostile value for it"
-        commands += fn(**{p: by_param[p] for p in params}).commands
+        args: dict[str, object] = {}
+        for param in params.values():
+            if param.name == "ports":  # a rule's own constant ("8787 18881"), or a list of them
+                args["ports"] = [value, "80"] if str(param.annotation).startswith("list") else "443"
+            else:
+                assert param.name in by_param, f"{name} takes {param.name}: give this test a hostile value for it"
+                args[param.name] = by_param[param.name]
+        commands += fn(**args).commands
     return commands
 
 
