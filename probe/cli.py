@@ -344,11 +344,13 @@ def emit(report: Report, args: argparse.Namespace) -> None:
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
-        except OSError:
+        except OSError as exc:
             # A closed pipe or a hung-up terminal (SIGHUP): nowhere to write. Keep the interpreter
             # from failing again on its final flush; the exit code still tells.
             _detach_stdout()
-            raise UsageError("cannot write the report to standard output") from None
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise UsageError(f"cannot write the report to standard output: {exc.strerror or exc}") from None
 
 
 def _detach_stdout() -> None:
