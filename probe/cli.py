@@ -429,9 +429,7 @@ def check_monitoring_args(args: argparse.Namespace) -> None:
         if os.path.isdir(history):
             raise UsageError(f"--history {history!r}: is a directory")
         _check_parent_dir("--history", history)
-        if os.path.exists(history) and not os.path.isfile(history):
-            kind = file_kind(os.stat(history).st_mode)
-            raise UsageError(f"--history '{printable(history, 200)}': not a regular file ({kind})")
+        check_output_target("--history", history)  # a regular file, or nothing yet; never a dangling link
     url = getattr(args, "pushgateway", None)
     if url is not None:
         from urllib.parse import urlsplit

@@ -64,6 +64,9 @@ def open_regular(path: str | os.PathLike[str], flags: int = os.O_RDONLY, perm: i
     except FileNotFoundError:
         if not flags & os.O_CREAT:
             raise
+        if os.path.islink(path):
+            # O_CREAT would create the link's target, wherever it points (a link planted in /tmp).
+            raise NotRegularFile(errno.ENOENT, "a symbolic link to nothing", os.fspath(path)) from None
     else:
         if not stat.S_ISREG(mode):
             raise not_regular(path, mode)

@@ -248,3 +248,15 @@ def test_full_or_read_only_file_system_fails_clearly_and_keeps_the_previous_repo
     assert os.strerror(error) in line and "the previous file is unchanged" in line
     assert seen["report"] == "previous report\n"
     assert [f for f in seen["files"] if f.endswith(".tmp")] == []
+
+
+def test_history_never_creates_the_target_of_a_dangling_symlink(tmp_path: Path, silent: int) -> None:
+    from probe.history import append_entry
+
+    planted = tmp_path / "h.jsonl"
+    planted.symlink_to(tmp_path / "elsewhere.conf")
+    out = amlprobe("check", "--target", f"tcp://127.0.0.1:{silent}", "--history", str(planted))
+    one_line(out, "--history", "a symbolic link to nothing")
+    with pytest.raises(NotRegularFile):
+        append_entry(planted, {"v": 1})
+    assert not (tmp_path / "elsewhere.conf").exists()
