@@ -244,8 +244,19 @@ class _Cuts:
     def cert(self, path: str, cert: CertInfo) -> None:
         cert.subject = self.text(f"{path}.subject", cert.subject)
         cert.issuer = self.text(f"{path}.issuer", cert.issuer)
+        cert.issuer_common_name = self.optional(f"{path}.issuer_common_name", cert.issuer_common_name)
+        cert.issuer_organization = self.optional(f"{path}.issuer_organization", cert.issuer_organization)
         sans = self.items(f"{path}.sans", cert.sans, MAX_SANS)
         cert.sans = [self.text(f"{path}.sans[{i}]", s) for i, s in enumerate(sans)]
+
+    def http(self, path: str, facts: HttpFacts) -> None:
+        facts.reason_phrase = self.optional(f"{path}.reason_phrase", facts.reason_phrase)
+        facts.server = self.optional(f"{path}.server", facts.server)
+        facts.via = self.optional(f"{path}.via", facts.via)
+        facts.headers = {k: self.text(f"{path}.headers.{k}", v) for k, v in facts.headers.items()}
+        facts.plain_get_error = self.optional(f"{path}.plain_get_error", facts.plain_get_error)
+        if facts.plain_get is not None:
+            self.http(f"{path}.plain_get", facts.plain_get)
 
 
 def bound_result(r: CheckResult) -> None:
@@ -268,10 +279,7 @@ def bound_result(r: CheckResult) -> None:
         for i, cert in enumerate(r.tls.chain):
             cuts.cert(f"tls.chain[{i}]", cert)
     if r.http is not None:
-        r.http.reason_phrase = cuts.optional("http.reason_phrase", r.http.reason_phrase)
-        r.http.server = cuts.optional("http.server", r.http.server)
-        r.http.via = cuts.optional("http.via", r.http.via)
-        r.http.headers = {k: cuts.text(f"http.headers.{k}", v) for k, v in r.http.headers.items()}
+        cuts.http("http", r.http)
     if r.proxy is not None:
         r.proxy.server = cuts.optional("proxy.server", r.proxy.server)
         r.proxy.via = cuts.optional("proxy.via", r.proxy.via)

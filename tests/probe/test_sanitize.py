@@ -167,3 +167,27 @@ def test_two_thousand_sans_are_cut_to_a_hundred(tmp_path: Path) -> None:
     assert check.truncated["tls.leaf.sans"] == 1900
     assert check.truncated["detail"] > 40000
     assert len(json.dumps(json.loads(out.stdout))) < 30000
+
+
+def test_nested_peer_values_are_bounded_too() -> None:
+    from probe.model import HttpFacts
+
+    plain = HttpFacts(status=200, server="p" * 3000, headers={"via": "v" * 1500})
+    cert = CertInfo(subject="CN=x", issuer="CN=x", issuer_organization="O" * 2000)
+    result = CheckResult(
+        id="websocket:x",
+        target=Target(host="x", port=443, protocol=Protocol.WEBSOCKET),
+        status=Status.FAIL,
+        reason=Reason.TLS_UNTRUSTED,
+        detail="x",
+        http=HttpFacts(status=403, plain_get=plain, plain_get_error="e" * 1200),
+        tls=TlsFacts(server_name="x", verified=False, leaf=cert),
+    )
+    assert result.http is not None and result.http.plain_get is not None
+    assert len(result.http.plain_get.server or "") <= 1000 and len(result.http.plain_get_error or "") <= 1000
+    assert set(result.truncated) == {
+        "http.plain_get.server",
+        "http.plain_get.headers.via",
+        "http.plain_get_error",
+        "tls.leaf.issuer_organization",
+    }
