@@ -2,6 +2,11 @@
 
 Values the agent cannot know from inside the VM (NSG name, VNet name) stay as <placeholders>;
 what it knows (resource group, region) is filled in.
+
+Every value is shell-quoted where it is inserted (``_q``), even though checks.validate already
+holds it to Azure's naming rules: a command is pasted into a shell, and a value that slipped
+through must arrive as one literal argument, never as a command. A <placeholder> stays bare:
+pasted unchanged, the shell refuses the redirection and runs nothing.
 """
 
 from __future__ import annotations
@@ -11,15 +16,32 @@ import shlex
 from typing import Any
 
 from probe.model import Remediation
+from probe.sanitize import escape_controls
 
 _PRIORITY = {"443": 200, "5831": 210, "445": 220, "8787 18881": 230, "443 445": 240, "80": 250}
+_PLACEHOLDER = re.compile(r"<[a-z][a-z-]*>")
+
+
+def _q(value: str) -> str:
+    """``value`` as one shell word; control characters are escaped first, so a line stays one line."""
+    if _PLACEHOLDER.fullmatch(value):
+        return value
+    return shlex.quote(escape_controls(value))
+
+
+def _ps(value: str) -> str:
+    """``value`` as one PowerShell argument: bare when it is a plain name, else a literal '' string."""
+    if _PLACEHOLDER.fullmatch(value) or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", value):
+        return value
+    return "'" + escape_controls(value).replace("'", "''") + "'"
 
 
 def _rg(facts: Any) -> str:
-    return str(getattr(facts.inputs, "resource_group", None) or "<resource-group>")
+    return _q(str(getattr(facts.inputs, "resource_group", None) or "<resource-group>"))
 
 
 def _rule_name(tag: str, proto: str, ports: str) -> str:
+    # Letters and digits of the tag only; proto and ports are the rule's own constants.
     base = re.sub(r"[^A-Za-z0-9]", "", tag.split(".", maxsplit=1)[0]) or "Service"
     return f"AllowOut-{base}-{proto}-{ports.replace(' ', '-')}"
 
@@ -36,9 +58,9 @@ def nsg_fix(facts: Any, tag: str, proto: str, ports: str) -> Remediation:
         "the same as a network rule on Azure Firewall).",
         commands=[
             f"az network nsg rule create --resource-group {_rg(facts)} --nsg-name <nsg-name> "
-            f"--name {_rule_name(dest, proto, ports)} --priority {_PRIORITY.get(ports, 260)} --direction Outbound "
-            f"--access Allow --protocol {proto} --source-address-prefixes VirtualNetwork "
-            f"--destination-address-prefixes {dest} --destination-port-ranges {ports}"
+            f"--name {_rule_name(dest, proto, ports)} --priority {_PRIORITY.get(ports, 260)} "
+            f"--direction Outbound --access Allow --protocol {_q(proto)} --source-address-prefixes VirtualNetwork "
+            f"--destination-address-prefixes {_q(dest)} --destination-port-ranges {ports}"
         ],
     )
 
@@ -47,21 +69,18 @@ def firewall_fqdn_fix(facts: Any, hosts: list[str], port: str) -> Remediation:
     """FQDNs without a service tag: an NSG cannot name them, an FQDN-aware firewall can. Azure Firewall
     takes HTTP/HTTPS FQDNs in application rules and other ports in network rules with FQDNs (which need
     its DNS proxy): how-to-access-azureml-behind-firewall, firewall/fqdn-filtering-network-rules."""
-    rg = _rg(facts)
-    targets = " ".join(hosts)
-    base = (
-        f"az network firewall {{kind}} create --resource-group {rg} --firewall-name <firewall-name> "
-        f"--collection-name AllowAzureML-FQDN --name Allow-{port} --priority 300 --action Allow "
-        "--source-addresses <compute-subnet-cidr> "
+    targets = " ".join(_q(h) for h in hosts)
+    web = port in ("80", "443")
+    # Values go in by f-string only: a str.format over them would read a "{" in a value as a field.
+    command = (
+        f"az network firewall {'application-rule' if web else 'network-rule'} create --resource-group {_rg(facts)} "
+        f"--firewall-name <firewall-name> --collection-name AllowAzureML-FQDN --name Allow-{_q(port)} "
+        "--priority 300 --action Allow --source-addresses <compute-subnet-cidr> "
     )
-    if port in ("80", "443"):
-        scheme = "Http" if port == "80" else "Https"
-        command = base.format(kind="application-rule") + f"--protocols {scheme}={port} --target-fqdns {targets}"
+    if web:
+        command += f"--protocols {'Http' if port == '80' else 'Https'}={port} --target-fqdns {targets}"
     else:
-        command = (
-            base.format(kind="network-rule")
-            + f"--protocols TCP --destination-ports {port} --destination-fqdns {targets}"
-        )
+        command += f"--protocols TCP --destination-ports {_q(port)} --destination-fqdns {targets}"
     return Remediation(
         kind="firewall_rule",
         text=f"Allow these names on port {port} at the firewall or proxy (no service tag covers them; the example is"
@@ -77,7 +96,7 @@ def verify_zone_links_fix(facts: Any, zones: list[str]) -> Remediation:
         text="Nothing to fix. To confirm, list the VNets each private DNS zone is linked to: the DNS server's VNet"
         " should be among them.",
         commands=[
-            f"az network private-dns link vnet list --resource-group {rg} --zone-name {z} "
+            f"az network private-dns link vnet list --resource-group {rg} --zone-name {_q(z)} "
             '--query "[].virtualNetwork.id" --output tsv'
             for z in zones
         ],
@@ -91,7 +110,7 @@ def wireserver_root_fix(ports: list[str]) -> Remediation:
         " table.",
         commands=[
             "sudo iptables -t security -L OUTPUT -n -v | grep 168.63.129.16",
-            "sudo amlprobe check " + " ".join(f"--target tcp://168.63.129.16:{p}" for p in ports),
+            "sudo amlprobe check " + " ".join(f"--target tcp://168.63.129.16:{_q(p)}" for p in ports),
         ],
     )
 
@@ -102,8 +121,9 @@ def dns_link_fix(facts: Any, zones: list[str]) -> Remediation:
         kind="dns_link",
         text="Link each private DNS zone to the VNet the compute (and its DNS server) uses.",
         commands=[
-            f"az network private-dns link vnet create --resource-group {rg} --zone-name {z} "
-            f"--name {z.replace('.', '-')}-link --virtual-network <vnet-name-or-id> --registration-enabled false"
+            f"az network private-dns link vnet create --resource-group {rg} --zone-name {_q(z)} "
+            f"--name {_q(z.replace('.', '-'))}-link --virtual-network <vnet-name-or-id> "
+            "--registration-enabled false"
             for z in zones
         ],
     )
@@ -123,16 +143,17 @@ def dns_forwarder_fix(facts: Any, zones: list[str] | None) -> Remediation:
         text="On the custom DNS server, forward these zones to Azure DNS (168.63.129.16); the server must run "
         "inside a VNet linked to the private DNS zones. The commands are for Windows DNS Server (PowerShell); "
         f"in BIND each zone is a named.conf statement like: {bind}",
-        commands=[f"Add-DnsServerConditionalForwarderZone -Name {z} -MasterServers 168.63.129.16" for z in shown],
+        commands=[f"Add-DnsServerConditionalForwarderZone -Name {_ps(z)} -MasterServers 168.63.129.16" for z in shown],
     )
 
 
 def hosts_fix(names: list[str]) -> Remediation:
     pattern = "|".join(re.escape(n) for n in names)
+    script = "/\\s(" + pattern + ")(\\s|$)/d"
     return Remediation(
         kind="hosts_file",
         text="Remove the hosts-file pins so DNS answers (keep a backup).",
-        commands=[f"sudo sed -i.bak -E '/\\s({pattern})(\\s|$)/d' /etc/hosts"],
+        commands=[f"sudo sed -i.bak -E {_q(script)} /etc/hosts"],
     )
 
 
@@ -145,7 +166,7 @@ def proxy_bypass_fix(facts: Any) -> Remediation:
         kind="no_proxy",
         text="Send private-endpoint and compute-instance names direct (bypass the proxy), e.g. in /etc/environment"
         " and the PAC file.",
-        commands=[f"export NO_PROXY={entries}", f"export no_proxy={entries}"],
+        commands=[f"export NO_PROXY={_q(entries)}", f"export no_proxy={_q(entries)}"],
     )
 
 
@@ -153,7 +174,7 @@ def tls_bypass_fix(hosts: list[str]) -> Remediation:
     return Remediation(
         kind="tls_bypass",
         text="Exempt these hosts from TLS inspection (decryption bypass list on the firewall or proxy).",
-        commands=[f"# bypass: {h}" for h in hosts],
+        commands=[f"# bypass: {_q(h)}" for h in hosts],
     )
 
 
@@ -173,7 +194,7 @@ def websocket_desktop_check(hosts: list[str]) -> Remediation:
         " websockets.",
         commands=[
             "curl --http1.1 -sS -o /dev/null -D - -H 'Connection: Upgrade' -H 'Upgrade: websocket'"
-            f" -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: {_SAMPLE_WS_KEY}' {shlex.quote(f'https://{h}/')}"
+            f" -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: {_SAMPLE_WS_KEY}' {_q(f'https://{h}/')}"
             for h in hosts
         ],
     )
