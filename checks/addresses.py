@@ -19,3 +19,12 @@ def parse_networks(cidrs: Iterable[str]) -> list[IPNetwork]:
 def is_private(address: str, extra: Iterable[IPNetwork] = ()) -> bool:
     ip = ipaddress.ip_address(address)
     return any(ip.version == n.version and ip in n for n in (*PRIVATE_NETWORKS, *extra))
+
+
+def is_ip(host: str) -> bool:
+    """True for an IP literal (IPv4 or IPv6), which needs no name resolution."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

@@ -17,11 +17,12 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from checks import toml
 from checks.inputs import SCENARIOS, Cloud
 from probe.errors import UsageError
+from probe.files import MAX_CATALOG_BYTES, read_regular
 
 DATA_DIR = Path(__file__).parent / "data"
 # The packaged catalog in catalog order (the plan's check order): cloud rows first, then the shared ones.
@@ -38,6 +39,7 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "key_vault": ("key_vault",),
     "container_registry": ("container_registry",),
     "instance_name": ("instance_name",),
+    "instance_domain_suffix": ("instance_domain_suffix",),
     "notebooks_host": ("workspace_name", "region", "workspace_id"),
 }
 
@@ -46,6 +48,9 @@ _SLUG = r"^[a-z0-9][a-z0-9-]*$"
 _HOST_TEXT = re.compile(r"^[a-z0-9.-]*$")
 
 EndpointProtocol = Literal["tcp", "tls", "udp", "smb", "websocket", "http"]
+Operator = Literal["microsoft", "third-party"]
+# Rows whose certificate (and, for websockets, whose HTTP answer) is judged by who operates the host.
+OPERATED_PROTOCOLS = ("tls", "websocket", "http")
 Port = Annotated[int, Field(ge=1, le=65535)]
 Slug = Annotated[str, Field(pattern=_SLUG)]
 DocUrl = Annotated[str, Field(pattern=r"^https://\S+$")]
@@ -112,9 +117,23 @@ class _Entry(BaseModel):
     variant_group: Slug | None = None
     # A name derived by analogy rather than read in a source (e.g. Batch names in sovereign clouds).
     inferred: bool = False
+    # The name may rightly not exist in a given set-up (e.g. a registry's data endpoint without a
+    # private endpoint): NXDOMAIN is "not applicable", not a failure, unless the resource has a
+    # private endpoint. Variant-group members and inferred names are treated so implicitly, as long
+    # as one variant resolves.
+    may_not_exist: bool = False
+    # The name the machine itself reports (e.g. the compute instance's from /mnt/azmnt/.nbvm): when
+    # it can be built, the other rows of its variant_group are not probed.
+    preferred: bool = False
     note: str = ""
 
     _scenarios = field_validator("scenarios")(_check_scenarios)
+
+    @model_validator(mode="after")
+    def _preferred_needs_group(self) -> _Entry:
+        if self.preferred and self.variant_group is None:
+            raise ValueError("preferred: only meaningful with a variant_group")
+        return self
 
 
 class Endpoint(_Entry):
@@ -129,9 +148,28 @@ class Endpoint(_Entry):
     purpose: str = Field(min_length=1)
     required: bool
     resource: Slug | None = None
+    # Compute-instance app ports (8787, 18881): probed as host:port only when the resource's private
+    # endpoint exists; without one the port travels in the host name, on 443:
+    # <first label>-<port>.<rest> (microsoft/responsible-ai-toolbox azure_nb_environment.py).
+    port_in_host_name: bool = False
+    # Who runs the host: only Microsoft-operated hosts must present an Azure CA (real-world-azure.md Q2).
+    operator: Operator | None = Field(None, validate_default=True)
 
     _host = field_validator("host")(_check_host)
     _patterns = field_validator("service_tag", "path")(_check_pattern)
+
+    @model_validator(mode="after")
+    def _port_in_host_name_is_tcp(self) -> Endpoint:
+        if self.port_in_host_name and (self.protocol != "tcp" or self.host is None):
+            raise ValueError("port_in_host_name: only for tcp rows with a host")
+        return self
+
+    @field_validator("operator")
+    @classmethod
+    def _operator(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("protocol") in OPERATED_PROTOCOLS:
+            raise ValueError('required for tls, websocket and http rows: "microsoft" or "third-party"')
+        return value
 
 
 class PrivateDns(_Entry):
@@ -143,6 +181,9 @@ class PrivateDns(_Entry):
     zone: str | None = None
     forwarder_zones: list[str] = Field(default_factory=list)
     private_endpoint: bool = True
+    # The resource whose private endpoint answers for this name (default: ``resource``); e.g. the
+    # workspace's endpoint serves its cert FQDN and the compute instances (S4).
+    pe_resource: Slug | None = None
 
     _name = field_validator("name")(_check_host)
     _privatelink = field_validator("privatelink", "zone")(_check_host)
@@ -194,6 +235,9 @@ def _describe(err: Any, model: type[_Entry]) -> tuple[str, str]:
         return field, "missing required field"
     msg = str(err.get("msg", "invalid"))
     msg = msg.removeprefix("Value error, ")
+    if not loc and ": " in msg:
+        # A rule across fields (a model validator) names its field as "field: message".
+        field, _, msg = msg.partition(": ")
     msg = msg[:1].lower() + msg[1:]
     if kind not in ("value_error",) and "input" in err:
         msg += f" (got {err['input']!r})"
@@ -211,7 +255,7 @@ def _entry_error(where: str, raw: Any, model: type[_Entry], exc: ValidationError
 
 def _parse_file(path: Path, shown: str) -> _File:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_CATALOG_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise CatalogError(f"{shown}: not UTF-8 text") from None
     except OSError as exc:

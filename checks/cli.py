@@ -31,6 +31,7 @@ _STRING_FLAGS = (
     "key_vault",
     "container_registry",
     "instance_name",
+    "instance_domain_suffix",
 )
 
 
@@ -70,12 +71,30 @@ def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
         action="store_const",
         const=False,
         default=None,
-        help="the workspace has no private endpoint: expect public answers",
+        help="no resource has a private endpoint: expect public answers (default: decided per resource"
+        " from DNS: a privatelink CNAME or a private answer means a private endpoint)",
+    )
+    g.add_argument(
+        "--private-endpoint",
+        dest="private_endpoints",
+        action="append",
+        default=None,
+        metavar="RESOURCE=yes|no",
+        help="override the DNS evidence for one resource (repeatable): workspace, notebooks, storage,"
+        " storage-blob, storage-file, storage-queue, storage-table, storage-dfs, key-vault, acr",
     )
 
 
 def _flags(args: argparse.Namespace) -> dict[str, object]:
-    names = (*_STRING_FLAGS, "cloud", "scenarios", "reference_dns", "private_networks", "private_endpoint")
+    names = (
+        *_STRING_FLAGS,
+        "cloud",
+        "scenarios",
+        "reference_dns",
+        "private_networks",
+        "private_endpoint",
+        "private_endpoints",
+    )
     return {n: getattr(args, n, None) for n in names}
 
 

@@ -11,19 +11,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from checks.inputs import Inputs
+from checks.inputs import AZURE_DNS, Inputs
 from checks.plan import Plan
 from checks.remedies import (
+    G2_ROOT,
+    ca_store_update_fix,
     dns_forwarder_fix,
     dns_link_fix,
+    firewall_fqdn_fix,
+    g2_root_fix,
     hosts_fix,
     nsg_fix,
     proxy_bypass_fix,
     tls_bypass_fix,
+    verify_zone_links_fix,
+    websocket_desktop_check,
+    wireserver_root_fix,
 )
 from checks.truststores import stores_trusting
-from probe.model import CheckResult, Finding, Protocol, Severity, Status
+from probe.model import CertInfo, CheckResult, Finding, Protocol, Severity, Status, TlsFacts
 from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
+from probe.websocket import middlebox_signs
 
 DOC_FIREWALL = "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall"
 DOC_CUSTOM_DNS = "https://learn.microsoft.com/azure/machine-learning/how-to-custom-dns"
@@ -32,6 +40,7 @@ DOC_JUPYTER = "https://learn.microsoft.com/azure/machine-learning/how-to-run-jup
 DOC_TRAINING_VNET = "https://learn.microsoft.com/azure/machine-learning/how-to-secure-training-vnet"
 DOC_CA = "https://learn.microsoft.com/azure/security/fundamentals/azure-ca-details"
 DOC_PROXY = "https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-secure-connection-workspace"
+DOC_WIRESERVER = "https://learn.microsoft.com/azure/virtual-network/what-is-ip-address-168-63-129-16"
 
 _TCP_BASED = {Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP, Protocol.SMB}
 _SEEN = {
@@ -55,7 +64,8 @@ class Facts:
     claimed: set[str]
 
     def open(self, pred: Callable[[CheckResult], bool]) -> list[CheckResult]:
-        return [r for r in self.results if r.id not in self.claimed and pred(r)]
+        """Unexplained checks matching ``pred``; skipped (not applicable) checks are never evidence."""
+        return [r for r in self.results if r.id not in self.claimed and r.status is not Status.SKIP and pred(r)]
 
     def claim(self, checks: Iterable[CheckResult]) -> list[str]:
         ids = [c.id for c in checks]
@@ -67,6 +77,24 @@ class Facts:
             if check_id in (exp.check_id, exp.reference_check_id):
                 return exp
         return None
+
+    def expects_private(self, exp: Any) -> bool:
+        """Whether ``exp``'s name should answer privately: the catalog or the user said so, or the
+        per-resource evidence (environment["private_endpoints"], checks.evidence) found a private endpoint."""
+        if exp is None:
+            return False
+        if exp.expect != "evidence":
+            return bool(exp.expect == "private")
+        verdict = (self.environment.get("private_endpoints") or {}).get(exp.pe_resource or "") or {}
+        return verdict.get("private_endpoint") is True
+
+    def configured_resolvers(self) -> list[str]:
+        """The resolvers the compute asks: --dns-server, else resolv.conf's effective nameservers."""
+        servers = (self.environment.get("settings") or {}).get("dns_servers")
+        if isinstance(servers, list) and servers:
+            return [str(s) for s in servers]
+        dns = (self.environment.get("local") or {}).get("dns") or {}
+        return [str(s) for s in dns.get("effective_nameservers") or []]
 
 
 @dataclass(frozen=True)
@@ -168,7 +196,7 @@ def rule_custom_dns_not_forwarding(facts: Facts, rule: Rule) -> list[Finding]:
         if ours is None:
             continue
         exp = facts.expectation(ours.id)
-        if exp is not None and exp.expect == "private" and ours.reason is not Reason.OK:
+        if exp is not None and facts.expects_private(exp) and ours.reason is not Reason.OK:
             bad.append((ours, ref))
     if not bad:
         return []
@@ -189,26 +217,58 @@ def rule_custom_dns_not_forwarding(facts: Facts, rule: Rule) -> list[Finding]:
 
 
 def rule_zone_not_linked(facts: Facts, rule: Rule) -> list[Finding]:
+    """Names of resources with a private endpoint answer publicly (or not at all) through the configured
+    resolver, and Azure DNS asked from here does not answer privately either (else the custom DNS rule
+    above has claimed them)."""
     bad = facts.open(
         lambda r: (
-            r.reason in (Reason.DNS_PUBLIC_ADDRESS, Reason.DNS_MISSING_PRIVATELINK_CNAME, Reason.DNS_NXDOMAIN)
+            r.reason in (Reason.DNS_PUBLIC_ADDRESS, Reason.DNS_NXDOMAIN)
             and _dns_probe(r)
-            and facts.expectation(r.id) is not None
-            and facts.expectation(r.id).expect == "private"
+            and facts.expects_private(facts.expectation(r.id))
         )
     )
     if not bad:
         return []
     zones = _zones_of(facts, bad)
     evidence = facts.claim(bad) + facts.claim(_consequences(facts, {c.target.host for c in bad}))
+    refs = facts.open(lambda r: _dns_probe(r, reference=True) and r.target.host in {c.target.host for c in bad})
+    evidence += facts.claim(refs)
+    agrees = "and Azure DNS asked from this VNet agrees" if refs else "(no reference resolver was asked)"
+    detail = (
+        f"{_hosts(bad)} resolved to public addresses (or not at all) although the resource has a private"
+        f" endpoint (its privatelink CNAME shows it), {agrees}: the private DNS zones are not linked to this"
+        " VNet, or the private endpoints were created without DNS integration."
+    )
+    remediation = [dns_link_fix(facts, zones)]
+    custom = [s for s in facts.configured_resolvers() if s.split(":")[0] != AZURE_DNS]
+    if custom:
+        # A custom DNS (hub and spoke) needs both: the zones linked to ITS VNet, and forwarders to Azure DNS.
+        detail += (
+            f" The configured resolver ({', '.join(custom)}) is a custom DNS: link the zones to the VNet it runs"
+            " in, and make it forward these zones to 168.63.129.16."
+        )
+        remediation.append(dns_forwarder_fix(facts, zones=zones))
+    title = f"Private DNS zone not linked to the VNet ({', '.join(zones)})"
+    return [rule.finding(title, detail, evidence, remediation)]
+
+
+def rule_reference_inconclusive(facts: Facts, rule: Rule) -> list[Finding]:
+    """The configured resolver answers privately, Azure DNS from here does not: hub and spoke, or manual
+    records. Documented and healthy; said as information only."""
+    seen = facts.open(lambda r: r.labels.get("inconclusive") == "reference-not-private")
+    if not seen:
+        return []
+    zones = _zones_of(facts, seen)
     return [
         rule.finding(
-            f"Private DNS zone not linked to the VNet ({', '.join(zones)})",
-            f"{_hosts(bad)} resolved to public addresses (or not at all) although the workspace uses private"
-            " endpoints, and Azure DNS agrees: the private DNS zones are not linked to this VNet, or the"
-            " private endpoints were created without DNS integration.",
-            evidence,
-            [dns_link_fix(facts, zones)],
+            "Azure DNS from this VNet answers publicly where the configured resolver answers privately",
+            f"For {_hosts(seen)} the configured resolver returned the private endpoint's address, while"
+            " 168.63.129.16 asked from this VNet did not. That is Microsoft's documented layout when the private"
+            " DNS zones are linked to the DNS server's VNet only (hub and spoke), or when the custom DNS holds"
+            " manual A records: private zone records are returned only to resolvers in a linked VNet. The"
+            " comparison is inconclusive; the compute resolves the private endpoints correctly.",
+            facts.claim(seen),
+            [verify_zone_links_fix(facts, zones)],
         )
     ]
 
@@ -244,45 +304,100 @@ def rule_hosts_override(facts: Facts, rule: Rule) -> list[Finding]:
     ]
 
 
-def _issuer_cn(issuer: str) -> str:
-    for part in issuer.split(","):
-        key, _, value = part.strip().partition("=")
-        if key.strip().upper() == "CN":
-            return value.strip()
-    return issuer
+def _issuer_cn(cert: CertInfo) -> str:
+    return cert.issuer_common_name or cert.issuer
+
+
+def _trust_note(tls: TlsFacts) -> str:
+    stores = stores_trusting(tls)
+    trusted = [s for s, ok in stores.items() if ok]
+    untrusted = [s for s, ok in stores.items() if ok is False]
+    note = ""
+    if trusted:
+        note += f" Trusted by: {', '.join(trusted)}."
+    if untrusted:
+        note += (
+            f" NOT trusted by: {', '.join(untrusted)} — tools using those stores fail with"
+            " 'unable to get local issuer certificate'."
+        )
+    return note
 
 
 def rule_tls_inspection(facts: Facts, rule: Rule) -> list[Finding]:
-    from checks.expect import is_azure_issuer
+    from checks.expect import inspecting_issuers, is_azure_issuer, operator
+
+    inspecting = inspecting_issuers(facts.results)
+
+    def inspected(r: CheckResult) -> bool:
+        if r.tls is None or r.tls.leaf is None:
+            return False
+        if r.reason is Reason.TLS_UNEXPECTED_ISSUER:
+            return True
+        if r.reason is not Reason.TLS_UNTRUSTED:
+            return False
+        if operator(r) == "microsoft":
+            return not is_azure_issuer(r.tls.leaf)
+        return r.tls.leaf.issuer in inspecting
+
+    bad = facts.open(inspected)
+    if not bad:
+        return []
+    leaves = [c.tls.leaf for c in bad if c.tls and c.tls.leaf]
+    issuers = sorted({_issuer_cn(leaf) for leaf in leaves})
+    ours = [c for c in bad if operator(c) != "third-party"]
+    others = [c for c in bad if operator(c) == "third-party"]
+    detail = f"{_hosts(ours or bad)} presented certificates issued by {'; '.join(issuers)}, not by an Azure CA."
+    if ours and others:
+        detail += f" The same CA re-signs third-party hosts too ({_hosts(others)})."
+    detail += _trust_note(bad[0].tls)  # type: ignore[arg-type]
+    return [
+        rule.finding(
+            f"TLS inspection: '{issuers[0]}' re-signs Azure traffic",
+            detail,
+            facts.claim(bad),
+            [
+                tls_bypass_fix(
+                    sorted({c.target.host for c in facts.results if c.target.port == 443 and " " not in c.target.host})
+                )
+            ],
+        )
+    ]
+
+
+def rule_missing_root(facts: Facts, rule: Rule) -> list[Finding]:
+    """Azure's own chain, not trusted here: the trust store lacks its root (Azure/azhpc-images#539)."""
+    from checks.expect import is_azure_issuer, operator
 
     bad = facts.open(
         lambda r: (
-            r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
+            r.reason is Reason.TLS_UNTRUSTED
+            and operator(r) == "microsoft"
             and r.tls is not None
             and r.tls.leaf is not None
-            and not is_azure_issuer(r.tls.leaf.issuer)
+            and is_azure_issuer(r.tls.leaf)
         )
     )
     if not bad:
         return []
-    issuers = sorted({c.tls.leaf.issuer for c in bad if c.tls and c.tls.leaf})
-    stores = stores_trusting(bad[0].tls)  # type: ignore[arg-type]
-    trusted = [s for s, ok in stores.items() if ok]
-    untrusted = [s for s, ok in stores.items() if ok is False]
-    detail = f"{_hosts(bad)} presented certificates issued by {'; '.join(issuers)}, not by an Azure CA."
-    if trusted:
-        detail += f" Trusted by: {', '.join(trusted)}."
-    if untrusted:
-        detail += (
-            f" NOT trusted by: {', '.join(untrusted)} — tools using those stores fail with"
-            " 'unable to get local issuer certificate'."
-        )
+    chains = [r.tls for r in bad if r.tls is not None and r.tls.leaf is not None]
+    names = sorted({_issuer_cn(t.chain[-1] if t.chain else t.leaf) for t in chains if t.leaf})
+    first = chains[0]
+    issuer = _issuer_cn(first.leaf) if first.leaf else "?"
+    store = first.ca_bundle or "the system trust store"
+    detail = (
+        f"{_hosts(bad)} presented Microsoft's own chain (issued by '{issuer}'), which leads to {', '.join(names)};"
+        f" {store} lacks that root, so verification fails ('unable to get local issuer certificate'). Some"
+        " Microsoft front ends send only the leaf and the intermediate, without the cross-signed bridge to"
+        " DigiCert Global Root G2, so the root itself must be in the store."
+    )
+    detail += _trust_note(first)
+    fixes = [g2_root_fix()] if G2_ROOT in names else [ca_store_update_fix()]
     return [
         rule.finding(
-            f"TLS inspection: '{_issuer_cn(issuers[0])}' re-signs Azure traffic",
+            f"The trust store lacks {', '.join(names)}: Microsoft's certificates cannot be verified",
             detail,
             facts.claim(bad),
-            [tls_bypass_fix(sorted({c.target.host for c in facts.results if c.target.port == 443}))],
+            fixes,
         )
     ]
 
@@ -316,6 +431,67 @@ def rule_proxy_only(facts: Facts, rule: Rule) -> list[Finding]:
     ]
 
 
+def rule_wireserver_non_root(facts: Facts, rule: Rule) -> list[Finding]:
+    seen = facts.open(lambda r: r.labels.get("inconclusive") == "wireserver-non-root")
+    if not seen:
+        return []
+    ports = sorted({str(r.target.port) for r in seen})
+    return [
+        rule.finding(
+            "WireServer (168.63.129.16) cannot be tested as a non-root user",
+            f"TCP {', '.join(ports)} to 168.63.129.16 got no answer, which is normal for a non-root user: the Azure"
+            " Linux agent's firewall (OS.EnableFirewall) accepts only root's connections to WireServer and drops"
+            " the rest (Azure/WALinuxAgent PR #914). Run amlprobe as root to test the path itself.",
+            facts.claim(seen),
+            [wireserver_root_fix(ports)],
+        )
+    ]
+
+
+def _tag(r: CheckResult) -> str:
+    return r.labels.get("service_tag") or ""
+
+
+def _tag_port(r: CheckResult) -> tuple[str, int | None]:
+    return (_tag(r), r.target.port)
+
+
+def rule_situational(facts: Facts, rule: Rule) -> list[Finding]:
+    """Situational rows (catalog ``required = false``) blocked while nothing required behind the same
+    service tag and port is: at most a warning, never a critical run (common.toml's promise)."""
+    failed = facts.open(_tcp_failed)
+    # A required endpoint behind the same service tag failing too: one cause, left to the rules below.
+    required = {_tag(r) for r in failed if r.labels.get("required") != "false"}
+    bad = [r for r in failed if r.labels.get("required") == "false" and _tag(r) not in required]
+    if not bad:
+        return []
+    ways = sorted({_SEEN[r.reason] for r in bad})
+    purposes = sorted({r.labels.get("purpose", "") for r in bad if r.labels.get("purpose")})
+    remediation = []
+    for (tag, port), checks in sorted(_by_key(bad, _tag_port).items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        if tag:
+            remediation.append(nsg_fix(facts, tag, "Tcp", str(port)))
+        else:
+            remediation.append(firewall_fqdn_fix(facts, sorted({c.target.host for c in checks}), str(port)))
+    return [
+        rule.finding(
+            f"Situational endpoints are {' / '.join(ways)} (not required)",
+            f"{len(bad)} situational endpoint(s) could not be reached: {_hosts(bad)}. The catalog marks them"
+            f" situational (needed only for: {'; '.join(purposes)}); everything required works. Allow them if"
+            " you use those features.",
+            facts.claim(bad),
+            remediation,
+        )
+    ]
+
+
+def _by_key(checks: Iterable[CheckResult], key: Callable[[CheckResult], Any]) -> dict[Any, list[CheckResult]]:
+    out: dict[Any, list[CheckResult]] = {}
+    for c in checks:
+        out.setdefault(key(c), []).append(c)
+    return out
+
+
 def rule_outbound_443(facts: Facts, rule: Rule) -> list[Finding]:
     bad = facts.open(lambda r: _tcp_failed(r) and r.target.port == 443 and r.target.protocol is not Protocol.SMB)
     by_tag: dict[str, list[CheckResult]] = {}
@@ -324,12 +500,18 @@ def rule_outbound_443(facts: Facts, rule: Rule) -> list[Finding]:
     findings = []
     for tag, checks in sorted(by_tag.items()):
         ways = sorted({_SEEN[c.reason] for c in checks})
+        # No service tag: an NSG cannot name the destination; an FQDN rule on the firewall can.
+        fix = (
+            nsg_fix(facts, tag, "Tcp", "443")
+            if checks[0].labels.get("service_tag")
+            else firewall_fqdn_fix(facts, sorted({c.target.host for c in checks}), "443")
+        )
         findings.append(
             rule.finding(
                 f"Outbound TCP 443 to {tag} is {' / '.join(ways)}",
                 f"{len(checks)} endpoint(s) behind {tag} could not be reached on 443: {_hosts(checks)}.",
                 facts.claim(checks),
-                [nsg_fix(facts, tag, "Tcp", "443")],
+                [fix],
                 doc=checks[0].labels.get("doc", ""),
             )
         )
@@ -384,24 +566,63 @@ def rule_smb(facts: Facts, rule: Rule) -> list[Finding]:
     ]
 
 
+_STRIPPED = (Reason.WS_INTERCEPTED, Reason.WS_PROXY_AUTH_REQUIRED, Reason.WS_UPGRADE_IGNORED, Reason.WS_RESET)
+_BROWSER_SIDE = (
+    " This is the path from the compute; the path from the user's browser (the usual Jupyter breaker) cannot"
+    " be seen from here: check it from the desktop with the command below."
+)
+
+
+def _who_answered(r: CheckResult) -> str:
+    if r.reason is Reason.WS_RESET:
+        return "a reset right after Upgrade:"
+    if r.reason is Reason.WS_PROXY_AUTH_REQUIRED:
+        return "an intercepting proxy (407)"
+    if r.http is None:
+        return "something in the path"
+    signs = middlebox_signs(r.http)
+    if signs:
+        return signs[0]
+    if r.reason is Reason.WS_UPGRADE_IGNORED:
+        return f"something that dropped Upgrade (HTTP {r.http.status})"
+    return "a block page"
+
+
 def rule_websocket(facts: Facts, rule: Rule) -> list[Finding]:
-    bad = facts.open(
-        lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason in (Reason.WS_UPGRADE_REJECTED, Reason.WS_RESET)
-    )
+    bad = facts.open(lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason in _STRIPPED)
     if not bad:
         return []
-    who = ""
-    h = bad[0].http
-    if h is not None and (h.server or h.via):
-        who = " by " + " / ".join(x for x in (h.server and f"Server: {h.server}", h.via and f"Via: {h.via}") if x)
-    status = f"HTTP {h.status}" if h is not None and h.status else "a reset"
+    hosts = {c.target.host for c in bad}
+    # A box that answers a wss:// upgrade has decrypted it: its re-signed certificates on the same hosts are
+    # this finding's evidence, not a second cause.
+    decrypted = facts.open(lambda r: r.target.host in hosts and r.reason is Reason.TLS_UNEXPECTED_ISSUER)
+    detail = f"Websocket upgrades to {_hosts(bad)} were answered or cut by something in between. {bad[0].detail}"
+    if decrypted:
+        issuer = decrypted[0].tls.leaf.issuer_common_name if decrypted[0].tls and decrypted[0].tls.leaf else None
+        detail += f" It decrypts TLS to these hosts (certificates issued by '{issuer or 'an unknown CA'}')."
+    fixes = [tls_bypass_fix(sorted(hosts))]
+    if any(c.route == "proxy" for c in bad):
+        fixes.insert(0, proxy_bypass_fix(facts))
     return [
         rule.finding(
-            f"Websocket upgrade stripped{who}: Jupyter will not work",
-            f"The upgrade to {_hosts(bad)} got {status} instead of 101 Switching Protocols. Something in the"
-            " path (proxy, firewall, TLS inspection) does not pass websockets.",
-            facts.claim(bad),
-            [proxy_bypass_fix(facts), tls_bypass_fix(sorted({c.target.host for c in bad}))],
+            f"Websocket upgrade stripped by {_who_answered(bad[0])}: Jupyter will not work",
+            detail + _BROWSER_SIDE,
+            facts.claim(bad) + facts.claim(decrypted),
+            [*fixes, websocket_desktop_check(sorted(hosts))],
+        )
+    ]
+
+
+def rule_websocket_inconclusive(facts: Facts, rule: Rule) -> list[Finding]:
+    unsure = facts.open(lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason is Reason.WS_INCONCLUSIVE)
+    if not unsure:
+        return []
+    return [
+        rule.finding(
+            "Websocket path to the compute instance not proven (inconclusive)",
+            unsure[0].detail + _BROWSER_SIDE,
+            facts.claim(unsure),
+            [websocket_desktop_check(sorted({c.target.host for c in unsure}))],
         )
     ]
 
@@ -410,13 +631,14 @@ def rule_private_endpoint_unreachable(facts: Facts, rule: Rule) -> list[Finding]
     bad = facts.open(lambda r: _tcp_failed(r) and r.labels.get("resource") is not None)
     if not bad:
         return []
+    ports = " ".join(str(p) for p in sorted({r.target.port for r in bad if r.target.port is not None}))
     return [
         rule.finding(
             "Private endpoints do not answer",
             f"{_hosts(bad)} resolved to private endpoint addresses that did not accept connections: check the"
-            " NSG (VirtualNetwork 443/445 outbound) and the private endpoint's state.",
+            f" NSG (VirtualNetwork outbound TCP {ports}) and the private endpoint's state.",
             facts.claim(bad),
-            [nsg_fix(facts, "VirtualNetwork", "Tcp", "443 445")],
+            [nsg_fix(facts, "VirtualNetwork", "Tcp", ports or "443 445")],
         )
     ]
 
@@ -440,6 +662,15 @@ def _r(id: str, sev: Severity, title: str, cause: str, fix: str, doc: str, run: 
 
 
 RULES: tuple[Rule, ...] = (
+    _r(
+        "wireserver-non-root",
+        Severity.INFO,
+        "WireServer cannot be tested as a non-root user",
+        "The Azure Linux agent's firewall drops non-root TCP to 168.63.129.16 (WALinuxAgent PR #914): normal.",
+        "Nothing; run as root to test WireServer itself.",
+        DOC_WIRESERVER,
+        rule_wireserver_non_root,
+    ),
     _r(
         "dns-unavailable",
         Severity.CRITICAL,
@@ -477,6 +708,15 @@ RULES: tuple[Rule, ...] = (
         rule_zone_not_linked,
     ),
     _r(
+        "dns-comparison-inconclusive",
+        Severity.INFO,
+        "Azure DNS from this VNet answers publicly, the configured resolver privately",
+        "Private DNS zones linked only to the DNS server's VNet (hub and spoke), or manual records: documented.",
+        "Nothing; verify which VNets the zones are linked to if in doubt.",
+        DOC_CUSTOM_DNS,
+        rule_reference_inconclusive,
+    ),
+    _r(
         "dns-resolver-mismatch",
         Severity.WARNING,
         "Configured resolver disagrees with Azure DNS",
@@ -495,6 +735,26 @@ RULES: tuple[Rule, ...] = (
         rule_hosts_override,
     ),
     _r(
+        "websocket-stripped",
+        Severity.CRITICAL,
+        "Websocket upgrade stripped",
+        "A proxy or firewall answers the websocket upgrade itself (407, Via, a proxy's Server header, a block"
+        " page, 200) or resets it: Jupyter cannot connect.",
+        "Let websockets to *.instances.azureml.ms pass (bypass the proxy / inspection); check the desktop's path.",
+        DOC_JUPYTER,
+        rule_websocket,
+    ),
+    _r(
+        "websocket-inconclusive",
+        Severity.WARNING,
+        "Websocket path not proven",
+        "The anonymous upgrade got an answer that neither comes visibly from the Azure ML front end nor from a"
+        " middlebox.",
+        "Run the desktop check; if it shows a proxy's marks, let websockets to *.instances.azureml.ms pass.",
+        DOC_JUPYTER,
+        rule_websocket_inconclusive,
+    ),
+    _r(
         "tls-inspection",
         Severity.CRITICAL,
         "TLS inspection of Azure ML traffic",
@@ -504,6 +764,16 @@ RULES: tuple[Rule, ...] = (
         rule_tls_inspection,
     ),
     _r(
+        "trust-store-lacks-microsoft-root",
+        Severity.CRITICAL,
+        "The trust store lacks Microsoft's root",
+        "A Microsoft host presents Microsoft's own chain (e.g. Microsoft TLS G2 RSA CA OCSP NN under Microsoft"
+        " TLS RSA Root G2) and this machine's trust store lacks the root.",
+        "Install the root (pinned) into the OS store and point certifi-based tools at it.",
+        DOC_CA,
+        rule_missing_root,
+    ),
+    _r(
         "proxy-only-egress",
         Severity.CRITICAL,
         "HTTPS only through a proxy",
@@ -511,6 +781,15 @@ RULES: tuple[Rule, ...] = (
         "Allow those ports directly to their service tags and bypass the proxy for private endpoints.",
         DOC_PROXY,
         rule_proxy_only,
+    ),
+    _r(
+        "situational-endpoints-blocked",
+        Severity.WARNING,
+        "Situational endpoints blocked",
+        "Endpoints the catalog marks situational (required = false) are blocked; nothing required is.",
+        "Allow them if you use the features they serve (RStudio, package mirrors, monitoring, PKI over HTTP).",
+        DOC_FIREWALL,
+        rule_situational,
     ),
     _r(
         "outbound-443-blocked",
@@ -538,15 +817,6 @@ RULES: tuple[Rule, ...] = (
         "Allow outbound TCP 445 to Storage (or the storage private endpoint).",
         DOC_TRAINING_VNET,
         rule_smb,
-    ),
-    _r(
-        "websocket-stripped",
-        Severity.CRITICAL,
-        "Websocket upgrade stripped",
-        "A proxy or firewall answers the websocket upgrade itself: Jupyter cannot connect.",
-        "Let websockets to *.instances.azureml.ms pass (bypass the proxy / inspection).",
-        DOC_JUPYTER,
-        rule_websocket,
     ),
     _r(
         "private-endpoint-unreachable",
@@ -578,10 +848,21 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+def _cap_situational(findings: list[Finding], results: list[CheckResult]) -> None:
+    """A finding whose every piece of evidence is a situational row (required = false) is at most a
+    warning: the catalog promises that such rows never make the run critical."""
+    required = {r.id: r.labels.get("required") != "false" for r in results}
+    for f in findings:
+        if f.severity is Severity.CRITICAL and f.evidence and not any(required.get(e, True) for e in f.evidence):
+            f.severity = Severity.WARNING
+            f.detail += " (Situational endpoints only: a warning, not a failure.)"
+
+
 def diagnose(results: list[CheckResult], plan: Plan, inputs: Inputs, environment: dict[str, Any]) -> list[Finding]:
     facts = Facts(results=results, plan=plan, inputs=inputs, environment=environment, claimed=set())
     findings: list[Finding] = []
     for rule in RULES:
         findings.extend(rule.run(facts, rule))
+    _cap_situational(findings, results)
     order = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
     return sorted(findings, key=lambda f: order[f.severity])

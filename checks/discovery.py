@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from probe.files import read_text
+
 # Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
 # Azure in cloud-init (cloudinit/sources/azure/identity.py, ChassisAssetTag.AZURE_CLOUD) and in
 # Microsoft's Update Management troubleshooting doc ("Dmidecode check").
@@ -35,6 +37,8 @@ _IMDS_MAX_BYTES = 1 << 20
 # rai_core_flask/rai_core_flask/environments/azure_nb_environment.py; azureml-core's
 # authentication.py and its "This is not a compute instance." check use the same path).
 NBVM_PATH = Path("/mnt/azmnt/.nbvm")
+# Like AMLPROBE_DMI_PATH: lets the lab (and tests) hand the agent a compute instance's .nbvm.
+NBVM_PATH_ENV = "AMLPROBE_NBVM_PATH"
 
 # Setup scripts on a compute instance "can use the following environment variables":
 # CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER
@@ -145,8 +149,7 @@ class Discovery:
 
 
 def _read_small(path: Path) -> str:
-    with path.open("rb") as fh:
-        return fh.read(_SMALL_FILE_BYTES).decode("utf-8", errors="replace")
+    return read_text(path, _SMALL_FILE_BYTES)
 
 
 def is_azure_vm(dmi_path: Path = DEFAULT_DMI_PATH) -> bool:
@@ -281,7 +284,7 @@ async def discover(
     dmi_path: Path | None = None,
     imds_url: str | None = None,
     home: Path = CI_HOME,
-    nbvm_path: Path = NBVM_PATH,
+    nbvm_path: Path | None = None,
     ci_mounts_dir: Path = CI_MOUNTS_DIR,
     etc_environment: Path = ETC_ENVIRONMENT,
     imds_timeout: float = 2.0,
@@ -308,6 +311,7 @@ async def discover(
         found.aml_compute = found.aml_compute or "job"
         found.set("region", _region_from_service_endpoint(endpoint), f"env {JOB_SERVICE_ENDPOINT_ENV}")
 
+    nbvm_path = nbvm_path or Path(env.get(NBVM_PATH_ENV) or NBVM_PATH)
     try:
         nbvm = parse_key_values(_read_small(nbvm_path))
     except FileNotFoundError:
@@ -319,6 +323,9 @@ async def discover(
         found.aml_compute = "compute-instance"
         found.set("instance_name", nbvm.get("instance"), str(nbvm_path))
         found.ci_domain_suffix = nbvm.get("domainsuffix") or None
+        # The suffix names the one real compute-instance host (<instance>.<suffix>); Microsoft's own
+        # code builds the instance's URLs from it (responsible-ai-toolbox azure_nb_environment.py).
+        found.set("instance_domain_suffix", found.ci_domain_suffix, str(nbvm_path))
 
     try:
         system_env = parse_key_values(_read_small(etc_environment))

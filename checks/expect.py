@@ -10,9 +10,11 @@ from typing import Any
 
 from checks import toml
 from checks.addresses import IPNetwork, is_private, parse_networks
-from checks.inputs import Inputs
+from checks.evidence import PeVerdict, decide_private_endpoints, expected, has_privatelink
+from checks.inputs import AZURE_DNS, Inputs
 from checks.plan import DnsExpectation, Plan
-from probe.model import CheckResult, Confidence, Finding, Status
+from checks.websocket import apply_websocket_answers
+from probe.model import CertInfo, CheckResult, Confidence, Finding, Protocol, Status
 from probe.reasons import DNS_FAILURES, Reason
 
 
@@ -23,65 +25,99 @@ def trust_data() -> dict[str, Any]:
     return data
 
 
-def is_azure_issuer(issuer: str) -> bool:
-    """``issuer`` is an RFC 4514 string as the TLS prober reports it."""
+def is_azure_issuer(cert: CertInfo) -> bool:
+    """``cert`` was issued by a CA Azure uses (trust.toml), judged on the issuer's own name attributes.
+
+    Never on the RFC 4514 string: there the real Azure CA "GeoTrust Global TLS RSA4096 SHA256 2022 CA1"
+    reads ``O=DigiCert\\, Inc.``, and splitting it on commas loses the organisation.
+    """
     data = trust_data()
-    parts = {}
-    for rdn in issuer.split(","):
-        key, _, value = rdn.strip().partition("=")
-        parts[key.strip().upper()] = value.strip().lower()
-    org, cn = parts.get("O", ""), parts.get("CN", "")
-    if org and org in {o.lower() for o in data["issuer_organizations"]}:
+    org = (cert.issuer_organization or "").casefold()
+    cn = (cert.issuer_common_name or "").casefold()
+    if org and org in {o.casefold() for o in data["issuer_organizations"]}:
         return True
-    return any(cn.startswith(p.lower()) for p in data["issuer_common_name_prefixes"])
+    return bool(cn) and any(cn.startswith(p.casefold()) for p in data["issuer_common_name_prefixes"])
+
+
+def operator(result: CheckResult) -> str | None:
+    """Who runs the host, from the catalog row ("microsoft", "third-party"); None for ad-hoc targets."""
+    return result.labels.get("operator")
 
 
 def _judge(result: CheckResult, status: Status, reason: Reason, detail: str) -> None:
     result.status, result.reason, result.detail = status, reason, detail
 
 
-def _names_in_chain(result: CheckResult) -> list[str]:
-    if result.dns is None:
-        return []
-    return [link.target.rstrip(".").lower() for link in result.dns.chain]
+def _not_private(result: CheckResult, extra: list[IPNetwork]) -> bool:
+    """A definite answer that is not a private address: public addresses, or the name does not exist."""
+    if result.status is Status.PASS:
+        return bool(result.addresses) and not any(is_private(a, extra) for a in result.addresses)
+    return result.reason in (Reason.DNS_NXDOMAIN, Reason.DNS_NO_ANSWER)
 
 
 def apply_dns_expectation(
-    exp: DnsExpectation, configured: CheckResult | None, reference: CheckResult | None, extra: list[IPNetwork]
+    exp: DnsExpectation,
+    configured: CheckResult | None,
+    reference: CheckResult | None,
+    extra: list[IPNetwork],
+    expect: str | None = None,
 ) -> None:
+    """Judge one name. ``expect``: "private" / "public" as decided for its resource (None: undecided)."""
+    expect = exp.expect if expect is None and exp.expect != "evidence" else expect
     if configured is not None and configured.status is Status.PASS:
         addrs = configured.addresses
         public = [a for a in addrs if not is_private(a, extra)]
-        chain = _names_in_chain(configured)
-        from_hosts = configured.dns is not None and configured.dns.source == "hosts"
-        if exp.expect == "private":
-            if public:
-                _judge(
-                    configured,
-                    Status.FAIL,
-                    Reason.DNS_PUBLIC_ADDRESS,
-                    f"{exp.name} resolved to public {', '.join(public)}; its private endpoint"
-                    f" ({exp.zone or 'private DNS'}) should answer with a private address.",
-                )
-            elif (
-                exp.privatelink_suffix and not from_hosts and not any(n.endswith(exp.privatelink_suffix) for n in chain)
-            ):
-                _judge(
-                    configured,
-                    Status.FAIL,
-                    Reason.DNS_MISSING_PRIVATELINK_CNAME,
-                    f"{exp.name} resolved to {', '.join(addrs)} without the expected CNAME into"
-                    f" {exp.privatelink_suffix}: a record outside the private DNS zone answers.",
-                )
-        elif exp.expect == "public" and len(public) < len(addrs):
+        if expect == "private" and public:
+            via = has_privatelink(configured)
+            through = f" through {via}" if via else ""
+            _judge(
+                configured,
+                Status.FAIL,
+                Reason.DNS_PUBLIC_ADDRESS,
+                f"{exp.name} resolved{through} to public {', '.join(public)}; its private endpoint"
+                f" ({exp.zone or 'private DNS'}) should answer with a private address.",
+            )
+        elif expect == "public" and len(public) < len(addrs):
             _judge(
                 configured,
                 Status.WARN,
                 Reason.DNS_PRIVATE_ADDRESS,
-                f"{exp.name} resolved to a private address ({', '.join(addrs)}) though the workspace has no"
+                f"{exp.name} resolved to a private address ({', '.join(addrs)}) though you said it has no"
                 " private endpoint: a stale private DNS zone or hosts entry?",
             )
+        # A private answer without the privatelink CNAME is healthy: a manual A record, as the custom-DNS
+        # doc recommends ("creating the A record in the root of the zone").
     if reference is None:
+        return
+    if configured is not None and configured.status is not Status.PASS and configured.reason is reference.reason:
+        # Both resolvers say the same (e.g. NXDOMAIN): the comparison agrees; the configured check
+        # carries the fact.
+        _judge(reference, Status.PASS, Reason.OK, f"Same answer as the configured resolver: {reference.reason.value}.")
+        return
+    ours_private = (
+        configured is not None
+        and configured.status is Status.PASS
+        and bool(configured.addresses)
+        and all(is_private(a, extra) for a in configured.addresses)
+    )
+    if ours_private and configured is not None and _not_private(reference, extra):
+        # Microsoft's hub-and-spoke layout: the zones are linked to the DNS server's VNet only, and
+        # "records listed in Private DNS Zones are only returned to devices resolving domains using the
+        # default Azure DNS Virtual Server IP address" from a linked VNet (how-to-custom-dns). Manual A
+        # records in a custom DNS look the same. Not a fault: the comparison is inconclusive.
+        seen = ", ".join(reference.addresses) if reference.status is Status.PASS else reference.reason.value
+        _judge(
+            reference,
+            Status.WARN,
+            Reason.DNS_RESOLVER_MISMATCH,
+            f"The configured resolver answered {', '.join(configured.addresses)} (private) for {exp.name}; Azure DNS"
+            f" {_server(reference)} asked from this VNet answered {seen}. Expected when the private DNS zones are"
+            " linked only to the DNS server's VNet (hub and spoke) or the custom DNS holds manual records:"
+            " inconclusive, not a fault.",
+        )
+        reference.labels["mismatch_with"] = configured.id
+        reference.labels["inconclusive"] = "reference-not-private"
+        reference.confidence = Confidence.UNCONFIRMED
         return
     if reference.status is not Status.PASS:
         # The reference resolver is only a comparison; failing to reach it is worth a warning.
@@ -92,35 +128,180 @@ def apply_dns_expectation(
         return
     ref_addrs = sorted(reference.addresses)
     ours = sorted(configured.addresses) if configured.reason not in DNS_FAILURES else []
-    if ours != ref_addrs:
-        seen = ", ".join(ours) if ours else configured.reason.value
-        _judge(
-            reference,
-            Status.WARN,
-            Reason.DNS_RESOLVER_MISMATCH,
-            f"The configured resolver answered {seen} for {exp.name}, but the reference resolver"
-            f" {_server(reference)} answered {', '.join(ref_addrs)}.",
-        )
-        reference.labels["mismatch_with"] = configured.id
-        reference.confidence = Confidence.CONFIRMED
+    if ours == ref_addrs:
+        return
+    if ours and not any(is_private(a, extra) for a in (*ours, *ref_addrs)):
+        # Two public answers that differ: CDNs and geo-DNS give each resolver its own nearby address.
+        return
+    seen = ", ".join(ours) if ours else configured.reason.value
+    _judge(
+        reference,
+        Status.WARN,
+        Reason.DNS_RESOLVER_MISMATCH,
+        f"The configured resolver answered {seen} for {exp.name}, but the reference resolver"
+        f" {_server(reference)} answered {', '.join(ref_addrs)}.",
+    )
+    reference.labels["mismatch_with"] = configured.id
+    reference.confidence = Confidence.CONFIRMED
+
+
+def _not_applicable(result: CheckResult, detail: str) -> None:
+    result.status, result.reason, result.detail = Status.SKIP, Reason.SKIPPED_NOT_APPLICABLE, detail
+
+
+def apply_private_endpoint_forms(results: list[CheckResult], verdicts: dict[str, PeVerdict]) -> None:
+    """Keep the form of a compute-instance app port that the workspace's private-endpoint evidence selects.
+
+    With a private endpoint the app is reached at ``<ci>.<suffix>:<port>``; without one at
+    ``<ci>-<port>.<suffix>`` on 443 (microsoft/responsible-ai-toolbox azure_nb_environment.py;
+    vscode-tools-for-ai#974; firewall doc: "Ports 8787 and 18881 for compute instance are only needed
+    when your Azure Machine workspace has a private endpoint"). The other form is not applicable.
+    """
+    for r in results:
+        when = r.labels.get("when_private_endpoint")
+        if when is None or r.status is Status.SKIP:
+            continue
+        verdict = verdicts.get(r.labels.get("pe_resource", ""))
+        if verdict is None or verdict.private_endpoint is None:
+            continue
+        if verdict.private_endpoint != (when == "true"):
+            has = "has" if verdict.private_endpoint else "has no"
+            form = "on <instance>.<suffix>:<port>" if verdict.private_endpoint else "as <instance>-<port>.<suffix>:443"
+            _not_applicable(
+                r,
+                f"Not applicable: the {verdict.resource} {has} private endpoint ({verdict.evidence}), so this"
+                f" app is reached {form}.",
+            )
+
+
+def _resolved(result: CheckResult | None) -> bool:
+    return result is not None and result.status is not Status.SKIP and bool(result.addresses)
+
+
+def apply_absent_names(results: list[CheckResult], verdicts: dict[str, PeVerdict]) -> None:
+    """Names that may rightly not exist (a variant, an inferred name, a registry data endpoint without a
+    private endpoint) and do not: every check of them is not applicable, not a failure.
+
+    "Does not exist" needs NXDOMAIN from the configured resolver and, when asked, from Azure DNS too: a
+    name only the custom DNS lacks is its fault, not absent. A variant counts as absent only while
+    another variant of its group resolves.
+    """
+    by_id = {r.id: r for r in results}
+
+    def works(r: CheckResult) -> bool:
+        # A variant "works" when its own name resolves (not merely its <ci>-<port> name).
+        return r.target.protocol is Protocol.DNS and "app_port" not in r.labels and _resolved(r)
+
+    resolved_groups = {r.labels["variant_group"] for r in results if "variant_group" in r.labels and works(r)}
+    absent: dict[str, str] = {}
+    for r in results:
+        if r.target.protocol is not Protocol.DNS or "@reference" in r.id or r.reason is not Reason.DNS_NXDOMAIN:
+            continue
+        ref = by_id.get(f"dns@reference:{r.target.host}")
+        if ref is not None and ref.reason is not Reason.DNS_NXDOMAIN and ref.status is not Status.SKIP:
+            continue
+        group = r.labels.get("variant_group")
+        verdict = verdicts.get(r.labels.get("pe_resource", ""))
+        if group is not None and group in resolved_groups:
+            others = sorted(x.target.host for x in results if x.labels.get("variant_group") == group and works(x))
+            absent[r.target.host] = f"a variant of {group} that does not exist here; {others[0]} resolved"
+        elif r.labels.get("may_not_exist") == "true" and not (verdict and verdict.private_endpoint):
+            absent[r.target.host] = f"it exists only with a private endpoint on the {r.labels.get('pe_resource')}"
+        elif r.labels.get("inferred") == "true" and group is None:
+            absent[r.target.host] = "an inferred name (no source names it) that does not exist"
+    for r in results:
+        why = absent.get(r.target.host)
+        if why is not None and r.status is not Status.SKIP:
+            both = f"dns@reference:{r.target.host}" in by_id
+            asked = "the configured resolver and Azure DNS" if both else "the configured resolver"
+            _not_applicable(r, f"Not applicable: {r.target.host} does not exist (NXDOMAIN from {asked}): {why}.")
+
+
+def apply_private_destinations(results: list[CheckResult], extra: list[IPNetwork]) -> None:
+    """A connection to a private address goes to a private endpoint in the VNet or a peered one, so
+    the NSG destination that covers it is VirtualNetwork, not the service's public tag (firewall doc:
+    VirtualNetwork "required when private endpoints are present in the VNet or peered VNets")."""
+    for r in results:
+        tag = r.labels.get("service_tag")
+        if r.target.protocol is Protocol.DNS or not tag or not r.addresses or r.status is Status.SKIP:
+            continue
+        if all(is_private(a, extra) for a in r.addresses):
+            r.labels["service_tag"] = "VirtualNetwork"
+            r.labels["public_service_tag"] = tag
+
+
+def apply_wireserver_user(results: list[CheckResult], environment: dict[str, Any]) -> None:
+    """WireServer drops non-root TCP: the Azure Linux agent's firewall (OS.EnableFirewall, the Ubuntu
+    default) accepts only uid 0 to 168.63.129.16 and drops the rest (Azure/WALinuxAgent PR #914,
+    "Disable non-root access to wireserver"; WALinuxAgent#1258). A drop seen by a non-root run proves
+    nothing: it is inconclusive, not a failure."""
+    euid = (environment.get("local") or {}).get("euid")
+    if euid in (None, 0):
+        return
+    for r in results:
+        if r.target.host == AZURE_DNS and r.target.protocol is Protocol.TCP and r.reason is Reason.TCP_TIMEOUT:
+            _judge(
+                r,
+                Status.WARN,
+                r.reason,
+                f"{r.detail} Expected for a non-root user (uid {euid}): the Azure Linux agent's firewall lets"
+                " only root reach WireServer. Run as root to test this path.",
+            )
+            r.labels["inconclusive"] = "wireserver-non-root"
+            r.confidence = Confidence.UNCONFIRMED
 
 
 def _server(result: CheckResult) -> str:
     return f"({result.dns.server})" if result.dns and result.dns.server else ""
 
 
-def apply_tls_issuer(result: CheckResult) -> None:
-    tls = result.tls
-    if result.status is not Status.PASS or tls is None or not tls.verified or tls.leaf is None:
-        return
-    if not is_azure_issuer(tls.leaf.issuer):
-        _judge(
-            result,
-            Status.WARN,
-            Reason.TLS_UNEXPECTED_ISSUER,
-            f"The certificate for {result.target.host} was issued by '{tls.leaf.issuer}', not by an Azure CA:"
-            " something in the path inspects TLS.",
-        )
+def _issuer_cn(cert: CertInfo) -> str:
+    return cert.issuer_common_name or cert.issuer
+
+
+def inspecting_issuers(results: list[CheckResult]) -> set[str]:
+    """Issuers (full names) seen on Microsoft-operated hosts that are not Azure CAs: what re-signs traffic."""
+    return {
+        r.tls.leaf.issuer
+        for r in results
+        if operator(r) == "microsoft"
+        and r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
+        and r.tls is not None
+        and r.tls.leaf is not None
+        and not is_azure_issuer(r.tls.leaf)
+    }
+
+
+def apply_tls_issuers(results: list[CheckResult]) -> None:
+    """Flag verified certificates that something in the path re-signed.
+
+    A host Microsoft operates must show an Azure CA. A third-party host (pypi, github, ...) may show any
+    CA this machine trusts, except the one that re-signs the Microsoft hosts: the question is who
+    operates the host, not who sold the certificate (real-world-azure.md Q2). Ad-hoc targets (no
+    operator) are not judged.
+    """
+    verified = [r for r in results if r.status is Status.PASS and r.tls is not None and r.tls.verified]
+    for r in verified:
+        leaf = r.tls.leaf if r.tls else None
+        if operator(r) == "microsoft" and leaf is not None and not is_azure_issuer(leaf):
+            _judge(
+                r,
+                Status.WARN,
+                Reason.TLS_UNEXPECTED_ISSUER,
+                f"The certificate for {r.target.host} was issued by '{_issuer_cn(leaf)}', not by an Azure CA,"
+                " though Microsoft operates the host: something in the path inspects TLS.",
+            )
+    inspecting = inspecting_issuers(results)
+    for r in verified:
+        leaf = r.tls.leaf if r.tls else None
+        if operator(r) == "third-party" and leaf is not None and leaf.issuer in inspecting:
+            _judge(
+                r,
+                Status.WARN,
+                Reason.TLS_UNEXPECTED_ISSUER,
+                f"The certificate for {r.target.host} was issued by '{_issuer_cn(leaf)}', the CA that re-signs"
+                " the Microsoft hosts: this host's TLS is inspected too.",
+            )
 
 
 def interpret(
@@ -130,15 +311,24 @@ def interpret(
 
     by_id = {r.id: r for r in results}
     extra = parse_networks(inputs.private_networks)
+    verdicts = decide_private_endpoints(plan, inputs, by_id, extra)
+    environment["private_endpoints"] = {name: v.as_dict() for name, v in verdicts.items()}
+    if verdicts:
+        environment.setdefault("notes", {})["Private endpoints (per resource, from DNS unless you said)"] = [
+            v.line() for v in verdicts.values()
+        ]
+    apply_private_endpoint_forms(results, verdicts)
+    apply_absent_names(results, verdicts)
     for exp in plan.dns_expectations:
-        apply_dns_expectation(
-            exp,
-            by_id.get(exp.check_id),
-            by_id.get(exp.reference_check_id) if exp.reference_check_id else None,
-            extra,
-        )
-    for r in results:
-        apply_tls_issuer(r)
+        configured = by_id.get(exp.check_id)
+        reference = by_id.get(exp.reference_check_id) if exp.reference_check_id else None
+        if configured is not None and configured.status is Status.SKIP:
+            continue
+        apply_dns_expectation(exp, configured, reference, extra, expected(exp, verdicts))
+    apply_private_destinations(results, extra)
+    apply_wireserver_user(results, environment)
+    apply_tls_issuers(results)
+    apply_websocket_answers(results)
     environment["variants"] = {
         group: {cid: by_id[cid].status.value for cid in ids if cid in by_id}
         for group, ids in plan.variant_groups.items()

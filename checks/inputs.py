@@ -14,6 +14,20 @@ from probe.errors import UsageError
 Cloud = Literal["public", "usgov", "china"]
 
 AZURE_DNS = "168.63.129.16"
+# What can have a private endpoint of its own, as `private_endpoints` keys. "storage" stands for every
+# storage sub-resource (one private endpoint each: storage-blob, storage-file, ...).
+PE_RESOURCES = (
+    "workspace",
+    "notebooks",
+    "storage",
+    "storage-blob",
+    "storage-file",
+    "storage-queue",
+    "storage-table",
+    "storage-dfs",
+    "key-vault",
+    "acr",
+)
 
 
 class InputError(UsageError, ValueError):
@@ -33,15 +47,27 @@ class Inputs(BaseModel):
     key_vault: str | None = None
     container_registry: str | None = None
     instance_name: str | None = None
+    # The compute instance's DNS suffix as it reports it (/mnt/azmnt/.nbvm ``domainsuffix``), e.g.
+    # "westeurope.instances.azureml.ms": <instance_name>.<suffix> is its one real host name.
+    instance_domain_suffix: str | None = None
     scenarios: list[str] = Field(default_factory=lambda: list(DEFAULT_SCENARIOS))
-    # None: unknown (assume private endpoints, the VNet case amlprobe exists for).
+    # Whether resources have private endpoints. None (the default): decided per resource from what
+    # DNS answers (checks.evidence). True/False: the user says so for every resource.
     private_endpoint: bool | None = None
+    # The same, per resource (keys: PE_RESOURCES); wins over private_endpoint.
+    private_endpoints: dict[str, bool] = Field(default_factory=dict)
     private_networks: list[str] = Field(default_factory=list)
     reference_dns: list[str] = Field(default_factory=lambda: [AZURE_DNS])
     # field name -> where its value came from: "flag", "config:<path>", "config.json:<path>",
     # "env:<NAME>", "imds", "discovered:<what>", "default".
     sources: dict[str, str] = Field(default_factory=dict)
 
-    @property
-    def expects_private(self) -> bool:
-        return self.private_endpoint is not False
+    def private_endpoint_for(self, resource: str) -> tuple[bool | None, str]:
+        """The user's word on whether ``resource`` (a PE_RESOURCES key) has a private endpoint, and the
+        input that said so; (None, "") when the user said nothing and DNS evidence decides."""
+        for key in (resource, resource.split("-", 1)[0]):
+            if key in self.private_endpoints:
+                return self.private_endpoints[key], "private_endpoints"
+        if self.private_endpoint is not None:
+            return self.private_endpoint, "private_endpoint"
+        return None, ""

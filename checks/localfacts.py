@@ -24,6 +24,7 @@ from typing import Literal
 
 import psutil
 
+from probe.files import MAX_HOSTS_BYTES, read_text
 from probe.redact import redact_url
 
 INBOUND_PORT = 44224
@@ -37,7 +38,6 @@ PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 FIREWALL_TIMEOUT = 2.0
 # Administrators run these from sbin, which an ordinary user's PATH often lacks.
 _SBIN = ("/usr/sbin", "/sbin")
-_MAX_FILE_BYTES = 1 << 20
 
 Verdict = Literal["accept", "drop", "unknown"]
 
@@ -54,8 +54,7 @@ def _error(exc: BaseException) -> str:
 
 
 def _read(path: Path) -> str:
-    with path.open("rb") as fh:
-        return fh.read(_MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    return read_text(path, MAX_HOSTS_BYTES)
 
 
 # --- proxy -------------------------------------------------------------------------------------
@@ -498,7 +497,7 @@ def gather_local_facts(
     check_firewall: bool = True,
     firewall_timeout: float = FIREWALL_TIMEOUT,
 ) -> dict[str, object]:
-    """A JSON-serialisable snapshot: nics, dns, hosts_overrides, proxy, inbound_44224, errors."""
+    """A JSON-serialisable snapshot: nics, dns, hosts_overrides, proxy, euid, inbound_44224, errors."""
     errors: dict[str, str] = {}
     name_list = list(names)
 
@@ -514,6 +513,8 @@ def gather_local_facts(
         "dns": part("dns", lambda: dns_facts(resolv_conf, systemd_resolved_conf)),
         "hosts_overrides": part("hosts_overrides", lambda: hosts_overrides(_read(hosts_file), name_list)),
         "proxy": part("proxy", lambda: proxy_facts(env)),
+        # Who runs the probes: WireServer accepts TCP from root only (checks.expect.apply_wireserver_user).
+        "euid": os.geteuid() if hasattr(os, "geteuid") else None,
     }
 
     inbound: dict[str, object] = {"port": inbound_port, "listening": None, "listeners": [], "firewall_drops": None}

@@ -3,17 +3,24 @@
 Check ids: ``<protocol>:<host>:<port>`` for connections, ``dns:<host>`` for the configured resolver
 and ``dns@reference:<host>`` for the reference resolver (Azure DNS by default). Order is
 deterministic: configured DNS checks, reference DNS checks, then connections, each in catalog order.
+
+Whether a resource has a private endpoint is not known when the plan is made: it is decided at run
+time from what DNS answers (checks.evidence). Rows whose form depends on it (compute-instance app
+ports: ``<ci>.<suffix>:8787`` with a workspace private endpoint, ``<ci>-8787.<suffix>:443`` without;
+microsoft/responsible-ai-toolbox azure_nb_environment.py) are planned in both forms, labelled
+``when_private_endpoint`` = "true"/"false" and ``pe_resource``; the judge keeps the form the evidence
+selects and marks the other not applicable. Both forms are cheap (one connect each, run in parallel).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from checks.addresses import is_ip
 from checks.catalog import PLACEHOLDERS, Catalog, Endpoint, PrivateDns, placeholders_in
 from checks.inputs import DEFAULT_SCENARIOS, Cloud, InputError, Inputs
 from checks.validate import validate_inputs
@@ -46,7 +53,11 @@ class DnsExpectation(BaseModel):
     reference_check_id: str | None = Field(description="The same name asked of the reference resolver.")
     name: str
     resource: str
-    expect: Literal["private", "public"]
+    pe_resource: str | None = Field(None, description="Whose private endpoint answers for the name.")
+    expect: Literal["private", "public", "evidence"] = Field(
+        description="private/public when the catalog or the user says so; evidence: decided at run time from"
+        " DNS (a privatelink CNAME or a private answer means a private endpoint)."
+    )
     privatelink_suffix: str | None = Field(description="The zone the documented privatelink CNAME points into.")
     privatelink_name: str | None = Field(None, description="The documented privatelink CNAME target, expanded.")
     zone: str | None
@@ -54,6 +65,7 @@ class DnsExpectation(BaseModel):
     doc: str
     entry: str = Field("", description="The catalog private_dns id.")
     variant_group: str | None = None
+    may_not_exist: bool = False
 
 
 class Plan(BaseModel):
@@ -108,43 +120,71 @@ def _expand_soft(pattern: str, values: dict[str, str]) -> str:
     return re.sub(r"(\.?)\{(\w+)\}", sub, pattern)
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _endpoint_labels(e: Endpoint, values: dict[str, str]) -> dict[str, str]:
-    labels = {"entry": e.id, "purpose": e.purpose, "required": str(e.required).lower(), "doc": e.doc}
-    labels["fqdn"] = e.fqdn
-    if e.service_tag:
-        labels["service_tag"] = _expand_soft(e.service_tag, values)
-    if e.variant_group:
-        labels["variant_group"] = e.variant_group
-    if e.resource:
-        labels["resource"] = e.resource
-    if e.inferred:
-        labels["inferred"] = "true"
-    return labels
-
-
-def _private_dns_labels(row: PrivateDns, expect: str) -> dict[str, str]:
-    labels = {
-        "entry": row.id,
-        "purpose": f"must resolve to a {expect} address ({row.resource})",
-        "required": "true",
-        "doc": row.doc,
-    }
-    if row.private_endpoint:
-        # "resource" marks a private-endpoint name; the diagnosis reads it that way.
-        labels["resource"] = row.resource
+def _common_labels(row: Endpoint | PrivateDns, labels: dict[str, str], pe_of: dict[str, str]) -> None:
     if row.variant_group:
         labels["variant_group"] = row.variant_group
     if row.inferred:
         labels["inferred"] = "true"
+    if row.may_not_exist:
+        labels["may_not_exist"] = "true"
+    if row.resource:
+        labels["resource"] = row.resource
+        labels["pe_resource"] = pe_of.get(row.resource, row.resource)
+
+
+def _endpoint_labels(e: Endpoint, values: dict[str, str], pe_of: dict[str, str]) -> dict[str, str]:
+    labels = {"entry": e.id, "purpose": e.purpose, "required": str(e.required).lower(), "doc": e.doc}
+    labels["fqdn"] = e.fqdn
+    if e.service_tag:
+        labels["service_tag"] = _expand_soft(e.service_tag, values)
+    _common_labels(e, labels, pe_of)
+    if e.operator:
+        labels["operator"] = e.operator
     return labels
+
+
+_PURPOSE = {
+    "private": "must resolve to a private endpoint address",
+    "public": "must resolve to a public address",
+    "evidence": "private endpoint address if the resource has one, else public",
+}
+
+
+def _private_dns_labels(row: PrivateDns, expect: str, pe_of: dict[str, str]) -> dict[str, str]:
+    labels = {
+        "entry": row.id,
+        "purpose": f"{_PURPOSE[expect]} ({row.resource})",
+        "required": "true",
+        "doc": row.doc,
+    }
+    _common_labels(row, labels, pe_of)
+    if not row.private_endpoint:
+        # "resource" marks a private-endpoint name; the diagnosis reads it that way.
+        labels.pop("resource")
+        labels.pop("pe_resource")
+    return labels
+
+
+def _port_in_host(host: str, port: int) -> str:
+    """``ci.eastus.instances.azureml.ms`` and 8787: ``ci-8787.eastus.instances.azureml.ms``, the name the
+    compute instance's app answers on 443 when the workspace has no private endpoint
+    (microsoft/responsible-ai-toolbox azure_nb_environment.py: f"{instance_name}-{port}.{domain_suffix}")."""
+    first, _, rest = host.partition(".")
+    return f"{first}-{port}.{rest}"
+
+
+def _superseded_groups(catalog: Catalog, selected: set[str], values: dict[str, str]) -> dict[str, str]:
+    """Variant group -> the preferred (machine-reported) name that replaces the group's other rows."""
+    out: dict[str, str] = {}
+    rows: list[tuple[Endpoint | PrivateDns, str | None]] = [(e, e.host) for e in catalog.endpoints]
+    rows += [(p, p.name) for p in catalog.private_dns]
+    for row, pattern in rows:
+        if not row.preferred or not row.variant_group or not selected.intersection(row.scenarios):
+            continue
+        name = _expand(pattern, values) if pattern else None
+        if name is not None:
+            out.setdefault(row.variant_group, name)
+    return out
 
 
 def _merge(into: dict[str, str], new: dict[str, str]) -> None:
@@ -204,22 +244,45 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
     expectations: list[DnsExpectation] = []
 
     def want_dns(host: str, labels: dict[str, str]) -> None:
-        if _is_ip(host):
+        if is_ip(host):
             return
         if host in dns_labels:
             _merge(dns_labels[host], labels)
         else:
             dns_labels[host] = dict(labels)
 
+    pe_of = {row.resource: row.pe_resource or row.resource for row in catalog.private_dns}
+    superseded = _superseded_groups(catalog, selected, values)
+
+    def replaced(
+        row: Endpoint | PrivateDns, labels: dict[str, str], host: str, protocol: str, ports: list[int]
+    ) -> bool:
+        """Rows of a variant group whose preferred (machine-reported) name is known are not probed."""
+        if row.preferred or row.variant_group not in superseded:
+            return False
+        note = f"not probed: the compute instance reports its own name, {superseded[row.variant_group]}"
+        skipped.append(_skip(row, host=host, protocol=protocol, ports=ports, needs=[], note=note, labels=labels))
+        return True
+
+    def connect(host: str, port: int, protocol: str, labels: dict[str, str], path: str | None = None) -> None:
+        cid = f"{protocol}:{host}:{port}"
+        if cid in connections:
+            _merge(connections[cid].labels, labels)
+            return
+        target = Target(host=host, port=port, protocol=Protocol(protocol), path=path)
+        connections[cid] = CheckSpec(id=cid, target=target, labels=dict(labels))
+
     for e in catalog.endpoints:
         if not selected.intersection(e.scenarios):
             continue
-        labels = _endpoint_labels(e, values)
+        labels = _endpoint_labels(e, values, pe_of)
         if e.host is None:
             note = e.note or "no concrete host to probe for this wildcard"
             skipped.append(
                 _skip(e, host=e.fqdn, protocol=e.protocol, ports=e.ports, needs=[], note=note, labels=labels)
             )
+            continue
+        if replaced(e, labels, e.host, e.protocol, e.ports):
             continue
         host = _expand(e.host, values)
         if host is None:
@@ -230,23 +293,30 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
             )
             continue
         path = _expand_soft(e.path, values) if e.path is not None else None
-        for port in e.ports:
-            cid = f"{e.protocol}:{host}:{port}"
-            if cid in connections:
-                _merge(connections[cid].labels, labels)
-                continue
-            target = Target(host=host, port=port, protocol=Protocol(e.protocol), path=path)
-            connections[cid] = CheckSpec(id=cid, target=target, labels=dict(labels))
         want_dns(host, {**labels, "purpose": f"name resolution: {e.purpose}"})
+        for port in e.ports:
+            if not e.port_in_host_name:
+                connect(host, port, e.protocol, labels, path)
+                continue
+            # Both forms; the judge keeps the one the private-endpoint evidence selects.
+            connect(host, port, e.protocol, {**labels, "when_private_endpoint": "true"}, path)
+            named = _port_in_host(host, port)
+            by_name = {**labels, "when_private_endpoint": "false", "app_port": str(port)}
+            connect(named, 443, "tls", by_name)
+            want_dns(named, {**by_name, "purpose": f"name resolution: {e.purpose}"})
 
     references: list[str] = []
     for row in catalog.private_dns:
         if not selected.intersection(row.scenarios):
             continue
-        expect: Literal["private", "public"] = (
-            "private" if row.private_endpoint and inputs.expects_private else "public"
-        )
-        labels = _private_dns_labels(row, expect)
+        pe_group = row.pe_resource or row.resource
+        expect: Literal["private", "public", "evidence"] = "public"
+        if row.private_endpoint:
+            said, _source = inputs.private_endpoint_for(pe_group)
+            expect = "evidence" if said is None else "private" if said else "public"
+        labels = _private_dns_labels(row, expect, pe_of)
+        if replaced(row, labels, row.name, "dns", []):
+            continue
         name = _expand(row.name, values)
         if name is None:
             needs = _needs(row.name, values, inputs)
@@ -266,6 +336,7 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
                 reference_check_id=reference_id,
                 name=name,
                 resource=row.resource,
+                pe_resource=pe_group if row.private_endpoint else None,
                 expect=expect,
                 privatelink_suffix=row.zone if row.privatelink else None,
                 privatelink_name=privatelink,
@@ -274,6 +345,7 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
                 doc=row.doc,
                 entry=row.id,
                 variant_group=row.variant_group,
+                may_not_exist=row.may_not_exist,
             )
         )
 
@@ -330,19 +402,31 @@ def render_plan_table(plan: Plan) -> str:
     for spec in plan.checks:
         req = "yes" if spec.labels.get("required") == "true" else "no"
         via = f" via {', '.join(spec.dns_servers)}" if spec.dns_servers else ""
-        rows.append((spec.id + via, req, spec.labels.get("entry", "")))
-    lines += _table(("CHECK", "REQUIRED", "CATALOG ENTRY"), rows)
+        when = spec.labels.get("when_private_endpoint")
+        pe = spec.labels.get("pe_resource", "")
+        only = {"true": f"{pe} has a PE", "false": f"{pe} has no PE"}.get(when or "", "-")
+        rows.append((spec.id + via, req, only, spec.labels.get("entry", "")))
+    lines += _table(("CHECK", "REQUIRED", "ONLY IF", "CATALOG ENTRY"), rows)
 
     if plan.dns_expectations:
-        lines += ["", f"Private DNS expectations ({len(plan.dns_expectations)}):"]
+        lines += [
+            "",
+            f"Private DNS expectations ({len(plan.dns_expectations)}; whether a resource has a private endpoint (PE)"
+            " is decided from DNS at run time):",
+        ]
         rows = [
-            (e.name, e.expect, e.zone or "-", e.privatelink_name or ("undocumented" if e.zone else "-"))
+            (
+                e.name,
+                "private if PE" if e.expect == "evidence" else e.expect,
+                e.zone or "-",
+                e.privatelink_name or ("undocumented" if e.zone else "-"),
+            )
             for e in plan.dns_expectations
         ]
         lines += _table(("NAME", "EXPECT", "ZONE", "PRIVATELINK CNAME"), rows)
 
     if plan.variant_groups:
-        lines += ["", "Variant groups (sources disagree; every variant is probed):"]
+        lines += ["", "Variant groups (sources disagree; all are probed; one that does not exist is no fault):"]
         for group, ids in plan.variant_groups.items():
             lines.append(f"  {group}: {', '.join(ids)}")
 

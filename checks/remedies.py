@@ -2,23 +2,46 @@
 
 Values the agent cannot know from inside the VM (NSG name, VNet name) stay as <placeholders>;
 what it knows (resource group, region) is filled in.
+
+Every value is shell-quoted where it is inserted (``_q``), even though checks.validate already
+holds it to Azure's naming rules: a command is pasted into a shell, and a value that slipped
+through must arrive as one literal argument, never as a command. A <placeholder> stays bare:
+pasted unchanged, the shell refuses the redirection and runs nothing.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 from probe.model import Remediation
+from probe.sanitize import escape_controls
 
 _PRIORITY = {"443": 200, "5831": 210, "445": 220, "8787 18881": 230, "443 445": 240, "80": 250}
+_PLACEHOLDER = re.compile(r"<[a-z][a-z-]*>")
+
+
+def _q(value: str) -> str:
+    """``value`` as one shell word; control characters are escaped first, so a line stays one line."""
+    if _PLACEHOLDER.fullmatch(value):
+        return value
+    return shlex.quote(escape_controls(value))
+
+
+def _ps(value: str) -> str:
+    """``value`` as one PowerShell argument: bare when it is a plain name, else a literal '' string."""
+    if _PLACEHOLDER.fullmatch(value) or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", value):
+        return value
+    return "'" + escape_controls(value).replace("'", "''") + "'"
 
 
 def _rg(facts: Any) -> str:
-    return str(getattr(facts.inputs, "resource_group", None) or "<resource-group>")
+    return _q(str(getattr(facts.inputs, "resource_group", None) or "<resource-group>"))
 
 
 def _rule_name(tag: str, proto: str, ports: str) -> str:
+    # Letters and digits of the tag only; proto and ports are the rule's own constants.
     base = re.sub(r"[^A-Za-z0-9]", "", tag.split(".", maxsplit=1)[0]) or "Service"
     return f"AllowOut-{base}-{proto}-{ports.replace(' ', '-')}"
 
@@ -35,9 +58,59 @@ def nsg_fix(facts: Any, tag: str, proto: str, ports: str) -> Remediation:
         "the same as a network rule on Azure Firewall).",
         commands=[
             f"az network nsg rule create --resource-group {_rg(facts)} --nsg-name <nsg-name> "
-            f"--name {_rule_name(dest, proto, ports)} --priority {_PRIORITY.get(ports, 260)} --direction Outbound "
-            f"--access Allow --protocol {proto} --source-address-prefixes VirtualNetwork "
-            f"--destination-address-prefixes {dest} --destination-port-ranges {ports}"
+            f"--name {_rule_name(dest, proto, ports)} --priority {_PRIORITY.get(ports, 260)} "
+            f"--direction Outbound --access Allow --protocol {_q(proto)} --source-address-prefixes VirtualNetwork "
+            f"--destination-address-prefixes {_q(dest)} --destination-port-ranges {ports}"
+        ],
+    )
+
+
+def firewall_fqdn_fix(facts: Any, hosts: list[str], port: str) -> Remediation:
+    """FQDNs without a service tag: an NSG cannot name them, an FQDN-aware firewall can. Azure Firewall
+    takes HTTP/HTTPS FQDNs in application rules and other ports in network rules with FQDNs (which need
+    its DNS proxy): how-to-access-azureml-behind-firewall, firewall/fqdn-filtering-network-rules."""
+    targets = " ".join(_q(h) for h in hosts)
+    web = port in ("80", "443")
+    # Values go in by f-string only: a str.format over them would read a "{" in a value as a field.
+    command = (
+        f"az network firewall {'application-rule' if web else 'network-rule'} create --resource-group {_rg(facts)} "
+        f"--firewall-name <firewall-name> --collection-name AllowAzureML-FQDN --name Allow-{_q(port)} "
+        "--priority 300 --action Allow --source-addresses <compute-subnet-cidr> "
+    )
+    if web:
+        command += f"--protocols {'Http' if port == '80' else 'Https'}={port} --target-fqdns {targets}"
+    else:
+        command += f"--protocols TCP --destination-ports {_q(port)} --destination-fqdns {targets}"
+    return Remediation(
+        kind="firewall_rule",
+        text=f"Allow these names on port {port} at the firewall or proxy (no service tag covers them; the example is"
+        " Azure Firewall).",
+        commands=[command],
+    )
+
+
+def verify_zone_links_fix(facts: Any, zones: list[str]) -> Remediation:
+    rg = _rg(facts)
+    return Remediation(
+        kind="verify",
+        text="Nothing to fix. To confirm, list the VNets each private DNS zone is linked to: the DNS server's VNet"
+        " should be among them.",
+        commands=[
+            f"az network private-dns link vnet list --resource-group {rg} --zone-name {_q(z)} "
+            '--query "[].virtualNetwork.id" --output tsv'
+            for z in zones
+        ],
+    )
+
+
+def wireserver_root_fix(ports: list[str]) -> Remediation:
+    return Remediation(
+        kind="verify",
+        text="Nothing to fix. To test WireServer itself, run as root; the agent's rule is visible in the security"
+        " table.",
+        commands=[
+            "sudo iptables -t security -L OUTPUT -n -v | grep 168.63.129.16",
+            "sudo amlprobe check " + " ".join(f"--target tcp://168.63.129.16:{_q(p)}" for p in ports),
         ],
     )
 
@@ -48,8 +121,9 @@ def dns_link_fix(facts: Any, zones: list[str]) -> Remediation:
         kind="dns_link",
         text="Link each private DNS zone to the VNet the compute (and its DNS server) uses.",
         commands=[
-            f"az network private-dns link vnet create --resource-group {rg} --zone-name {z} "
-            f"--name {z.replace('.', '-')}-link --virtual-network <vnet-name-or-id> --registration-enabled false"
+            f"az network private-dns link vnet create --resource-group {rg} --zone-name {_q(z)} "
+            f"--name {_q(z.replace('.', '-'))}-link --virtual-network <vnet-name-or-id> "
+            "--registration-enabled false"
             for z in zones
         ],
     )
@@ -63,26 +137,23 @@ def dns_forwarder_fix(facts: Any, zones: list[str] | None) -> Remediation:
             forwarders.extend(getattr(exp, "forwarder_zones", []) or [])
     forwarders = sorted(set(forwarders))
     shown = forwarders or ["<zone>"]
+    bind = f'zone "{shown[0]}" {{ type forward; forward only; forwarders {{ 168.63.129.16; }}; }};'
     return Remediation(
         kind="dns_forwarder",
         text="On the custom DNS server, forward these zones to Azure DNS (168.63.129.16); the server must run "
-        "inside a VNet linked to the private DNS zones.",
-        commands=[
-            *(
-                f"# Windows DNS: Add-DnsServerConditionalForwarderZone -Name {z} -MasterServers 168.63.129.16"
-                for z in shown
-            ),
-            *(f'# BIND: zone "{z}" {{ type forward; forward only; forwarders {{ 168.63.129.16; }}; }};' for z in shown),
-        ],
+        "inside a VNet linked to the private DNS zones. The commands are for Windows DNS Server (PowerShell); "
+        f"in BIND each zone is a named.conf statement like: {bind}",
+        commands=[f"Add-DnsServerConditionalForwarderZone -Name {_ps(z)} -MasterServers 168.63.129.16" for z in shown],
     )
 
 
 def hosts_fix(names: list[str]) -> Remediation:
     pattern = "|".join(re.escape(n) for n in names)
+    script = "/\\s(" + pattern + ")(\\s|$)/d"
     return Remediation(
         kind="hosts_file",
         text="Remove the hosts-file pins so DNS answers (keep a backup).",
-        commands=[f"sudo sed -i.bak -E '/\\s({pattern})(\\s|$)/d' /etc/hosts"],
+        commands=[f"sudo sed -i.bak -E {_q(script)} /etc/hosts"],
     )
 
 
@@ -95,7 +166,7 @@ def proxy_bypass_fix(facts: Any) -> Remediation:
         kind="no_proxy",
         text="Send private-endpoint and compute-instance names direct (bypass the proxy), e.g. in /etc/environment"
         " and the PAC file.",
-        commands=[f"export NO_PROXY={entries}", f"export no_proxy={entries}"],
+        commands=[f"export NO_PROXY={_q(entries)}", f"export no_proxy={_q(entries)}"],
     )
 
 
@@ -103,5 +174,61 @@ def tls_bypass_fix(hosts: list[str]) -> Remediation:
     return Remediation(
         kind="tls_bypass",
         text="Exempt these hosts from TLS inspection (decryption bypass list on the firewall or proxy).",
-        commands=[f"# bypass: {h}" for h in hosts],
+        commands=[f"# bypass: {_q(h)}" for h in hosts],
+    )
+
+
+# RFC 6455 §1.2's sample nonce: any 16 bytes in base64 make a valid Sec-WebSocket-Key for a one-off check.
+_SAMPLE_WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def websocket_desktop_check(hosts: list[str]) -> Remediation:
+    """The same anonymous upgrade, run from the user's desktop: the browser's path is the one Jupyter needs."""
+    return Remediation(
+        kind="client_check",
+        text="Jupyter's websocket runs from the user's browser to the compute instance, through the desktop's"
+        " proxy, and that path cannot be seen from the compute. Run this from the desktop (bash, or Git Bash /"
+        " WSL on Windows; curl reads HTTPS_PROXY, a browser may use a PAC file instead). The path is open when"
+        " it prints HTTP 101, or a 302 to login.microsoftonline.com, or a 401/403 carrying x-ms-request-id and"
+        " no Via header. A 407, a Via header, a block page, HTTP 200, or an empty reply mean a proxy strips"
+        " websockets.",
+        commands=[
+            "curl --http1.1 -sS -o /dev/null -D - -H 'Connection: Upgrade' -H 'Upgrade: websocket'"
+            f" -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: {_SAMPLE_WS_KEY}' {_q(f'https://{h}/')}"
+            for h in hosts
+        ],
+    )
+
+
+# Azure/azhpc-images PR #539 (install_ms_tls_root_g2): where Microsoft publishes the self-signed root, and
+# the SHA-256 of its DER encoding, pinned.
+G2_ROOT = "Microsoft TLS RSA Root G2"
+_G2_URL = "http://www.microsoft.com/pkiops/certs/Microsoft%20TLS%20RSA%20Root%20G2.crt"
+_G2_SHA256 = "6a170583db584151e1c454eeca2a64cc5d8e484a5bd1156e720b4458654ee9e5"
+
+
+def g2_root_fix() -> Remediation:
+    return Remediation(
+        kind="trust_store",
+        text=f"When the missing root is {G2_ROOT}: add the self-signed root to the OS trust store (Debian/Ubuntu;"
+        " pinned by its SHA-256). Tools with their own bundle (pip, requests: certifi) need pointing at it, as the"
+        " last line does.",
+        commands=[
+            f"curl -fsSL -o /tmp/Microsoft_TLS_RSA_Root_G2.der '{_G2_URL}'",
+            f"echo '{_G2_SHA256}  /tmp/Microsoft_TLS_RSA_Root_G2.der' | sha256sum -c -",
+            "sudo openssl x509 -inform DER -in /tmp/Microsoft_TLS_RSA_Root_G2.der"
+            " -out /usr/local/share/ca-certificates/Microsoft_TLS_RSA_Root_G2.crt",
+            "sudo update-ca-certificates",
+            "export REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt"
+            " SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        ],
+    )
+
+
+def ca_store_update_fix() -> Remediation:
+    return Remediation(
+        kind="trust_store",
+        text="When another Microsoft root is missing: bring the OS trust store up to date (Debian/Ubuntu), then"
+        " check again.",
+        commands=["sudo apt-get update && sudo apt-get install -y --only-upgrade ca-certificates"],
     )

@@ -17,7 +17,8 @@ error. Example::
     cloud = "public"
     region = "westeurope"
     scenarios = ["compute-instance", "studio"]
-    private_endpoint = true
+    private_endpoint = true                           # every resource (default: decided from DNS)
+    private_endpoints = { storage = false }           # per resource, wins over private_endpoint
     private_networks = ["10.0.0.0/8"]
     reference_dns = ["168.63.129.16"]
 
@@ -33,8 +34,9 @@ error. Example::
 
 Environment variables: AMLPROBE_CLOUD, AMLPROBE_REGION, AMLPROBE_SUBSCRIPTION_ID,
 AMLPROBE_RESOURCE_GROUP, AMLPROBE_WORKSPACE_ID, AMLPROBE_WORKSPACE_NAME, AMLPROBE_STORAGE_ACCOUNT,
-AMLPROBE_KEY_VAULT, AMLPROBE_CONTAINER_REGISTRY, AMLPROBE_INSTANCE_NAME, AMLPROBE_SCENARIOS,
-AMLPROBE_PRIVATE_ENDPOINT (true/false, yes/no, 1/0, on/off), AMLPROBE_PRIVATE_NETWORKS and
+AMLPROBE_KEY_VAULT, AMLPROBE_CONTAINER_REGISTRY, AMLPROBE_INSTANCE_NAME,
+AMLPROBE_INSTANCE_DOMAIN_SUFFIX, AMLPROBE_SCENARIOS, AMLPROBE_PRIVATE_ENDPOINT (true/false, yes/no,
+1/0, on/off), AMLPROBE_PRIVATE_ENDPOINTS ("storage=no,workspace=yes"), AMLPROBE_PRIVATE_NETWORKS and
 AMLPROBE_REFERENCE_DNS. Lists are separated by commas or spaces. An empty variable counts as unset.
 
 config.json. With explicit paths, exactly those files are read, first one strongest (like the SDK's
@@ -60,7 +62,8 @@ from pydantic import ValidationError
 
 from checks import toml
 from checks.discovery import Discovery
-from checks.inputs import SCENARIOS, Cloud, InputError, Inputs
+from checks.inputs import PE_RESOURCES, SCENARIOS, Cloud, InputError, Inputs
+from probe.files import FileTooLarge, read_regular
 
 FIELDS: tuple[str, ...] = tuple(name for name in Inputs.model_fields if name != "sources")
 ENV_VARS: dict[str, str] = {name: f"AMLPROBE_{name.upper()}" for name in FIELDS}
@@ -121,16 +124,41 @@ def _check_network(item: str) -> str:
         raise _Bad(f"expected an IP network like 10.0.0.0/8, got {item!r}") from None
 
 
+def _as_bool(value: object, text: bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    if text and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise _Bad(f"expected true or false, got {value!r}")
+
+
+def _private_endpoints(value: object, text: bool) -> dict[str, bool]:
+    """``{resource: bool}`` from a table (TOML/JSON) or ``resource=yes`` items (flags, env)."""
+    if isinstance(value, dict):
+        items = list(value.items())
+    else:
+        items = []
+        for item in _as_str_list(value, text):
+            key, sep, word = item.partition("=")
+            if not sep:
+                raise _Bad(f"expected RESOURCE=yes|no, got {item!r}")
+            items.append((key.strip(), word.strip()))
+    out: dict[str, bool] = {}
+    for key, flag in items:
+        if key not in PE_RESOURCES:
+            raise _Bad(f"unknown resource {key!r} (known: {', '.join(PE_RESOURCES)})")
+        out[str(key)] = _as_bool(flag, text)
+    return out
+
+
 def _convert(name: str, value: object, *, text: bool) -> object:
     """Check and normalise one field's value. ``text``: the source only has strings (env vars,
     flags), so lists and booleans are parsed from them; typed sources (TOML, JSON) must use the
     right type."""
     if name == "private_endpoint":
-        if isinstance(value, bool):
-            return value
-        if text and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise _Bad(f"expected true or false, got {value!r}")
+        return _as_bool(value, text)
+    if name == "private_endpoints":
+        return _private_endpoints(value, text)
     if name in _LIST_FIELDS:
         items = _as_str_list(value, text)
         if name == "scenarios":
@@ -159,6 +187,8 @@ def _convert(name: str, value: object, *, text: bool) -> object:
             return str(uuid.UUID(word))
         except ValueError:
             raise _Bad(f"expected a GUID, got {word!r}") from None
+    if name == "instance_domain_suffix":
+        return word.lower().strip(".")
     if name == "region":
         # Region names in host names are lower case without spaces ("West Europe" -> westeurope).
         return word.lower().replace(" ", "")
@@ -198,12 +228,11 @@ class _Merger:
 
 def _read_text(path: Path, label: str) -> str:
     try:
-        with path.open("rb") as fh:
-            data = fh.read(_MAX_FILE_BYTES + 1)
+        data = read_regular(path, _MAX_FILE_BYTES)
+    except FileTooLarge:
+        raise InputError(f"{label}: larger than 1 MiB") from None
     except OSError as exc:
         raise InputError(_one_line(f"{label}: cannot read: {exc.strerror or exc}")) from None
-    if len(data) > _MAX_FILE_BYTES:
-        raise InputError(f"{label}: larger than 1 MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

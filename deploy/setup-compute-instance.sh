@@ -29,6 +29,16 @@
 # Arguments: --strict (see above), and AMLPROBE_NAME=value settings, which count as environment
 # variables (a setup script gets arguments from the studio, not an environment):
 #   setup-compute-instance.sh --strict AMLPROBE_DEADLINE=90 "AMLPROBE_CHECK_ARGS=--proxy http://10.0.0.4:3128"
+# Any other argument is a mistake: the script prints this help on stderr and exits 2, before it
+# changes anything.
+#
+# A second run keeps the settings the first one was given: values already in
+# /etc/amlprobe/amlprobe.env stay unless this run sets them again (an empty value removes one:
+# AMLPROBE_CHECK_ARGS=).
+#
+# --uninstall removes everything this script installed: the timer and service units or the cron
+# entry, the venv, /etc/amlprobe, the state directory (reports, history, metrics), amlprobe.prom in
+# a textfile directory elsewhere, and the service user. It installs and checks nothing.
 #
 # Environment:
 #   AMLPROBE_CHECK_ARGS   extra `amlprobe check` arguments, whitespace-separated, for this run and
@@ -54,23 +64,32 @@ set -Eeuo pipefail
 
 log() { printf 'amlprobe-setup: %s\n' "$*"; }
 
+usage() { sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
 strict=0
+uninstall=0
 for arg in "$@"; do
   case $arg in
     --strict) strict=1 ;;
+    --uninstall) uninstall=1 ;;
     -h | --help)
-      sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+      usage
       exit 0
       ;;
     # The studio passes a setup script arguments, not environment: AMLPROBE_X=value works as either.
     AMLPROBE_*=*)
-      if [[ ${arg%%=*} =~ ^AMLPROBE_[A-Z0-9_]+$ ]]; then
-        export "${arg?}"
-      else
-        log "ignoring argument '$arg': not an AMLPROBE_NAME=value setting"
+      if [[ ! ${arg%%=*} =~ ^AMLPROBE_[A-Z0-9_]+$ ]]; then
+        usage >&2
+        log "ERROR: argument '$arg' is not an AMLPROBE_NAME=value setting (NAME: A-Z, 0-9, _)" >&2
+        exit 2
       fi
+      export "${arg?}"
       ;;
-    *) log "ignoring unknown argument '$arg' (known: --strict, --help, AMLPROBE_NAME=value)" ;;
+    *)
+      usage >&2
+      log "ERROR: unknown argument '$arg' (known: --strict, --uninstall, --help, AMLPROBE_NAME=value)" >&2
+      exit 2
+      ;;
   esac
 done
 
@@ -101,6 +120,25 @@ readonly SERVICE_USER=amlprobe
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=${AMLPROBE_ROOT:-}
 [[ $root == / ]] && root=
+config_dir=$root/etc/amlprobe
+# What the periodic runs keep from the environment (amlprobe-run reads the same names).
+readonly ENV_KEPT='^(AMLPROBE_[A-Z0-9_]+|CI_NAME|CI_WORKSPACE|CI_RESOURCE_GROUP|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy)$'
+readonly ENV_SETUP_ONLY='^AMLPROBE_(ROOT|PREFIX|PYTHON|PIP_ARGS|PIP_TIMEOUT|SCHEDULER|VERSION|CONFIG_DIR|STATE_DIR|TEXTFILE_DIR)$'
+
+# A re-run keeps the settings of the previous one: amlprobe.env is parsed (never sourced) and what
+# this run's environment or arguments do not set is taken from it, as amlprobe-run does.
+if [[ -f $config_dir/amlprobe.env ]]; then
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ $line =~ ^[[:space:]]*(#|$) || $line != *=* ]] && continue
+    key=${line%%=*}
+    value=${line#*=}
+    [[ $key =~ $ENV_KEPT ]] || continue
+    if [[ $value =~ ^\"(.*)\"$ || $value =~ ^\'(.*)\'$ ]]; then
+      value=${BASH_REMATCH[1]}
+    fi
+    [[ -n ${!key+set} ]] || export "$key=$value"
+  done <"$config_dir/amlprobe.env"
+fi
 prefix=${AMLPROBE_PREFIX:-/opt/amlprobe}
 state=${AMLPROBE_STATE_DIR:-/var/lib/amlprobe}
 textfile_dir=${AMLPROBE_TEXTFILE_DIR:-}
@@ -121,7 +159,6 @@ for f in amlprobe-run amlprobe.service amlprobe.timer amlprobe.cron; do
 done
 
 venv=$root$prefix
-config_dir=$root/etc/amlprobe
 
 # --- files: written only when their content differs -------------------------------------------
 
@@ -160,6 +197,99 @@ render() { # render TEMPLATE: deploy/ files carry the default paths; put this ma
       printf '%s\n' "${line//\/opt\/amlprobe/$prefix}"
     fi
   done <"$1"
+}
+
+# --- --uninstall: remove what this script installed, and nothing else ----------------------------
+
+gone() { log "removed ${1#"$root"}"; }
+remove_file() { # remove_file PATH...: each one that exists
+  local f
+  for f in "$@"; do
+    if [[ -e $f || -L $f ]]; then
+      rm -f "$f"
+      gone "$f"
+    fi
+  done
+}
+remove_dir_if_empty() { # what is left in DIR is not ours: say so and keep it
+  local dir=$1 left
+  [[ -d $dir ]] || return 0
+  left=$(find "$dir" -mindepth 1 -maxdepth 1 -printf '%f ' 2>/dev/null)
+  if [[ -z $left ]]; then
+    rmdir "$dir"
+    gone "$dir"
+  else
+    log "kept ${dir#"$root"}: it holds files amlprobe did not write: ${left% }"
+  fi
+}
+# Files amlprobe and amlprobe-run write in a state or textfile directory (temporary ones included).
+state_files() { # state_files DIR
+  local dir=$1
+  printf '%s\n' "$dir/report.json" "$dir/history.jsonl" "$dir/status" "$dir/.lock" \
+    "$dir/.status.tmp" "$dir/.history.tmp" "$dir"/.report.json.*.tmp "$dir"/.history.jsonl.*.tmp \
+    "$dir/amlprobe.prom" "$dir"/.amlprobe.prom.*.tmp
+}
+
+if ((uninstall)); then
+  units=$root/etc/systemd/system
+  if [[ -e $units/amlprobe.timer || -e $units/amlprobe.service ]]; then
+    if [[ -n $root ]]; then
+      systemctl --root="$root" --quiet disable amlprobe.timer 2>/dev/null || true
+    elif [[ -d /run/systemd/system ]]; then
+      systemctl --quiet disable --now amlprobe.timer 2>/dev/null || true
+      systemctl --quiet stop amlprobe.service 2>/dev/null || true
+    fi
+    remove_file "$units/timers.target.wants/amlprobe.timer" "$units/amlprobe.timer" "$units/amlprobe.service"
+    if [[ -z $root && -d /run/systemd/system ]]; then
+      systemctl daemon-reload
+    fi
+  fi
+  remove_file "$root/etc/cron.d/amlprobe"
+  # The venv only when it is recognisably amlprobe's: never rm -rf a directory someone pointed at.
+  if [[ -f $venv/pyvenv.cfg && -e $venv/bin/amlprobe ]]; then
+    rm -rf "$venv"
+    gone "$venv"
+  elif [[ -e $venv ]]; then
+    log "kept $prefix: it is not an amlprobe venv (no pyvenv.cfg or bin/amlprobe)"
+  fi
+  remove_file "$config_dir/amlprobe.env" "$config_dir/amlprobe.toml"
+  remove_dir_if_empty "$config_dir"
+  for dir in ${textfile_dir:+"$root$textfile_dir"} "$root$state/textfile" "$root$state"; do
+    mapfile -t files < <(state_files "$dir")
+    remove_file "${files[@]}"
+    remove_dir_if_empty "$dir"
+  done
+  if [[ -z $root ]] && entry=$(getent passwd "$SERVICE_USER"); then
+    IFS=: read -r _ _ uid _ _ home _ <<<"$entry"
+    # Only the system user this script creates (its home is the state directory).
+    if ((uid < 1000)) && [[ $home == "$state" ]]; then
+      userdel "$SERVICE_USER"
+      log "removed the system user $SERVICE_USER"
+    else
+      log "kept the user $SERVICE_USER: not the system user this script creates (uid $uid, home $home)"
+    fi
+  fi
+  log "amlprobe uninstalled"
+  exit 0
+fi
+
+# --- the service user -----------------------------------------------------------------------------
+
+run_as=()
+if [[ -z $root ]]; then
+  if ! getent passwd "$SERVICE_USER" >/dev/null; then
+    useradd --system --user-group --home-dir "$state" --no-create-home \
+      --shell "$(command -v nologin || echo /usr/sbin/nologin)" "$SERVICE_USER"
+    log "created the system user $SERVICE_USER"
+  fi
+  run_as=(setpriv "--reuid=$SERVICE_USER" "--regid=$SERVICE_USER" --init-groups --)
+fi
+
+# The periodic check runs as the service user: an interpreter it cannot execute (a Python under
+# /root, e.g. pyenv's) gives a venv that only root can run.
+runnable_by_service_user() { # PYTHON
+  ((${#run_as[@]})) || return 0
+  "${run_as[@]}" "$1" -c 'import sys' >/dev/null 2>&1
 }
 
 # --- amlprobe in its own venv -------------------------------------------------------------------
@@ -220,13 +350,24 @@ fi
 
 if [[ ! -x $venv/bin/python ]]; then
   python=$(find_python) || fail "no Python 3.10+ with venv and ensurepip found (install python3-venv, or set AMLPROBE_PYTHON)"
+  runnable_by_service_user "$python" ||
+    fail "the service user $SERVICE_USER cannot execute $python (is it under a private directory such as /root?): set AMLPROBE_PYTHON to a Python it can run, e.g. /usr/bin/python3"
   log "creating the venv $prefix with $python"
   mkdir -p "$(dirname "$venv")"
   "$python" -m venv --clear "$venv"
+elif ! runnable_by_service_user "$venv/bin/python"; then
+  fail "the service user $SERVICE_USER cannot execute $prefix/bin/python: remove it (--uninstall) and set AMLPROBE_PYTHON to a Python it can run"
 fi
 
 have=$(installed_version || true)
 if [[ -z $have || (-n $wanted && $have != "$wanted") ]]; then
+  # Compiled wheels install only into the Python they were built for: say so before pip does, in
+  # words an admin can act on.
+  built_for=$(wheels_python || true)
+  venv_python=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  if [[ -n $built_for && $built_for != "$venv_python" ]]; then
+    fail "the wheels in $here/wheels are built for Python $built_for, but $prefix runs Python $venv_python: build them with Python $venv_python (python$venv_python -m pip wheel -w deploy/wheels .), or set AMLPROBE_PYTHON to a Python $built_for${have:+ and remove $prefix first (--uninstall)}"
+  fi
   pip_args=(--disable-pip-version-check --no-input --quiet --timeout 15 --retries 1)
   if [[ -d $here/wheels ]]; then
     pip_args+=(--no-index --find-links "$here/wheels")
@@ -244,16 +385,6 @@ put "$venv/bin/amlprobe-run" 755 <"$here/amlprobe-run"
 
 # --- the service user, state and configuration ----------------------------------------------------
 
-run_as=()
-if [[ -z $root ]]; then
-  if ! getent passwd "$SERVICE_USER" >/dev/null; then
-    useradd --system --user-group --home-dir "$state" --no-create-home \
-      --shell "$(command -v nologin || echo /usr/sbin/nologin)" "$SERVICE_USER"
-    log "created the system user $SERVICE_USER"
-  fi
-  run_as=(setpriv "--reuid=$SERVICE_USER" "--regid=$SERVICE_USER" --init-groups --)
-fi
-
 for dir in "$root$state" ${textfile_dir:+"$root$textfile_dir"}; do
   [[ -d $dir ]] || mkdir -p "$dir"
   [[ $(stat -c %a "$dir") == 755 ]] || chmod 755 "$dir"
@@ -268,8 +399,6 @@ if [[ -f $here/amlprobe.toml ]]; then
 fi
 
 env_file() { # what the periodic runs need from this environment
-  local kept='^(AMLPROBE_[A-Z0-9_]+|CI_NAME|CI_WORKSPACE|CI_RESOURCE_GROUP|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy)$'
-  local setup_only='^AMLPROBE_(ROOT|PREFIX|PYTHON|PIP_ARGS|PIP_TIMEOUT|SCHEDULER|VERSION|CONFIG_DIR|STATE_DIR|TEXTFILE_DIR)$'
   local name value
   echo "# Written by setup-compute-instance.sh for amlprobe-run, which parses (never sources) it."
   echo "# Group-readable only: proxy URLs may carry credentials."
@@ -280,7 +409,7 @@ env_file() { # what the periodic runs need from this environment
     echo "AMLPROBE_TEXTFILE_DIR=$textfile_dir"
   fi
   while IFS= read -r name; do
-    if [[ $name =~ $kept && ! $name =~ $setup_only ]]; then
+    if [[ $name =~ $ENV_KEPT && ! $name =~ $ENV_SETUP_ONLY ]]; then
       value=${!name}
       if [[ -n $value && $value != *$'\n'* ]]; then
         printf '%s=%s\n' "$name" "$value"

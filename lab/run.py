@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import ssl
 import sys
 import tempfile
 import time
@@ -23,7 +24,7 @@ from checks.inputs import Inputs
 from checks.plan import Plan, build_plan
 from lab import topology as topo
 from lab.args import LAB_TIMEOUT
-from lab.ca import LabCA, azure_like_ca, inspection_ca
+from lab.ca import INSPECTION, MICROSOFT_G2, LabCA, Profile, issuer_for
 from lab.netns import NamespaceUnavailable, enter_private_network, ip_batch
 from lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario
 from probe.errors import UsageError
@@ -55,8 +56,19 @@ _HOST_ENV = (
 )
 
 
-def lab_plan(scenarios: Sequence[str] = ()) -> Plan:
-    inputs = Inputs.model_validate({**LAB_INPUTS, **({"scenarios": list(scenarios)} if scenarios else {})})
+def nbvm_suffix(scenario: Scenario) -> str:
+    """The instance's DNS suffix as it reports it in /mnt/azmnt/.nbvm ("domainsuffix")."""
+    return f"{LAB_INPUTS['region']}.{scenario.live_ci_suffix}"
+
+
+def lab_plan(scenarios: Sequence[str] = (), scenario: Scenario | None = None) -> Plan:
+    """The plan the agent will make: the lab's inputs, plus the .nbvm suffix when the scenario has one."""
+    values: dict[str, object] = {**LAB_INPUTS}
+    if scenarios:
+        values["scenarios"] = list(scenarios)
+    if scenario is not None and scenario.nbvm:
+        values["instance_domain_suffix"] = nbvm_suffix(scenario)
+    inputs = Inputs.model_validate(values)
     return build_plan(load_catalog(inputs.cloud), inputs)
 
 
@@ -65,6 +77,8 @@ def check_argv(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> l
     argv += ["--ca-bundle", str(workdir / "ca-bundle.pem"), "--timeout", str(args.timeout)]
     for key, value in LAB_INPUTS.items():
         argv += [f"--{key.replace('_', '-')}", value]
+    for workload in scenario.workloads:
+        argv += ["--scenario", workload]
     if args.format:
         argv += ["--format", args.format]
     if args.output:
@@ -80,63 +94,127 @@ def lab_environment(scenario: Scenario, workdir: Path) -> dict[str, str]:
     env["AMLPROBE_HOSTS_FILE"] = str(workdir / "hosts")
     # The lab is never an Azure VM, whatever machine hosts it: IMDS stays silent.
     env["AMLPROBE_DMI_PATH"] = str(workdir / "no-dmi")
-    if scenario.proxy:
+    # A compute instance reports itself in /mnt/azmnt/.nbvm; the host's own file never leaks in.
+    env["AMLPROBE_NBVM_PATH"] = str(workdir / (".nbvm" if scenario.nbvm else "no-nbvm"))
+    if scenario.proxy or scenario.strip_websocket:
         env["HTTPS_PROXY"] = f"http://{topo.PROXY}:{topo.PROXY_PORT}"
     return env
 
 
-def write_files(workdir: Path, cas: list[LabCA]) -> None:
+def write_files(workdir: Path, cas: list[LabCA], scenario: Scenario | None = None) -> None:
     (workdir / "ca-bundle.pem").write_bytes(b"".join(ca.root_pem for ca in cas))
+    if scenario is not None and scenario.nbvm:
+        # The keys Microsoft's own code reads from it (responsible-ai-toolbox azure_nb_environment.py).
+        nbvm = f"instance={LAB_INPUTS['instance_name']}\ndomainsuffix={nbvm_suffix(scenario)}\n"
+        (workdir / ".nbvm").write_text(nbvm)
     (workdir / "resolv.conf").write_text(f"# amlprobe lab: the VNet's custom DNS\nnameserver {topo.CUSTOM_DNS}\n")
     (workdir / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n")
+
+
+def host_profiles(layout: topo.Layout, scenario: Scenario) -> dict[str, Profile]:
+    """Which CA signs each host's certificate in this scenario."""
+    out: dict[str, Profile] = {}
+    for host in sorted(layout.tls_hosts):
+        if scenario.inspection_ca:
+            out[host] = INSPECTION
+        elif scenario.g2_chain_suffixes and host.endswith(scenario.g2_chain_suffixes):
+            out[host] = MICROSOFT_G2
+        else:
+            out[host] = issuer_for(host, layout.operators.get(host))
+    return out
+
+
+def _server_context(ca: LabCA, names: list[str], workdir: Path, key: str) -> ssl.SSLContext:
+    issued = ca.issue(names or ["lab.invalid"])
+    (workdir / f"{key}.pem").write_bytes(issued.chain_pem)
+    (workdir / f"{key}.key").write_bytes(issued.key_pem)
+    # A server context that asks no client certificate: create_default_context(CLIENT_AUTH) would
+    # also load the system's whole CA store (tens of ms per context) only to verify client certificates.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(workdir / f"{key}.pem", workdir / f"{key}.key")
+    return ctx
+
+
+def server_tls(layout: topo.Layout, scenario: Scenario, workdir: Path) -> tuple[ssl.SSLContext, dict[str, LabCA]]:
+    """One CA per issuer in use, each host's certificate picked by SNI; writes the CA bundle the agent trusts.
+
+    The bundle holds every lab root except Microsoft TLS RSA Root G2 (the root distro bundles lag on,
+    Azure/azhpc-images PR #539): hosts on that chain verify only where the root was added.
+    """
+    from lab.servers.web import sni_context
+
+    profiles = host_profiles(layout, scenario)
+    used = {p.key: p for p in profiles.values()}
+    default = issuer_for("lab.invalid", "microsoft")
+    used.setdefault(default.key, default)
+    if scenario.strip_websocket:
+        used.setdefault(INSPECTION.key, INSPECTION)
+    cas = {key: LabCA.like(p) for key, p in used.items()}
+    write_files(workdir, [ca for key, ca in cas.items() if key != MICROSOFT_G2.key], scenario)
+    contexts = {
+        key: _server_context(ca, [h for h, p in profiles.items() if p.key == key], workdir, key)
+        for key, ca in cas.items()
+        if key != INSPECTION.key or scenario.inspection_ca
+    }
+    keys = {h: p.key for h, p in profiles.items()}
+    return sni_context(contexts, lambda name: keys.get(name, default.key), default.key), cas
 
 
 @contextlib.asynccontextmanager
 async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) -> AsyncIterator[None]:
     """Start every peer of the simulated VNet; stop them all on exit, whatever happened."""
-    import ssl
-
     from lab.servers.dns import DnsServer
     from lab.servers.proxy import ConnectProxy
     from lab.servers.smb import Smb2Responder
     from lab.servers.udp import UdpSink
-    from lab.servers.web import AcceptOnly, HttpsFrontEnd
+    from lab.servers.web import AcceptOnly, HttpsFrontEnd, InspectingGateway
 
-    azure_ca = azure_like_ca()
-    cas = [azure_ca]
-    serving_ca = azure_ca
-    if scenario.inspection_ca:
-        serving_ca = inspection_ca()
-        cas.append(serving_ca)
-    write_files(workdir, cas)
-    issued = serving_ca.issue(sorted(layout.tls_hosts) or ["lab.invalid"])
-    (workdir / "server.pem").write_bytes(issued.chain_pem)
-    (workdir / "server.key").write_bytes(issued.key_pem)
-    # A server context that asks no client certificate: create_default_context(CLIENT_AUTH) would
-    # also load the system's whole CA store (tens of ms) only to verify client certificates.
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(workdir / "server.pem", workdir / "server.key")
-
+    tls, cas = server_tls(layout, scenario, workdir)
     custom_zone = topo.zone_for(
-        layout, public_for=scenario.custom_dns_public, drop_privatelink=scenario.custom_dns_nxdomain_privatelink
+        layout,
+        public_for=scenario.custom_dns_public,
+        drop_privatelink=scenario.custom_dns_nxdomain_privatelink,
+        manual_records=scenario.custom_dns_manual_records,
     )
     azure_zone = topo.zone_for(layout, public_for=scenario.azure_dns_public, drop_privatelink=False)
     servers: list[Any] = [
         DnsServer(topo.CUSTOM_DNS, 53, records=custom_zone, mode="silent" if scenario.custom_dns_silent else None),
         DnsServer(topo.AZURE_DNS, 53, records=azure_zone),
         HttpsFrontEnd(
-            [("0.0.0.0", 443)],
+            # Every service address, not 0.0.0.0: WireServer (168.63.129.16) has no 443 (S18, current page).
+            [(a, 443) for a in layout.front_end_addresses()],
             tls,
-            websocket_hosts=layout.websocket_hosts,
-            strip_websocket_hosts=layout.websocket_hosts if scenario.strip_websocket else (),
+            authenticating_hosts=layout.websocket_hosts,
+            auth_answer=scenario.auth_answer,
         ),
-        AcceptOnly([("0.0.0.0", p) for p in sorted(layout.tcp_ports)]),
+        AcceptOnly([("0.0.0.0", p) for p in sorted(layout.tcp_ports - topo.APP_PORTS)]),
+        # The instance's apps listen behind the workspace private endpoint only (none without one).
+        AcceptOnly([(a, p) for a in layout.app_addresses() for p in sorted(layout.tcp_ports & topo.APP_PORTS)]),
     ]
     servers += [Smb2Responder("0.0.0.0", p) for p in sorted(layout.smb_ports)]
     if scenario.udp_listener:
         servers += [UdpSink(host, port) for host, port in sorted(layout.udp_targets)]
-    if scenario.proxy:
-        servers.append(ConnectProxy(topo.PROXY, topo.PROXY_PORT, resolve=_resolver_for_proxy(), source=topo.PROXY))
+    inspected = sorted(layout.websocket_hosts) if scenario.strip_websocket else []
+
+    def divert(host: str, port: int) -> tuple[str, int] | None:
+        return (topo.PROXY, topo.GATEWAY_PORT) if host.lower() in inspected and port == 443 else None
+
+    if scenario.strip_websocket:
+        gateway_tls = _server_context(cas[INSPECTION.key], inspected, workdir, "gateway")
+        servers.append(
+            InspectingGateway(
+                topo.PROXY,
+                topo.GATEWAY_PORT,
+                gateway_tls,
+                resolve=_resolver_for_proxy(),
+                trust=str(workdir / "ca-bundle.pem"),
+            )
+        )
+    if scenario.proxy or scenario.strip_websocket:
+        proxy = ConnectProxy(
+            topo.PROXY, topo.PROXY_PORT, resolve=_resolver_for_proxy(), source=topo.PROXY, divert=divert
+        )
+        servers.append(proxy)
     started: list[Any] = []
     try:
         for server in servers:
@@ -218,8 +296,8 @@ def cmd_lab(args: argparse.Namespace) -> int:
         args.output = os.path.abspath(args.output)
     args.timing = [("start", time.perf_counter())]
     show_timing = bool(os.environ.get("AMLPROBE_LAB_TIMING"))
-    plan = lab_plan()
-    layout = topo.build_layout(plan)
+    plan = lab_plan(scenario.workloads, scenario=scenario)
+    layout = topo.build_layout(plan, scenario)
     try:
         enter_private_network()
         ip_batch(topo.network_commands(layout, scenario))

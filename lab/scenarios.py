@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Resource kinds that can have a private endpoint (checks.inputs.PE_RESOURCES, grouped).
+ALL_PRIVATE_ENDPOINTS = ("workspace", "notebooks", "storage", "key-vault", "acr")
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -16,14 +19,31 @@ class Scenario:
     mechanism: str
     drop_rules: tuple[str, ...] = ()  # ip-rule selectors whose packets go to the drop table
     udp_listener: bool = True
+    # HTTPS_PROXY is a corporate proxy that decrypts the compute-instance hosts and drops Upgrade (Squid's default).
     strip_websocket: bool = False
     inspection_ca: bool = False
     proxy: bool = False
+    # What `amlprobe check --scenario` gets (the user's workload); empty: the check's default.
+    workloads: tuple[str, ...] = ()
+    # How the compute-instance front end refuses an anonymous request: "login" (302), "401" or "403".
+    auth_answer: str = "login"
+    # Hosts with these suffixes present Microsoft's G2 chain (leaf + intermediate) and the CA bundle lacks its root.
+    g2_chain_suffixes: tuple[str, ...] = ()
     # resource kinds for which the custom DNS gives the public view / no privatelink records
     custom_dns_public: tuple[str, ...] = ()
     custom_dns_nxdomain_privatelink: bool = False
     azure_dns_public: tuple[str, ...] = ()
     custom_dns_silent: bool = False
+    # Which resources have a private endpoint ("storage" covers every storage sub-resource).
+    private_endpoints: tuple[str, ...] = ALL_PRIVATE_ENDPOINTS
+    # The compute-instance name variant that exists; the others answer NXDOMAIN.
+    live_ci_suffix: str = "instances.azureml.ms"
+    # The custom DNS holds manual A records for the private-endpoint FQDNs (no CNAME).
+    custom_dns_manual_records: bool = False
+    # The compute instance reports its DNS suffix in /mnt/azmnt/.nbvm (the agent reads it).
+    nbvm: bool = False
+    # Whether the scenario is a healthy, documented set-up (tests: no warning, no critical finding).
+    healthy: bool = False
 
 
 # Resource kinds whose private endpoints a "zone not linked" scenario affects (requirements.md §3).
@@ -35,7 +55,56 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "healthy",
             "Everything a compute instance needs works; tundra UDP 5831 stays silent like the real service.",
-            "All front ends and private endpoints listen; both resolvers serve the private zones.",
+            "All front ends and private endpoints listen; both resolvers serve the private zones. Of the"
+            " compute-instance name variants only <ci>.<region>.instances.azureml.ms exists (the name in the ARM"
+            " compute response and S1); the others answer NXDOMAIN, as names that do not exist do.",
+            healthy=True,
+        ),
+        Scenario(
+            "no-private-endpoint",
+            "A workspace without any private endpoint (compute in a VNet, public workspace): run with no flag.",
+            "No resource has a private endpoint: every name resolves publicly with no privatelink CNAME, and the"
+            " instance's apps answer as <ci>-8787/<ci>-18881.<suffix> on 443 (responsible-ai-toolbox"
+            " azure_nb_environment.py), not on the bare ports.",
+            private_endpoints=(),
+            healthy=True,
+        ),
+        Scenario(
+            "hub-and-spoke",
+            "Private DNS zones linked to the hub's DNS server only: Azure DNS asked from the spoke answers public.",
+            "The custom DNS (in the hub) serves the private view; 168.63.129.16 serves the public view for every"
+            " private-endpoint name (how-to-custom-dns: zone records reach only resolvers in linked VNets). The"
+            " instance reports its suffix in .nbvm, and the live CI name is <ci>.<region>.instances.ml.azure.ms"
+            " (how-to-custom-dns 03/2026).",
+            azure_dns_public=ALL_PRIVATE_ENDPOINTS,
+            live_ci_suffix="instances.ml.azure.ms",
+            nbvm=True,
+            healthy=True,
+        ),
+        Scenario(
+            "manual-dns-records",
+            "The custom DNS holds manual A records for the private endpoints (no CNAME), no private zones linked.",
+            "The custom DNS answers each private-endpoint FQDN with an A record straight to its address, as"
+            " how-to-custom-dns recommends for manual DNS; 168.63.129.16 (no zone linked) answers public.",
+            custom_dns_manual_records=True,
+            azure_dns_public=ALL_PRIVATE_ENDPOINTS,
+            healthy=True,
+        ),
+        Scenario(
+            "service-endpoints",
+            "Workspace behind a private endpoint; storage and key vault on service endpoints (public addresses).",
+            "Only the workspace and notebooks have private endpoints; storage and key vault resolve publicly"
+            ' with no privatelink CNAME (how-to-secure-workspace-vnet: "either a private endpoint or service'
+            ' endpoint").',
+            private_endpoints=("workspace", "notebooks"),
+            healthy=True,
+        ),
+        Scenario(
+            "optional-blocked",
+            "A firewall allows only what is required: RStudio, monitoring, ghcr.io and PKI over HTTP are blocked.",
+            "ip rule: traffic to the addresses of situational hosts (required = false) and TCP 8787 to the private"
+            " endpoints is routed to a neighbour that never answers.",
+            drop_rules=("to {optional_range}", "to {pe_range} ipproto tcp dport 8787"),
         ),
         Scenario(
             "nsg-blocks-443",
@@ -56,9 +125,29 @@ SCENARIOS: dict[str, Scenario] = {
             drop_rules=("ipproto tcp dport 445",),
         ),
         Scenario(
+            "healthy-websocket-401",
+            "Healthy; the compute-instance front end refuses anonymous requests with 401 and Azure request ids.",
+            "As healthy, but the instance front end answers 401 (WWW-Authenticate: Bearer, x-ms-request-id).",
+            auth_answer="401",
+        ),
+        Scenario(
+            "healthy-websocket-403",
+            "Healthy; the compute-instance front end refuses anonymous requests with an HTML 403 and request ids.",
+            "As healthy, but the instance front end answers 403 (text/html, x-ms-request-id, no Via).",
+            auth_answer="403",
+        ),
+        Scenario(
+            "packages-vscode",
+            "Healthy, checked for the packages and vscode workloads: pypi, conda, PyTorch, CRAN, GitHub, VS Code.",
+            "check --scenario packages --scenario vscode; each host shows its real issuer (GlobalSign, Sectigo,"
+            " Amazon, Google Trust Services, DigiCert, Microsoft).",
+            workloads=("packages", "vscode"),
+        ),
+        Scenario(
             "websocket-stripped",
-            "A web proxy in the path answers the websocket upgrade with a plain 403: Jupyter will not work.",
-            "The instance front end answers Upgrade: websocket with 403 and Server/Via headers of a gateway.",
+            "A corporate proxy decrypts the compute-instance hosts and drops Upgrade: Jupyter will not work.",
+            "HTTPS_PROXY is the lab proxy; it diverts the instance hosts to a TLS-inspecting gateway (Contoso CA,"
+            " trusted) that forwards requests without Upgrade, as Squid does by default, and adds Via.",
             strip_websocket=True,
         ),
         Scenario(
@@ -75,17 +164,38 @@ SCENARIOS: dict[str, Scenario] = {
             custom_dns_nxdomain_privatelink=True,
         ),
         Scenario(
+            "custom-dns-public-recursion",
+            "The VNet's custom DNS resolves through the internet, without forwarders: public privatelink answers.",
+            "The custom DNS serves the public view (privatelink CNAME to a public address) for every private-endpoint"
+            " name, as a server recursing on the internet does; 168.63.129.16 in the VNet answers privately"
+            " (how-to-custom-dns: conditional forwarders to 168.63.129.16 are what make private answers reach it).",
+            custom_dns_public=ALL_PRIVATE_ENDPOINTS,
+        ),
+        Scenario(
             "tls-inspection",
-            "A firewall re-signs TLS with its own CA, which the machine trusts: the issuer is not Azure's.",
+            "A firewall re-signs TLS with its own CA, which the machine trusts: Microsoft and third-party hosts alike.",
             "Every front end presents a certificate from a second CA (Contoso) that is in the CA bundle.",
             inspection_ca=True,
+        ),
+        Scenario(
+            "microsoft-root-missing",
+            "The trust store lacks Microsoft TLS RSA Root G2: Microsoft's new chain cannot be verified.",
+            "*.microsoft.com hosts present Microsoft TLS G2 RSA CA OCSP 04 (leaf + intermediate, no cross-signed"
+            " bridge); the CA bundle lacks the self-signed root (Azure/azhpc-images PR #539).",
+            g2_chain_suffixes=("microsoft.com",),
         ),
         Scenario(
             "proxy-required",
             "Only an HTTP proxy reaches the internet: 443 works through CONNECT, nothing else has a path.",
             "ip rule: all traffic to service addresses is dropped except from the proxy's own address; "
             "HTTPS_PROXY points at the lab's CONNECT proxy.",
-            drop_rules=("to {aml_range}", "to {other_range}", "to {storage_range}", "to {pe_range}"),
+            drop_rules=(
+                "to {aml_range}",
+                "to {other_range}",
+                "to {storage_range}",
+                "to {optional_range}",
+                "to {pe_range}",
+            ),
             proxy=True,
         ),
         Scenario(

@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from probe.files import MAX_CA_BUNDLE_BYTES, read_regular
 from probe.model import CertInfo
 
 
@@ -24,10 +25,18 @@ def name_str(name: x509.Name) -> str:
     return name.rfc4514_string()
 
 
-def common_name(name: x509.Name) -> str | None:
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+    attrs = name.get_attributes_for_oid(oid)
     value = attrs[0].value if attrs else None
     return value if isinstance(value, str) else None
+
+
+def common_name(name: x509.Name) -> str | None:
+    return _attribute(name, NameOID.COMMON_NAME)
+
+
+def organization(name: x509.Name) -> str | None:
+    return _attribute(name, NameOID.ORGANIZATION_NAME)
 
 
 def _not_before(cert: x509.Certificate) -> datetime:
@@ -76,6 +85,8 @@ def cert_info(cert: x509.Certificate, *, at: datetime | None = None) -> CertInfo
     return CertInfo(
         subject=name_str(cert.subject),
         issuer=name_str(cert.issuer),
+        issuer_common_name=common_name(cert.issuer),
+        issuer_organization=organization(cert.issuer),
         sans=_sans(cert),
         serial=format(cert.serial_number, "X"),
         not_before=_not_before(cert),
@@ -104,8 +115,7 @@ def load_bundle(path: str) -> list[x509.Certificate]:
 @functools.lru_cache(maxsize=8)
 def _parse_bundle(path: str, mtime_ns: int, size: int) -> tuple[x509.Certificate, ...]:
     try:
-        with open(path, "rb") as fh:
-            return tuple(x509.load_pem_x509_certificates(fh.read()))
+        return tuple(x509.load_pem_x509_certificates(read_regular(path, MAX_CA_BUNDLE_BYTES)))
     except (OSError, ValueError):
         return ()
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Literal
 from urllib.parse import quote
 
 from probe import __version__
@@ -25,11 +27,16 @@ from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Status, T
 from probe.reasons import Reason, classify_socket_error, classify_tls_error
 from probe.tcp import endpoint
 from probe.timing import Stopwatch, within
-from probe.tls import ca_bundle_in_use
+from probe.tls import ca_bundle_in_use, handshake_failure_detail, where_to
 
 HEAD_LIMIT = 64 * 1024
 # Headers worth keeping besides Server and Via: they tell who answered and why.
 KEPT_HEADERS = ("content-type", "location", "www-authenticate", "proxy-authenticate", "x-cache", "x-squid-error")
+# Request-identifier headers (X-Request-Id, X-Correlation-Id, a service's own x-<vendor>-request-id, ...)
+# name the service that answered, so they are kept too, a few and bounded.
+_ID_HEADER = re.compile(r"(?:^|-)(?:request|correlation|trace|activity)-?id$", re.IGNORECASE)
+_ID_HEADERS_MAX = 6
+_VALUE_MAX = 200
 
 _STATUS_LINE = re.compile(r"HTTP/(\d)\.(\d) +(\d{3})(?: +(.*))?")
 
@@ -55,6 +62,9 @@ class HttpHead:
 
     def facts(self, *, upgraded: bool | None = None) -> HttpFacts:
         kept = {k: v for k in KEPT_HEADERS if (v := self.get(k)) is not None}
+        ids = [k.lower() for k, _ in self.headers if _ID_HEADER.search(k)]
+        for name in list(dict.fromkeys(ids))[:_ID_HEADERS_MAX]:
+            kept[name] = (self.get(name) or "")[:_VALUE_MAX]
         return HttpFacts(
             status=self.status,
             reason_phrase=self.reason or None,
@@ -129,7 +139,8 @@ def host_header(host: str, port: int, *, tls: bool) -> str:
     return endpoint(bare, port)
 
 
-def _via(info: DialInfo) -> str:
+def route_phrase(info: DialInfo) -> str:
+    """'through proxy URL', 'direct to ip:port' or 'direct', for a sentence about an exchange."""
     if info.route == "proxy" and info.proxy is not None:
         return f"through proxy {info.proxy.url}"
     return f"direct to {info.peer}" if info.peer else "direct"
@@ -141,6 +152,141 @@ def _confidence(reason: Reason) -> Confidence:
     return Confidence.CONFIRMED
 
 
+Stage = Literal["connect", "tls", "request"]
+
+
+class HttpFailed(Exception):
+    """An HTTP exchange got no answer. ``stage``: where it stopped (``request`` = after the request was sent);
+    ``closed`` says the peer closed or reset the connection instead of answering."""
+
+    def __init__(
+        self, reason: Reason, detail: str, info: DialInfo, tls: TlsFacts | None, stage: Stage, *, closed: bool = False
+    ) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.info = info
+        self.tls = tls
+        self.stage = stage
+        self.closed = closed
+
+
+@dataclass
+class HttpAnswer:
+    head: HttpHead
+    info: DialInfo
+    tls: TlsFacts | None
+    url: str
+
+    @property
+    def via(self) -> str:
+        return route_phrase(self.info)
+
+
+def _request(host: str, port: int, target: str, *, tls: bool, headers: Sequence[tuple[str, str]]) -> bytes:
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {host_header(host, port, tls=tls)}",
+        f"User-Agent: amlprobe/{__version__}",
+        "Accept: */*",
+    ]
+    lines += [f"{k}: {v}" for k, v in headers]
+    if not any(k.lower() == "connection" for k, _ in headers):
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+async def exchange(
+    ctx: ProbeContext,
+    host: str,
+    port: int,
+    target: str,
+    deadline: float,
+    *,
+    tls: bool,
+    headers: Sequence[tuple[str, str]] = (),
+    phase: str = "http",
+    farewell: bytes = b"",
+) -> HttpAnswer:
+    """One HTTP/1.1 GET over a fresh connection (TLS when ``tls``, through the proxy when one applies);
+    return the response head. ``farewell`` is sent after a 101 before closing. Raises HttpFailed."""
+    url = f"{'https' if tls else 'http'}://{host_header(host, port, tls=tls)}{target}"
+    try:
+        sock, info = await dial(ctx, host, port, deadline, tls=tls)
+    except DialFailed as exc:
+        raise HttpFailed(exc.reason, exc.detail, exc.info, None, "connect") from None
+
+    tls_facts: TlsFacts | None = None
+    watch = Stopwatch()
+    try:
+        if tls:
+            tls_facts = TlsFacts(server_name=host, verified=False, ca_bundle=ca_bundle_in_use(ctx.settings))
+            reader, writer = await within(
+                asyncio.open_connection(
+                    sock=sock, ssl=ctx.ssl_context(), server_hostname=host.strip("[]"), limit=HEAD_LIMIT
+                ),
+                deadline,
+            )
+        else:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=HEAD_LIMIT)
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        info.phases_ms["tls"] = watch.ms()
+        reason = classify_tls_error(exc)
+        where = where_to(info, endpoint(host.strip("[]"), port))
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            if tls_facts is not None:
+                tls_facts.verify_error = exc.verify_message
+            detail = f"TLS with {where} failed certificate verification ({exc.verify_message or exc})."
+        else:
+            detail = handshake_failure_detail(reason, exc, where, watch.ms() / 1000)
+        raise HttpFailed(reason, detail, info, tls_facts, "tls") from None
+    except BaseException:
+        sock.close()
+        raise
+    if tls_facts is not None:
+        info.phases_ms["tls"] = watch.restart()
+        sslobj = writer.get_extra_info("ssl_object")
+        tls_facts.verified = True
+        if sslobj is not None:
+            tls_facts.version = sslobj.version()
+            cipher = sslobj.cipher()
+            tls_facts.cipher = cipher[0] if cipher else None
+            tls_facts.alpn = sslobj.selected_alpn_protocol()
+
+    def failed(reason: Reason, detail: str, *, closed: bool = False) -> HttpFailed:
+        info.phases_ms[phase] = watch.ms()
+        return HttpFailed(reason, detail, info, tls_facts, "request", closed=closed)
+
+    try:
+        writer.write(_request(host, port, target, tls=tls, headers=headers))
+        await within(writer.drain(), deadline)
+        head = await read_head(reader, deadline)
+        if head.status == 101 and farewell:
+            writer.write(farewell)
+            await within(writer.drain(), deadline)
+    except TimeoutError:
+        raise failed(Reason.HTTP_TIMEOUT, f"No HTTP answer from {url} ({route_phrase(info)}) in time.") from None
+    except BadHttpResponse as exc:
+        detail = f"The answer from {url} ({route_phrase(info)}) is not valid HTTP: {exc}."
+        raise failed(Reason.HTTP_BAD_RESPONSE, detail) from None
+    except EOFError:
+        detail = f"{url} ({route_phrase(info)}) closed the connection without answering the request."
+        raise failed(Reason.HTTP_BAD_RESPONSE, detail, closed=True) from None
+    except ssl.SSLError as exc:
+        detail = f"TLS failed after the handshake with {url} ({route_phrase(info)}): {exc}."
+        raise failed(classify_tls_error(exc), detail, closed=True) from None
+    except OSError as exc:
+        why = exc.strerror or exc
+        detail = f"The connection to {url} ({route_phrase(info)}) failed while waiting for the answer ({why})."
+        reason = classify_socket_error(exc)
+        raise failed(reason, detail, closed=reason is Reason.TCP_RESET) from None
+    finally:
+        writer.close()
+    info.phases_ms[phase] = watch.ms()
+    return HttpAnswer(head=head, info=info, tls=tls_facts, url=url)
+
+
 async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     """GET the target path over HTTP/1.1 (HTTPS when ``spec.tls``); any HTTP answer passes."""
     started = datetime.now(timezone.utc)
@@ -148,8 +294,6 @@ async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     total = Stopwatch()
     host, tls = spec.target.host, spec.tls
     port = spec.target.port or (443 if tls else 80)
-    target = request_target(spec.target.path)
-    url = f"{'https' if tls else 'http'}://{host_header(host, port, tls=tls)}{target}"
 
     def result(reason: Reason, detail: str, info: DialInfo, **extra: object) -> CheckResult:
         status = Status.PASS if reason is Reason.OK else Status.FAIL
@@ -165,83 +309,14 @@ async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         )
 
     try:
-        sock, info = await dial(ctx, host, port, deadline, tls=tls)
-    except DialFailed as exc:
+        answer = await exchange(ctx, host, port, request_target(spec.target.path), deadline, tls=tls)
+    except HttpFailed as exc:
         detail = exc.detail
         if exc.reason is Reason.PROXY_CONNECT_REJECTED and not tls:
             detail += " Many proxies allow CONNECT only to port 443; plain-HTTP clients send them forward requests."
-        return result(exc.reason, detail, exc.info)
-
-    tls_facts: TlsFacts | None = None
-    watch = Stopwatch()
-    try:
-        if tls:
-            tls_facts = TlsFacts(server_name=host, verified=False, ca_bundle=ca_bundle_in_use(ctx.settings))
-            server_name = host.strip("[]")
-            reader, writer = await within(
-                asyncio.open_connection(
-                    sock=sock, ssl=ctx.ssl_context(), server_hostname=server_name, limit=HEAD_LIMIT
-                ),
-                deadline,
-            )
-        else:
-            reader, writer = await asyncio.open_connection(sock=sock, limit=HEAD_LIMIT)
-    except (OSError, ssl.SSLError) as exc:
-        sock.close()
-        info.phases_ms["tls"] = watch.ms()
-        reason = classify_tls_error(exc)
-        if tls_facts is not None and isinstance(exc, ssl.SSLCertVerificationError):
-            tls_facts.verify_error = exc.verify_message
-        what = "did not finish in time" if reason is Reason.TLS_TIMEOUT else f"failed: {exc}"
-        return result(reason, f"TLS handshake with {host}:{port} ({_via(info)}) {what}.", info, tls=tls_facts)
-    except BaseException:
-        sock.close()
-        raise
-    if tls_facts is not None:
-        info.phases_ms["tls"] = watch.restart()
-        sslobj = writer.get_extra_info("ssl_object")
-        tls_facts.verified = True
-        if sslobj is not None:
-            tls_facts.version = sslobj.version()
-            cipher = sslobj.cipher()
-            tls_facts.cipher = cipher[0] if cipher else None
-            tls_facts.alpn = sslobj.selected_alpn_protocol()
-
-    try:
-        request = (
-            f"GET {target} HTTP/1.1\r\n"
-            f"Host: {host_header(host, port, tls=tls)}\r\n"
-            f"User-Agent: amlprobe/{__version__}\r\n"
-            "Accept: */*\r\n"
-            "Connection: close\r\n\r\n"
-        )
-        writer.write(request.encode("latin-1"))
-        await within(writer.drain(), deadline)
-        head = await read_head(reader, deadline)
-    except TimeoutError:
-        info.phases_ms["http"] = watch.ms()
-        detail = f"No HTTP answer from {url} ({_via(info)}) in time."
-        return result(Reason.HTTP_TIMEOUT, detail, info, tls=tls_facts)
-    except BadHttpResponse as exc:
-        info.phases_ms["http"] = watch.ms()
-        detail = f"The answer from {url} ({_via(info)}) is not valid HTTP: {exc}."
-        return result(Reason.HTTP_BAD_RESPONSE, detail, info, tls=tls_facts)
-    except EOFError:
-        info.phases_ms["http"] = watch.ms()
-        detail = f"{url} ({_via(info)}) closed the connection without answering the request."
-        return result(Reason.HTTP_BAD_RESPONSE, detail, info, tls=tls_facts)
-    except ssl.SSLError as exc:
-        info.phases_ms["http"] = watch.ms()
-        reason = classify_tls_error(exc)
-        return result(reason, f"TLS failed after the handshake with {url} ({_via(info)}): {exc}.", info, tls=tls_facts)
-    except OSError as exc:
-        info.phases_ms["http"] = watch.ms()
-        detail = f"The connection to {url} ({_via(info)}) failed while waiting for the answer ({exc})."
-        return result(classify_socket_error(exc), detail, info, tls=tls_facts)
-    finally:
-        writer.close()
-    info.phases_ms["http"] = watch.ms()
+        return result(exc.reason, detail, exc.info, tls=exc.tls)
+    head = answer.head
     facts = head.facts()
     answered = f" from {facts.server}" if facts.server else ""
-    detail = f"HTTP {head.status} {head.reason}".rstrip() + f"{answered} for GET {url} ({_via(info)})."
-    return result(Reason.OK, detail, info, tls=tls_facts, http=facts, latency_ms=total.ms())
+    detail = f"HTTP {head.status} {head.reason}".rstrip() + f"{answered} for GET {answer.url} ({answer.via})."
+    return result(Reason.OK, detail, answer.info, tls=answer.tls, http=facts, latency_ms=total.ms())

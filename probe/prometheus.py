@@ -1,19 +1,30 @@
 """A report as Prometheus text exposition (node_exporter textfile collector, Pushgateway).
 
-Choices, for alerting rules to rely on:
+Choices, for alerting rules to rely on (blackbox_exporter's conventions):
 
-* ``amlprobe_check_up`` is 1 when the path works (pass, or warn: the path works but something
-  deserves a look, e.g. a certificate close to expiry) and 0 when it fails. Skipped checks were
-  not probed, so they have no ``up`` series at all (a 0 would page someone for a check that never
-  ran); they are counted in ``amlprobe_checks{status="skip"}``.
+* ``amlprobe_check_success`` is 1 when the path works (pass, or warn: the path works but something
+  deserves a look, e.g. a certificate close to expiry) and 0 when it fails, like blackbox_exporter's
+  ``probe_success``. Its labels are the check's identity only, so a check keeps one series whatever
+  happens to it: ``amlprobe_check_success == 0`` alerts, and ``changes()``/``resets()`` see flaps.
+  Skipped checks were not probed, so they have no ``success`` series (a 0 would page someone for a
+  check that never ran).
+* ``amlprobe_check_status`` is an enum-style gauge: one series per possible status (pass, warn,
+  fail, skip), 1 for the check's current one. Its series set never changes either.
+* ``amlprobe_check_reason_info`` is an info metric (value 1) carrying the stable reason code; join it
+  on ``id`` when an alert wants to say why (``* on(id) group_left(reason)``). It is the only per-check
+  family whose series change when the outcome does, which is what an info metric is for.
 * ``amlprobe_check_latency_seconds`` is exported for working paths only: the time a failure took
   is its timeout, not a latency.
 * ``amlprobe_run_status_info`` has one series per possible status, 1 for the run's, 0 otherwise,
   so ``amlprobe_run_status_info{status="critical"} == 1`` alerts without absent() tricks.
-* Labels carry identities and stable codes only (id, protocol, host, port, status, reason and a
-  few short caller labels), never free text, to keep cardinality bounded. Every series of a
-  family has the same label names (empty when a check has no such label): the Pushgateway
-  rejects families whose series disagree.
+* Labels carry identities and stable codes only (id, protocol, host, port and a few short caller
+  labels), never free text, to keep cardinality bounded. Every series of a family has the same
+  label names (empty when a check has no such label): the Pushgateway rejects families whose
+  series disagree.
+
+Until metrics version 2 (report schema 2.0) one family, ``amlprobe_check_up``, carried status and
+reason as labels, so every change of state started a new series; docs/report-contract.md says how
+to migrate.
 """
 
 from __future__ import annotations
@@ -107,13 +118,20 @@ def render_prometheus(report: Report, *, label_keys: Sequence[str] = DEFAULT_LAB
         ]
         return labels + [(k, _short(c.labels.get(k, ""))) for k in extra]
 
-    up = _Family("check_up", "1 if the checked path works (pass or warn), 0 if it fails; skipped checks are absent.")
+    success = _Family(
+        "check_success", "1 if the checked path works (pass or warn), 0 if it fails; skipped checks are absent."
+    )
+    check_status = _Family("check_status", "1 for the check's status (pass, warn, fail, skip), 0 for the others.")
+    reason = _Family("check_reason_info", "The check's outcome as a stable reason code (value always 1).")
     latency = _Family("check_latency_seconds", "Time the check took, for working paths.")
     for c in checks:
+        base = identity(c)
+        for st in Status:
+            check_status.add(1 if st is c.status else 0, [*base, ("status", st.value)])
+        reason.add(1, [*base, ("reason", c.reason.value)])
         if c.status not in UP:
             continue
-        base = identity(c)
-        up.add(UP[c.status], [*base[:4], ("status", c.status.value), ("reason", c.reason.value), *base[4:]])
+        success.add(UP[c.status], base)
         if UP[c.status] and c.latency_ms is not None:
             latency.add(c.latency_ms / 1000, base)
 
@@ -141,7 +159,10 @@ def render_prometheus(report: Report, *, label_keys: Sequence[str] = DEFAULT_LAB
     build = _Family("build_info", "amlprobe version that produced these metrics.")
     build.add(1, [("version", report.tool.version or __version__), ("python", platform.python_version())])
 
-    families = [up, latency, status, status_info, incomplete, duration, started, by_status, findings, changes, build]
+    families = [
+        *(success, check_status, reason, latency),
+        *(status, status_info, incomplete, duration, started, by_status, findings, changes, build),
+    ]
     lines = [line for family in families for line in family.render()]
     return "\n".join(lines) + "\n"
 

@@ -55,6 +55,11 @@ class Reason(str, Enum):
     WS_UPGRADE_REJECTED = "ws_upgrade_rejected"
     WS_RESET = "ws_reset"
     WS_TIMEOUT = "ws_timeout"
+    WS_AUTH_REQUIRED = "ws_auth_required"
+    WS_INCONCLUSIVE = "ws_inconclusive"
+    WS_INTERCEPTED = "ws_intercepted"
+    WS_PROXY_AUTH_REQUIRED = "ws_proxy_auth_required"
+    WS_UPGRADE_IGNORED = "ws_upgrade_ignored"
 
     HTTP_TIMEOUT = "http_timeout"
     HTTP_BAD_RESPONSE = "http_bad_response"
@@ -107,10 +112,32 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.TLS_TIMEOUT: "TCP connected but the TLS handshake did not finish in time.",
     Reason.TLS_RESET: "The connection was reset or closed during the TLS handshake.",
     Reason.TLS_HANDSHAKE_FAILED: "The TLS handshake failed (protocol or cipher disagreement, alert).",
-    Reason.TLS_UNEXPECTED_ISSUER: "The chain is trusted here, but its issuer is not the service's CA: TLS inspection.",
-    Reason.WS_UPGRADE_REJECTED: "The websocket upgrade got a plain HTTP answer instead of 101.",
-    Reason.WS_RESET: "The connection was reset during or right after the websocket upgrade.",
+    Reason.TLS_UNEXPECTED_ISSUER: (
+        "The chain is trusted here, but its issuer is not one the host's operator uses (or is the CA seen"
+        " re-signing other hosts): TLS inspection."
+    ),
+    Reason.WS_UPGRADE_REJECTED: (
+        "The server refused the websocket upgrade with another status (404, 426, 5xx ...) and no sign of a"
+        " middlebox, or answered 101 with an invalid handshake."
+    ),
+    Reason.WS_RESET: "The connection was reset or closed right after the websocket upgrade request was sent.",
     Reason.WS_TIMEOUT: "No answer to the websocket upgrade request in time.",
+    Reason.WS_AUTH_REQUIRED: (
+        "Reached, authentication required: the server answered the anonymous upgrade with 401, 403 or a redirect"
+        " to another site, as it answers a plain GET. The path works; only credentials can get a 101."
+    ),
+    Reason.WS_INCONCLUSIVE: (
+        "The answer to the upgrade neither proves the path nor shows a middlebox (e.g. a refusal only the upgrade"
+        " got, with no sign of who sent it)."
+    ),
+    Reason.WS_INTERCEPTED: (
+        "A middlebox answered the upgrade itself (a Via header, a web proxy's Server header or a block page):"
+        " it never reached the service."
+    ),
+    Reason.WS_PROXY_AUTH_REQUIRED: "An intercepting proxy answered the websocket upgrade with 407 (proxy credentials).",
+    Reason.WS_UPGRADE_IGNORED: (
+        "The upgrade got a 2xx answer, as a plain GET would: the Upgrade header was removed or ignored on the way."
+    ),
     Reason.HTTP_TIMEOUT: "No HTTP answer in time.",
     Reason.HTTP_BAD_RESPONSE: "The peer's HTTP answer could not be parsed.",
     Reason.SMB_NOT_SMB: "TCP 445 is open but what answered does not speak SMB2/3.",

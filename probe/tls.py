@@ -32,6 +32,7 @@ from cryptography import x509
 from probe.certinfo import cert_info, common_name, find_anchor, load_bundle, load_der, name_str
 from probe.context import ProbeContext, ProbeSettings, make_result
 from probe.dial import DialFailed, DialInfo, dial
+from probe.files import MAX_CA_BUNDLE_BYTES, read_regular
 from probe.model import CertInfo, CheckResult, CheckSpec, Confidence, Status, TlsFacts
 from probe.reasons import Reason, classify_tls_error
 from probe.tcp import endpoint
@@ -54,6 +55,21 @@ def ca_bundle_in_use(settings: ProbeSettings) -> str | None:
     return None
 
 
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+
+
+def read_pem_certificates(path: str) -> str:
+    """The PEM certificates of a CA bundle file, read as a user-named file must be (probe.files).
+
+    OpenSSL's ``cafile`` would open a FIFO and block; reading here first also drops comments in
+    other encodings, which ``cadata`` would refuse. Raises OSError, or ssl.SSLError without any.
+    """
+    blocks = _PEM_CERT.findall(read_regular(path, MAX_CA_BUNDLE_BYTES))
+    if not blocks:
+        raise ssl.SSLError(f"no PEM certificate in {path}")
+    return b"\n".join(blocks).decode("ascii")
+
+
 def make_ssl_context(settings: ProbeSettings, *, verify: bool = True) -> ssl.SSLContext:
     """A client context trusting exactly the bundle in use, or, with verify=False, anything.
 
@@ -67,7 +83,7 @@ def make_ssl_context(settings: ProbeSettings, *, verify: bool = True) -> ssl.SSL
         elif os.path.isdir(bundle):
             ctx = ssl.create_default_context(capath=bundle)
         else:
-            ctx = ssl.create_default_context(cafile=bundle)
+            ctx = ssl.create_default_context(cadata=read_pem_certificates(bundle))
     else:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
@@ -332,7 +348,8 @@ def _confidence(reason: Reason) -> Confidence:
     return Confidence.CONFIRMED
 
 
-def _where(info: DialInfo, target: str) -> str:
+def where_to(info: DialInfo, target: str) -> str:
+    """'host:port', or 'host:port through proxy URL', for a sentence about the connection."""
     if info.route == "proxy":
         return f"{target} through proxy {info.peer}"
     return info.peer or target
@@ -343,7 +360,8 @@ def _ssl_message(exc: BaseException) -> str:
     return re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc)) or type(exc).__name__
 
 
-def _failure_detail(reason: Reason, exc: BaseException, where: str, waited_s: float) -> str:
+def handshake_failure_detail(reason: Reason, exc: BaseException, where: str, waited_s: float) -> str:
+    """One sentence for a TLS handshake that failed for a reason other than certificate verification."""
     if reason is Reason.TLS_TIMEOUT:
         return (
             f"Connected to {where} but the TLS handshake did not finish within {waited_s:.1f} s: "
@@ -421,8 +439,8 @@ async def probe_tls(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         info.phases_ms["tls_handshake"] = watch.ms()
         reason = classify_tls_error(exc)
         if not isinstance(exc, ssl.SSLCertVerificationError):
-            where = _where(info, endpoint(server_name, port))
-            return result(Status.FAIL, reason, _failure_detail(reason, exc, where, watch.ms() / 1000), info)
+            where = where_to(info, endpoint(server_name, port))
+            return result(Status.FAIL, reason, handshake_failure_detail(reason, exc, where, watch.ms() / 1000), info)
         facts.verify_error = exc.verify_message or str(exc)
         presented = await _fetch_presented(ctx, host, port, server_name, deadline)
         if presented is not None:

@@ -22,6 +22,8 @@ _HEAD_LIMIT = 64 * 1024
 
 Resolve = Callable[[str], Awaitable[list[str]]]
 Deny = Callable[[str, int], bool]
+# host, port -> the (address, port) to tunnel to instead: a TLS-inspecting engine behind the proxy.
+Divert = Callable[[str, int], "tuple[str, int] | None"]
 
 
 class _Refusal(Exception):
@@ -46,6 +48,7 @@ class ConnectProxy(LabServer):
         hosts: Mapping[str, str | list[str]] | None = None,
         connect_timeout: float = 5.0,
         source: str | None = None,
+        divert: Divert | None = None,
     ) -> None:
         self._host = host
         self._port = port
@@ -56,6 +59,10 @@ class ConnectProxy(LabServer):
         self._connect_timeout = connect_timeout
         # The local address upstream connections come from (the proxy's own address in the lab).
         self._source = source
+        # Corporate proxies decrypt chosen destinations and tunnel the rest untouched: SSL inspection rules
+        # "decrypt, not decrypt, or block ... based on ... URL categories" (Zscaler ZIA,
+        # pulumi.com/registry/packages/zia/api-docs/sslinspectionrule).
+        self._divert = divert
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         # "host:port -> status" for every CONNECT seen, so tests can tell the proxy was used.
@@ -159,7 +166,11 @@ class ConnectProxy(LabServer):
                 raise _Refusal(407, "Proxy Authentication Required")
             if self._deny is not None and self._deny(name.strip("[]"), port):
                 raise _Refusal(403, "Forbidden", f"CONNECT to {authority} is denied by policy")
-            up_reader, up_writer = await self._upstream(name, port)
+            diverted = self._divert(name.strip("[]"), port) if self._divert is not None else None
+            if diverted is not None:
+                up_reader, up_writer = await self._upstream(*diverted)
+            else:
+                up_reader, up_writer = await self._upstream(name, port)
         except _Refusal as refusal:
             self.log.append(f"{authority} -> {refusal.status}")
             await self._refuse(writer, refusal)

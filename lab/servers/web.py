@@ -1,23 +1,80 @@
-"""The lab's HTTPS front ends: one aiohttp server answering every catalog host, websockets included.
+"""The lab's HTTPS front ends, and the TLS-inspecting gateway of the websocket-stripped scenario.
 
-``strip_websocket_hosts`` makes the server behave like a proxy or firewall that does not pass
-the upgrade: it answers the upgrade request with a plain HTTP status and names itself in
-Server/Via, as such middleboxes do.
+``HttpsFrontEnd`` answers every catalog host on 443, each with the certificate of its own CA (chosen by
+SNI, as a CDN or Azure's front ends do). The compute-instance hosts authenticate every request, as the
+real front end does ("Only the creator can access a compute instance": MicrosoftDocs/azure-docs#52934,
+MicrosoftLearning/DP100#20; the websocket endpoint answers 403 to unauthorised callers:
+microsoft/vscode-tools-for-ai#885, #2077): an anonymous request, upgrade or not, never gets 101. The
+exact answer is not published (real-world-azure.md Q1), so the lab plays each plausible one:
+``login`` (302 to login.microsoftonline.com), ``401`` or ``403`` (with Azure request ids).
+
+``InspectingGateway`` is the box behind a corporate proxy that decrypts chosen hosts (re-signing them
+with its own CA) and forwards each request upstream the way Squid does by default: hop-by-hop headers
+removed (RFC 9110 §7.6.1), so ``Upgrade: websocket`` never reaches the service ("Upgrade header dropped,
+effectively blocking an upgrade attempt": squid-cache.org/Doc/config/http_upgrade_request_protocols), and
+its own Via added to the answer (RFC 9110 §7.6.3).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
-from collections.abc import Iterable
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from aiohttp import WSMsgType, web
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from lab.servers.base import LabServer
 
-STRIPPER_SERVER = "contoso-webgw/2.4"
-STRIPPER_VIA = "1.1 contoso-webproxy (Contoso Web Gateway)"
+if TYPE_CHECKING:
+    from aiohttp.abc import ResolveResult
+
+LOGIN = "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize"
+AUTH_ANSWERS = ("login", "401", "403")
+# Squid's Via form, "1.1 <host> (squid/<version>)", as the real squid of tests/helpers/squid.py writes it.
+GATEWAY_VIA = "1.1 contoso-proxy (squid/5.7)"
+# RFC 9110 §7.6.1: never forwarded by a proxy (and whatever Connection names).
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+}
+
+Resolve = Callable[[str], Awaitable[list[str]]]
+
+
+def sni_context(contexts: Mapping[str, ssl.SSLContext], pick: Callable[[str], str], default: str) -> ssl.SSLContext:
+    """A server context that hands each handshake the context of the server name's CA."""
+    base = contexts[default]
+
+    def choose(sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+        if server_name:
+            sslobj.context = contexts[pick(server_name.lower())]
+
+    base.sni_callback = choose
+    return base
+
+
+def _auth_answer(kind: str, host: str) -> web.Response:
+    ids = {"x-ms-request-id": str(uuid.uuid4()), "x-ms-correlation-request-id": str(uuid.uuid4())}
+    if kind == "login":
+        to = f"{LOGIN}?client_id=lab&response_type=code&redirect_uri=https%3A%2F%2F{host}%2F"
+        return web.Response(status=302, headers={"Location": to, "Server": "amlprobe-lab"})
+    if kind == "401":
+        return web.Response(status=401, headers={"WWW-Authenticate": "Bearer", "Server": "amlprobe-lab", **ids})
+    page = f"<html><body>Access to compute instance {host.split('.', 1)[0]} is not allowed.</body></html>"
+    return web.Response(status=403, text=page, content_type="text/html", headers={"Server": "amlprobe-lab", **ids})
 
 
 class HttpsFrontEnd(LabServer):
@@ -26,33 +83,26 @@ class HttpsFrontEnd(LabServer):
         bind: Iterable[tuple[str, int]],
         ssl_context: ssl.SSLContext,
         *,
-        websocket_hosts: Iterable[str] = (),
-        strip_websocket_hosts: Iterable[str] = (),
+        authenticating_hosts: Iterable[str] = (),
+        auth_answer: str = "login",
     ) -> None:
+        if auth_answer not in AUTH_ANSWERS:
+            raise ValueError(f"auth_answer must be one of {AUTH_ANSWERS}")
         self._bind = list(bind)
         self._ssl = ssl_context
-        self.websocket_hosts = {h.lower() for h in websocket_hosts}
-        self.strip_websocket_hosts = {h.lower() for h in strip_websocket_hosts}
+        self.authenticating_hosts = {h.lower() for h in authenticating_hosts}
+        self.auth_answer = auth_answer
         self._runner: web.AppRunner | None = None
+
+    @property
+    def ports(self) -> list[int]:
+        """The bound ports (useful when binding port 0 in tests)."""
+        return [a[1] for a in self._runner.addresses] if self._runner is not None else []
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         host = (request.host or "").rsplit(":", 1)[0].lower()
-        wants_ws = request.headers.get("Upgrade", "").lower() == "websocket"
-        if wants_ws and host in self.strip_websocket_hosts:
-            return web.Response(
-                status=403,
-                text="websocket upgrades are not permitted by policy\n",
-                headers={"Server": STRIPPER_SERVER, "Via": STRIPPER_VIA},
-            )
-        if wants_ws and host in self.websocket_hosts:
-            ws = web.WebSocketResponse(heartbeat=None)
-            await ws.prepare(request)
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    await ws.send_str(msg.data)
-                elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-                    break
-            return ws
+        if host in self.authenticating_hosts:
+            return _auth_answer(self.auth_answer, host)
         return web.Response(text=f"amlprobe lab front end for {host}\n", headers={"Server": "amlprobe-lab"})
 
     async def start(self) -> None:
@@ -67,6 +117,74 @@ class HttpsFrontEnd(LabServer):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+class _LabResolver(AbstractResolver):
+    """aiohttp resolves upstream names through the lab's DNS only, never the machine's."""
+
+    def __init__(self, resolve: Resolve) -> None:
+        self._resolve = resolve
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found: list[ResolveResult] = []
+        for addr in await self._resolve(host):
+            fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+            found.append({"hostname": host, "host": addr, "port": port, "family": fam, "proto": 0, "flags": 0})
+        if not found:
+            raise OSError(f"{host} does not resolve in the lab")
+        return found
+
+    async def close(self) -> None:
+        return None
+
+
+class InspectingGateway(LabServer):
+    """Terminates TLS for diverted hosts with ``ssl_context`` and forwards each request upstream, Squid-like."""
+
+    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext, *, resolve: Resolve, trust: str) -> None:
+        self._host, self._port = host, port
+        self._ssl = ssl_context
+        self._resolve = resolve
+        self._trust = trust
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def _forward(self, request: web.Request) -> web.StreamResponse:
+        assert self._session is not None
+        named = {t.strip().lower() for t in request.headers.get("Connection", "").split(",")}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP | named}
+        headers["Via"] = GATEWAY_VIA
+        url = f"https://{request.host}{request.rel_url}"
+        try:
+            async with self._session.request(
+                request.method, url, headers=headers, allow_redirects=False, auto_decompress=False
+            ) as upstream:
+                body = await upstream.read()
+                kept = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_BY_HOP | {"content-length"}}
+                kept["Via"] = ", ".join(filter(None, (upstream.headers.get("Via"), GATEWAY_VIA)))
+                return web.Response(status=upstream.status, body=body, headers=kept)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+            return web.Response(status=502, text=f"upstream failed: {exc}\n", headers={"Via": GATEWAY_VIA})
+
+    async def start(self) -> None:
+        upstream_tls = ssl.create_default_context(cafile=self._trust)
+        connector = aiohttp.TCPConnector(ssl=upstream_tls, resolver=_LabResolver(self._resolve), force_close=True)
+        self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl, reuse_address=True).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 class AcceptOnly(LabServer):

@@ -25,6 +25,7 @@ purpose = "first entry"
 required = true
 scenarios = ["compute-instance"]
 doc = "https://example.com/doc"
+operator = "third-party"
 """
 
 
@@ -94,14 +95,64 @@ def test_packaged_catalog_loads_and_is_well_formed(cloud: str) -> None:
             assert r.forwarder_zones, r.id
 
 
+# Documented compute-instance name variants per cloud (requirements.md §4, real-world-azure.md Q3):
+# public azureml.ms / ml.azure.ms / azureml.net; US Gov azureml.us / azureml.ms / ml.azure.us; China
+# azureml.cn / azureml.ms / ml.azure.ms (S4, sic) / ml.azure.cn (S4's earlier text and translations).
+CI_VARIANTS = {"public": 3, "usgov": 3, "china": 4}
+
+
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_variant_groups_hold_different_names(cloud: str) -> None:
     groups: dict[str, set[str]] = {}
     for e in load_catalog(cloud).endpoints:
-        if e.variant_group and e.host:
-            groups.setdefault(e.variant_group, set()).add(e.host)
-    assert groups["ci-host"] and len(groups["ci-host"]) == 3
+        if e.variant_group and not e.preferred:
+            groups.setdefault(e.variant_group, set()).add(e.host or e.fqdn)
+    assert len(groups["ci-host"]) == CI_VARIANTS[cloud]
     assert all(len(hosts) >= 2 for hosts in groups.values()), groups
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_the_instance_reported_name_supersedes_the_variants(cloud: str) -> None:
+    cat = load_catalog(cloud)
+    preferred = [e for e in cat.endpoints if e.preferred]
+    assert {e.host for e in preferred} == {"{instance_name}.{instance_domain_suffix}"}
+    assert {e.protocol for e in preferred} == {"tls", "websocket", "tcp"}
+    assert all(e.variant_group == "ci-host" for e in preferred)
+    assert [r.id for r in cat.private_dns if r.preferred] == ["dns-ci-reported"]
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_instance_app_ports_travel_in_the_host_name_without_a_private_endpoint(cloud: str) -> None:
+    # S1 tip: 8787/18881 only with a workspace private endpoint; else <ci>-<port>.<suffix> on 443.
+    cat = load_catalog(cloud)
+    app = [e for e in cat.endpoints if set(e.ports) & {8787, 18881}]
+    assert app and all(e.port_in_host_name and e.protocol == "tcp" for e in app), [e.id for e in app]
+    assert not any(e.port_in_host_name for e in cat.endpoints if not set(e.ports) & {8787, 18881})
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_names_no_source_confirms_are_not_probed(cloud: str) -> None:
+    cat = load_catalog(cloud)
+    by_id = {e.id: e for e in cat.endpoints}
+    # WireServer: the current 168.63.129.16 page lists 80 and 32526 only.
+    assert by_id["wireserver"].ports == [80, 32526]
+    # The bare <region>.service.batch.* apex is a DNS zone, not the node-management host.
+    assert by_id["batch-node-management"].host is None and by_id["batch-node-management"].note
+    assert not any(r.resource == "batch" for r in cat.private_dns)
+    if cloud == "public":
+        # <wsid>.tundra.<region>.api.azureml.ms: no source names the label under the wildcard.
+        assert by_id["tundra-api"].host is None
+    # A registry's data endpoint exists only with a private endpoint or dedicated data endpoints.
+    assert by_id["acr-data"].may_not_exist
+    acr_data = next(r for r in cat.private_dns if r.resource == "acr-data")
+    assert acr_data.may_not_exist and acr_data.pe_resource == "acr"
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_workspace_endpoint_answers_for_its_cert_name_and_instances(cloud: str) -> None:
+    for r in load_catalog(cloud).private_dns:
+        if r.resource in ("workspace-cert", "compute-instance", "compute-instance-ssh"):
+            assert r.pe_resource == "workspace", r.id
 
 
 def test_every_public_outbound_row_of_requirements_is_covered() -> None:
@@ -132,8 +183,7 @@ def test_sovereign_batch_names_are_marked_inferred(cloud: str) -> None:
     batch = {e.id: e for e in cat.endpoints if e.id.startswith("batch-account") or e.id == "batch-node-management"}
     assert batch and all(e.inferred for e in batch.values())
     suffix = "usgovcloudapi.net" if cloud == "usgov" else "chinacloudapi.cn"
-    assert batch["batch-node-management"].host == f"{{region}}.service.batch.{suffix}"
-    assert next(r for r in cat.private_dns if r.id == "dns-batch").inferred
+    assert batch["batch-node-management"].fqdn == f"*.<region>.service.batch.{suffix}"
 
 
 def test_every_pattern_uses_only_known_placeholders() -> None:
@@ -238,8 +288,8 @@ def test_unknown_protocol(tmp_path: Path) -> None:
 def test_unknown_field(tmp_path: Path) -> None:
     assert _error(tmp_path, GOOD_ENTRY + GOOD_ENTRY.replace("ok-one", "ok-two") + _entry(colour="red")) == (
         "my.toml: entry #3 (id 'foo'): field 'colour': unknown field (allowed: id, scenarios, doc, ref,"
-        " variant_group, inferred, note, fqdn, host, protocol, ports, path, service_tag, purpose, required,"
-        " resource)"
+        " variant_group, inferred, may_not_exist, preferred, note, fqdn, host, protocol, ports, path,"
+        " service_tag, purpose, required, resource, port_in_host_name, operator)"
     )
 
 
@@ -253,6 +303,42 @@ def test_missing_field(tmp_path: Path) -> None:
     assert _error(tmp_path, GOOD_ENTRY + _entry(purpose=None)) == (
         "my.toml: entry #2 (id 'foo'): field 'purpose': missing required field"
     )
+
+
+def test_operator_is_required_where_a_certificate_is_judged(tmp_path: Path) -> None:
+    for protocol in ("tls", "websocket", "http"):
+        assert _error(tmp_path, _entry(protocol=protocol)) == (
+            "my.toml: entry #1 (id 'foo'): field 'operator': required for tls, websocket and http rows:"
+            ' "microsoft" or "third-party"'
+        )
+    assert _error(tmp_path, _entry(protocol="tls", operator="github")).startswith(
+        "my.toml: entry #1 (id 'foo'): field 'operator': input should be 'microsoft' or 'third-party'"
+    )
+    # A TCP row has no certificate to judge: no operator needed.
+    path = _write(tmp_path, _entry(protocol="tcp"))
+    assert [e.operator for e in load_catalog("public", [path]).endpoints if e.id == "foo"] == [None]
+
+
+def test_every_packaged_third_party_host_is_marked() -> None:
+    """The hosts whose real certificates come from public CAs other than Microsoft's (real-world-azure.md Q2a)."""
+    third = {
+        "pypi.org",
+        "files.pythonhosted.org",
+        "pytorch.org",
+        "download.pytorch.org",
+        "cloud.r-project.org",
+        "anaconda.com",
+        "repo.anaconda.com",
+        "conda.anaconda.org",
+        "github.com",
+        "raw.githubusercontent.com",
+        "ghcr.io",
+        "pkg-containers.githubusercontent.com",
+    }
+    for cloud in CLOUDS:
+        for e in load_catalog(cloud).endpoints:
+            if e.protocol in ("tls", "websocket", "http") and e.host:
+                assert e.operator == ("third-party" if e.host in third else "microsoft"), (cloud, e.id)
 
 
 def test_missing_id(tmp_path: Path) -> None:
@@ -272,11 +358,20 @@ def test_duplicate_id_of_a_packaged_entry(tmp_path: Path) -> None:
     )
 
 
+def test_preferred_needs_a_variant_group_and_ports_in_names_need_tcp(tmp_path: Path) -> None:
+    assert _error(tmp_path, GOOD_ENTRY + _entry(preferred=True)) == (
+        "my.toml: entry #2 (id 'foo'): field 'preferred': only meaningful with a variant_group"
+    )
+    assert _error(tmp_path, GOOD_ENTRY + _entry(protocol="tls", port_in_host_name=True, operator="microsoft")) == (
+        "my.toml: entry #2 (id 'foo'): field 'port_in_host_name': only for tcp rows with a host"
+    )
+
+
 def test_unknown_placeholder(tmp_path: Path) -> None:
     assert _error(tmp_path, GOOD_ENTRY + _entry(host="{bogus}.example.com")) == (
         "my.toml: entry #2 (id 'foo'): field 'host': unknown placeholder '{bogus}' (known: {region},"
         " {workspace_id}, {storage_account}, {key_vault}, {container_registry}, {instance_name},"
-        " {notebooks_host})"
+        " {instance_domain_suffix}, {notebooks_host})"
     )
 
 
@@ -318,7 +413,7 @@ def test_several_problems_are_counted(tmp_path: Path) -> None:
 def test_toml_syntax_error(tmp_path: Path) -> None:
     message = _error(tmp_path, GOOD_ENTRY + '[[endpoint]]\nid = "foo\n')
     assert message.startswith("my.toml: TOML syntax error: ")
-    assert message.endswith("(at line 13, column 10)")
+    assert message.endswith("(at line 14, column 10)")
 
 
 def test_unknown_top_level_key(tmp_path: Path) -> None:

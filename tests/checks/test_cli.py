@@ -112,3 +112,29 @@ def test_full_plan_against_a_test_dns_server(tmp_path: Path) -> None:
     assert report.environment["inputs"]["sources"]["region"] == "flag"
     assert [f.id for f in report.findings if f.severity.value == "critical"]
     assert report.duration_ms < 30_000
+
+
+def test_private_endpoint_per_resource_flag(tmp_path: Path) -> None:
+    out = amlprobe("plan", *INPUTS, "--private-endpoint", "storage=no", "--format", "json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    expect = {e["resource"]: e["expect"] for e in json.loads(out.stdout)["dns_expectations"]}
+    # Without a word the evidence decides; the flag fixes storage alone.
+    assert expect == {"workspace": "evidence", "workspace-cert": "evidence", "storage-blob": "public",
+                      "storage-file": "public"}  # fmt: skip
+    out = amlprobe("plan", *INPUTS, "--no-private-endpoint", "--format", "json", cwd=tmp_path)
+    assert {e["expect"] for e in json.loads(out.stdout)["dns_expectations"]} == {"public"}
+    out = amlprobe("plan", *INPUTS, "--private-endpoint", "blob=no", cwd=tmp_path)
+    assert out.returncode == 3 and len(out.stderr.strip().splitlines()) == 1
+    assert "unknown resource 'blob'" in out.stderr
+
+
+def test_instance_domain_suffix_flag_probes_one_instance_name(tmp_path: Path) -> None:
+    args = ["--instance-name", "ci1", "--instance-domain-suffix", "eastus.instances.azureml.ms", "--format", "json"]
+    out = amlprobe("plan", *INPUTS, *args, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    hosts = {c["target"]["host"] for c in json.loads(out.stdout)["checks"] if "instances" in c["target"]["host"]}
+    assert hosts == {
+        "ci1.eastus.instances.azureml.ms",
+        "ci1-8787.eastus.instances.azureml.ms",
+        "ci1-18881.eastus.instances.azureml.ms",
+    }

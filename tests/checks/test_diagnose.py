@@ -9,7 +9,7 @@ from checks.diagnose import RULES, diagnose
 from checks.inputs import Inputs
 from checks.plan import Plan, build_plan
 from probe.context import make_result
-from probe.model import CheckResult, Protocol, Status
+from probe.model import CheckResult, OverallStatus, Protocol, Severity, Status, overall_status
 from probe.reasons import Reason
 
 INPUTS = Inputs.model_validate(
@@ -146,3 +146,82 @@ def test_resolvers_disagreeing_on_private_addresses_is_a_mismatch_finding() -> N
     findings = run(results)
     assert [f.id for f in findings] == ["dns-resolver-mismatch"]
     assert findings[0].evidence == [ref.id]
+
+
+# -- situational rows (catalog required = false) ----------------------------------------------------
+
+
+def test_situational_rows_blocked_are_one_warning() -> None:
+    results = healthy()
+    hit = fail(results, lambda r: r.labels.get("required") == "false" and r.target.protocol is not Protocol.DNS,
+               Reason.TCP_TIMEOUT)  # fmt: skip
+    hosts = {r.target.host for r in results if r.id in hit}
+    assert {"ghcr.io", "dc.services.visualstudio.com", "crl.microsoft.com"} <= hosts
+    (finding,) = run(results)
+    assert finding.id == "situational-endpoints-blocked" and finding.severity is Severity.WARNING
+    assert sorted(finding.evidence) == sorted(hit)
+    assert overall_status(results, [finding], incomplete=False) is OverallStatus.WARNING
+    commands = [c for r in finding.remediation for c in r.commands]
+    # No service tag covers ghcr.io or the PKI hosts: an FQDN rule, not an NSG rule naming "(no service tag)".
+    assert any(c.startswith("az network firewall application-rule create") and "ghcr.io" in c for c in commands)
+    assert any("--protocols Http=80" in c and "crl.microsoft.com" in c for c in commands)
+    assert any("--destination-address-prefixes AzureMonitor" in c for c in commands)
+    assert not any("(no service tag)" in c for c in commands)
+
+
+def test_a_required_row_behind_the_same_tag_keeps_the_finding_critical() -> None:
+    results = healthy()
+    monitor = fail(
+        results,
+        lambda r: r.labels.get("service_tag") == "AzureMonitor" and r.target.protocol is not Protocol.DNS,
+        Reason.TCP_TIMEOUT,
+    )
+    arm = fail(results, lambda r: r.id == "tls:management.azure.com:443", Reason.TCP_TIMEOUT)
+    findings = run(results)
+    # Two tags, two causes: the situational one is a warning, the required one stays critical.
+    assert sorted((f.id, f.severity.value) for f in findings) == [
+        ("outbound-443-blocked", "critical"),
+        ("situational-endpoints-blocked", "warning"),
+    ]
+    assert next(f for f in findings if f.id == "outbound-443-blocked").evidence == arm
+    assert sorted(next(f for f in findings if f.id == "situational-endpoints-blocked").evidence) == sorted(monitor)
+
+
+def test_situational_and_required_rows_behind_one_tag_are_one_finding() -> None:
+    results = healthy()
+    # Healthy() resolves everything privately, so PE forms apply; take a tag with both kinds: the CI apps.
+    both = fail(
+        results,
+        lambda r: (
+            r.target.port == 443
+            and r.labels.get("service_tag") == "AzureMachineLearning"
+            and r.target.protocol is not Protocol.DNS
+        ),
+        Reason.TCP_TIMEOUT,
+    )
+    assert any(r.labels.get("required") == "false" for r in results if r.id in both)
+    (finding,) = run(results)
+    assert finding.id == "outbound-443-blocked" and finding.severity is Severity.CRITICAL
+    assert sorted(finding.evidence) == sorted(both)
+
+
+def test_no_service_tag_pastes_a_firewall_rule() -> None:
+    results = healthy()
+    fail(results, lambda r: r.id == "tls:graph.windows.net:443", Reason.TCP_REFUSED)
+    (finding,) = run(results)
+    assert finding.id == "outbound-443-blocked" and finding.severity is Severity.CRITICAL
+    (cmd,) = finding.remediation[0].commands
+    assert cmd.startswith("az network firewall application-rule create --resource-group rg-ml ")
+    assert cmd.endswith("--protocols Https=443 --target-fqdns graph.windows.net")
+
+
+def test_a_finding_made_only_of_situational_rows_is_at_most_a_warning() -> None:
+    results = healthy()
+    via_proxy = next(r for r in results if r.id == "tls:login.microsoftonline.com:443")
+    via_proxy.route = "proxy"
+    # Only situational non-HTTPS rows lack a direct path: the proxy rule claims them, capped at warning.
+    hit = fail(results, lambda r: r.target.port == 80 and r.labels.get("required") == "false", Reason.TCP_TIMEOUT)
+    assert hit
+    (finding,) = run(results)
+    assert finding.id == "proxy-only-egress" and finding.severity is Severity.WARNING
+    assert "Situational endpoints only" in finding.detail

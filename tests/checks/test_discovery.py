@@ -21,6 +21,7 @@ from checks.discovery import (
     parse_key_values,
     query_imds,
 )
+from checks.sources import gather_inputs
 
 # Shape and values from the IMDS doc's /metadata/instance samples (compute trimmed to what matters,
 # network from "Sample 6: Retrieve network information"), with a second NIC added.
@@ -266,13 +267,29 @@ async def test_nbvm_file_names_the_instance(other_dmi: Path, nowhere: dict[str, 
     nbvm.write_text("instance=ci-bob\ndomainsuffix=westeurope.instances.azureml.ms\nunrelated=x\n")
     found = await discover({}, dmi_path=other_dmi, **{**nowhere, "nbvm_path": nbvm})  # type: ignore[arg-type]
     assert found.aml_compute == "compute-instance"
-    assert found.values == {"instance_name": "ci-bob"}
-    assert found.sources == {"instance_name": f"discovered:{nbvm}"}
+    # The suffix names the instance's one real host name, so it becomes an input too.
+    assert found.values == {"instance_name": "ci-bob", "instance_domain_suffix": "westeurope.instances.azureml.ms"}
+    assert found.sources == {
+        "instance_name": f"discovered:{nbvm}",
+        "instance_domain_suffix": f"discovered:{nbvm}",
+    }
     assert found.ci_domain_suffix == "westeurope.instances.azureml.ms"
 
     # The environment is the stronger of the two.
     found = await discover({"CI_NAME": "ci-env"}, dmi_path=other_dmi, **{**nowhere, "nbvm_path": nbvm})  # type: ignore[arg-type]
     assert found.values["instance_name"] == "ci-env"
+
+
+async def test_nbvm_path_from_the_environment(other_dmi: Path, nowhere: dict[str, Path], tmp_path: Path) -> None:
+    # AMLPROBE_NBVM_PATH (as AMLPROBE_DMI_PATH) lets the lab hand the agent an instance's .nbvm.
+    nbvm = tmp_path / "nbvm"
+    nbvm.write_text("instance=ci-lab\ndomainsuffix=eastus.instances.ml.azure.ms\n")
+    where = {k: v for k, v in nowhere.items() if k != "nbvm_path"}
+    found = await discover({"AMLPROBE_NBVM_PATH": str(nbvm)}, dmi_path=other_dmi, **where)  # type: ignore[arg-type]
+    assert found.values["instance_domain_suffix"] == "eastus.instances.ml.azure.ms"
+    inputs = gather_inputs(flags={}, config_path=None, env={}, config_json_paths=[], discovery=found)
+    assert inputs.instance_domain_suffix == "eastus.instances.ml.azure.ms"
+    assert inputs.sources["instance_domain_suffix"] == f"discovered:{nbvm}"
 
 
 async def test_job_environment(other_dmi: Path, nowhere: dict[str, Path]) -> None:

@@ -120,6 +120,7 @@ cloud = "China"
 region = "West Europe"
 scenarios = ["compute-instance", "studio", "studio"]
 private_endpoint = false
+private_endpoints = {{ storage = true, acr = false }}
 private_networks = ["10.1.2.3/8", "fd00::/8"]
 reference_dns = ["168.63.129.16", "127.0.0.1:5353", "[::1]:53"]
 
@@ -132,13 +133,18 @@ storage_account = "stml"
 key_vault = "kv-ml"
 container_registry = "crml"
 instance_name = "ci-alice"
+instance_domain_suffix = "WestEurope.instances.azureml.ms"
 """,
     )
     got = gather_inputs(flags={}, config_path=toml, env={}, config_json_paths=[])
     assert got.cloud == "china"
     assert got.region == "westeurope"
     assert got.scenarios == ["compute-instance", "studio"]
-    assert got.private_endpoint is False and not got.expects_private
+    assert got.private_endpoint is False and got.private_endpoints == {"storage": True, "acr": False}
+    # Per resource wins over the global word; "storage" covers every storage sub-resource.
+    assert got.private_endpoint_for("storage-blob") == (True, "private_endpoints")
+    assert got.private_endpoint_for("workspace") == (False, "private_endpoint")
+    assert got.instance_domain_suffix == "westeurope.instances.azureml.ms"
     assert got.private_networks == ["10.0.0.0/8", "fd00::/8"]
     assert got.reference_dns == ["168.63.129.16", "127.0.0.1:5353", "[::1]:53"]
     assert got.subscription_id == SUB_A
@@ -162,6 +168,11 @@ instance_name = "ci-alice"
         ('scenarios = ["studio", "notebooks"]\n', "field 'scenarios': unknown scenario 'notebooks'"),
         ("scenarios = []\n", "field 'scenarios': expected at least one scenario"),
         ('private_endpoint = "maybe"\n', "field 'private_endpoint': expected true or false, got 'maybe'"),
+        (
+            "private_endpoints = { blob = true }\n",
+            "field 'private_endpoints': unknown resource 'blob' (known: workspace, notebooks, storage,",
+        ),
+        ("private_endpoints = { acr = 'no' }\n", "field 'private_endpoints': expected true or false, got 'no'"),
         (
             'private_networks = ["10.0.0.0/33"]\n',
             "field 'private_networks': expected an IP network like 10.0.0.0/8, got '10.0.0.0/33'",
@@ -204,6 +215,8 @@ def test_missing_config_file(tmp_path: Path) -> None:
         ("AMLPROBE_SCENARIOS", "studio, vscode packages", ["studio", "vscode", "packages"]),
         ("AMLPROBE_PRIVATE_ENDPOINT", "YES", True),
         ("AMLPROBE_PRIVATE_ENDPOINT", "off", False),
+        ("AMLPROBE_PRIVATE_ENDPOINTS", "storage=no, workspace=YES", {"storage": False, "workspace": True}),
+        ("AMLPROBE_INSTANCE_DOMAIN_SUFFIX", "EastUS.instances.azureml.ms.", "eastus.instances.azureml.ms"),
         ("AMLPROBE_REFERENCE_DNS", "10.0.0.4,10.0.0.5", ["10.0.0.4", "10.0.0.5"]),
         ("AMLPROBE_WORKSPACE_ID", WS_ID.upper(), WS_ID),
         ("AMLPROBE_CLOUD", "USGov", "usgov"),

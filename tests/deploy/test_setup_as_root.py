@@ -51,6 +51,10 @@ echo "report=$(stat -c '%U' /var/lib/amlprobe/report.json)"
 echo "history=$(stat -c '%U' /var/lib/amlprobe/history.jsonl) $(wc -l </var/lib/amlprobe/history.jsonl)"
 echo "env_file=$(stat -c '%U %G %a' /etc/amlprobe/amlprobe.env)"
 echo "cron=$(grep -v '^#' /etc/cron.d/amlprobe | grep amlprobe-run)"
+bash "$bundle/setup-compute-instance.sh" --uninstall >"$scratch/uninstall.out" 2>&1
+echo "uninstalled_user=$(getent passwd amlprobe || echo none)"
+echo "uninstalled_left=$(ls -A /opt /var/lib /etc/cron.d 2>/dev/null | grep amlprobe || echo none)"
+echo "uninstalled_etc=$(test -e /etc/amlprobe && echo present || echo none)"
 """
 
 
@@ -124,6 +128,59 @@ def test_as_root_creates_the_service_user_and_the_check_runs_as_it(
     assert facts["env_file"] == "root amlprobe 640"
     assert facts["periodic_rc"] == "0"
     assert facts["cron"] == "*/15 * * * * amlprobe /opt/amlprobe/bin/amlprobe-run --quiet --splay 300"
+    # --uninstall takes it all back, the service user included.
+    assert "removed the system user amlprobe" in (scratch / "uninstall.out").read_text()
+    assert facts["uninstalled_user"] == "none"
+    assert facts["uninstalled_left"] == "none"
+    assert facts["uninstalled_etc"] == "none"
     # The machine itself is untouched.
     assert subprocess.run(["getent", "passwd", "amlprobe"], capture_output=True, check=False).returncode != 0
     assert not Path("/opt/amlprobe").exists() and not Path("/etc/cron.d/amlprobe").exists()
+
+
+_PRIVATE_PYTHON_DRIVER = r"""
+set -euo pipefail
+scratch=$1 bundle=$2
+cp -a /etc "$scratch/etc"
+mount --bind "$scratch/etc" /etc
+touch /etc/.amlprobe-test-marker
+[[ -e $scratch/etc/.amlprobe-test-marker ]] || { echo "bind mount of /etc not in place" >&2; exit 99; }
+for dir in /opt /var/lib /var/log /run; do mount -t tmpfs -o mode=755 none "$dir"; done
+rc=0
+bash "$bundle/setup-compute-instance.sh" --strict >"$scratch/out" 2>&1 || rc=$?
+echo "rc=$rc"
+echo "venv=$(test -e /opt/amlprobe && echo present || echo none)"
+"""
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs root and unshare --mount")
+def test_refuses_a_python_the_service_user_cannot_execute(tmp_path: Path) -> None:
+    # On a compute instance the trap is a Python under /root (pyenv), which only root can execute.
+    # This machine's sandbox does not enforce execute permission for other users (a mode-700 file in a
+    # mode-700 directory still runs as nobody), so the interpreter here is a Python that refuses
+    # every user but root, exactly as EACCES would.
+    rootonly = tmp_path / "rootonly-python"
+    rootonly.write_text(
+        '#!/bin/sh\n[ "$(id -u)" = 0 ] || { echo "$0: Permission denied" >&2; exit 126; }\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    rootonly.chmod(0o700)
+    bundle = make_bundle(tmp_path / "bundle", None)
+    scratch = tmp_path / "ns"
+    scratch.mkdir()
+    env = base_env(tmp_path)
+    env.update(AMLPROBE_PYTHON=str(rootonly), AMLPROBE_SCHEDULER="cron")
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "bash", "-c", _PRIVATE_PYTHON_DRIVER, "-", scratch, bundle],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    facts = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    out = (scratch / "out").read_text()
+    assert facts["rc"] == "1", out
+    assert f"ERROR: the service user amlprobe cannot execute {rootonly}" in out
+    assert facts["venv"] == "none", "refused before the venv was made"

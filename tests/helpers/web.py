@@ -3,6 +3,10 @@
 One aiohttp app plays the service (``/ws`` upgrades, ``/`` answers 200) and the middleboxes
 that break websockets: ``/reject`` answers 403 and ``/page`` 200 the way a gateway does
 (``Server: contoso-gw``, ``Via: 1.1 contoso-proxy``), ``/redirect`` sends to a login page.
+Authenticating services answer every anonymous request alike: ``/login`` (302 to another site),
+``/unauthorized`` (401), ``/forbidden`` (403), each with a request id and no Via. ``/upgrade-forbidden``
+refuses only the upgrade; ``/proxy-auth`` and ``/zscaler`` are what intercepting proxies answer
+(407; a Zscaler block page, "403, text/html, Server: Zscaler/5.6", Ekultek/WhatWaf#178).
 Raw asyncio servers do what aiohttp will not: reset after reading the request head.
 """
 
@@ -48,6 +52,40 @@ async def _redirect(request: web.Request) -> web.StreamResponse:
     return web.Response(status=302, headers={"Location": LOGIN_URL, **GATEWAY_HEADERS})
 
 
+REQUEST_ID = {"X-Request-Id": "7d3c2a9e-0000-4000-8000-000000000001"}
+
+
+async def _login(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=302, headers={"Location": LOGIN_URL, **REQUEST_ID})
+
+
+async def _unauthorized(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=401, headers={"WWW-Authenticate": 'Bearer realm="service"', **REQUEST_ID})
+
+
+async def _forbidden(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=403, text="not allowed\n", headers=REQUEST_ID)
+
+
+async def _upgrade_forbidden(request: web.Request) -> web.StreamResponse:
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return web.Response(status=403, text="no websockets here\n")
+    return web.Response(text="hello\n")
+
+
+async def _proxy_auth(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=407, headers={"Proxy-Authenticate": 'Basic realm="corp"'})
+
+
+async def _zscaler(request: web.Request) -> web.StreamResponse:
+    page = "<html><title>Internet Security by Zscaler</title></html>"
+    return web.Response(status=403, text=page, content_type="text/html", headers={"Server": "Zscaler/5.6"})
+
+
+async def _missing(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=404, text="not found\n")
+
+
 def service_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/ws", _ws)
@@ -55,6 +93,13 @@ def service_app() -> web.Application:
     app.router.add_get("/reject", _reject)
     app.router.add_get("/page", _page)
     app.router.add_get("/redirect", _redirect)
+    app.router.add_get("/login", _login)
+    app.router.add_get("/unauthorized", _unauthorized)
+    app.router.add_get("/forbidden", _forbidden)
+    app.router.add_get("/upgrade-forbidden", _upgrade_forbidden)
+    app.router.add_get("/proxy-auth", _proxy_auth)
+    app.router.add_get("/zscaler", _zscaler)
+    app.router.add_get("/missing", _missing)
     return app
 
 
@@ -63,6 +108,17 @@ async def reset_after_head(reader: asyncio.StreamReader, writer: asyncio.StreamW
     await reader.readuntil(b"\r\n\r\n")
     writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
+
+
+async def reset_on_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer a plain GET (302 to a login page) but reset a request that carries Upgrade: websocket."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    if b"upgrade: websocket" in head.lower():
+        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        return
+    writer.write(f"HTTP/1.1 302 Found\r\nLocation: {LOGIN_URL}\r\nContent-Length: 0\r\n\r\n".encode())
+    await writer.drain()
 
 
 async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

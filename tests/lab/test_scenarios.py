@@ -12,6 +12,9 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+import pytest
+
+from lab.scenarios import SCENARIOS
 from probe.model import CheckResult, Protocol, Report, Severity, Status
 from tests.helpers.netns import requires_netns
 from tests.helpers.report import validated
@@ -63,12 +66,130 @@ def test_healthy_has_no_problem() -> None:
     assert finding_ids(report) == []
     # Silence on tundra is all a working path shows: said plainly, as information only.
     assert finding_ids(report, include_info=True) == ["udp-5831-unconfirmed"]
-    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET]
+    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET and c.status is not Status.SKIP]
     assert ws and all(c.status is Status.PASS for c in ws)
     smb = [c for c in report.checks if c.target.protocol is Protocol.SMB]
     assert smb and smb[0].smb is not None and smb[0].smb.dialect
     skipped = [c for c in report.checks if c.status is Status.SKIP]
     assert skipped and all(c.reason.value.startswith("skipped_") for c in skipped)
+    # Of the compute-instance name variants only the live one exists; the others answer NXDOMAIN, as in
+    # the real cloud, and are not applicable (the old judgement made each a finding).
+    by_id = {c.id: c for c in report.checks}
+    assert by_id["dns:lab-ci.eastus.instances.azureml.ms"].status is Status.PASS
+    for variant in ("lab-ci.eastus.instances.ml.azure.ms", "lab-ci.eastus.instances.azureml.net"):
+        nx = by_id[f"dns:{variant}"]
+        assert nx.status is Status.SKIP and nx.dns is not None and nx.dns.rcode == "NXDOMAIN", nx
+        assert by_id[f"tls:{variant}:443"].status is Status.SKIP
+    # Every resource has a private endpoint here, and the report says so with its evidence.
+    pes = report.environment["private_endpoints"]
+    assert {k: v["private_endpoint"] for k, v in pes.items()} == {
+        "workspace": True,
+        "notebooks": True,
+        "storage-blob": True,
+        "storage-file": True,
+        "key-vault": True,
+    }
+    assert "privatelink" in pes["workspace"]["evidence"]
+    # With a workspace private endpoint the apps answer on their ports; the <ci>-<port> names do not apply.
+    assert by_id["tcp:lab-ci.eastus.instances.azureml.ms:8787"].status is Status.PASS
+    assert by_id["tls:lab-ci-8787.eastus.instances.azureml.ms:443"].status is Status.SKIP
+    # WireServer is probed on 80 and 32526 only (the current 168.63.129.16 page).
+    assert sorted(c.target.port or 0 for c in report.checks if c.target.host == "168.63.129.16") == [80, 32526]
+
+
+HEALTHY = [name for name, s in SCENARIOS.items() if s.healthy]
+
+
+@pytest.mark.parametrize("scenario", HEALTHY)
+def test_healthy_documented_set_ups_raise_no_warning(scenario: str) -> None:
+    code, report = run_lab(scenario)
+    assert code in (0, 1)
+    assert report.status.value in ("ok", "warning")
+    assert finding_ids(report) == [], [(f.id, f.title) for f in report.findings]
+    assert not [c.id for c in report.checks if c.status is Status.FAIL]
+    assert set(report.environment["private_endpoints"]) >= {"workspace", "storage-blob", "key-vault"}
+
+
+def test_no_private_endpoint_needs_no_flag() -> None:
+    code, report = run_lab("no-private-endpoint")
+    assert code == 0
+    assert "private_endpoint" not in report.environment["inputs"]["sources"] or (
+        report.environment["inputs"]["sources"]["private_endpoint"] == "default"
+    )
+    assert {v["private_endpoint"] for v in report.environment["private_endpoints"].values()} == {False}
+    by_id = {c.id: c for c in report.checks}
+    # Without a private endpoint the port travels in the host name, on 443 (responsible-ai-toolbox).
+    assert by_id["tls:lab-ci-8787.eastus.instances.azureml.ms:443"].status is Status.PASS
+    assert by_id["tls:lab-ci-18881.eastus.instances.azureml.ms:443"].status is Status.PASS
+    for port in (8787, 18881):
+        bare = by_id[f"tcp:lab-ci.eastus.instances.azureml.ms:{port}"]
+        assert bare.status is Status.SKIP and "has no private endpoint" in bare.detail
+    assert all(c.status is Status.PASS for c in report.checks if c.id.startswith("dns:amlprobelabsa."))
+
+
+def test_hub_and_spoke_is_information_only() -> None:
+    code, report = run_lab("hub-and-spoke")
+    assert code == 0
+    assert finding_ids(report, include_info=True) == ["dns-comparison-inconclusive", "udp-5831-unconfirmed"]
+    info = report.findings[0]
+    assert info.severity is Severity.INFO and "hub and spoke" in info.detail
+    assert all(e.startswith("dns@reference:") for e in info.evidence)
+    # The instance reported its suffix (.nbvm): only its one real name is probed.
+    sources = report.environment["inputs"]["sources"]
+    assert sources["instance_domain_suffix"].startswith("discovered:")
+    probed = [c for c in report.checks if ":" in c.id]  # not the catalog rows the plan skipped
+    ci = {c.target.host for c in probed if c.labels.get("variant_group") == "ci-host"}
+    assert ci == {
+        "lab-ci.eastus.instances.ml.azure.ms",
+        "lab-ci-8787.eastus.instances.ml.azure.ms",
+        "lab-ci-18881.eastus.instances.ml.azure.ms",
+    }
+    # The workspace has a private endpoint: the <ci>-<port> names do not apply, the ports do.
+    assert {c.id for c in report.checks if "ml.azure.ms" in c.id and c.status is Status.SKIP} == {
+        "dns:lab-ci-8787.eastus.instances.ml.azure.ms",
+        "dns:lab-ci-18881.eastus.instances.ml.azure.ms",
+        "tls:lab-ci-8787.eastus.instances.ml.azure.ms:443",
+        "tls:lab-ci-18881.eastus.instances.ml.azure.ms:443",
+    }
+
+
+def test_manual_dns_records_pass_without_the_privatelink_cname() -> None:
+    code, report = run_lab("manual-dns-records")
+    assert code == 0
+    ws = next(c for c in report.checks if c.id.startswith("dns:") and ".workspace.eastus.api." in c.id)
+    assert ws.status is Status.PASS and ws.dns is not None and ws.dns.chain == []
+    assert ws.addresses and ws.addresses[0].startswith(PE_NET)
+    # Azure DNS (no zone linked) still shows the public privatelink CNAME: the endpoint exists.
+    assert report.environment["private_endpoints"]["workspace"]["private_endpoint"] is True
+    assert finding_ids(report, include_info=True) == ["dns-comparison-inconclusive", "udp-5831-unconfirmed"]
+
+
+def test_service_endpoints_for_storage_and_key_vault() -> None:
+    code, report = run_lab("service-endpoints")
+    assert code == 0
+    pes = {k: v["private_endpoint"] for k, v in report.environment["private_endpoints"].items()}
+    assert pes == {
+        "workspace": True,
+        "notebooks": True,
+        "storage-blob": False,
+        "storage-file": False,
+        "key-vault": False,
+    }
+
+
+def test_only_situational_rows_blocked_is_one_warning() -> None:
+    code, report = run_lab("optional-blocked")
+    assert code == 1
+    assert report.status.value == "warning"
+    assert finding_ids(report) == ["situational-endpoints-blocked"]
+    f = report.findings[0]
+    assert f.severity is Severity.WARNING
+    blocked = {i for i, r in not_passing(report).items() if r == "tcp_timeout"}
+    assert blocked and set(f.evidence) == blocked
+    assert all(c.labels.get("required") == "false" for c in report.checks if c.id in blocked)
+    assert "tcp:lab-ci.eastus.instances.azureml.ms:8787" in blocked
+    commands = [c for r in f.remediation for c in r.commands]
+    assert any("--target-fqdns" in c and "ghcr.io" in c for c in commands)
 
 
 def test_nsg_blocks_443_to_aml_front_ends() -> None:
@@ -113,14 +234,80 @@ def test_smb_445_blocked() -> None:
     )
 
 
-def test_websocket_stripped_names_who_answered() -> None:
+# The old lab answered every upgrade with 101 and stripped it by having the front end itself answer 403
+# with a gateway's headers. The real front end refuses anonymous upgrades (real-world-azure.md Q1), and a
+# stripping box is a real middlebox: a proxy that decrypts the instance hosts and forwards without Upgrade.
+
+
+def test_websocket_stripped_by_a_decrypting_proxy_is_one_finding() -> None:
     code, report = run_lab("websocket-stripped")
     assert code == 2
-    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET]
-    assert not_passing(report) == {**{c.id: "ws_upgrade_rejected" for c in ws}, **udp_silent(report)}
-    assert all(c.http is not None and c.http.status == 403 and c.http.via for c in ws)
+    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET and c.status is not Status.SKIP]
+    ci_tls = {
+        c.id
+        for c in report.checks
+        if c.target.protocol is Protocol.TLS and ".instances." in c.target.host and c.status is not Status.SKIP
+    }
+    assert ws and ci_tls
+    assert not_passing(report) == {
+        **{c.id: "ws_intercepted" for c in ws},
+        **{i: "tls_unexpected_issuer" for i in ci_tls},
+        **udp_silent(report),
+    }
+    assert all(c.route == "proxy" and c.http is not None and c.http.via for c in ws)
     assert finding_ids(report) == ["websocket-stripped"]
-    assert "contoso" in report.findings[0].title.lower()
+    (f,) = [f for f in report.findings if f.id == "websocket-stripped"]
+    assert f.title.startswith("Websocket upgrade stripped by Via: 1.1 contoso-proxy")
+    assert set(f.evidence) == {c.id for c in ws} | ci_tls
+    assert "Contoso Firewall TLS Inspection CA" in f.detail and "cannot be seen from here" in f.detail
+    kinds = [r.kind for r in f.remediation]
+    assert kinds == ["no_proxy", "tls_bypass", "client_check"]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status"),
+    [("healthy", 302), ("healthy-websocket-401", 401), ("healthy-websocket-403", 403)],
+)
+def test_each_plausible_front_end_refusal_is_healthy(scenario: str, status: int) -> None:
+    code, report = run_lab(scenario)
+    assert code == 0 and report.status.value == "ok"
+    assert finding_ids(report) == []
+    ws = [c for c in report.checks if c.target.protocol is Protocol.WEBSOCKET and c.status is not Status.SKIP]
+    assert ws and all(c.status is Status.PASS and c.reason.value == "ws_auth_required" for c in ws)
+    assert all(c.http is not None and c.http.status == status and c.http.via is None for c in ws)
+    assert all(c.detail.startswith("Reached the Azure ML front end") for c in ws)
+
+
+def test_packages_and_vscode_with_their_real_issuers_are_clean() -> None:
+    code, report = run_lab("packages-vscode")
+    assert code == 0 and report.status.value == "ok"
+    assert not_passing(report) == {} and report.findings == []
+    issuers = {
+        c.target.host: c.tls.leaf.issuer_common_name
+        for c in report.checks
+        if c.target.protocol is Protocol.TLS and c.tls is not None and c.tls.leaf is not None
+    }
+    assert issuers["pypi.org"] == "GlobalSign Atlas R3 DV TLS CA 2025 Q4"
+    assert issuers["github.com"] == "Sectigo ECC Domain Validation Secure Server CA"
+    assert issuers["download.pytorch.org"] == "Amazon"
+    assert issuers["repo.anaconda.com"] == "WE1"
+    assert issuers["raw.githubusercontent.com"] == "DigiCert TLS RSA SHA256 2020 CA1"
+    front_door = "automlresources-prod-d0eaehh7g8andvav.b02.azurefd.net"
+    assert issuers[front_door] == "GeoTrust Global TLS RSA4096 SHA256 2022 CA1"
+    leaf = next(c.tls.leaf for c in report.checks if c.target.host == front_door and c.tls and c.tls.leaf)
+    assert "O=DigiCert\\, Inc." in leaf.issuer  # the escaped comma the old parser choked on
+
+
+def test_microsoft_root_missing_names_the_root() -> None:
+    code, report = run_lab("microsoft-root-missing")
+    assert code == 2
+    untrusted = ids(report, lambda c: c.target.protocol is Protocol.TLS and c.target.host.endswith("microsoft.com"))
+    assert untrusted
+    assert not_passing(report) == {**{i: "tls_untrusted" for i in untrusted}, **udp_silent(report)}
+    assert finding_ids(report) == ["trust-store-lacks-microsoft-root"]
+    f = report.findings[0]
+    assert "Microsoft TLS RSA Root G2" in f.title and set(f.evidence) == untrusted
+    assert "sudo update-ca-certificates" in [c for r in f.remediation for c in r.commands]
 
 
 def test_private_dns_not_linked_names_the_zones() -> None:
@@ -166,6 +353,18 @@ def test_custom_dns_missing_forwarder() -> None:
     assert any("168.63.129.16" in c for r in f.remediation for c in r.commands)
 
 
+def test_custom_dns_recursing_publicly_says_forwarders() -> None:
+    code, report = run_lab("custom-dns-public-recursion")
+    assert code == 2
+    assert finding_ids(report) == ["custom-dns-not-forwarding"]
+    f = report.findings[0]
+    public = {i for i, r in not_passing(report).items() if r == "dns_public_address"}
+    assert public and public <= set(f.evidence)
+    commands = [c for r in f.remediation for c in r.commands]
+    assert commands and all(c.startswith("Add-DnsServerConditionalForwarderZone -Name ") for c in commands)
+    assert not any("private-dns link vnet create" in c for c in commands)
+
+
 def test_tls_inspection_names_the_issuer() -> None:
     code, report = run_lab("tls-inspection")
     assert code == 2
@@ -177,6 +376,8 @@ def test_tls_inspection_names_the_issuer() -> None:
     f = report.findings[0]
     assert "Contoso Firewall TLS Inspection CA" in f.title
     assert "Trusted by" in f.detail
+    # Third-party hosts (ghcr.io, pkg-containers.githubusercontent.com) re-signed by the same CA: same finding.
+    assert "third-party hosts too (ghcr.io, pkg-containers.githubusercontent.com)" in f.detail
 
 
 def test_proxy_required_only_443_through_proxy() -> None:
@@ -218,13 +419,23 @@ def test_list_describes_every_scenario() -> None:
     assert proc.returncode == 0
     for name in (
         "healthy",
+        "no-private-endpoint",
+        "hub-and-spoke",
+        "manual-dns-records",
+        "service-endpoints",
+        "optional-blocked",
         "nsg-blocks-443",
         "udp-5831-rejected",
         "smb-445-blocked",
+        "healthy-websocket-401",
+        "healthy-websocket-403",
+        "packages-vscode",
         "websocket-stripped",
         "private-dns-not-linked",
         "custom-dns-missing-forwarder",
+        "custom-dns-public-recursion",
         "tls-inspection",
+        "microsoft-root-missing",
         "proxy-required",
         "dns-timeout",
     ):
@@ -241,3 +452,21 @@ def test_unknown_scenario_is_exit_3() -> None:
     )
     assert proc.returncode == 3
     assert proc.stderr.count("\n") == 1 and "unknown lab scenario" in proc.stderr
+
+
+def test_table_view_says_which_resources_have_private_endpoints() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "probe", "lab", "--scenario", "service-endpoints", "--format", "table"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    start = lines.index("Private endpoints (per resource, from DNS unless you said)")
+    section = lines[start + 1 : lines.index("", start)]
+    assert any(line.startswith("  workspace: yes (") and "privatelink.api.azureml.ms" in line for line in section)
+    assert any(line.startswith("  storage-blob: no (") and "no privatelink CNAME" in line for line in section)
+    assert any(line.startswith("  key-vault: no (") for line in section)

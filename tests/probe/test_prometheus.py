@@ -83,17 +83,32 @@ def samples(text: str) -> dict[str, float]:
 def test_values_labels_and_choices() -> None:
     text = render_prometheus(sample_report())
     got = samples(text)
-    up = {k: v for k, v in got.items() if k.startswith("amlprobe_check_up{")}
-    # pass and warn are up, fail is down, skip is absent; every series carries the same label names.
-    assert len(up) == 3
-    assert got[next(k for k in up if 'id="a-pass"' in k)] == 1
-    assert got[next(k for k in up if 'id="z-warn"' in k)] == 1
-    down = next(k for k in up if 'id="m-fail"' in k)
+    success = {k: v for k, v in got.items() if k.startswith("amlprobe_check_success{")}
+    # pass and warn succeed, fail does not, skip is absent; every series carries the same label names.
+    assert len(success) == 3
+    assert got[next(k for k in success if 'id="a-pass"' in k)] == 1
+    assert got[next(k for k in success if 'id="z-warn"' in k)] == 1
+    down = next(k for k in success if 'id="m-fail"' in k)
     assert got[down] == 0
-    assert 'status="fail"' in down and 'reason="tcp_refused"' in down
+    assert "status=" not in down and "reason=" not in down, "identity labels only"
     assert 'service_tag="we\\"ird\\\\tag"' in down  # escaped per the exposition format
-    assert not any('id="s-skip"' in k for k in got)
-    assert all('service_tag="' in k for k in up)
+    assert not any(k.startswith("amlprobe_check_success{") and 'id="s-skip"' in k for k in got)
+    assert all('service_tag="' in k for k in success)
+    # The status as an enum: every check, skipped ones included, has one series per status.
+    status = {k: v for k, v in got.items() if k.startswith("amlprobe_check_status{")}
+    assert len(status) == 4 * 4
+    fail_series = {k: v for k, v in status.items() if 'id="m-fail"' in k}
+    assert {k.rsplit('status="', 1)[1].rstrip('"}'): v for k, v in fail_series.items()} == {
+        "pass": 0,
+        "warn": 0,
+        "fail": 1,
+        "skip": 0,
+    }
+    assert got[next(k for k in status if 'id="s-skip"' in k and 'status="skip"' in k)] == 1
+    # The reason as an info metric, to join on id.
+    reasons = {k: v for k, v in got.items() if k.startswith("amlprobe_check_reason_info{")}
+    assert len(reasons) == 4 and set(reasons.values()) == {1}
+    assert any('id="m-fail"' in k and 'reason="tcp_refused"' in k for k in reasons)
     assert "purpose" not in text and "sentence" not in text  # free text never becomes a label
     lat = {k: v for k, v in got.items() if k.startswith("amlprobe_check_latency_seconds{")}
     assert sorted(lat.values()) == [0.0125, 0.25]  # working paths only
@@ -120,8 +135,29 @@ def test_order_is_stable() -> None:
     first = render_prometheus(report)
     report.checks.reverse()
     assert render_prometheus(report) == first
-    ids = re.findall(r'^amlprobe_check_up\{id="([^"]+)"', first, re.M)
+    ids = re.findall(r'^amlprobe_check_success\{id="([^"]+)"', first, re.M)
     assert ids == sorted(ids)
+
+
+def test_a_check_changing_state_keeps_its_series() -> None:
+    # blackbox_exporter's convention: the success series of a check is one series for its whole
+    # life, so alerts, changes() and resets() see one time series flap rather than two series
+    # appearing and vanishing (what status and reason labels on it did).
+    def series(report: Report, family: str) -> set[str]:
+        return {k for k in samples(render_prometheus(report)) if k.startswith(family + "{")}
+
+    before = sample_report()
+    after = sample_report()
+    for c in after.checks:
+        if c.id == "a-pass":
+            c.status, c.reason = Status.FAIL, Reason.TCP_TIMEOUT
+        if c.id == "m-fail":
+            c.status, c.reason = Status.PASS, Reason.OK
+    for family in ("amlprobe_check_success", "amlprobe_check_status"):
+        assert series(before, family) == series(after, family), family
+    assert samples(render_prometheus(after))[
+        next(k for k in series(after, "amlprobe_check_success") if 'id="a-pass"' in k)
+    ] == 0
 
 
 @requires_promtool
@@ -155,13 +191,11 @@ def test_cli_format_prometheus(listener: int) -> None:
     assert out.returncode == 2, out.stderr  # exit codes are the check's, whatever the format
     promtool_check(out.stdout)
     got = samples(out.stdout)
-    assert (
-        got[
-            f'amlprobe_check_up{{id="tcp:127.0.0.1:{listener}",protocol="tcp",host="127.0.0.1",'
-            f'port="{listener}",status="pass",reason="ok"}}'
-        ]
-        == 1
-    )
+    identity = f'id="tcp:127.0.0.1:{listener}",protocol="tcp",host="127.0.0.1",port="{listener}"'
+    assert got[f"amlprobe_check_success{{{identity}}}"] == 1
+    assert got[f'amlprobe_check_status{{{identity},status="pass"}}'] == 1
+    assert got[f'amlprobe_check_reason_info{{{identity},reason="ok"}}'] == 1
+    assert got['amlprobe_check_success{id="tcp:127.0.0.1:1",protocol="tcp",host="127.0.0.1",port="1"}'] == 0
     assert got["amlprobe_run_status"] == 2
 
 
@@ -226,8 +260,8 @@ def test_cli_push_lands_with_job_and_instance(pushgateway: Pushgateway, listener
     assert out.stderr == ""
     (group,) = _groups(pushgateway)
     assert group["labels"] == {"job": "amlprobe", "instance": socket.gethostname()}
-    up = group["amlprobe_check_up"]["metrics"]  # type: ignore[index]
-    assert [(m["labels"]["id"], m["value"]) for m in up] == [(f"tcp:127.0.0.1:{listener}", "1")]
+    success = group["amlprobe_check_success"]["metrics"]  # type: ignore[index]
+    assert [(m["labels"]["id"], m["value"]) for m in success] == [(f"tcp:127.0.0.1:{listener}", "1")]
     assert group["amlprobe_run_status"]["metrics"][0]["value"] == "0"  # type: ignore[index]
     exposed = pushgateway.get("/metrics")
     assert re.search(r'amlprobe_run_status\{instance="[^"]+",job="amlprobe"\} 0', exposed)
@@ -238,14 +272,14 @@ async def test_push_of_checks_with_uneven_labels_is_accepted(pushgateway: Pushga
     await push(pushgateway.url, render_prometheus(sample_report()), instance="test-host", timeout=5)
     (group,) = _groups(pushgateway)
     assert group["labels"] == {"job": "amlprobe", "instance": "test-host"}
-    ids = sorted(m["labels"]["id"] for m in group["amlprobe_check_up"]["metrics"])  # type: ignore[index]
+    ids = sorted(m["labels"]["id"] for m in group["amlprobe_check_success"]["metrics"])  # type: ignore[index]
     assert ids == ["a-pass", "m-fail", "z-warn"]
     # A second push replaces the group (PUT), so a check that went away does not linger.
     report = sample_report()
     report.checks = report.checks[:1]
     await push(pushgateway.url, render_prometheus(report), instance="test-host", timeout=5)
     (group,) = _groups(pushgateway)
-    assert [m["labels"]["id"] for m in group["amlprobe_check_up"]["metrics"]] == ["z-warn"]  # type: ignore[index]
+    assert [m["labels"]["id"] for m in group["amlprobe_check_success"]["metrics"]] == ["z-warn"]  # type: ignore[index]
 
 
 async def test_push_rejected_by_the_gateway_is_a_push_error(pushgateway: Pushgateway) -> None:  # noqa: F811

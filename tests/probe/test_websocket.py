@@ -1,5 +1,6 @@
-"""probe.websocket against real peers: an aiohttp websocket service, gateways that refuse the
-upgrade, servers that reset or stay silent, squid and the lab proxy."""
+"""probe.websocket against real peers: an aiohttp websocket service, authenticating services,
+gateways and proxies that answer the upgrade themselves, servers that reset or stay silent, squid
+and the lab proxy."""
 
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ from tests.helpers.squid import Squid, requires_squid, run_squid
 from tests.helpers.web import (
     GATEWAY_HEADERS,
     LOGIN_URL,
+    REQUEST_ID,
     WebPeers,
     never_answer,
     raw_reply,
     reset_after_head,
+    reset_on_upgrade,
     service_app,
 )
 from tests.probe.conftest import free_port, probe_context, server_ssl_context
@@ -94,25 +97,84 @@ async def test_plain_ws_to_an_ip_literal(peers: WebPeers, context: Callable[...,
     assert result.dns is not None and result.dns.source == "literal"
 
 
-@pytest.mark.parametrize(("path", "status"), [("/reject", 403), ("/page", 200)])
-async def test_gateway_answer_is_upgrade_rejected_with_its_headers(
+# The old judgement called every non-101 answer ws_upgrade_rejected ("stripped"). An answer with a
+# Via header is a middlebox's (RFC 9110 §7.6.3); an authenticating service's refusal proves the path.
+
+
+@pytest.mark.parametrize(("path", "status"), [("/reject", 403), ("/page", 200), ("/redirect", 302)])
+async def test_an_answer_with_via_is_a_middlebox(
     wss_port: int, context: Callable[..., ProbeContext], path: str, status: int
 ) -> None:
     result = await run(ws_spec(wss_port, path=path), context())
-    assert (result.status, result.reason) == (Status.FAIL, Reason.WS_UPGRADE_REJECTED)
+    assert (result.status, result.reason) == (Status.FAIL, Reason.WS_INTERCEPTED)
     assert result.http is not None
     assert (result.http.status, result.http.upgraded) == (status, False)
     assert (result.http.server, result.http.via) == (GATEWAY_HEADERS["Server"], GATEWAY_HEADERS["Via"])
-    assert f"HTTP {status}" in result.detail and "contoso-gw" in result.detail
+    assert f"HTTP {status}" in result.detail and "Via: 1.1 contoso-proxy" in result.detail
+    # The differential probe asked the same URL without Upgrade and kept the answer.
+    assert result.http.plain_get is not None and result.http.plain_get.status == status
 
 
-async def test_redirect_is_reported_not_followed(wss_port: int, context: Callable[..., ProbeContext]) -> None:
-    # LOGIN_URL's name is unknown to the fixed resolver: following it would fail differently.
-    result = await run(ws_spec(wss_port, path="/redirect"), context())
-    assert result.reason is Reason.WS_UPGRADE_REJECTED
-    assert result.http is not None and result.http.status == 302
-    assert result.http.headers.get("location") == LOGIN_URL
-    assert LOGIN_URL in result.detail
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [("/login", 302), ("/unauthorized", 401), ("/forbidden", 403)],
+)
+async def test_an_authenticating_service_proves_the_path(
+    wss_port: int, context: Callable[..., ProbeContext], path: str, status: int
+) -> None:
+    result = await run(ws_spec(wss_port, path=path), context())
+    assert (result.status, result.reason) == (Status.PASS, Reason.WS_AUTH_REQUIRED)
+    assert result.confidence is Confidence.LIKELY
+    assert result.detail.startswith("Reached, authentication required")
+    assert result.http is not None and result.http.status == status and result.http.via is None
+    assert result.http.headers["x-request-id"] == REQUEST_ID["X-Request-Id"]
+    assert result.http.plain_get is not None and result.http.plain_get.status == status
+    if status == 302:
+        # Reported, never followed: LOGIN_URL's name is unknown to the fixed resolver.
+        assert result.http.headers.get("location") == LOGIN_URL
+        assert LOGIN_URL in result.detail
+
+
+async def test_a_refusal_only_the_upgrade_gets_is_inconclusive(
+    wss_port: int, context: Callable[..., ProbeContext]
+) -> None:
+    result = await run(ws_spec(wss_port, path="/upgrade-forbidden"), context())
+    assert (result.status, result.reason, result.confidence) == (
+        Status.WARN,
+        Reason.WS_INCONCLUSIVE,
+        Confidence.UNCONFIRMED,
+    )
+    assert result.http is not None and result.http.status == 403
+    assert result.http.plain_get is not None and result.http.plain_get.status == 200
+    assert "a plain GET of the same URL got HTTP 200" in result.detail
+
+
+@pytest.mark.parametrize(
+    ("path", "reason", "words"),
+    [
+        ("/", Reason.WS_UPGRADE_IGNORED, "Upgrade header was removed or ignored"),
+        ("/proxy-auth", Reason.WS_PROXY_AUTH_REQUIRED, "it offers: Basic"),
+        ("/zscaler", Reason.WS_INTERCEPTED, "Server: Zscaler/5.6"),
+        ("/missing", Reason.WS_UPGRADE_REJECTED, "HTTP 404"),
+    ],
+)
+async def test_what_each_non_101_answer_means(
+    wss_port: int, context: Callable[..., ProbeContext], path: str, reason: Reason, words: str
+) -> None:
+    result = await run(ws_spec(wss_port, path=path), context())
+    assert (result.status, result.reason) == (Status.FAIL, reason)
+    assert words in result.detail
+
+
+async def test_reset_aimed_at_the_upgrade_is_ws_reset_with_the_plain_answer(
+    peers: WebPeers, good_tls: ssl.SSLContext, context: Callable[..., ProbeContext]
+) -> None:
+    port = await peers.raw(reset_on_upgrade, good_tls)
+    result = await run(ws_spec(port), context())
+    assert (result.status, result.reason) == (Status.FAIL, Reason.WS_RESET)
+    assert "reacted to the upgrade" in result.detail
+    assert result.http is not None and result.http.plain_get is not None
+    assert result.http.plain_get.status == 302
 
 
 async def test_reset_on_the_upgrade_request_is_ws_reset(
@@ -227,10 +289,31 @@ async def test_wss_through_the_lab_proxy(wss_port: int, context: Callable[..., P
     assert denied.proxy is not None and denied.proxy.server == "amlprobe-lab-proxy"
 
 
-async def test_silent_proxy_is_ws_timeout_while_setting_up(
+# The websocket prober now dials like the tls and http probers (issue 14: it said a bare tcp_reset
+# "...failed: ." where tls:// said tls_reset): a silent proxy is proxy_timeout, as for tls://.
+async def test_silent_proxy_is_proxy_timeout_as_for_tls(
     peers: WebPeers, wss_port: int, context: Callable[..., ProbeContext]
 ) -> None:
     silent = await peers.raw(never_answer)
     result = await run(ws_spec(wss_port), context(env={"HTTPS_PROXY": f"http://127.0.0.1:{silent}"}, timeout=0.4))
-    assert (result.reason, result.route) == (Reason.WS_TIMEOUT, "proxy")
-    assert "setting up the connection" in result.detail
+    assert (result.reason, result.route) == (Reason.PROXY_TIMEOUT, "proxy")
+    assert "did not answer CONNECT" in result.detail
+
+
+async def test_proxy_that_accepts_connect_then_closes_is_classified_as_tls_does(
+    peers: WebPeers, wss_port: int, context: Callable[..., ProbeContext]
+) -> None:
+    closing = await peers.raw(raw_reply(b"HTTP/1.1 200 Connection established\r\n\r\n"))
+    proxy = f"http://127.0.0.1:{closing}"
+    ctx = context(env={"HTTPS_PROXY": proxy, "http_proxy": proxy})
+    wss = await run(ws_spec(wss_port), ctx)
+    tls = await prober_for(Protocol.TLS)(
+        CheckSpec(id="tls", target=Target(host=NAME, port=wss_port, protocol=Protocol.TLS)), ctx
+    )
+    assert wss.reason is tls.reason is Reason.TLS_RESET
+    assert (wss.route, wss.proxy is not None and wss.proxy.connect_status) == ("proxy", 200)
+    assert f"through proxy {proxy}" in wss.detail and not wss.detail.endswith(": .")
+    # ws:// through the same proxy: the tunnel opens, then closes on the upgrade request.
+    plain = await run(ws_spec(wss_port, tls=False), ctx)
+    assert plain.reason is Reason.WS_RESET
+    assert f"through proxy {proxy}" in plain.detail

@@ -1,0 +1,190 @@
+"""The Azure judgement of websocket answers, on what the real prober gets from real peers: the lab's
+compute-instance front end (each plausible refusal: 302 to login.microsoftonline.com, 401, 403) and
+aiohttp services that answer without Azure's marks or as a block page.
+
+The old judgement called every non-101 answer "stripped" (CRITICAL); a healthy front end refuses an
+anonymous upgrade, so these tests fail on a regression to it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+import trustme
+from aiohttp import web
+
+from checks.catalog import load_catalog
+from checks.diagnose import diagnose
+from checks.inputs import Inputs
+from checks.plan import build_plan
+from checks.websocket import apply_websocket_answers
+from lab.servers.web import AUTH_ANSWERS, HttpsFrontEnd
+from probe.context import ProbeContext
+from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
+from probe.reasons import Reason
+from probe.registry import prober_for
+from tests.helpers.web import WebPeers
+from tests.probe.conftest import probe_context, server_ssl_context
+
+CI = "lab-ci.eastus.instances.azureml.ms"
+INPUTS = Inputs(region="eastus", instance_name="lab-ci")
+PLAN = build_plan(load_catalog("public"), INPUTS)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls(ca: trustme.CA, tmp_path: Path) -> ssl.SSLContext:
+    return server_ssl_context(ca.issue_cert(CI), tmp_path)
+
+
+@pytest.fixture
+def context(ca: trustme.CA, tmp_path: Path) -> Callable[[], ProbeContext]:
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    return lambda: probe_context(hosts={CI: ["127.0.0.1"]}, ca_bundle=str(bundle))
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[WebPeers]:
+    p = WebPeers()
+    yield p
+    await p.close()
+
+
+async def upgrade(port: int, ctx: ProbeContext, operator: str = "microsoft") -> CheckResult:
+    spec = CheckSpec(
+        id=f"websocket:{CI}:443",
+        target=Target(host=CI, port=port, protocol=Protocol.WEBSOCKET, path="/"),
+        labels={"operator": operator},
+    )
+    result = await prober_for(Protocol.WEBSOCKET)(spec, ctx)
+    apply_websocket_answers([result])
+    return result
+
+
+@pytest.mark.parametrize("answer", AUTH_ANSWERS)
+async def test_each_plausible_front_end_refusal_passes(
+    answer: str, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    front = HttpsFrontEnd([("127.0.0.1", 0)], tls, authenticating_hosts=[CI], auth_answer=answer)
+    async with front:
+        result = await upgrade(front.ports[0], context())
+    assert (result.status, result.reason) == (Status.PASS, Reason.WS_AUTH_REQUIRED)
+    assert result.confidence is Confidence.LIKELY
+    assert result.detail.startswith("Reached the Azure ML front end, which requires authentication")
+    assert result.http is not None and result.http.plain_get is not None
+    assert diagnose([result], PLAN, INPUTS, {"local": {}}) == []
+
+
+def _app(handler: Callable[[web.Request], web.StreamResponse]) -> web.Application:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return handler(request)
+
+    app = web.Application()
+    app.router.add_get("/", handle)
+    return app
+
+
+def _wants_upgrade(request: web.Request) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"
+
+
+async def test_a_refusal_without_azures_marks_is_inconclusive_not_a_failure(
+    peers: WebPeers, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    port = await peers.app(_app(lambda r: web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})), tls)
+    result = await upgrade(port, context())
+    assert (result.status, result.reason, result.confidence) == (
+        Status.WARN,
+        Reason.WS_INCONCLUSIVE,
+        Confidence.UNCONFIRMED,
+    )
+    (finding,) = diagnose([result], PLAN, INPUTS, {"local": {}})
+    assert (finding.id, finding.severity.value) == ("websocket-inconclusive", "warning")
+    assert "cannot be seen from here" in finding.detail
+    (check,) = finding.remediation
+    assert check.kind == "client_check" and check.commands[0].startswith("curl --http1.1 ")
+    assert check.commands[0].endswith(f" https://{CI}/")
+
+
+async def test_the_azure_front_end_answering_otherwise_is_inconclusive(
+    peers: WebPeers, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    port = await peers.app(_app(lambda r: web.Response(status=404, headers={"x-ms-request-id": "abc"})), tls)
+    result = await upgrade(port, context())
+    assert result.reason is Reason.WS_INCONCLUSIVE
+    assert "x-ms-request-id: abc" in result.detail
+
+
+async def test_a_block_page_only_the_upgrade_gets_is_stripped(
+    peers: WebPeers, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    # A web filter's "Application Control Violation" page for the upgrade (FortiGate sends no Server header:
+    # Ekultek/WhatWaf#513); the front end itself still redirects a plain GET to sign in.
+    def answer(request: web.Request) -> web.StreamResponse:
+        if _wants_upgrade(request):
+            page = "<html><title>Application Control Violation</title></html>"
+            return web.Response(status=403, text=page, content_type="text/html")
+        return web.Response(status=302, headers={"Location": "https://login.microsoftonline.com/x"})
+
+    port = await peers.app(_app(answer), tls)
+    result = await upgrade(port, context())
+    assert (result.status, result.reason) == (Status.FAIL, Reason.WS_INTERCEPTED)
+    assert result.detail.startswith("A block page answered the upgrade")
+    (finding,) = diagnose([result], PLAN, INPUTS, {"local": {}})
+    assert finding.id == "websocket-stripped" and finding.severity.value == "critical"
+    assert [r.kind for r in finding.remediation] == ["tls_bypass", "client_check"]
+
+
+async def test_azure_marks_never_outweigh_a_via_header(
+    peers: WebPeers, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    headers = {"Location": "https://login.microsoftonline.com/x", "Via": "1.1 corp-proxy"}
+    port = await peers.app(_app(lambda r: web.Response(status=302, headers=headers)), tls)
+    result = await upgrade(port, context())
+    assert (result.status, result.reason) == (Status.FAIL, Reason.WS_INTERCEPTED)
+    (finding,) = diagnose([result], PLAN, INPUTS, {"local": {}})
+    assert finding.title == "Websocket upgrade stripped by Via: 1.1 corp-proxy: Jupyter will not work"
+
+
+async def test_third_party_hosts_keep_the_generic_verdict(
+    peers: WebPeers, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    port = await peers.app(_app(lambda r: web.Response(status=401)), tls)
+    result = await upgrade(port, context(), operator="third-party")
+    assert (result.status, result.reason) == (Status.PASS, Reason.WS_AUTH_REQUIRED)
+
+
+def test_the_desktop_recipe_pastes_into_bash() -> None:
+    """Syntax-checked by bash itself (never run: it would leave the machine)."""
+    import shlex
+    import subprocess
+
+    from checks.remedies import websocket_desktop_check
+
+    (command,) = websocket_desktop_check([CI]).commands
+    subprocess.run(["bash", "-n", "-c", command], check=True, timeout=10)
+    words = shlex.split(command)
+    assert words[:2] == ["curl", "--http1.1"] and words[-1] == f"https://{CI}/"
+    assert "Upgrade: websocket" in words and "Sec-WebSocket-Version: 13" in words
+
+
+async def test_azures_answer_relayed_with_via_is_likely_stripped_not_proven(
+    peers: WebPeers, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    headers = {"x-ms-request-id": "abc", "Via": "1.1 corp-proxy (squid/5.7)"}
+    port = await peers.app(_app(lambda r: web.Response(status=401, headers=headers)), tls)
+    result = await upgrade(port, context())
+    assert (result.status, result.reason, result.confidence) == (
+        Status.FAIL,
+        Reason.WS_INTERCEPTED,
+        Confidence.LIKELY,
+    )
+    assert "relayed by a proxy that decrypts the connection" in result.detail
