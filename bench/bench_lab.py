@@ -91,7 +91,7 @@ def main() -> None:
         drop_walls, drop_reports = lab_runs(amlprobe, out, opts.runs, "--scenario", "nsg-blocks-443")
         drop5_walls, drop5_reports = lab_runs(amlprobe, out, max(1, opts.runs // 2), "--scenario", "nsg-blocks-443",
                                               "--timeout", "5")
-    udp = [c for c in reports[-1]["checks"] if c["target"]["protocol"] == "udp"]
+    udp = [c for c in reports[-1]["checks"] if c["target"]["protocol"] == "udp" and c.get("udp")]
     print(f"Lab, full compute-instance plan ({reports[-1]['summary']['total']} checks), medians of {opts.runs} runs "
           f"({load()})")
     print(f"  amlprobe lab (fresh process: namespace, peers, check): wall {median(walls):.3f} s (goal: at most 0.7 s); "

@@ -155,9 +155,13 @@ class AzureMLPlugin:
         lab.set_defaults(handler=cmd_lab)
 
     async def plan_run(self, args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
-        from checks.expect import interpret
         from checks.localfacts import gather_local_facts
         from probe.plugin import PlannedRun
+        from probe.registry import preload
+
+        # The judgement is needed once the probes are done: the import thread loads it while they
+        # run, after the probers, off the path to the first probe.
+        preload(["checks.expect"], later=True)
 
         inputs, discovered = await resolve_inputs(args, use_imds=True)
         plan = load_plan(args, inputs)
@@ -184,6 +188,8 @@ class AzureMLPlugin:
         }
 
         def finish(results: list[CheckResult]) -> tuple[list[CheckResult], list[Finding]]:
+            from checks.expect import interpret
+
             return interpret(results, plan, inputs, environment)
 
         return PlannedRun(specs=plan.checks, preset=skipped_results(plan), environment=environment, finish=finish)

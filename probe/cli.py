@@ -239,8 +239,8 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
 
 def check_trust_files(settings: ProbeSettings) -> None:
     """Refuse a CA bundle that is not a regular file of bounded size (OpenSSL would block on a FIFO)."""
+    from probe.context import ca_bundle_in_use
     from probe.files import MAX_CA_BUNDLE_BYTES, file_kind
-    from probe.tls import ca_bundle_in_use
 
     bundle = ca_bundle_in_use(settings)
     if bundle is None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from probe.proxy import ProxyChoice
     from probe.resolve import SharedResolver
 
-__all__ = ["DEFAULT_TIMEOUT", "ProbeContext", "ProbeFn", "ProbeSettings", "make_result"]
+__all__ = ["DEFAULT_TIMEOUT", "ProbeContext", "ProbeFn", "ProbeSettings", "ca_bundle_in_use", "make_result"]
 
 
 @dataclass
@@ -35,6 +35,18 @@ class ProbeSettings:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # Path of the hosts file consulted before DNS, as the system's resolver would; None: don't.
     hosts_file: str | None = None
+
+
+def ca_bundle_in_use(settings: ProbeSettings) -> str | None:
+    """The CA file (or directory) verification uses; None means the system default store."""
+    if settings.ca_bundle:
+        return settings.ca_bundle
+    if settings.trust_env:
+        for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+            value = settings.env.get(var)
+            if value:
+                return value
+    return None
 
 
 @dataclass

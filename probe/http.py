@@ -21,13 +21,13 @@ from typing import Literal
 from urllib.parse import quote
 
 from probe import __version__
-from probe.context import ProbeContext, make_result
+from probe.context import ProbeContext, ca_bundle_in_use, make_result
 from probe.dial import DialFailed, DialInfo, dial
 from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Status, TlsFacts
 from probe.reasons import Reason, classify_socket_error, classify_tls_error
 from probe.tcp import endpoint
 from probe.timing import Stopwatch, within
-from probe.tls import ca_bundle_in_use, handshake_failure_detail, where_to
+from probe.tls import handshake_failure_detail, where_to
 
 HEAD_LIMIT = 64 * 1024
 # Headers worth keeping besides Server and Via: they tell who answered and why.

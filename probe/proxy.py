@@ -36,18 +36,21 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
 from probe import __version__
 from probe.context import ProbeContext, ProbeSettings
 from probe.errors import UsageError
-from probe.http import HEAD_LIMIT, BadHttpResponse, HttpHead, find_head_end, parse_head
 from probe.model import ProxyFacts
 from probe.reasons import Reason
 from probe.redact import redact_url
 from probe.sanitize import printable
 from probe.tcp import ConnectFailed, connect_tcp, endpoint
 from probe.timing import within
+
+if TYPE_CHECKING:
+    from probe.http import HttpHead
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "socks5h": 1080}
 
@@ -293,12 +296,18 @@ def _readable(sock: socket.socket) -> asyncio.Future[None]:
     return fut
 
 
-async def read_head_exact(sock: socket.socket, deadline: float, limit: int = HEAD_LIMIT) -> bytes:
-    """Read a response head from a raw socket without consuming one byte past it.
+async def read_head_exact(sock: socket.socket, deadline: float, limit: int | None = None) -> bytes:
+    """Read a response head (at most ``limit`` bytes, default HEAD_LIMIT) from a raw socket without
+    consuming one byte past it.
 
     The socket is handed on for TLS (or another protocol) afterwards, so peeking then taking
     exactly what belongs to the head keeps whatever the peer sends next in the kernel buffer.
     """
+    # probe.http (and through it TLS and cryptography) is loaded when a tunnel is opened, not when
+    # the command line checks the proxy settings.
+    from probe.http import HEAD_LIMIT, BadHttpResponse, find_head_end
+
+    limit = HEAD_LIMIT if limit is None else limit
     head = bytearray()
     while True:
         await within(_readable(sock), deadline)
@@ -340,6 +349,8 @@ async def open_tunnel(
 
     Raises ProxyFailed with a proxy_* reason; the socket is closed on every failure.
     """
+    from probe.http import BadHttpResponse, parse_head
+
     facts = ProxyFacts(url=choice.redacted_url, source=choice.source)
     sock, attempts = await connect_proxy(ctx, choice, deadline, facts)
     target = endpoint(host.strip("[]"), port)

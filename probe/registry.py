@@ -35,37 +35,44 @@ def prober_for(protocol: Protocol) -> ProbeFn:
 class _Importer:
     """One thread imports modules, one at a time: two threads importing modules that import each
     other would trip the import system's deadlock detection. What a waiting probe needs jumps the
-    queue of what is merely expected (``preload``).
+    queue of what is merely expected (``preload``), which goes before what is needed only later.
     """
+
+    URGENT, EXPECTED, LATER = 0, 1, 2
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: collections.deque[str] = collections.deque()
+        self._queues: tuple[collections.deque[str], ...] = tuple(collections.deque() for _ in range(3))
         self._pending: dict[str, concurrent.futures.Future[ModuleType]] = {}
         self._working = False
 
-    def request(self, module: str, *, urgent: bool) -> concurrent.futures.Future[ModuleType]:
+    def request(self, module: str, priority: int) -> concurrent.futures.Future[ModuleType]:
         with self._lock:
             fut = self._pending.get(module)
             if fut is None:
                 fut = self._pending[module] = concurrent.futures.Future()
-                self._queue.append(module)
-            if urgent and module in self._queue:
-                self._queue.remove(module)
-                self._queue.appendleft(module)
+                self._queues[priority].append(module)
+            else:
+                for level, queue in enumerate(self._queues):
+                    if module in queue and priority < level:
+                        queue.remove(module)
+                        self._queues[priority].append(module)
             if not self._working:
                 self._working = True
                 threading.Thread(target=self._work, name="amlprobe-import").start()
             return fut
 
+    def _next(self) -> str | None:
+        with self._lock:
+            for queue in self._queues:
+                if queue:
+                    return queue.popleft()
+            self._working = False
+            return None
+
     def _work(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._working = False
-                    return
-                module = self._queue.popleft()
-                fut = self._pending[module]
+        while (module := self._next()) is not None:
+            fut = self._pending[module]
             try:
                 loaded = importlib.import_module(module)
             except BaseException as exc:  # handed to whoever waits for it
@@ -99,15 +106,18 @@ async def import_in_thread(module: str) -> ModuleType:
     loaded = _loaded(module)
     if loaded is not None:
         return loaded
-    imported: ModuleType = await asyncio.wrap_future(_IMPORTER.request(module, urgent=True))
+    imported: ModuleType = await asyncio.wrap_future(_IMPORTER.request(module, _Importer.URGENT))
     return imported
 
 
-def preload(modules: Sequence[str]) -> None:
-    """Start importing ``modules``, in this order, in the import thread; returns at once."""
+def preload(modules: Sequence[str], *, later: bool = False) -> None:
+    """Start importing ``modules``, in this order, in the import thread; returns at once.
+
+    ``later``: needed only once the probes are done (a plugin's judgement): after everything else.
+    """
     for module in modules:
         if _loaded(module) is None:
-            _IMPORTER.request(module, urgent=False)
+            _IMPORTER.request(module, _Importer.LATER if later else _Importer.EXPECTED)
 
 
 def module_of(protocol: Protocol) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 from cryptography import x509
 
 from probe.certinfo import cert_info, common_name, find_anchor, load_bundle, load_der, name_str
-from probe.context import ProbeContext, ProbeSettings, make_result
+from probe.context import ProbeContext, ProbeSettings, ca_bundle_in_use, make_result
 from probe.dial import DialFailed, DialInfo, dial
 from probe.files import MAX_CA_BUNDLE_BYTES, read_regular
 from probe.model import CertInfo, CheckResult, CheckSpec, Confidence, Status, TlsFacts
@@ -41,18 +41,6 @@ from probe.timing import Stopwatch, within
 ALPN = ["http/1.1"]
 # One read: a TLS record is at most 16 KiB plus its header and expansion.
 _RECV_SIZE = 17 * 1024
-
-
-def ca_bundle_in_use(settings: ProbeSettings) -> str | None:
-    """The CA file (or directory) verification uses; None means the system default store."""
-    if settings.ca_bundle:
-        return settings.ca_bundle
-    if settings.trust_env:
-        for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
-            value = settings.env.get(var)
-            if value:
-                return value
-    return None
 
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
