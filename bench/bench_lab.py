@@ -41,9 +41,11 @@ def lab_runs(amlprobe: str, out: Path, runs: int, *extra: str) -> tuple[list[flo
     return walls, reports
 
 
-def against_blackbox(py: str, amlprobe: str, out: Path, runs: int) -> dict:
+def inside_lab(py: str, amlprobe: str, out: Path, runs: int, *extra: str) -> dict:
+    """Keep a lab up (``extra``: its options) and run bench/_lab_peer.py inside it."""
+    scenario = [*extra[extra.index("--scenario") : extra.index("--scenario") + 2]] if "--scenario" in extra else []
     lab = subprocess.Popen(
-        [amlprobe, "lab", "--keep", "--format", "json", "--output", str(out / "keep.json")],
+        [amlprobe, "lab", "--keep", "--format", "json", "--output", str(out / "keep.json"), *scenario],
         stderr=subprocess.PIPE,
         text=True,
         env=clean_env(),
@@ -62,7 +64,7 @@ def against_blackbox(py: str, amlprobe: str, out: Path, runs: int) -> dict:
             raise SystemExit("amlprobe lab --keep did not come up")
         proc = subprocess.run(
             ["nsenter", "--target", pid, "--user", "--net", "--preserve-credentials",
-             py, str(ROOT / "bench" / "_lab_peer.py"), workdir, str(out), str(runs)],
+             py, str(ROOT / "bench" / "_lab_peer.py"), workdir, str(out), str(runs), *extra],
             env=clean_env(),
             capture_output=True,
             text=True,
@@ -87,10 +89,12 @@ def main() -> None:
         walls, reports = lab_runs(amlprobe, out, opts.runs)
         if any(r["status"] != "ok" for r in reports):
             raise SystemExit("the healthy lab did not report ok")
-        peer = against_blackbox(py, amlprobe, out, opts.runs)
+        peer = inside_lab(py, amlprobe, out, opts.runs)
         drop_walls, drop_reports = lab_runs(amlprobe, out, opts.runs, "--scenario", "nsg-blocks-443")
         drop5_walls, drop5_reports = lab_runs(amlprobe, out, max(1, opts.runs // 2), "--scenario", "nsg-blocks-443",
                                               "--timeout", "5")
+        dropped_check = inside_lab(py, amlprobe, out, max(1, opts.runs // 2), "--scenario", "nsg-blocks-443",
+                                   "--timeout", "5")["checks"]
     udp = [c for c in reports[-1]["checks"] if c["target"]["protocol"] == "udp" and c.get("udp")]
     print(f"Lab, full compute-instance plan ({reports[-1]['summary']['total']} checks), medians of {opts.runs} runs "
           f"({load()})")
@@ -114,6 +118,12 @@ def main() -> None:
         print(f"  nsg-blocks-443 ({label} {timeout:g} s, {failed} failed): wall {median(ws):.3f} s "
               f"= {median(ws) / timeout:.2f} x the timeout (goal: at most 1.1); the check's own run "
               f"{run_ms / 1000:.3f} s = {run_ms / 1000 / timeout:.2f} x")
+
+    wall5 = median([c["wall"] for c in dropped_check])
+    run5 = median([c["run_ms"] for c in dropped_check]) / 1000
+    print(f"  nsg-blocks-443 inside the running lab: amlprobe check --timeout 5 (fresh process, "
+          f"{dropped_check[-1]['failed']} failed): wall {wall5:.3f} s = {wall5 / 5:.2f} x the timeout "
+          f"(goal: at most 1.1); its run {run5:.3f} s")
 
 
 if __name__ == "__main__":
