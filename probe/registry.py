@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import importlib
 import sys
 import threading
@@ -79,11 +80,13 @@ class _Importer:
                 with self._lock:
                     # Not remembered: a failure may be passing (no descriptor left to open a file).
                     del self._pending[module]
-                fut.set_exception(exc)
+                with contextlib.suppress(concurrent.futures.InvalidStateError):
+                    fut.set_exception(exc)
                 continue
             with self._lock:
                 del self._pending[module]
-            fut.set_result(loaded)
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                fut.set_result(loaded)
 
 
 _IMPORTER = _Importer()
@@ -106,7 +109,8 @@ async def import_in_thread(module: str) -> ModuleType:
     loaded = _loaded(module)
     if loaded is not None:
         return loaded
-    imported: ModuleType = await asyncio.wrap_future(_IMPORTER.request(module, _Importer.URGENT))
+    # Shielded: a probe cancelled while it waits must not cancel the import others wait for too.
+    imported: ModuleType = await asyncio.shield(asyncio.wrap_future(_IMPORTER.request(module, _Importer.URGENT)))
     return imported
 
 
