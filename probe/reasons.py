@@ -68,6 +68,8 @@ class Reason(str, Enum):
     SMB_NOT_SMB = "smb_not_smb"
     SMB_RESET = "smb_reset"
     SMB_TIMEOUT = "smb_timeout"
+    SMB_NO_COMMON_DIALECT = "smb_no_common_dialect"
+    SMB_NO_COMMON_CIPHER = "smb_no_common_cipher"
 
     UDP_OPEN = "udp_open"
     UDP_CLOSED = "udp_closed"
@@ -144,6 +146,13 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     Reason.SMB_NOT_SMB: "TCP 445 is open but what answered does not speak SMB2/3.",
     Reason.SMB_RESET: "The connection was reset during SMB2 NEGOTIATE.",
     Reason.SMB_TIMEOUT: "TCP 445 connected but no SMB2 NEGOTIATE response came in time.",
+    Reason.SMB_NO_COMMON_DIALECT: (
+        "An SMB2 server answered, but supports none of the dialects offered (2.0.2 to 3.1.1)."
+    ),
+    Reason.SMB_NO_COMMON_CIPHER: (
+        "SMB 3.1.1 negotiated, but the server has no cipher in common with what a Linux CIFS client offers"
+        " (AES-128-GCM, AES-256-GCM, AES-128-CCM): no encrypted session can be set up."
+    ),
     Reason.UDP_OPEN: "A datagram came back: the UDP port is open.",
     Reason.UDP_CLOSED: "ICMP port unreachable came back: the UDP port is closed (rejected).",
     Reason.UDP_FILTERED: "Another ICMP unreachable came back: the UDP port is filtered.",
