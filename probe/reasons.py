@@ -64,6 +64,12 @@ class Reason(str, Enum):
 
     HTTP_TIMEOUT = "http_timeout"
     HTTP_BAD_RESPONSE = "http_bad_response"
+    HTTP_AUTH_REQUIRED = "http_auth_required"
+    HTTP_SERVICE_ANSWERED = "http_service_answered"
+    HTTP_NETWORK_DENIED = "http_network_denied"
+    HTTP_PUBLIC_ACCESS_DISABLED = "http_public_access_disabled"
+    HTTP_INTERCEPTED = "http_intercepted"
+    HTTP_INCONCLUSIVE = "http_inconclusive"
 
     SMB_NOT_SMB = "smb_not_smb"
     SMB_RESET = "smb_reset"
@@ -143,6 +149,29 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     ),
     Reason.HTTP_TIMEOUT: "No HTTP answer in time.",
     Reason.HTTP_BAD_RESPONSE: "The peer's HTTP answer could not be parsed.",
+    Reason.HTTP_AUTH_REQUIRED: (
+        "Reached, authentication required: the service answered the anonymous request with its own documented"
+        " authentication challenge. The path works."
+    ),
+    Reason.HTTP_SERVICE_ANSWERED: (
+        "The service itself answered (its own error), but not with a documented challenge or refusal: the path"
+        " works; what the answer says about access is not documented."
+    ),
+    Reason.HTTP_NETWORK_DENIED: (
+        "The service answered and refused the request because of where it came from: its firewall (network"
+        " rules) does not admit this machine (for some services, or its public network access is disabled)."
+    ),
+    Reason.HTTP_PUBLIC_ACCESS_DISABLED: (
+        "The service answered that its public network access is disabled: only its private endpoints (or trusted"
+        " services) may reach it."
+    ),
+    Reason.HTTP_INTERCEPTED: (
+        "Something in between (a proxy, a firewall's block page, Azure Firewall's 470) answered instead of the"
+        " service: the request never reached it."
+    ),
+    Reason.HTTP_INCONCLUSIVE: (
+        "An answer without the service's marks and without a middlebox's: who sent it cannot be told."
+    ),
     Reason.SMB_NOT_SMB: "TCP 445 is open but what answered does not speak SMB2/3.",
     Reason.SMB_RESET: "The connection was reset during SMB2 NEGOTIATE.",
     Reason.SMB_TIMEOUT: "TCP 445 connected but no SMB2 NEGOTIATE response came in time.",
