@@ -306,28 +306,34 @@ def key_vault_public_access_fix(vault: str) -> Remediation:
     )
 
 
+def _rg_note(facts: Any, what: str) -> str:
+    """Explain <resource-group> when the resource group is not known."""
+    return "" if getattr(facts.inputs, "resource_group", None) else f" <resource-group> is {what}."
+
+
 def private_endpoint_fix(facts: Any, kind: str, name: str, groups: list[str], zones: list[str]) -> Remediation:
-    """Reach the resource through a private endpoint in the VNet, with its private DNS zone group."""
+    """Reach the resource through a private endpoint in the VNet, one per sub-resource (``groups``), each with
+    the private DNS zone of the same index in ``zones``."""
     rg = _rg(facts)
     show_id = _SHOW_ID.get(kind, _SHOW_ANY_ID).format(name=name)
     commands = []
-    for group in groups:
+    for group, zone in zip(groups, zones, strict=True):
         endpoint = f"{name}-{group}-pe"
         commands.append(
             f"az network private-endpoint create --resource-group {rg} --name {endpoint} --subnet <pe-subnet-id>"
             f' --private-connection-resource-id "$({show_id})" --group-id {group} --connection-name {endpoint}'
         )
-        for zone in zones:
-            commands.append(
-                f"az network private-endpoint dns-zone-group create --resource-group {rg} --endpoint-name {endpoint}"
-                f" --name default --private-dns-zone {zone} --zone-name {zone.replace('.', '-')}"
-            )
+        commands.append(
+            f"az network private-endpoint dns-zone-group create --resource-group {rg} --endpoint-name {endpoint}"
+            f" --name default --private-dns-zone {zone} --zone-name {zone.replace('.', '-')}"
+        )
     return Remediation(
         kind="private_endpoint",
         text="Reach it through a private endpoint in the compute's VNet: traffic from the endpoint's VNet is admitted"
         " whatever the public settings say. The private DNS zone must exist, linked to the VNet; a zone name is looked"
         " up in the same resource group (give its resource id if it lives elsewhere). <pe-subnet-id> is the resource"
-        " id of the subnet for private endpoints (az network vnet subnet show ... --query id --output tsv).",
+        " id of the subnet for private endpoints (az network vnet subnet show ... --query id --output tsv)."
+        + _rg_note(facts, "the resource group to create the private endpoint in"),
         commands=commands,
     )
 
@@ -362,7 +368,8 @@ def registry_endpoints_check(facts: Any, registry: str) -> Remediation:
         kind="verify",
         text="List the registry's endpoints: with a dedicated data endpoint (Premium, auto-enabled with a private"
         " endpoint) layers come from <registry>.<region>.data.azurecr.io, which a firewall can name; without one"
-        " from the registry's storage account, so the firewall must allow *.blob.core.windows.net on 443.",
+        " from the registry's storage account, so the firewall must allow *.blob.core.windows.net on 443."
+        + _rg_note(facts, "the registry's resource group"),
         commands=[f"az acr show-endpoints --name {registry} --resource-group {_rg(facts)}"],
     )
 
@@ -386,7 +393,7 @@ def udp_outside_checks(facts: Any, tundra_ip: str | None, port: int) -> Remediat
     text += (
         " Network Watcher must be enabled in the region; Azure Firewall verdicts are not in these: read its"
         " AZFWNetworkRule logs for port 5831."
-    )
+    ) + _rg_note(facts, "the resource group to create the test VM in")
     return Remediation(
         kind="outside_check",
         text=text,

@@ -39,29 +39,30 @@ _CONSEQUENCE = {
     "key-vault": "Jobs and the compute cannot read the workspace's secrets (connections, credentials of datastores).",
     "acr": "Environment images cannot be pulled or built: jobs fail before they start.",
 }
-# Private-endpoint group ids (sub-resources) per storage service, and for the vault and the registry.
-_GROUPS = {"blob": "blob", "file": "file", "queue": "queue", "table": "table", "dfs": "dfs"}
+# Private-endpoint group ids (sub-resources) of a storage account: its services' names.
+_STORAGE_GROUPS = frozenset({"blob", "file", "queue", "table", "dfs"})
 
 
 def _names(checks: Iterable[CheckResult]) -> str:
     return ", ".join(sorted({c.target.host for c in checks}))
 
 
-def _zones(facts: Facts, resources: set[str]) -> list[str]:
-    return sorted({e.zone for e in facts.plan.dns_expectations if e.resource in resources and e.zone})
+def _endpoints(facts: Facts, kind: str, checks: list[CheckResult]) -> tuple[list[str], list[str]]:
+    """The private endpoints the resource needs, as (group ids, private DNS zones of the same index): one per
+    storage service refused, the vault's, the registry's."""
+    zone_of = {e.resource: e.zone for e in facts.plan.dns_expectations if e.zone}
+    pairs: dict[str, str] = {}
+    for c in checks:
+        resource = c.labels.get("resource", "")
+        group = {"key-vault": "vault", "acr": "registry"}.get(kind) or c.target.host.split(".")[1]
+        if group in _STORAGE_GROUPS or kind != "storage":
+            pairs.setdefault(group, zone_of.get(resource) or "<private-dns-zone>")
+    return list(pairs), list(pairs.values())
 
 
 def _through_private_endpoint(checks: list[CheckResult]) -> bool:
     peers = [(c.peer or "").rsplit(":", 1)[0].strip("[]") for c in checks]
     return bool(peers) and all(is_ip(p) and is_private(p) for p in peers)
-
-
-def _groups(kind: str, checks: list[CheckResult]) -> list[str]:
-    if kind == "key-vault":
-        return ["vault"]
-    if kind == "acr":
-        return ["registry"]
-    return sorted({_GROUPS[c.target.host.split(".")[1]] for c in checks if c.target.host.split(".")[1] in _GROUPS})
 
 
 def _by_resource(checks: list[CheckResult]) -> dict[tuple[str, str], list[CheckResult]]:
@@ -96,8 +97,7 @@ def rule_resource_network_denied(facts: Facts, rule: Rule) -> list[Finding]:
             if seen:
                 title += f"; it saw {seen}"
         detail = f"{checks[0].detail} {_CONSEQUENCE[kind]}"
-        groups = _groups(kind, checks)
-        zones = _zones(facts, {c.labels.get("resource", "") for c in checks})
+        groups, zones = _endpoints(facts, kind, checks)
         if kind == "storage":
             fixes = [
                 resource_access_check("storage", name),
@@ -134,9 +134,9 @@ def rule_resource_public_access_disabled(facts: Facts, rule: Rule) -> list[Findi
     for (kind, name), checks in sorted(_by_resource(bad).items()):
         service = SERVICE_NAMES[kind]
         detail = f"{checks[0].detail} {_CONSEQUENCE[kind]}"
-        zones = _zones(facts, {c.labels.get("resource", "") for c in checks})
+        groups, zones = _endpoints(facts, kind, checks)
         fixes = [
-            private_endpoint_fix(facts, "key-vault", name, _groups(kind, checks), zones),
+            private_endpoint_fix(facts, "key-vault", name, groups, zones),
             key_vault_public_access_fix(name),
             key_vault_network_rule_fix(name, _seen(checks)),
         ]
@@ -236,8 +236,9 @@ def rule_smb_aes256_only(facts: Facts, rule: Rule) -> list[Finding]:
             " mount or access a file share, the AES-128-GCM encryption algorithm should be enabled for all storage"
             ' accounts" (AKS troubleshooting, minimum encryption). A default Linux client offers AES-128-GCM first;'
             " Azure Files has been seen to agree it and then refuse the session (mount error 13), and Linux kernels"
-            " before 5.13 do not offer AES-256-GCM at all. The workaround on a client is options cifs"
-            " require_gcm_256=1, which compute instances do not let you set before their mount.",
+            " before 5.13 do not offer AES-256-GCM at all. Microsoft's client-side workaround (options cifs"
+            " require_gcm_256=1) is for clients you mount from yourself; Azure ML compute mounts the share itself, so"
+            " the fix is the account's setting.",
             facts.claim(bad),
             [smb_channel_encryption_fix(account), smb_settings_check(account)],
         )

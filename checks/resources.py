@@ -183,15 +183,20 @@ def _where(result: CheckResult) -> str:
     return ""
 
 
-def _seen_phrase(seen: str | None, service: str) -> str:
-    if seen is None:
+def _seen_phrase(seen: str | None, service: str, result: CheckResult) -> str:
+    if seen is None or not is_ip(seen):
         return ""
-    if is_private(seen):
-        return (
-            f" The {service} saw this machine as {seen}, a private address: the request came through a private"
-            " endpoint or a service endpoint of the subnet."
-        )
-    return f" The {service} saw this machine as {seen}, a public address: its egress (NAT, firewall or public IP)."
+    peer = (result.peer or "").rsplit(":", 1)[0].strip("[]")
+    if result.route == "proxy":
+        return f" The {service} saw {seen}: the address the proxy connects from (this request went through it)."
+    if not is_private(seen):
+        return f" The {service} saw this machine as {seen}, a public address: its egress (NAT, firewall or public IP)."
+    if is_ip(peer) and is_private(peer):
+        return f" The {service} saw this machine as {seen}, through its private endpoint at {peer}."
+    return (
+        f" The {service} saw this machine as {seen}, a private address on its public endpoint: the subnet reaches it"
+        " over a service endpoint."
+    )
 
 
 def _cap(text: str) -> str:
@@ -238,12 +243,12 @@ def _judge_key_vault(r: CheckResult, facts: HttpFacts, err: ServiceError, name: 
             detail = (
                 f"{_cap(what)} refused the anonymous request {_where(r)} with 403 ForbiddenByConnection{said}:"
                 f" its public network access is disabled, and this request did not come through an approved private"
-                f" endpoint.{_seen_phrase(seen, 'vault')}{relayed}"
+                f" endpoint.{_seen_phrase(seen, 'vault', r)}{relayed}"
             )
             return Judged(Status.FAIL, Reason.HTTP_PUBLIC_ACCESS_DISABLED, Confidence.CONFIRMED, detail, seen)
         detail = (
             f"{_cap(what)} refused the anonymous request {_where(r)} with 403 ForbiddenByFirewall{said}: its firewall"
-            f" does not admit this machine.{_seen_phrase(seen, 'vault')}{relayed}"
+            f" does not admit this machine.{_seen_phrase(seen, 'vault', r)}{relayed}"
         )
         return Judged(Status.FAIL, Reason.HTTP_NETWORK_DENIED, Confidence.CONFIRMED, detail, seen)
     challenge = bearer_challenge(facts)
@@ -252,7 +257,7 @@ def _judge_key_vault(r: CheckResult, facts: HttpFacts, err: ServiceError, name: 
         detail = (
             f"Reached {what}, which asks for credentials: GET {r.target.path or '/'} got 401"
             f" with its bearer challenge ({shown}). The path works; Key Vault does not document whether its"
-            f" firewall answers an anonymous request before this challenge.{_seen_phrase(seen, 'vault')}{relayed}"
+            f" firewall answers an anonymous request before this challenge.{_seen_phrase(seen, 'vault', r)}{relayed}"
         )
         return Judged(Status.PASS, Reason.HTTP_AUTH_REQUIRED, Confidence.LIKELY, detail, seen)
     return None
@@ -266,7 +271,7 @@ def _judge_acr(r: CheckResult, facts: HttpFacts, err: ServiceError, name: str, r
         detail = (
             f'{_cap(what)} refused GET /v2/ {_where(r)} with 403 DENIED ("{(err.message or "").strip()}"): its firewall'
             " does not admit this machine, or its public network access is disabled; the registry answers both"
-            f" alike.{_seen_phrase(seen, 'registry')}{relayed}"
+            f" alike.{_seen_phrase(seen, 'registry', r)}{relayed}"
         )
         return Judged(Status.FAIL, Reason.HTTP_NETWORK_DENIED, Confidence.CONFIRMED, detail, seen)
     challenge = bearer_challenge(facts)

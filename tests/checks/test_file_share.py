@@ -21,7 +21,7 @@ from lab.servers.smb import Smb2Responder
 from probe.model import CheckResult, CheckSpec, Protocol, Severity, Status
 from probe.reasons import Reason
 from probe.smb import probe_smb
-from tests.checks.test_resources import assert_pastes
+from tests.helpers.remedies import assert_pastes
 from tests.helpers.smbd import Smbd, requires_smbd, running_smbd
 from tests.probe.conftest import probe_context
 

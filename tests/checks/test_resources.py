@@ -9,9 +9,7 @@ a firewall refusal passed.
 
 from __future__ import annotations
 
-import shlex
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -30,6 +28,7 @@ from probe.context import ProbeContext
 from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Protocol, Severity, Status
 from probe.reasons import Reason
 from probe.registry import prober_for
+from tests.helpers.remedies import assert_pastes
 from tests.helpers.web import WebPeers
 from tests.probe.conftest import probe_context, server_ssl_context
 
@@ -366,21 +365,3 @@ def test_the_registry_layer_path_is_named_not_invented() -> None:
     present = absent.model_copy(update={"status": Status.PASS, "reason": Reason.OK, "detail": "ok"})
     layers = registry_layer_path([present])
     assert layers is not None and layers["probed"] is True and layers["host"] == data.target.host
-
-
-def assert_pastes(commands: set[str]) -> None:
-    """Every command is valid bash once its <placeholders> are filled; a placeholder is one word, never prose."""
-    assert commands
-    for command in commands:
-        filled = command
-        for word in {w for w in _placeholders(command)}:
-            assert word.replace("-", "").isalnum(), f"placeholder <{word}> in {command}"
-            filled = filled.replace(f"<{word}>", "X")
-        subprocess.run(["bash", "-n", "-c", filled], check=True, timeout=10)
-        shlex.split(filled)
-
-
-def _placeholders(command: str) -> list[str]:
-    import re
-
-    return re.findall(r"<([^<>]+)>", command)
