@@ -557,31 +557,29 @@ def rule_udp_5831(facts: Facts, rule: Rule) -> list[Finding]:
     if not bad:
         return []
     how = "rejected (ICMP port unreachable)" if bad[0].reason is Reason.UDP_CLOSED else "filtered (ICMP unreachable)"
-    address, port = _udp_target(bad)
+    address = _udp_address(bad)
     return [
         rule.finding(
             f"UDP 5831 to Azure ML (tundra) is {how}: compute instances cannot be created or updated",
             f"{_hosts(bad)}: {bad[0].detail}",
             facts.claim(bad),
-            [nsg_fix(facts, "AzureMachineLearning", "Udp", "5831"), udp_outside_checks(facts, address, port)],
+            [nsg_fix(facts, "AzureMachineLearning", "Udp", "5831"), udp_outside_checks(facts, address)],
         )
     ]
 
 
-def _udp_target(checks: list[CheckResult]) -> tuple[str | None, int]:
-    """The address the tundra name resolved to here (validated) and the port, for the outside checks."""
+def _udp_address(checks: list[CheckResult]) -> str | None:
+    """The IPv4 address the tundra name resolved to here (validated), for the outside checks."""
     from checks.addresses import is_ip
 
-    first = checks[0]
-    address = next((a for c in checks for a in c.addresses if is_ip(a) and ":" not in a), None)
-    return address, first.target.port or 5831
+    return next((a for c in checks for a in c.addresses if is_ip(a) and ":" not in a), None)
 
 
 def rule_udp_unconfirmed(facts: Facts, rule: Rule) -> list[Finding]:
     silent = facts.open(lambda r: r.target.protocol is Protocol.UDP and r.reason is Reason.UDP_OPEN_FILTERED)
     if not silent:
         return []
-    address, port = _udp_target(silent)
+    address = _udp_address(silent)
     return [
         rule.finding(
             "UDP 5831 cannot be confirmed from inside (open|filtered)",
@@ -591,7 +589,7 @@ def rule_udp_unconfirmed(facts: Facts, rule: Rule) -> list[Finding]:
             " takes Azure's own view of the NSG and routes, from outside (the commands below). If compute"
             " instance creation hangs, check the NSG and firewall for outbound UDP 5831 to AzureMachineLearning.",
             facts.claim(silent),
-            [udp_outside_checks(facts, address, port), nsg_fix(facts, "AzureMachineLearning", "Udp", "5831")],
+            [udp_outside_checks(facts, address), nsg_fix(facts, "AzureMachineLearning", "Udp", "5831")],
         )
     ]
 

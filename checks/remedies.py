@@ -43,7 +43,7 @@ def nsg_fix(facts: Any, tag: str, proto: str, ports: str) -> Remediation:
     )
 
 
-def firewall_fqdn_fix(facts: Any, hosts: list[str], port: str) -> Remediation:
+def firewall_fqdn_fix(facts: Any, hosts: list[str], port: str, why: str = "no service tag covers them") -> Remediation:
     """FQDNs without a service tag: an NSG cannot name them, an FQDN-aware firewall can. Azure Firewall
     takes HTTP/HTTPS FQDNs in application rules and other ports in network rules with FQDNs (which need
     its DNS proxy): how-to-access-azureml-behind-firewall, firewall/fqdn-filtering-network-rules."""
@@ -64,8 +64,7 @@ def firewall_fqdn_fix(facts: Any, hosts: list[str], port: str) -> Remediation:
         )
     return Remediation(
         kind="firewall_rule",
-        text=f"Allow these names on port {port} at the firewall or proxy (no service tag covers them; the example is"
-        " Azure Firewall).",
+        text=f"Allow these names on port {port} at the firewall or proxy ({why}; the example is Azure Firewall).",
         commands=[command],
     )
 
@@ -374,10 +373,14 @@ def registry_endpoints_check(facts: Any, registry: str) -> Remediation:
     )
 
 
-def udp_outside_checks(facts: Any, tundra_ip: str | None, port: int) -> Remediation:
+def udp_outside_checks(facts: Any, tundra_ip: str | None) -> Remediation:
     """Network Watcher's verdict on the 5-tuple, run from outside: the decisive check UDP silence cannot give."""
+    from checks.addresses import is_ip
+
     rg = _rg(facts)
-    remote = tundra_ip or "<tundra-ip>"
+    port = 5831
+    known = tundra_ip is not None and is_ip(tundra_ip)
+    remote = tundra_ip if known else "<tundra-ip>"
     text = (
         "Nothing answers on UDP 5831 when it works, so ask Azure from outside. A compute instance's VM is not in"
         " your subscription, so put a small test VM in the compute's subnet (same NSG and route table; the first"
@@ -386,8 +389,8 @@ def udp_outside_checks(facts: Any, tundra_ip: str | None, port: int) -> Remediat
         " --query id --output tsv), <test-vm> the test VM's name and <test-vm-ip> its private IP (az vm"
         f" list-ip-addresses --resource-group {rg} --name <test-vm>)."
     )
-    if tundra_ip is None:
-        text += " <tundra-ip> is the address the tundra name resolves to (it did not resolve here)."
+    if not known:
+        text += " <tundra-ip> is the address the tundra name resolves to (nslookup; it did not resolve here)."
     else:
         text += f" {tundra_ip} is the address the tundra name resolved to here."
     text += (

@@ -160,7 +160,7 @@ def rule_resource_intercepted(facts: Facts, rule: Rule) -> list[Finding]:
     if not bad:
         return []
     hosts = sorted({c.target.host for c in bad})
-    fixes = [firewall_fqdn_fix(facts, hosts, "443")]
+    fixes = [firewall_fqdn_fix(facts, hosts, "443", why="the firewall or proxy answers for them itself")]
     if any(c.route == "proxy" for c in bad):
         fixes.insert(0, proxy_bypass_fix(facts))
     return [
