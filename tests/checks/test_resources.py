@@ -365,3 +365,20 @@ def test_the_registry_layer_path_is_named_not_invented() -> None:
     present = absent.model_copy(update={"status": Status.PASS, "reason": Reason.OK, "detail": "ok"})
     layers = registry_layer_path([present])
     assert layers is not None and layers["probed"] is True and layers["host"] == data.target.host
+
+
+async def test_a_network_security_perimeters_refusal_is_named(
+    peers: WebPeers, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
+) -> None:
+    # The perimeter's wording, from a capture: AzureStorageExplorer#8979.
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthorizationFailure</Code><Message>This request is not'
+        " authorized by network security perimeter to perform this operation.</Message></Error>"
+    )
+    headers = {"x-ms-error-code": "AuthorizationFailure", "x-ms-request-id": "abc"}
+    port = await peers.app(
+        _app(lambda r: web.Response(status=403, text=body, content_type="application/xml", headers=headers)), tls
+    )
+    (blob,) = await ask(["storage-blob-http"], port, context())
+    assert blob.reason is Reason.HTTP_NETWORK_DENIED
+    assert "a network security perimeter refuses this machine" in blob.detail
