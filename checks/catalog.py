@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from checks import toml
 from checks.inputs import SCENARIOS, Cloud
 from probe.errors import UsageError
+from probe.files import MAX_CATALOG_BYTES, read_regular
 
 DATA_DIR = Path(__file__).parent / "data"
 # The packaged catalog in catalog order (the plan's check order): cloud rows first, then the shared ones.
@@ -270,7 +271,7 @@ def _entry_error(where: str, raw: Any, model: type[_Entry], exc: ValidationError
 
 def _parse_file(path: Path, shown: str) -> _File:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_CATALOG_BYTES).decode("utf-8")
     except UnicodeDecodeError:
         raise CatalogError(f"{shown}: not UTF-8 text") from None
     except OSError as exc:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from probe.files import read_text
 from probe.timing import now, within
 
 # Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
@@ -152,8 +153,7 @@ class Discovery:
 
 
 def _read_small(path: Path) -> str:
-    with path.open("rb") as fh:
-        return fh.read(_SMALL_FILE_BYTES).decode("utf-8", errors="replace")
+    return read_text(path, _SMALL_FILE_BYTES)
 
 
 def is_azure_vm(dmi_path: Path = DEFAULT_DMI_PATH) -> bool:

@@ -24,6 +24,7 @@ from typing import Literal
 
 import psutil
 
+from probe.files import MAX_HOSTS_BYTES, read_text
 from probe.redact import redact_url
 
 INBOUND_PORT = 44224
@@ -37,7 +38,6 @@ PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
 FIREWALL_TIMEOUT = 2.0
 # Administrators run these from sbin, which an ordinary user's PATH often lacks.
 _SBIN = ("/usr/sbin", "/sbin")
-_MAX_FILE_BYTES = 1 << 20
 
 Verdict = Literal["accept", "drop", "unknown"]
 
@@ -54,8 +54,7 @@ def _error(exc: BaseException) -> str:
 
 
 def _read(path: Path) -> str:
-    with path.open("rb") as fh:
-        return fh.read(_MAX_FILE_BYTES).decode("utf-8", errors="replace")
+    return read_text(path, MAX_HOSTS_BYTES)
 
 
 # --- proxy -------------------------------------------------------------------------------------

@@ -2,6 +2,11 @@
 
 Values the agent cannot know from inside the VM (NSG name, VNet name) stay as <placeholders>;
 what it knows (resource group, region) is filled in.
+
+Every value is shell-quoted where it is inserted (``_q``), even though checks.validate already
+holds it to Azure's naming rules: a command is pasted into a shell, and a value that slipped
+through must arrive as one literal argument, never as a command. A <placeholder> stays bare:
+pasted unchanged, the shell refuses the redirection and runs nothing.
 """
 
 from __future__ import annotations
@@ -11,15 +16,32 @@ import shlex
 from typing import Any
 
 from probe.model import Remediation
+from probe.sanitize import escape_controls
 
 _PRIORITY = {"443": 200, "5831": 210, "445": 220, "8787 18881": 230, "443 445": 240, "80": 250}
+_PLACEHOLDER = re.compile(r"<[a-z][a-z-]*>")
+
+
+def _q(value: str) -> str:
+    """``value`` as one shell word; control characters are escaped first, so a line stays one line."""
+    if _PLACEHOLDER.fullmatch(value):
+        return value
+    return shlex.quote(escape_controls(value))
+
+
+def _ps(value: str) -> str:
+    """``value`` as one PowerShell argument: bare when it is a plain name, else a literal '' string."""
+    if _PLACEHOLDER.fullmatch(value) or re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", value):
+        return value
+    return "'" + escape_controls(value).replace("'", "''") + "'"
 
 
 def _rg(facts: Any) -> str:
-    return str(getattr(facts.inputs, "resource_group", None) or "<resource-group>")
+    return _q(str(getattr(facts.inputs, "resource_group", None) or "<resource-group>"))
 
 
 def _rule_name(tag: str, proto: str, ports: str) -> str:
+    # Letters and digits of the tag only; proto and ports are the rule's own constants.
     base = re.sub(r"[^A-Za-z0-9]", "", tag.split(".", maxsplit=1)[0]) or "Service"
     return f"AllowOut-{base}-{proto}-{ports.replace(' ', '-')}"
 
@@ -36,9 +58,9 @@ def nsg_fix(facts: Any, tag: str, proto: str, ports: str) -> Remediation:
         "the same as a network rule on Azure Firewall).",
         commands=[
             f"az network nsg rule create --resource-group {_rg(facts)} --nsg-name <nsg-name> "
-            f"--name {_rule_name(dest, proto, ports)} --priority {_PRIORITY.get(ports, 260)} --direction Outbound "
-            f"--access Allow --protocol {proto} --source-address-prefixes VirtualNetwork "
-            f"--destination-address-prefixes {dest} --destination-port-ranges {ports}"
+            f"--name {_rule_name(dest, proto, ports)} --priority {_PRIORITY.get(ports, 260)} "
+            f"--direction Outbound --access Allow --protocol {_q(proto)} --source-address-prefixes VirtualNetwork "
+            f"--destination-address-prefixes {_q(dest)} --destination-port-ranges {ports}"
         ],
     )
 
@@ -47,21 +69,18 @@ def firewall_fqdn_fix(facts: Any, hosts: list[str], port: str, why: str = "no se
     """FQDNs without a service tag: an NSG cannot name them, an FQDN-aware firewall can. Azure Firewall
     takes HTTP/HTTPS FQDNs in application rules and other ports in network rules with FQDNs (which need
     its DNS proxy): how-to-access-azureml-behind-firewall, firewall/fqdn-filtering-network-rules."""
-    rg = _rg(facts)
-    targets = " ".join(hosts)
-    base = (
-        f"az network firewall {{kind}} create --resource-group {rg} --firewall-name <firewall-name> "
-        f"--collection-name AllowAzureML-FQDN --name Allow-{port} --priority 300 --action Allow "
-        "--source-addresses <compute-subnet-cidr> "
+    targets = " ".join(_q(h) for h in hosts)
+    web = port in ("80", "443")
+    # Values go in by f-string only: a str.format over them would read a "{" in a value as a field.
+    command = (
+        f"az network firewall {'application-rule' if web else 'network-rule'} create --resource-group {_rg(facts)} "
+        f"--firewall-name <firewall-name> --collection-name AllowAzureML-FQDN --name Allow-{_q(port)} "
+        "--priority 300 --action Allow --source-addresses <compute-subnet-cidr> "
     )
-    if port in ("80", "443"):
-        scheme = "Http" if port == "80" else "Https"
-        command = base.format(kind="application-rule") + f"--protocols {scheme}={port} --target-fqdns {targets}"
+    if web:
+        command += f"--protocols {'Http' if port == '80' else 'Https'}={port} --target-fqdns {targets}"
     else:
-        command = (
-            base.format(kind="network-rule")
-            + f"--protocols TCP --destination-ports {port} --destination-fqdns {targets}"
-        )
+        command += f"--protocols TCP --destination-ports {_q(port)} --destination-fqdns {targets}"
     return Remediation(
         kind="firewall_rule",
         text=f"Allow these names on port {port} at the firewall or proxy ({why}; the example is Azure Firewall).",
@@ -76,7 +95,7 @@ def verify_zone_links_fix(facts: Any, zones: list[str]) -> Remediation:
         text="Nothing to fix. To confirm, list the VNets each private DNS zone is linked to: the DNS server's VNet"
         " should be among them.",
         commands=[
-            f"az network private-dns link vnet list --resource-group {rg} --zone-name {z} "
+            f"az network private-dns link vnet list --resource-group {rg} --zone-name {_q(z)} "
             '--query "[].virtualNetwork.id" --output tsv'
             for z in zones
         ],
@@ -90,7 +109,7 @@ def wireserver_root_fix(ports: list[str]) -> Remediation:
         " table.",
         commands=[
             "sudo iptables -t security -L OUTPUT -n -v | grep 168.63.129.16",
-            "sudo amlprobe check " + " ".join(f"--target tcp://168.63.129.16:{p}" for p in ports),
+            "sudo amlprobe check " + " ".join(f"--target tcp://168.63.129.16:{_q(p)}" for p in ports),
         ],
     )
 
@@ -101,8 +120,9 @@ def dns_link_fix(facts: Any, zones: list[str]) -> Remediation:
         kind="dns_link",
         text="Link each private DNS zone to the VNet the compute (and its DNS server) uses.",
         commands=[
-            f"az network private-dns link vnet create --resource-group {rg} --zone-name {z} "
-            f"--name {z.replace('.', '-')}-link --virtual-network <vnet-name-or-id> --registration-enabled false"
+            f"az network private-dns link vnet create --resource-group {rg} --zone-name {_q(z)} "
+            f"--name {_q(z.replace('.', '-'))}-link --virtual-network <vnet-name-or-id> "
+            "--registration-enabled false"
             for z in zones
         ],
     )
@@ -122,16 +142,17 @@ def dns_forwarder_fix(facts: Any, zones: list[str] | None) -> Remediation:
         text="On the custom DNS server, forward these zones to Azure DNS (168.63.129.16); the server must run "
         "inside a VNet linked to the private DNS zones. The commands are for Windows DNS Server (PowerShell); "
         f"in BIND each zone is a named.conf statement like: {bind}",
-        commands=[f"Add-DnsServerConditionalForwarderZone -Name {z} -MasterServers 168.63.129.16" for z in shown],
+        commands=[f"Add-DnsServerConditionalForwarderZone -Name {_ps(z)} -MasterServers 168.63.129.16" for z in shown],
     )
 
 
 def hosts_fix(names: list[str]) -> Remediation:
     pattern = "|".join(re.escape(n) for n in names)
+    script = "/\\s(" + pattern + ")(\\s|$)/d"
     return Remediation(
         kind="hosts_file",
         text="Remove the hosts-file pins so DNS answers (keep a backup).",
-        commands=[f"sudo sed -i.bak -E '/\\s({pattern})(\\s|$)/d' /etc/hosts"],
+        commands=[f"sudo sed -i.bak -E {_q(script)} /etc/hosts"],
     )
 
 
@@ -144,7 +165,7 @@ def proxy_bypass_fix(facts: Any) -> Remediation:
         kind="no_proxy",
         text="Send private-endpoint and compute-instance names direct (bypass the proxy), e.g. in /etc/environment"
         " and the PAC file.",
-        commands=[f"export NO_PROXY={entries}", f"export no_proxy={entries}"],
+        commands=[f"export NO_PROXY={_q(entries)}", f"export no_proxy={_q(entries)}"],
     )
 
 
@@ -152,7 +173,7 @@ def tls_bypass_fix(hosts: list[str]) -> Remediation:
     return Remediation(
         kind="tls_bypass",
         text="Exempt these hosts from TLS inspection (decryption bypass list on the firewall or proxy).",
-        commands=[f"# bypass: {h}" for h in hosts],
+        commands=[f"# bypass: {_q(h)}" for h in hosts],
     )
 
 
@@ -172,7 +193,7 @@ def websocket_desktop_check(hosts: list[str]) -> Remediation:
         " websockets.",
         commands=[
             "curl --http1.1 -sS -o /dev/null -D - -H 'Connection: Upgrade' -H 'Upgrade: websocket'"
-            f" -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: {_SAMPLE_WS_KEY}' {shlex.quote(f'https://{h}/')}"
+            f" -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: {_SAMPLE_WS_KEY}' {_q(f'https://{h}/')}"
             for h in hosts
         ],
     )
@@ -244,7 +265,7 @@ def resource_access_check(kind: str, name: str) -> Remediation:
         text="See which setting refuses: publicNetworkAccess Disabled means only private endpoints get in; Enabled"
         " with defaultAction Deny means the firewall admits only its listed networks.",
         commands=[
-            _SHOW_ACCESS[kind].format(name=name)
+            _SHOW_ACCESS[kind].format(name=_q(name))
             + ' --query "{publicNetworkAccess: publicNetworkAccess, defaultAction: networkRuleSet.defaultAction}"'
             " --output json"
         ],
@@ -259,7 +280,7 @@ def storage_network_rule_fix(account: str) -> Remediation:
         " service endpoint first (az network vnet subnet update --service-endpoints replaces the subnet's list:"
         " include the endpoints it already has). IP rules do not help here: they do not apply to requests from the"
         " same Azure region." + _SUBNET_ID_TEXT,
-        commands=[f"az storage account network-rule add --account-name {account} --subnet <compute-subnet-id>"],
+        commands=[f"az storage account network-rule add --account-name {_q(account)} --subnet <compute-subnet-id>"],
     )
 
 
@@ -267,10 +288,10 @@ def key_vault_network_rule_fix(vault: str, seen: str | None) -> Remediation:
     """Admit this machine through the vault's firewall: the public address it saw, or the compute subnet."""
     commands = []
     text = "Admit this machine in the key vault's firewall"
-    if seen is not None and not is_private_address(seen):
-        commands.append(f"az keyvault network-rule add --name {vault} --ip-address {seen}")
+    if seen is not None and not _is_private_address(seen):
+        commands.append(f"az keyvault network-rule add --name {_q(vault)} --ip-address {_q(seen)}")
         text += f": the address the vault saw ({seen}), or the compute subnet"
-    commands.append(f"az keyvault network-rule add --name {vault} --subnet <compute-subnet-id>")
+    commands.append(f"az keyvault network-rule add --name {_q(vault)} --subnet <compute-subnet-id>")
     return Remediation(
         kind="resource_firewall",
         text=text + ". A subnet rule needs the Microsoft.KeyVault service endpoint on the subnet; private addresses"
@@ -281,7 +302,7 @@ def key_vault_network_rule_fix(vault: str, seen: str | None) -> Remediation:
 
 def registry_network_rule_fix(registry: str, seen: str | None) -> Remediation:
     """Admit the address the registry saw (its firewall takes IP rules only)."""
-    if seen is None or is_private_address(seen):
+    if seen is None or _is_private_address(seen):
         return Remediation(
             kind="resource_firewall",
             text="The registry's firewall takes public IP rules only; a private address reaches it only through a"
@@ -292,7 +313,7 @@ def registry_network_rule_fix(registry: str, seen: str | None) -> Remediation:
         kind="resource_firewall",
         text=f"Admit the address the registry saw ({seen}, this machine's egress) in its firewall, if that address is"
         " fixed (a NAT gateway or firewall's public IP).",
-        commands=[f"az acr network-rule add --name {registry} --ip-address {seen}"],
+        commands=[f"az acr network-rule add --name {_q(registry)} --ip-address {_q(seen)}"],
     )
 
 
@@ -301,7 +322,7 @@ def key_vault_public_access_fix(vault: str) -> Remediation:
         kind="resource_firewall",
         text="Or, if the vault may be reached over its public endpoint from chosen networks: enable public network"
         " access with the firewall denying by default, then admit the compute subnet as above.",
-        commands=[f"az keyvault update --name {vault} --public-network-access Enabled --default-action Deny"],
+        commands=[f"az keyvault update --name {_q(vault)} --public-network-access Enabled --default-action Deny"],
     )
 
 
@@ -314,17 +335,17 @@ def private_endpoint_fix(facts: Any, kind: str, name: str, groups: list[str], zo
     """Reach the resource through a private endpoint in the VNet, one per sub-resource (``groups``), each with
     the private DNS zone of the same index in ``zones``."""
     rg = _rg(facts)
-    show_id = _SHOW_ID.get(kind, _SHOW_ANY_ID).format(name=name)
+    show_id = _SHOW_ID.get(kind, _SHOW_ANY_ID).format(name=_q(name))
     commands = []
     for group, zone in zip(groups, zones, strict=True):
-        endpoint = f"{name}-{group}-pe"
+        endpoint = _q(f"{name}-{group}-pe")
         commands.append(
             f"az network private-endpoint create --resource-group {rg} --name {endpoint} --subnet <pe-subnet-id>"
-            f' --private-connection-resource-id "$({show_id})" --group-id {group} --connection-name {endpoint}'
+            f' --private-connection-resource-id "$({show_id})" --group-id {_q(group)} --connection-name {endpoint}'
         )
         commands.append(
             f"az network private-endpoint dns-zone-group create --resource-group {rg} --endpoint-name {endpoint}"
-            f" --name default --private-dns-zone {zone} --zone-name {zone.replace('.', '-')}"
+            f" --name default --private-dns-zone {_q(zone)} --zone-name {_q(zone.replace('.', '-'))}"
         )
     return Remediation(
         kind="private_endpoint",
@@ -345,7 +366,7 @@ def smb_channel_encryption_fix(account: str) -> Remediation:
         " first; with AES-256-GCM only, Azure Files agrees AES-128-GCM and then refuses the session (mount error"
         " 13). The value is one string with ';' between algorithms.",
         commands=[
-            f"az storage account file-service-properties update --account-name {account} --channel-encryption"
+            f"az storage account file-service-properties update --account-name {_q(account)} --channel-encryption"
             ' "AES-128-GCM;AES-256-GCM"'
         ],
     )
@@ -356,7 +377,7 @@ def smb_settings_check(account: str) -> Remediation:
         kind="verify",
         text="Show the file service's SMB settings: versions, channel encryption, authentication methods.",
         commands=[
-            f"az storage account file-service-properties show --account-name {account}"
+            f"az storage account file-service-properties show --account-name {_q(account)}"
             ' --query "protocolSettings.smb" --output json'
         ],
     )
@@ -369,7 +390,7 @@ def registry_endpoints_check(facts: Any, registry: str) -> Remediation:
         " endpoint) layers come from <registry>.<region>.data.azurecr.io, which a firewall can name; without one"
         " from the registry's storage account, so the firewall must allow *.blob.core.windows.net on 443."
         + _rg_note(facts, "the registry's resource group"),
-        commands=[f"az acr show-endpoints --name {registry} --resource-group {_rg(facts)}"],
+        commands=[f"az acr show-endpoints --name {_q(registry)} --resource-group {_rg(facts)}"],
     )
 
 
@@ -380,7 +401,7 @@ def udp_outside_checks(facts: Any, tundra_ip: str | None) -> Remediation:
     rg = _rg(facts)
     port = 5831
     known = tundra_ip is not None and is_ip(tundra_ip)
-    remote = tundra_ip if known else "<tundra-ip>"
+    remote = _q(tundra_ip) if known and tundra_ip else "<tundra-ip>"
     text = (
         "Nothing answers on UDP 5831 when it works, so ask Azure from outside. A compute instance's VM is not in"
         " your subscription, so put a small test VM in the compute's subnet (same NSG and route table; the first"
@@ -416,7 +437,7 @@ def udp_outside_checks(facts: Any, tundra_ip: str | None) -> Remediation:
     )
 
 
-def is_private_address(address: str) -> bool:
+def _is_private_address(address: str) -> bool:
     from checks.addresses import is_ip, is_private
 
     return is_ip(address) and is_private(address)
@@ -424,7 +445,7 @@ def is_private_address(address: str) -> bool:
 
 def private_endpoint_connection_check(kind: str, name: str) -> Remediation:
     """List the resource's private endpoint connections and their approval state."""
-    show_id = _SHOW_ID.get(kind, _SHOW_ANY_ID).format(name=name)
+    show_id = _SHOW_ID.get(kind, _SHOW_ANY_ID).format(name=_q(name))
     return Remediation(
         kind="verify",
         text="List the resource's private endpoint connections: the compute's must be Approved (approve it with az"

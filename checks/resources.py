@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from checks.addresses import is_ip, is_private
-from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status
+from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status, bound_result
 from probe.reasons import Reason
 from probe.websocket import middlebox_signs
 
@@ -363,6 +363,8 @@ def apply_resource_answers(results: list[CheckResult]) -> None:
         r.status, r.reason, r.confidence, r.detail = judged.status, judged.reason, judged.confidence, judged.detail
         if judged.seen:
             r.labels["seen_address"] = judged.seen
+        # The new detail quotes the service's own message: escaped and bounded like every detail.
+        bound_result(r)
 
 
 def registry_layer_path(results: list[CheckResult]) -> dict[str, Any] | None:
@@ -424,3 +426,4 @@ def apply_file_share_answers(results: list[CheckResult]) -> None:
             continue
         if r.status is Status.PASS and r.smb is not None and r.smb.cipher == "AES-128-GCM":
             r.detail += _FILES_CAVEAT
+            bound_result(r)

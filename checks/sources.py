@@ -63,6 +63,7 @@ from pydantic import ValidationError
 from checks import toml
 from checks.discovery import Discovery
 from checks.inputs import PE_RESOURCES, SCENARIOS, Cloud, InputError, Inputs
+from probe.files import FileTooLarge, read_regular
 
 FIELDS: tuple[str, ...] = tuple(name for name in Inputs.model_fields if name != "sources")
 ENV_VARS: dict[str, str] = {name: f"AMLPROBE_{name.upper()}" for name in FIELDS}
@@ -227,12 +228,11 @@ class _Merger:
 
 def _read_text(path: Path, label: str) -> str:
     try:
-        with path.open("rb") as fh:
-            data = fh.read(_MAX_FILE_BYTES + 1)
+        data = read_regular(path, _MAX_FILE_BYTES)
+    except FileTooLarge:
+        raise InputError(f"{label}: larger than 1 MiB") from None
     except OSError as exc:
         raise InputError(_one_line(f"{label}: cannot read: {exc.strerror or exc}")) from None
-    if len(data) > _MAX_FILE_BYTES:
-        raise InputError(f"{label}: larger than 1 MiB")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

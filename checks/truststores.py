@@ -8,6 +8,7 @@ import functools
 import os
 from pathlib import Path
 
+from probe.files import MAX_CA_BUNDLE_BYTES, read_regular
 from probe.model import TlsFacts
 
 OS_BUNDLES = (
@@ -46,7 +47,7 @@ def _subjects(path: Path) -> frozenset[str]:
     from cryptography import x509
 
     try:
-        certs = x509.load_pem_x509_certificates(path.read_bytes())
+        certs = x509.load_pem_x509_certificates(read_regular(path, MAX_CA_BUNDLE_BYTES))
     except (OSError, ValueError):
         return frozenset()
     return frozenset(c.subject.rfc4514_string() for c in certs)

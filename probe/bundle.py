@@ -23,6 +23,7 @@ from typing import Any
 
 from probe import __version__
 from probe.atomic import write_atomic
+from probe.files import MAX_CONFIG_BYTES, read_text
 from probe.model import Report
 from probe.plugin import PlannedRun
 from probe.redact import redact_text
@@ -134,8 +135,7 @@ def version_text() -> str:
 
 def _read(path: str) -> str:
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
+        return read_text(path, MAX_CONFIG_BYTES)
     except OSError as exc:
         return f"(could not read {path}: {exc.strerror or exc})\n"
 

@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from probe.files import MAX_CA_BUNDLE_BYTES, read_regular
 from probe.model import CertInfo
 
 
@@ -112,8 +113,7 @@ def load_bundle(path: str) -> list[x509.Certificate]:
 @functools.lru_cache(maxsize=8)
 def _parse_bundle(path: str, mtime_ns: int, size: int) -> tuple[x509.Certificate, ...]:
     try:
-        with open(path, "rb") as fh:
-            return tuple(x509.load_pem_x509_certificates(fh.read()))
+        return tuple(x509.load_pem_x509_certificates(read_regular(path, MAX_CA_BUNDLE_BYTES)))
     except (OSError, ValueError):
         return ()
 

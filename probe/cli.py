@@ -1,26 +1,30 @@
 """``amlprobe``: the command line. Exit codes follow the monitoring-plugin convention.
 
 0 ok, 1 warning, 2 critical, 3 unknown or bad input (one line on stderr, never a traceback).
+SIGINT, SIGTERM and SIGHUP end a run with a report marked interrupted and exit 3 (probe.interrupt).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
-import signal
+import stat
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from probe import __version__
-from probe.atomic import write_atomic
+from probe.atomic import check_writable_target, write_atomic
 from probe.context import DEFAULT_TIMEOUT, ProbeContext, ProbeSettings
 from probe.errors import UsageError
-from probe.history import record_run
+from probe.files import MAX_CA_BUNDLE_BYTES, file_kind
+from probe.history import append_entry, changes_since, read_previous, run_entry
+from probe.interrupt import INTERRUPT
 from probe.model import CheckResult, Finding, OverallStatus, Report, Status, json_schema, overall_status, summarize
 from probe.plugin import PlannedRun, Plugin, load_plugins
 from probe.prometheus import PushError, push, render_prometheus
@@ -28,6 +32,7 @@ from probe.redact import redact_url
 from probe.render import render_json, render_table, verdict_line
 from probe.resolve import SharedResolver
 from probe.runner import default_concurrency, run_checks
+from probe.sanitize import printable
 from probe.targets import parse_target
 
 EXIT_CODES = {
@@ -211,7 +216,7 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
     servers = [parse_dns_server(s) for s in args.dns_server]
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
         raise UsageError(f"--ca-bundle {args.ca_bundle!r}: no such file")
-    return ProbeSettings(
+    settings = ProbeSettings(
         timeout=args.timeout,
         dns_servers=servers,
         ca_bundle=args.ca_bundle,
@@ -221,6 +226,40 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
         # An explicit server means "ask that server"; otherwise resolve as the system would.
         hosts_file=None if servers else "/etc/hosts",
     )
+    from probe.proxy import check_proxy_settings
+
+    check_trust_files(settings)
+    check_proxy_settings(settings)
+    return settings
+
+
+def check_trust_files(settings: ProbeSettings) -> None:
+    """Refuse a CA bundle that is not a regular file of bounded size (OpenSSL would block on a FIFO)."""
+    from probe.tls import ca_bundle_in_use
+
+    bundle = ca_bundle_in_use(settings)
+    if bundle is None:
+        # The default store: OpenSSL itself reads SSL_CERT_FILE from the process environment,
+        # --no-env or not.
+        named = [("SSL_CERT_FILE", os.environ.get("SSL_CERT_FILE"))]
+    elif bundle == settings.ca_bundle:
+        named = [("--ca-bundle", bundle)]
+    else:
+        named = [(var, bundle) for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if settings.env.get(var) == bundle]
+    for label, path in named:
+        if not path:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # a missing bundle fails each TLS check with its reason
+        shown = printable(path, 200)
+        if stat.S_ISDIR(st.st_mode) and label != "--ca-bundle":
+            continue  # a certificate directory (OpenSSL's capath)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{label} '{shown}': not a regular file ({file_kind(st.st_mode)})")
+        if st.st_size > MAX_CA_BUNDLE_BYTES:
+            raise UsageError(f"{label} '{shown}': larger than {MAX_CA_BUNDLE_BYTES >> 20} MiB")
 
 
 def base_environment(settings: ProbeSettings, args: argparse.Namespace) -> dict[str, Any]:
@@ -254,15 +293,9 @@ async def execute(
 
     ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-            installed.append(sig)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
-    try:
+    if INTERRUPT.requested:  # a signal while the run was being planned
+        stop.set()
+    with INTERRUPT.on_loop(asyncio.get_running_loop(), stop.set):
         outcome = await run_checks(
             planned.specs,
             ctx,
@@ -271,19 +304,18 @@ async def execute(
             stop=stop,
             on_result=on_result,
         )
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
     checks: list[CheckResult] = list(planned.preset) + outcome.results
     findings: list[Finding] = []
     if planned.finish is not None:
         checks, findings = planned.finish(checks)
-    incomplete = outcome.interrupted or outcome.deadline_exceeded
+    interrupted = outcome.interrupted or INTERRUPT.requested
+    incomplete = interrupted or outcome.deadline_exceeded
     return Report(
-        status=overall_status(checks, findings, incomplete=incomplete),
+        # An interrupted run decided nothing: unknown (exit 3), whatever it saw before the signal.
+        status=OverallStatus.UNKNOWN if interrupted else overall_status(checks, findings, incomplete=incomplete),
         started_at=outcome.started_at,
         duration_ms=outcome.duration_ms,
-        interrupted=outcome.interrupted,
+        interrupted=interrupted,
         deadline_exceeded=outcome.deadline_exceeded,
         environment=planned.environment,
         summary=summarize(checks),
@@ -293,6 +325,8 @@ async def execute(
 
 
 def emit(report: Report, args: argparse.Namespace) -> None:
+    if INTERRUPT.requested and not report.interrupted:  # a signal after the probes had finished
+        report.interrupted, report.status = True, OverallStatus.UNKNOWN
     fmt = args.format or ("table" if sys.stdout.isatty() and not args.output else "json")
     if fmt == "table":
         colour = sys.stdout.isatty() and not args.output and not args.no_color and "NO_COLOR" not in os.environ
@@ -305,10 +339,25 @@ def emit(report: Report, args: argparse.Namespace) -> None:
         try:
             write_atomic(args.output, text)
         except OSError as exc:
-            raise UsageError(f"--output {args.output!r}: {exc.strerror or exc}") from None
+            raise UsageError(f"--output '{printable(args.output, 200)}': {exc.strerror or exc}") from None
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:
+            # A closed pipe or a hung-up terminal (SIGHUP): nowhere to write. Keep the interpreter
+            # from failing again on its final flush; the exit code still tells.
+            _detach_stdout()
+            if isinstance(exc, BrokenPipeError):
+                raise
+            raise UsageError(f"cannot write the report to standard output: {exc.strerror or exc}") from None
+
+
+def _detach_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 class Progress:
@@ -358,16 +407,29 @@ def _progress(args: argparse.Namespace, total: int) -> Progress | None:
     return Progress(total, sys.stderr)
 
 
+def check_output_target(option: str, path: str) -> None:
+    """Refuse, before probing, a file the report could not replace (a device, a FIFO, no directory)."""
+    try:
+        check_writable_target(path)
+    except OSError as exc:
+        raise UsageError(f"{option} '{printable(path, 200)}': {exc.strerror or exc}") from None
+
+
 def check_monitoring_args(args: argparse.Namespace) -> None:
     """Refuse unusable publishing options before probing, not after a minute of work."""
+    if getattr(args, "output", None):
+        check_output_target("--output", args.output)
     textfile_dir = getattr(args, "textfile_dir", None)
-    if textfile_dir is not None and not os.path.isdir(textfile_dir):
-        raise UsageError(f"--textfile-dir {textfile_dir!r}: no such directory")
+    if textfile_dir is not None:
+        if not os.path.isdir(textfile_dir):
+            raise UsageError(f"--textfile-dir {textfile_dir!r}: no such directory")
+        check_output_target("--textfile-dir", os.path.join(textfile_dir, TEXTFILE_NAME))
     history = getattr(args, "history", None)
     if history is not None:
         if os.path.isdir(history):
             raise UsageError(f"--history {history!r}: is a directory")
         _check_parent_dir("--history", history)
+        check_output_target("--history", history)  # a regular file, or nothing yet; never a dangling link
     url = getattr(args, "pushgateway", None)
     if url is not None:
         from urllib.parse import urlsplit
@@ -383,17 +445,34 @@ def _check_parent_dir(option: str, path: str) -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"amlprobe: warning: {message}", file=sys.stderr)
+    with contextlib.suppress(OSError):
+        print(f"amlprobe: warning: {printable(message, 2000)}", file=sys.stderr)
 
 
-async def publish(report: Report, args: argparse.Namespace) -> None:
-    """History, textfile and Pushgateway. Monitoring must not turn a run into an error: failures warn."""
+def read_history(report: Report, args: argparse.Namespace) -> bool:
+    """Fill ``report.changes`` from the history, before the report is written; False: skip the history.
+
+    The lock wait is bounded: a history locked past it is skipped, with a warning in the report.
+    """
+    history = getattr(args, "history", None)
+    if not history:
+        return False
+    try:
+        report.changes = changes_since(read_previous(history), report)
+    except OSError as exc:
+        report.warnings.append(f"--history {history}: {exc.strerror or exc}: the history was skipped")
+        return False
+    return True
+
+
+async def publish(report: Report, args: argparse.Namespace, *, append_history: bool) -> None:
+    """After the report: history line, textfile and Pushgateway. Failures warn, never change the exit code."""
     import socket
 
     history = getattr(args, "history", None)
-    if history:
+    if history and append_history:
         try:
-            record_run(history, report)
+            append_entry(history, run_entry(report))
         except OSError as exc:
             _warn(f"--history {history!r}: {exc.strerror or exc}")
     textfile_dir = getattr(args, "textfile_dir", None)
@@ -430,8 +509,10 @@ async def plan_check(args: argparse.Namespace, plugins: Sequence[Plugin], settin
     raise UsageError("no --target given")
 
 
-async def run_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> tuple[Report, PlannedRun, ProbeSettings]:
-    """Everything ``check`` does but printing: plan, probe (with progress), history, metrics."""
+async def run_check(
+    args: argparse.Namespace, plugins: Sequence[Plugin]
+) -> tuple[Report, PlannedRun, ProbeSettings, bool]:
+    """Plan, probe (with progress) and read the history; the caller emits, then ``publish``-es."""
     settings = settings_from_args(args)
     check_monitoring_args(args)
     planned = await plan_check(args, plugins, settings)
@@ -441,13 +522,14 @@ async def run_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> tupl
     finally:
         if progress:
             progress.clear()
-    await publish(report, args)
-    return report, planned, settings
+    return report, planned, settings, read_history(report, args)
 
 
 async def cmd_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int:
-    report, _, _ = await run_check(args, plugins)
+    report, _, _, append_history = await run_check(args, plugins)
+    # The report first: the history and the metrics never hold it back.
     emit(report, args)
+    await publish(report, args, append_history=append_history)
     return EXIT_CODES[report.status]
 
 
@@ -457,9 +539,10 @@ async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int
     from probe.bundle import RESOLV_CONF, default_bundle_path, write_bundle
 
     out = args.out or default_bundle_path(socket.gethostname())
-    _check_parent_dir("--out", out)
-    report, planned, settings = await run_check(args, plugins)
+    check_output_target("--out", out)
+    report, planned, settings, append_history = await run_check(args, plugins)
     emit(report, args)
+    await publish(report, args, append_history=append_history)
     # The checks layer reads resolv.conf from here when told to (the lab does): show the same file.
     resolv_conf = settings.env.get("AMLPROBE_RESOLV_CONF", RESOLV_CONF)
     try:
@@ -502,10 +585,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schema":
             sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
             return 0
-        if args.command == "check":
-            return asyncio.run(cmd_check(args, plugins))
-        if args.command == "bundle":
-            return asyncio.run(cmd_bundle(args, plugins))
+        if args.command in ("check", "bundle"):
+            # From here on a signal ends the run with a report, not mid-write (probe.interrupt).
+            INTERRUPT.install()
+            return asyncio.run((cmd_check if args.command == "check" else cmd_bundle)(args, plugins))
         handler = getattr(args, "handler", None)
         if handler is None:
             parser.print_help()
@@ -513,7 +596,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = handler(args)
         return result
     except UsageError as exc:
-        print(f"amlprobe: error: {exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            print(f"amlprobe: error: {printable(exc, 2000)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("amlprobe: interrupted", file=sys.stderr)

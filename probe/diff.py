@@ -7,7 +7,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from probe.files import MAX_REPORT_BYTES, read_regular
 from probe.model import Change, Finding, OverallStatus, Report, Severity
+from probe.sanitize import printable
 
 
 class DiffInputError(Exception):
@@ -50,7 +52,7 @@ def load_report(path: str | Path, role: str) -> Report:
     """Read and validate one report. Raises DiffInputError with a one-line reason."""
     where = f"{role} report {str(path)!r}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_regular(path, MAX_REPORT_BYTES).decode("utf-8")
     except OSError as exc:
         raise DiffInputError(f"{where}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
@@ -133,11 +135,14 @@ def render_diff_table(diff: ReportDiff) -> str:
     out.append(f"  old run {diff.old_started_at}, new run {diff.new_started_at}")
     if diff.checks:
         out += ["", "Checks"]
-        width = max(len(c.id) for c in diff.checks)
+        # The reports are files someone handed over: nothing from them reaches the terminal raw.
+        ids = {c.id: printable(c.id) for c in diff.checks}
+        width = max(len(i) for i in ids.values())
         for c in diff.checks:
-            out.append(f"  {c.id:<{width}}  {_side(c.before, c.reason_before)} -> {_side(c.after, c.reason_after)}")
+            before, after = _side(c.before, c.reason_before), _side(c.after, c.reason_after)
+            out.append(f"  {ids[c.id]:<{width}}  {printable(before)} -> {printable(after)}")
     if diff.findings_added or diff.findings_removed:
         out += ["", "Findings"]
-        out += [f"  + {f.severity.value.upper()} {f.title}  [{f.id}]" for f in diff.findings_added]
-        out += [f"  - {f.severity.value.upper()} {f.title}  [{f.id}]" for f in diff.findings_removed]
+        for sign, found in (("+", diff.findings_added), ("-", diff.findings_removed)):
+            out += [f"  {sign} {f.severity.value.upper()} {printable(f.title)}  [{printable(f.id)}]" for f in found]
     return "\n".join(out) + "\n"

@@ -20,6 +20,7 @@ import dns.rcode
 import dns.rdatatype
 
 from probe.context import ProbeContext, ProbeSettings, make_result
+from probe.files import MAX_CONFIG_BYTES, MAX_HOSTS_BYTES, read_text
 from probe.model import AddressRecord, CheckResult, CheckSpec, CnameLink, DnsFacts, Status
 from probe.reasons import Reason
 from probe.resolve import LookupFn, Resolution, literal_resolution
@@ -80,8 +81,7 @@ def system_servers(path: str = RESOLV_CONF) -> list[str]:
     """The ``nameserver`` entries of resolv.conf that are plain addresses (in order)."""
     found: list[str] = []
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.readlines()
+        lines = read_text(path, MAX_CONFIG_BYTES).splitlines()
     except OSError:
         return found
     for line in lines:
@@ -100,8 +100,7 @@ def hosts_lookup(name: str, path: str) -> list[str]:
     wanted = name.rstrip(".").lower()
     found: list[str] = []
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            lines = fh.readlines()
+        lines = read_text(path, MAX_HOSTS_BYTES).splitlines()
     except OSError:
         return found
     for line in lines:

@@ -5,21 +5,53 @@ Several cron runs may share the file. Each appends its line with one ``write`` o
 interleave; an advisory lock orders amlprobe's own writers while one checks for a fragment.
 A last line that is missing, empty or unreadable (a crashed writer, a hand edit) only means
 "no previous run": the history never makes a run fail.
+
+Every lock is taken with a bounded wait (LOCK_WAIT). A lock held longer (a stuck reader, a second
+timer run hung on a dead NFS server) raises HistoryLocked: the caller skips the history and says
+so, and the report is never held back. The file must be a regular file (probe.files): a FIFO
+named as the history would block every open.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import time
 from typing import Any, BinaryIO
 
+from probe.files import NotRegularFile, open_regular
 from probe.model import Change, Report, Status
 
 HISTORY_VERSION = 1
 _BLOCK = 8192
 # A line longer than this is not one amlprobe wrote (tens of bytes per check).
 _MAX_LINE = 16 * 1024 * 1024
+# A writer holds the lock for one small write; seconds of waiting mean the holder is stuck.
+LOCK_WAIT = 2.0
+
+
+class HistoryLocked(OSError):
+    """Another process held the history's lock for longer than the bounded wait."""
+
+
+def lock(fd: int, operation: int, path: str | os.PathLike[str], wait: float = LOCK_WAIT) -> None:
+    """``flock(fd, operation)`` waiting at most ``wait`` seconds. Raises HistoryLocked."""
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    while True:
+        try:
+            fcntl.flock(fd, operation | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HistoryLocked(
+                    errno.EWOULDBLOCK, f"locked by another process for more than {wait:g} s", os.fspath(path)
+                ) from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.1)
 
 
 def run_entry(report: Report) -> dict[str, Any]:
@@ -38,14 +70,21 @@ def encode_entry(entry: dict[str, Any]) -> bytes:
     return (json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
-def _last_line(path: str | os.PathLike[str]) -> bytes | None:
+def _last_line(path: str | os.PathLike[str], wait: float) -> bytes | None:
+    """The last line, or None when there is none to read; HistoryLocked and NotRegularFile propagate."""
     try:
-        with open(path, "rb") as fh:
-            # Wait for a writer that is copying its line in, rather than read half of it.
-            fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
-            return _scan_back(fh)
+        fd = open_regular(path)
+    except NotRegularFile:
+        raise
     except OSError:
         return None
+    with os.fdopen(fd, "rb") as fh:
+        # Wait (bounded) for a writer that is copying its line in, rather than read half of it.
+        lock(fh.fileno(), fcntl.LOCK_SH, path, wait)
+        try:
+            return _scan_back(fh)
+        except OSError:
+            return None
 
 
 def _scan_back(fh: BinaryIO) -> bytes | None:
@@ -85,9 +124,12 @@ def parse_entry(raw: bytes) -> dict[str, tuple[Status, str]] | None:
     return out
 
 
-def read_previous(path: str | os.PathLike[str]) -> dict[str, tuple[Status, str]] | None:
-    """The check statuses of the last run in the history, or None if there is none to compare with."""
-    raw = _last_line(path)
+def read_previous(path: str | os.PathLike[str], wait: float = LOCK_WAIT) -> dict[str, tuple[Status, str]] | None:
+    """The check statuses of the last run in the history, or None if there is none to compare with.
+
+    Raises HistoryLocked (the lock stayed taken past ``wait``) or NotRegularFile.
+    """
+    raw = _last_line(path, wait)
     return None if not raw else parse_entry(raw)
 
 
@@ -111,14 +153,14 @@ def changes_since(previous: dict[str, tuple[Status, str]] | None, report: Report
     return changes
 
 
-def append_entry(path: str | os.PathLike[str], entry: dict[str, Any]) -> None:
-    """Append one line in a single write. Raises OSError."""
+def append_entry(path: str | os.PathLike[str], entry: dict[str, Any], wait: float = LOCK_WAIT) -> None:
+    """Append one line in a single write. Raises OSError (HistoryLocked, NotRegularFile, ...)."""
     data = encode_entry(entry)
-    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_regular(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         # Another writer's line grows the file while it is copied in: without the lock, its
         # half-written last byte would look like a crashed writer's fragment.
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        lock(fd, fcntl.LOCK_EX, path, wait)
         size = os.fstat(fd).st_size
         # A writer that died mid-line left a fragment: start on a fresh line rather than extend it.
         if size and os.pread(fd, 1, size - 1) != b"\n":

@@ -25,7 +25,7 @@ from urllib.parse import quote
 from probe import __version__
 from probe.context import ProbeContext, make_result
 from probe.dial import DialFailed, DialInfo, dial
-from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Status, TlsFacts
+from probe.model import MAX_PEER_TEXT, CheckResult, CheckSpec, Confidence, HttpFacts, Status, TlsFacts
 from probe.reasons import Reason, classify_socket_error, classify_tls_error
 from probe.tcp import endpoint
 from probe.timing import Stopwatch, within
@@ -41,9 +41,9 @@ _ID_HEADERS_MAX = 6
 _VALUE_MAX = 200
 # The body is read up to BODY_LIMIT bytes and kept up to BODY_KEEP characters: service error documents
 # (an XML <Error>, a JSON {"error": ...}) are a few hundred bytes; block pages are longer and only
-# their start matters.
+# their start matters. BODY_KEEP is the report's bound on any one peer string (probe.model).
 BODY_LIMIT = 16 * 1024
-BODY_KEEP = 2000
+BODY_KEEP = MAX_PEER_TEXT
 _NO_BODY = {204, 304}
 
 _STATUS_LINE = re.compile(r"HTTP/(\d)\.(\d) +(\d{3})(?: +(.*))?")

@@ -12,13 +12,25 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probe import __version__
 from probe.reasons import Reason
+from probe.sanitize import MAX_FIELD, clip, printable
 
 SCHEMA_VERSION = "1.2"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+# Bounds on what a peer can make a check result hold (applied where every result is built, in
+# CheckResult's validator). A peer chooses its certificate names, its headers and how many
+# answers it sends; none of that may grow the report without limit. A string past its bound is
+# cut and ends in "… [N more characters]"; a list keeps its first items. Either way
+# CheckResult.truncated says, per field, how many characters or items were cut.
+MAX_DETAIL = MAX_FIELD  # characters of ``detail`` (escaped for a terminal first, see probe.sanitize)
+MAX_PEER_TEXT = MAX_FIELD  # characters of any one string copied from a peer (certificate names, headers)
+MAX_SANS = 100  # subject alternative names kept per certificate
+MAX_CHAIN = 10  # certificates kept of a presented chain (real chains have 2-4)
+MAX_ITEMS = 100  # DNS records, addresses, CNAME links, attempts
 
 
 class Protocol(str, Enum):
@@ -162,7 +174,7 @@ class HttpFacts(_Model):
     via: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     upgraded: bool | None = None
-    # http: the start of the response body as text, bounded (probe.http.BODY_KEEP characters): error codes live there.
+    # http: the start of the response body as text (at most MAX_PEER_TEXT characters): error codes live there.
     body: str | None = None
     body_truncated: bool = False
     # websocket: the same URL asked as a plain GET, to tell an upgrade-aware answer from one given to any request.
@@ -228,6 +240,82 @@ class CheckResult(_Model):
     smb: SmbFacts | None = None
     udp: UdpFacts | None = None
     proxy: ProxyFacts | None = None
+    truncated: dict[str, int] = Field(
+        default_factory=dict,
+        description="What the bounds on peer data cut, by field path: characters for text, items for lists.",
+    )
+
+    @model_validator(mode="after")
+    def _bound(self) -> CheckResult:
+        bound_result(self)
+        return self
+
+
+class _Cuts:
+    """Applies the bounds to one result and counts what they cut into ``result.truncated``."""
+
+    def __init__(self, result: CheckResult) -> None:
+        self.counts = result.truncated
+
+    def _count(self, path: str, n: int) -> None:
+        if n:
+            self.counts[path] = self.counts.get(path, 0) + n
+
+    def text(self, path: str, value: str, limit: int = MAX_PEER_TEXT) -> str:
+        kept, cut = clip(value, limit)
+        self._count(path, cut)
+        return kept
+
+    def optional(self, path: str, value: str | None) -> str | None:
+        return None if value is None else self.text(path, value)
+
+    def items(self, path: str, values: list[Any], limit: int = MAX_ITEMS) -> list[Any]:
+        self._count(path, max(0, len(values) - limit))
+        return values[:limit]
+
+    def cert(self, path: str, cert: CertInfo) -> None:
+        cert.subject = self.text(f"{path}.subject", cert.subject)
+        cert.issuer = self.text(f"{path}.issuer", cert.issuer)
+        cert.issuer_common_name = self.optional(f"{path}.issuer_common_name", cert.issuer_common_name)
+        cert.issuer_organization = self.optional(f"{path}.issuer_organization", cert.issuer_organization)
+        sans = self.items(f"{path}.sans", cert.sans, MAX_SANS)
+        cert.sans = [self.text(f"{path}.sans[{i}]", s) for i, s in enumerate(sans)]
+
+    def http(self, path: str, facts: HttpFacts) -> None:
+        facts.reason_phrase = self.optional(f"{path}.reason_phrase", facts.reason_phrase)
+        facts.server = self.optional(f"{path}.server", facts.server)
+        facts.via = self.optional(f"{path}.via", facts.via)
+        facts.headers = {k: self.text(f"{path}.headers.{k}", v) for k, v in facts.headers.items()}
+        facts.plain_get_error = self.optional(f"{path}.plain_get_error", facts.plain_get_error)
+        facts.body = self.optional(f"{path}.body", facts.body)
+        if facts.plain_get is not None:
+            self.http(f"{path}.plain_get", facts.plain_get)
+
+
+def bound_result(r: CheckResult) -> None:
+    """Escape ``detail`` for a terminal and bound every field a peer can fill (see MAX_* above)."""
+    cuts = _Cuts(r)
+    escaped = printable(r.detail, None)
+    r.detail = cuts.text("detail", escaped, MAX_DETAIL)
+    r.addresses = cuts.items("addresses", r.addresses)
+    r.attempts = [cuts.text(f"attempts[{i}]", a) for i, a in enumerate(cuts.items("attempts", r.attempts))]
+    if r.dns is not None:
+        r.dns.records = cuts.items("dns.records", r.dns.records)
+        r.dns.chain = cuts.items("dns.chain", r.dns.chain)
+        r.dns.compared = {k: cuts.items(f"dns.compared.{k}", v) for k, v in r.dns.compared.items()}
+    if r.tls is not None:
+        r.tls.verify_error = cuts.optional("tls.verify_error", r.tls.verify_error)
+        r.tls.trust_anchor = cuts.optional("tls.trust_anchor", r.tls.trust_anchor)
+        if r.tls.leaf is not None:
+            cuts.cert("tls.leaf", r.tls.leaf)
+        r.tls.chain = cuts.items("tls.chain", r.tls.chain, MAX_CHAIN)
+        for i, cert in enumerate(r.tls.chain):
+            cuts.cert(f"tls.chain[{i}]", cert)
+    if r.http is not None:
+        cuts.http("http", r.http)
+    if r.proxy is not None:
+        r.proxy.server = cuts.optional("proxy.server", r.proxy.server)
+        r.proxy.via = cuts.optional("proxy.via", r.proxy.via)
 
 
 class Remediation(_Model):
@@ -280,6 +368,9 @@ class Report(_Model):
     checks: list[CheckResult] = Field(default_factory=list)
     findings: list[Finding] = Field(default_factory=list)
     changes: list[Change] = Field(default_factory=list)
+    warnings: list[str] = Field(
+        default_factory=list, description="Problems beside the checks that did not stop the run (a skipped history)."
+    )
 
 
 def summarize(checks: list[CheckResult]) -> Summary:

@@ -40,9 +40,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 from probe import __version__
 from probe.context import ProbeContext, ProbeSettings
+from probe.errors import UsageError
 from probe.http import HEAD_LIMIT, BadHttpResponse, HttpHead, find_head_end, parse_head
 from probe.model import ProxyFacts
 from probe.reasons import Reason
+from probe.redact import redact_url
+from probe.sanitize import printable
 from probe.tcp import ConnectFailed, connect_tcp, endpoint
 from probe.timing import within
 
@@ -60,6 +63,8 @@ class ProxyChoice:
     scheme: str = "http"
     # Why this proxy cannot be used (bad URL, unsupported scheme), as a sentence; open_tunnel reports it.
     problem: str | None = None
+    # The URL cannot be parsed at all (no host, bad port, unclosed bracket): bad input, not a network fact.
+    malformed: bool = False
 
     @property
     def redacted_url(self) -> str:
@@ -80,13 +85,17 @@ def parse_proxy_url(url: str, source: str) -> ProxyChoice:
     text = url.strip()
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
-    scheme = parts.scheme.lower()
+    scheme = text.split("://", 1)[0].lower()
     try:
+        # urlsplit itself raises for an unclosed IPv6 bracket ("http://[::1"), .port for a bad port.
+        parts = urlsplit(text)
+        scheme = parts.scheme.lower()
         host = parts.hostname or ""
         port = parts.port
     except ValueError as exc:
-        return ProxyChoice(url, "", 0, source, scheme=scheme, problem=f"Invalid proxy URL from {source}: {exc}.")
+        return ProxyChoice(
+            url, "", 0, source, scheme=scheme, problem=f"Invalid proxy URL from {source}: {exc}.", malformed=True
+        )
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     choice = ProxyChoice(
@@ -100,11 +109,37 @@ def parse_proxy_url(url: str, source: str) -> ProxyChoice:
     )
     if not host:
         choice.problem = f"Invalid proxy URL from {source}: no host name."
+        choice.malformed = True
     elif scheme != "http":
         choice.problem = (
             f"Unsupported proxy scheme {scheme} (from {source}): only http:// proxies can carry a CONNECT tunnel."
         )
     return choice
+
+
+# Every variable choose_proxy may read (NO_PROXY aside).
+PROXY_ENV_VARS = ("https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy", "ALL_PROXY")
+
+
+def check_proxy_settings(settings: ProbeSettings) -> None:
+    """Refuse, before probing, a proxy setting that is bad input. Raises UsageError (one line).
+
+    A URL that cannot be parsed is bad input wherever it comes from. ``--proxy`` is also refused
+    when it names a scheme that cannot carry a CONNECT tunnel, or has neither a scheme nor a port
+    (``--proxy notaurl``: curl would dial port 1080, requests port 80); an environment variable
+    with those problems may be meant for other tools, so its probes fail with the reason instead.
+    """
+    given: list[tuple[str, str]] = [("--proxy", settings.proxy)] if settings.proxy else []
+    if settings.trust_env:
+        given += [(name, value) for name in PROXY_ENV_VARS if (value := settings.env.get(name))]
+    for source, value in given:
+        choice = parse_proxy_url(value, source)
+        explicit = source == "--proxy"
+        problem = choice.problem if choice.malformed or explicit else None
+        if explicit and problem is None and "://" not in value and urlsplit("http://" + value.strip()).port is None:
+            problem = "expected http://host:port"
+        if problem is not None:
+            raise UsageError(f"{source} '{printable(redact_url(value), 200)}': {problem}")
 
 
 def _first_set(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:

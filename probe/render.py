@@ -1,10 +1,17 @@
-"""Turn a report into text: JSON for machines, a table for people."""
+"""Turn a report into text: JSON for machines, a table for people.
+
+Every field of the table goes through probe.sanitize.printable: much of it was chosen by a peer
+(a certificate name, a Server header) or read from a file, and a terminal must never receive an
+escape sequence, a carriage return or a bidi override from it. The JSON keeps the raw values;
+its encoder escapes control characters.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from probe.model import CheckResult, OverallStatus, Report, Severity, Status
+from probe.sanitize import printable as _p
 
 _STATUS_MARK = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP"}
 _COLOUR = {
@@ -52,6 +59,8 @@ def verdict_line(report: Report) -> str:
         extra.append("INTERRUPTED")
     if report.deadline_exceeded:
         extra.append("deadline exceeded")
+    if report.warnings:
+        extra.append(f"{len(report.warnings)} warning(s)")
     return f"{head} ({'; '.join(extra)})"
 
 
@@ -66,20 +75,25 @@ def _group_of(check: CheckResult) -> str:
 def render_table(report: Report, *, colour: bool = False) -> str:
     paint = _paint(colour)
     out = [paint(verdict_line(report), report.status), ""]
+    if report.warnings:
+        out.append("Warnings")
+        out.extend(f"  {_p(w)}" for w in report.warnings)
+        out.append("")
     if report.findings:
         out.append("Findings")
         for f in report.findings:
-            out.append(f"  {paint(f.severity.value.upper(), f.severity)} {f.title}  [{f.id}]")
+            out.append(f"  {paint(f.severity.value.upper(), f.severity)} {_p(f.title)}  [{_p(f.id)}]")
             if f.detail:
-                out.append(f"      {f.detail}")
+                out.append(f"      {_p(f.detail)}")
             if f.evidence:
-                shown = ", ".join(f.evidence[:6]) + (f" (+{len(f.evidence) - 6} more)" if len(f.evidence) > 6 else "")
-                out.append(f"      evidence: {shown}")
+                more = f" (+{len(f.evidence) - 6} more)" if len(f.evidence) > 6 else ""
+                out.append(f"      evidence: {_p(', '.join(f.evidence[:6]))}{more}")
             for r in f.remediation:
-                out.append(f"      fix: {r.text}")
-                out.extend(f"        $ {c}" for c in r.commands)
+                out.append(f"      fix: {_p(r.text)}")
+                # A command is never cut: a shortened one would not paste.
+                out.extend(f"        $ {_p(c, None)}" for c in r.commands)
             if f.doc:
-                out.append(f"      doc: {f.doc}")
+                out.append(f"      doc: {_p(f.doc)}")
         out.append("")
     # A plugin's own summary lines for people (environment["notes"]: heading -> lines), e.g. which
     # resources have private endpoints and why. The engine shows them as given.
@@ -95,19 +109,20 @@ def render_table(report: Report, *, colour: bool = False) -> str:
         for ch in report.changes:
             before = ch.before.value if ch.before else "absent"
             after = ch.after.value if ch.after else "absent"
-            out.append(f"  {ch.id}: {before} -> {after}")
+            out.append(f"  {_p(ch.id)}: {before} -> {after}")
         out.append("")
     groups: dict[str, list[CheckResult]] = {}
     for c in report.checks:
-        groups.setdefault(_group_of(c), []).append(c)
-    width = max((len(c.id) for c in report.checks), default=10)
+        groups.setdefault(_p(_group_of(c)), []).append(c)
+    ids = {c.id: _p(c.id) for c in report.checks}
+    width = max((len(i) for i in ids.values()), default=10)
     for group, checks in groups.items():
         out.append(group)
         for c in checks:
             mark = paint(f"{_STATUS_MARK[c.status]:4}", c.status)
             reason = "" if c.reason.value == "ok" else c.reason.value
-            out.append(f"  {mark} {c.id:<{width}} {_latency(c):>10}  {reason}")
+            out.append(f"  {mark} {ids[c.id]:<{width}} {_latency(c):>10}  {reason}")
             if c.status is not Status.PASS:
-                out.append(f"       {c.detail}")
+                out.append(f"       {_p(c.detail)}")
         out.append("")
     return "\n".join(out).rstrip() + "\n"

@@ -23,6 +23,7 @@ from cryptography import x509
 from probe.certinfo import cert_info, common_name, find_anchor, load_bundle, load_der, name_str
 from probe.context import ProbeContext, ProbeSettings, make_result
 from probe.dial import DialFailed, DialInfo, dial
+from probe.files import MAX_CA_BUNDLE_BYTES, read_regular
 from probe.model import CertInfo, CheckResult, CheckSpec, Confidence, Status, TlsFacts
 from probe.reasons import Reason, classify_tls_error
 from probe.tcp import endpoint
@@ -43,6 +44,21 @@ def ca_bundle_in_use(settings: ProbeSettings) -> str | None:
     return None
 
 
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+
+
+def read_pem_certificates(path: str) -> str:
+    """The PEM certificates of a CA bundle file, read as a user-named file must be (probe.files).
+
+    OpenSSL's ``cafile`` would open a FIFO and block; reading here first also drops comments in
+    other encodings, which ``cadata`` would refuse. Raises OSError, or ssl.SSLError without any.
+    """
+    blocks = _PEM_CERT.findall(read_regular(path, MAX_CA_BUNDLE_BYTES))
+    if not blocks:
+        raise ssl.SSLError(f"no PEM certificate in {path}")
+    return b"\n".join(blocks).decode("ascii")
+
+
 def make_ssl_context(settings: ProbeSettings, *, verify: bool = True) -> ssl.SSLContext:
     """A client context trusting exactly the bundle in use, or, with verify=False, anything.
 
@@ -56,7 +72,7 @@ def make_ssl_context(settings: ProbeSettings, *, verify: bool = True) -> ssl.SSL
         elif os.path.isdir(bundle):
             ctx = ssl.create_default_context(capath=bundle)
         else:
-            ctx = ssl.create_default_context(cafile=bundle)
+            ctx = ssl.create_default_context(cadata=read_pem_certificates(bundle))
     else:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False

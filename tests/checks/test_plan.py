@@ -758,13 +758,13 @@ def test_notebooks_label_truncates_the_workspace_name() -> None:
         ("storage_account", "a" * 25, f"flag: field 'storage_account': '{'a' * 25}' is not valid: expected 3-24"
          " lowercase letters and digits"),
         ("key_vault", "kv.ml", "flag: field 'key_vault': 'kv.ml' is not valid: expected 3-24 letters, digits"
-         " and hyphens"),
+         " and single hyphens, starting with a letter and ending with a letter or digit"),
         ("container_registry", "crml.azurecr.io", "flag: field 'container_registry': 'crml.azurecr.io' is not"
          " valid: expected 5-50 letters and digits (the registry name, not its login server)"),
         ("container_registry", "cr-ml", "flag: field 'container_registry': 'cr-ml' is not valid: expected 5-50"
          " letters and digits (the registry name, not its login server)"),
         ("instance_name", "ci", "flag: field 'instance_name': 'ci' is not valid: expected 3-24 letters, digits"
-         " and hyphens"),
+         " and hyphens, starting with a letter"),
         ("workspace_name", "my ws", "flag: field 'workspace_name': 'my ws' is not valid: expected 3-33 letters,"
          " digits, '-' or '_', starting with a letter or digit"),
         ("instance_domain_suffix", "instances", "flag: field 'instance_domain_suffix': 'instances' is not valid:"

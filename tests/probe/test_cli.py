@@ -63,6 +63,10 @@ def test_schema_is_json_schema() -> None:
         (["check", "--target", "tcp://127.0.0.1:1", "--timeout", "-1"], "must be positive"),
         (["check", "--target", "tls://127.0.0.1", "--ca-bundle", "/nonexistent/ca.pem"], "no such file"),
         (["check", "--bogus-flag"], "unrecognized arguments"),
+        (["check", "--target", "tls://127.0.0.1:1", "--proxy", "http://[::1"], "--proxy 'http://[::1'"),
+        (["check", "--target", "tls://127.0.0.1:1", "--proxy", "socks5://x"], "Unsupported proxy scheme socks5"),
+        (["check", "--target", "tls://127.0.0.1:1", "--proxy", "notaurl"], "expected http://host:port"),
+        (["check", "--target", "tls://127.0.0.1:1", "--proxy", "http://p:99999"], "Port out of range"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_3(args: list[str], message: str) -> None:
@@ -71,6 +75,23 @@ def test_bad_input_is_one_line_and_exit_3(args: list[str], message: str) -> None
     assert message in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("var", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])
+@pytest.mark.parametrize("value", ["http://[::1", "http://u:secret@:3128", "http://proxy.test:port"])
+def test_an_unparseable_proxy_variable_is_bad_input(var: str, value: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "probe", "check", "--target", "tls://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**ENV, var: value},
+        check=False,
+    )
+    assert out.returncode == 3, out.stdout
+    (line,) = out.stderr.splitlines()
+    assert line.startswith(f"amlprobe: error: {var} ") and "Invalid proxy URL" in line
+    assert "secret" not in line  # credentials stay hidden even in the error
 
 
 def test_ok_report_exit_0_and_valid_json(listener: int) -> None:
@@ -122,7 +143,7 @@ def test_output_into_missing_directory_is_exit_3(listener: int) -> None:
 
 
 @requires_netns
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_signal_writes_a_partial_report_marked_interrupted(tmp_path: Path, sig: signal.Signals) -> None:
     import shlex
 
@@ -156,8 +177,11 @@ def test_signal_writes_a_partial_report_marked_interrupted(tmp_path: Path, sig: 
     time.sleep(1.5)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=10)
-    assert proc.returncode == 2, err  # the refused check is critical; the run was cut short
+    # Issue 14: an interrupted run is unknown (exit 3), even though the refused check it saw
+    # before the signal would have made a finished run critical.
+    assert proc.returncode == 3, err
     parsed = validated(report.read_text())
     assert parsed.interrupted is True
+    assert parsed.status.value == "unknown"
     reasons = {c.id: c.reason.value for c in parsed.checks}
     assert reasons == {"tcp:192.0.2.1:443": "interrupted", "tcp:127.0.0.1:1": "tcp_refused"}

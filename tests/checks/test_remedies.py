@@ -1,0 +1,229 @@
+"""Remedies are pasted into a shell: a hostile value, from any input source, must never run.
+
+Two fences, both tested here. Validation (checks.validate) refuses a value that breaks Azure's
+naming rules with exit 3 and one line, whichever source it came from. And each remedy quotes
+every value it inserts, so even a value that slipped past validation reaches the command as one
+literal argument: every remedy is pasted into a real ``bash`` (with recording stand-ins for
+``az`` and ``sudo``) and no hostile command may run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from checks import remedies
+from checks.discovery import Discovery
+from checks.inputs import Inputs
+from checks.sources import gather_inputs
+from probe.model import CheckResult, Protocol, Status, Target
+from probe.reasons import Reason
+from tests.helpers.netns import requires_netns, run_in_netns
+
+# Each tries a different way out of a shell word; each would create a file named pwn* if it ran.
+HOSTILE = [
+    "rg;touch pwn1;x$(touch pwn2)`touch pwn3`",
+    "rg' ; touch pwn4 ; '",
+    'rg" ; touch pwn5 ; "',
+    "rg\ntouch pwn6",
+    "<rg>;touch pwn7",
+    "rg&&touch pwn8||touch pwn9",
+    "$(touch${IFS}pwn10)",
+    "rg|touch pwn11",
+    "-rg >pwn12",
+    "rg{kind}{0}$(touch pwn13)",
+]
+SOURCES = ["flag", "config", "env", "config.json", "discovery"]
+
+
+def _inputs_from(source: str, value: str, tmp_path: Path) -> Inputs:
+    """Inputs whose resource group and region came from ``source``, exactly as the CLI gathers them."""
+    flags: dict[str, object] = {}
+    env: dict[str, str] = {}
+    config: Path | None = None
+    config_json: list[Path] = []
+    discovery: Discovery | None = None
+    if source == "flag":
+        flags = {"resource_group": value, "region": value}
+    elif source == "config":
+        config = tmp_path / "amlprobe.toml"
+        config.write_text(f"region = {json.dumps(value)}\n[workspace]\nresource_group = {json.dumps(value)}\n")
+    elif source == "env":
+        env = {"AMLPROBE_RESOURCE_GROUP": value, "AMLPROBE_REGION": value}
+    elif source == "config.json":
+        config_json = [tmp_path / "config.json"]
+        config_json[0].write_text(json.dumps({"resource_group": value}))
+    else:
+        discovery = Discovery()
+        discovery.set("resource_group", value, "env CI_RESOURCE_GROUP")
+    inputs = gather_inputs(
+        flags=flags, config_path=config, env=env, config_json_paths=config_json, discovery=discovery, cwd=tmp_path
+    )
+    assert inputs.resource_group is not None and inputs.resource_group.strip() == value.strip()
+    return inputs
+
+
+def _facts(inputs: Inputs, value: str) -> Any:
+    host = f"{value}.blob.core.windows.net"
+    check = CheckResult(
+        id="tls:x",
+        target=Target(host=host, port=443, protocol=Protocol.TLS),
+        status=Status.FAIL,
+        reason=Reason.TCP_TIMEOUT,
+        detail="x",
+        labels={"resource": "storage"},
+    )
+    expectation = SimpleNamespace(zone=value, forwarder_zones=[value])
+    return SimpleNamespace(inputs=inputs, plan=SimpleNamespace(dns_expectations=[expectation]), results=[check])
+
+
+def _every_remedy(facts: Any, value: str) -> list[str]:
+    """Every command of every public remedy in checks.remedies, each fed ``value`` wherever it takes one."""
+    by_param: dict[str, object] = {
+        "facts": facts,
+        "tag": value,
+        "proto": "Tcp",
+        "port": value,
+        "zones": [value, "privatelink.api.azureml.ms"],
+        "names": [value, "ws.api.azureml.ms"],
+        "hosts": [value, "ws.api.azureml.ms"],
+        # Issue 10's remedies: resource names, the address a service saw, private-endpoint groups and zones.
+        "kind": "storage",
+        "name": value,
+        "account": value,
+        "vault": value,
+        "registry": value,
+        "seen": value,
+        "groups": [value, "blob"],  # as many as "zones", which private_endpoint_fix pairs them with
+        "tundra_ip": value,
+        "why": value,
+    }
+    commands: list[str] = []
+    for name, fn in vars(remedies).items():
+        if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != remedies.__name__:
+            continue
+        params = inspect.signature(fn).parameters
+        args: dict[str, object] = {}
+        for param in params.values():
+            if param.name == "ports":  # a rule's own constant ("8787 18881"), or a list of them
+                args["ports"] = [value, "80"] if str(param.annotation).startswith("list") else "443"
+            else:
+                assert param.name in by_param, f"{name} takes {param.name}: give this test a hostile value for it"
+                args[param.name] = by_param[param.name]
+        commands += fn(**args).commands
+    return commands
+
+
+def _paste(commands: list[str], workdir: Path) -> Path:
+    """Paste ``commands`` into bash, as a person would, with az and sudo replaced by recorders."""
+    bindir = workdir / "bin"
+    bindir.mkdir(exist_ok=True)
+    log = workdir / "argv.log"
+    for tool in ("az", "sudo"):
+        stub = bindir / tool
+        stub.write_text(f'#!/bin/sh\nprintf "%s\\0" "$0" "$@" >> {shlex.quote(str(log))}\nprintf "\\n" >> {log}\n')
+        stub.chmod(0o755)
+    run = workdir / f"run{len(list(workdir.glob('run*')))}"
+    run.mkdir()
+    subprocess.run(
+        ["bash", "--noprofile", "--norc"],
+        input="\n".join(commands) + "\n",
+        cwd=run,
+        env={"PATH": f"{bindir}:/usr/bin:/bin", "HOME": str(workdir)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return run
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("value", HOSTILE, ids=[f"hostile{i}" for i in range(len(HOSTILE))])
+def test_every_remedy_pastes_hostile_values_as_data(source: str, value: str, tmp_path: Path) -> None:
+    inputs = _inputs_from(source, value, tmp_path)
+    commands = _every_remedy(_facts(inputs, value), value)
+    assert commands
+    assert all("\n" not in c and "\r" not in c for c in commands), "a command must stay one line"
+    # As printed: a <placeholder> makes the shell refuse the line, and nothing else runs either.
+    run = _paste(commands, tmp_path)
+    assert sorted(p.name for p in run.iterdir()) == []
+    # With the placeholders filled in, as a person would, az runs, and still nothing else does.
+    filled = [re.sub(r"<(nsg-name|vnet-name-or-id)>", r"my-\1", c) for c in commands]
+    run = _paste(filled, tmp_path)
+    assert sorted(p.name for p in run.iterdir()) == []
+    assert not list(tmp_path.glob("**/pwn*"))
+    # The resource group reached az as one argument, whole.
+    calls = [line.split("\0") for line in (tmp_path / "argv.log").read_text().splitlines() if line]
+    groups = [c[c.index("--resource-group") + 1] for c in calls if "--resource-group" in c]
+    assert groups and all(g == value.strip().replace("\n", "\\n") for g in groups)
+
+
+def test_known_values_paste_unchanged() -> None:
+    inputs = Inputs.model_validate({"resource_group": "rg-ml", "region": "eastus"})
+    facts = SimpleNamespace(inputs=inputs, plan=None, results=[])
+    (command,) = remedies.nsg_fix(facts, "Storage", "Tcp", "445").commands
+    assert command.startswith("az network nsg rule create --resource-group rg-ml --nsg-name <nsg-name> ")
+    assert "--destination-address-prefixes Storage.eastus --destination-port-ranges 445" in command
+    (sed,) = remedies.hosts_fix(["ws.api.azureml.ms"]).commands
+    assert sed == "sudo sed -i.bak -E '/\\s(ws\\.api\\.azureml\\.ms)(\\s|$)/d' /etc/hosts"
+
+
+# --- validation: exit 3 and one line, from every source -----------------------------------------
+
+ENV = {
+    **{k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))},
+    "AMLPROBE_DMI_PATH": "/nonexistent/amlprobe-test-dmi",
+}
+ATTACK = "rg;touch pwn1;x$(touch pwn2)`touch pwn3`"
+
+
+@requires_netns
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_hostile_resource_group_is_refused_with_exit_3(source: str, tmp_path: Path) -> None:
+    args = ["plan", "--region", "eastus"]
+    env = dict(ENV)
+    if source == "flag":
+        args += ["--resource-group", ATTACK]
+    elif source == "config":
+        (tmp_path / "c.toml").write_text(f"resource_group = {json.dumps(ATTACK)}\n")
+        args += ["--config", str(tmp_path / "c.toml")]
+    elif source == "env":
+        env["AMLPROBE_RESOURCE_GROUP"] = ATTACK
+    elif source == "config.json":
+        (tmp_path / ".azureml").mkdir()
+        (tmp_path / ".azureml" / "config.json").write_text(json.dumps({"resource_group": ATTACK}))
+    else:
+        env["CI_RESOURCE_GROUP"] = ATTACK  # what a compute instance's discovery reads
+    out = run_in_netns([f"cd {shlex.quote(str(tmp_path))}"], [sys.executable, "-m", "probe", *args], env=env)
+    assert out.returncode == 3, out.stdout
+    (line,) = out.stderr.splitlines()
+    assert "field 'resource_group'" in line and "is not valid" in line
+    assert not list(tmp_path.glob("pwn*"))
+
+
+@pytest.mark.parametrize(
+    ("field", "good", "bad"),
+    [
+        ("resource_group", ["rg-ml", "RG_(prod).eu", "Ressourcengruppe-ä", "a" * 90], ["rg.", "a" * 91, "rg ml", ""]),
+        ("key_vault", ["kv-ml", "a1b", "k" * 24], ["1kv", "kv-", "k--v", "k" * 25, "kv_ml"]),
+        ("instance_name", ["ci-alice", "Ci1"], ["1ci", "ci", "c" * 25, "ci_alice"]),
+        ("subscription_id", ["00000000-0000-0000-0000-000000000000"], ["sub-1"]),
+    ],
+)
+def test_naming_rules(field: str, good: list[str], bad: list[str]) -> None:
+    from checks.validate import RULES
+
+    pattern = RULES[field][0]
+    assert [g for g in good if not pattern.fullmatch(g)] == []
+    assert [b for b in bad if pattern.fullmatch(b)] == []
