@@ -49,6 +49,9 @@ _HOST_TEXT = re.compile(r"^[a-z0-9.-]*$")
 
 EndpointProtocol = Literal["tcp", "tls", "udp", "smb", "websocket", "http"]
 Operator = Literal["microsoft", "third-party"]
+# Which service's rules read an http row's answer (checks/resources.py).
+Judge = Literal["storage", "key-vault", "acr"]
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 # Rows whose certificate (and, for websockets, whose HTTP answer) is judged by who operates the host.
 OPERATED_PROTOCOLS = ("tls", "websocket", "http")
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -152,6 +155,9 @@ class Endpoint(_Entry):
     # endpoint exists; without one the port travels in the host name, on 443:
     # <first label>-<port>.<rest> (microsoft/responsible-ai-toolbox azure_nb_environment.py).
     port_in_host_name: bool = False
+    # http rows: extra request headers (e.g. a storage API version), and whose rules read the answer.
+    headers: dict[str, str] = Field(default_factory=dict)
+    judge: Judge | None = None
     # Who runs the host: only Microsoft-operated hosts must present an Azure CA (real-world-azure.md Q2).
     operator: Operator | None = Field(None, validate_default=True)
 
@@ -162,7 +168,17 @@ class Endpoint(_Entry):
     def _port_in_host_name_is_tcp(self) -> Endpoint:
         if self.port_in_host_name and (self.protocol != "tcp" or self.host is None):
             raise ValueError("port_in_host_name: only for tcp rows with a host")
+        if (self.headers or self.judge) and self.protocol != "http":
+            raise ValueError(f"{'headers' if self.headers else 'judge'}: only for http rows")
         return self
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            if not _HEADER_NAME.match(name) or not text.isprintable():
+                raise ValueError(f"header {name!r}: a name of letters, digits and '-', and a printable value")
+        return value
 
     @field_validator("operator")
     @classmethod

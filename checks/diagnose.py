@@ -24,9 +24,19 @@ from checks.remedies import (
     nsg_fix,
     proxy_bypass_fix,
     tls_bypass_fix,
+    udp_outside_checks,
     verify_zone_links_fix,
     websocket_desktop_check,
     wireserver_root_fix,
+)
+from checks.resource_rules import (
+    rule_registry_layers_unprobed,
+    rule_resource_inconclusive,
+    rule_resource_intercepted,
+    rule_resource_network_denied,
+    rule_resource_public_access_disabled,
+    rule_smb_aes256_only,
+    rule_smb_no_common_security,
 )
 from checks.truststores import stores_trusting
 from probe.model import CertInfo, CheckResult, Finding, Protocol, Severity, Status, TlsFacts
@@ -41,6 +51,12 @@ DOC_TRAINING_VNET = "https://learn.microsoft.com/azure/machine-learning/how-to-s
 DOC_CA = "https://learn.microsoft.com/azure/security/fundamentals/azure-ca-details"
 DOC_PROXY = "https://learn.microsoft.com/azure/machine-learning/how-to-troubleshoot-secure-connection-workspace"
 DOC_WIRESERVER = "https://learn.microsoft.com/azure/virtual-network/what-is-ip-address-168-63-129-16"
+DOC_RESOURCE_FIREWALL = "https://learn.microsoft.com/azure/storage/common/storage-network-security"
+DOC_FILES_SMB = "https://learn.microsoft.com/azure/storage/files/files-smb-protocol"
+DOC_FILES_MOUNT = (
+    "https://learn.microsoft.com/troubleshoot/azure/azure-kubernetes/storage/fail-to-mount-azure-file-share"
+)
+DOC_ACR_ENDPOINTS = "https://learn.microsoft.com/azure/container-registry/container-registry-endpoint-reference"
 
 _TCP_BASED = {Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP, Protocol.SMB}
 _SEEN = {
@@ -68,7 +84,14 @@ class Facts:
         return [r for r in self.results if r.id not in self.claimed and r.status is not Status.SKIP and pred(r)]
 
     def claim(self, checks: Iterable[CheckResult]) -> list[str]:
+        """Mark ``checks`` explained; checks labelled a consequence of one of them (``consequence_of``: an http
+        check that failed exactly as the TLS check of its host, checks.resources) are explained with them."""
         ids = [c.id for c in checks]
+        ids += [
+            r.id
+            for r in self.results
+            if r.labels.get("consequence_of") in ids and r.id not in self.claimed and r.id not in ids
+        ]
         self.claimed.update(ids)
         return ids
 
@@ -132,10 +155,19 @@ def _hosts(checks: Iterable[CheckResult]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
+# A resource refusing a request that reached its public endpoint only because its name resolved publicly.
+_REFUSED_PUBLICLY = (Reason.HTTP_NETWORK_DENIED, Reason.HTTP_PUBLIC_ACCESS_DISABLED)
+
+
 def _consequences(facts: Facts, hosts: set[str]) -> list[CheckResult]:
-    """Probes that failed only because these names did not resolve."""
+    """Probes that failed only because these names did not resolve (or resolved to a public address where a
+    private endpoint exists, so the resource refused a request it would have admitted through the endpoint)."""
     return facts.open(
-        lambda r: r.target.protocol is not Protocol.DNS and r.target.host in hosts and r.reason in DNS_FAILURES
+        lambda r: (
+            r.target.protocol is not Protocol.DNS
+            and r.target.host in hosts
+            and (r.reason in DNS_FAILURES or r.reason in _REFUSED_PUBLICLY)
+        )
     )
 
 
@@ -525,28 +557,39 @@ def rule_udp_5831(facts: Facts, rule: Rule) -> list[Finding]:
     if not bad:
         return []
     how = "rejected (ICMP port unreachable)" if bad[0].reason is Reason.UDP_CLOSED else "filtered (ICMP unreachable)"
+    address = _udp_address(bad)
     return [
         rule.finding(
             f"UDP 5831 to Azure ML (tundra) is {how}: compute instances cannot be created or updated",
             f"{_hosts(bad)}: {bad[0].detail}",
             facts.claim(bad),
-            [nsg_fix(facts, "AzureMachineLearning", "Udp", "5831")],
+            [nsg_fix(facts, "AzureMachineLearning", "Udp", "5831"), udp_outside_checks(facts, address)],
         )
     ]
+
+
+def _udp_address(checks: list[CheckResult]) -> str | None:
+    """The IPv4 address the tundra name resolved to here (validated), for the outside checks."""
+    from checks.addresses import is_ip
+
+    return next((a for c in checks for a in c.addresses if is_ip(a) and ":" not in a), None)
 
 
 def rule_udp_unconfirmed(facts: Facts, rule: Rule) -> list[Finding]:
     silent = facts.open(lambda r: r.target.protocol is Protocol.UDP and r.reason is Reason.UDP_OPEN_FILTERED)
     if not silent:
         return []
+    address = _udp_address(silent)
     return [
         rule.finding(
             "UDP 5831 cannot be confirmed from inside (open|filtered)",
             f"{_hosts(silent)} stayed silent: no ICMP rejection came back, which is what a working path looks"
-            " like (the service does not answer probes) and also what a silent drop looks like. If compute"
+            " like and also what a silent drop looks like. No public source shows the service answering any"
+            " datagram (not even a DTLS ClientHello), so nothing sent from here can tell the two apart: that"
+            " takes Azure's own view of the NSG and routes, from outside (the commands below). If compute"
             " instance creation hangs, check the NSG and firewall for outbound UDP 5831 to AzureMachineLearning.",
             facts.claim(silent),
-            [nsg_fix(facts, "AzureMachineLearning", "Udp", "5831")],
+            [udp_outside_checks(facts, address), nsg_fix(facts, "AzureMachineLearning", "Udp", "5831")],
         )
     ]
 
@@ -774,6 +817,48 @@ RULES: tuple[Rule, ...] = (
         rule_missing_root,
     ),
     _r(
+        "resource-network-denied",
+        Severity.CRITICAL,
+        "A workspace resource's firewall refuses this machine",
+        "The storage account, key vault or registry answered an anonymous request and refused it because of where"
+        " it came from: its network rules do not admit the compute (storage and the registry answer disabled public"
+        " network access the same way).",
+        "Admit the compute subnet (or the address the resource saw) in its network rules, or reach it through a"
+        " private endpoint.",
+        DOC_RESOURCE_FIREWALL,
+        rule_resource_network_denied,
+    ),
+    _r(
+        "resource-public-access-disabled",
+        Severity.CRITICAL,
+        "A workspace resource has public network access disabled",
+        "The key vault refused the request with ForbiddenByConnection: public network access is disabled and the"
+        " request did not come through an approved private endpoint.",
+        "Reach it through a private endpoint in the compute's VNet (with its private DNS zone), or enable public"
+        " access for chosen networks.",
+        DOC_RESOURCE_FIREWALL,
+        rule_resource_public_access_disabled,
+    ),
+    _r(
+        "resource-request-intercepted",
+        Severity.CRITICAL,
+        "Something in between answers for a workspace resource",
+        "A proxy, a block page or Azure Firewall (HTTP 470) answered the request to the storage account, key vault"
+        " or registry instead of the service.",
+        "Allow the resource's name on the firewall (an application rule) or send it past the proxy.",
+        DOC_FIREWALL,
+        rule_resource_intercepted,
+    ),
+    _r(
+        "resource-answer-inconclusive",
+        Severity.WARNING,
+        "Who answered for a workspace resource cannot be told",
+        "The answer carries neither the service's marks (its request id, error code or challenge) nor a middlebox's.",
+        "Read the check's detail; ask the same URL from a machine known to reach the service and compare.",
+        DOC_RESOURCE_FIREWALL,
+        rule_resource_inconclusive,
+    ),
+    _r(
         "proxy-only-egress",
         Severity.CRITICAL,
         "HTTPS only through a proxy",
@@ -810,6 +895,27 @@ RULES: tuple[Rule, ...] = (
         rule_udp_5831,
     ),
     _r(
+        "smb-no-common-security",
+        Severity.CRITICAL,
+        "Port 445 open but no common SMB security settings",
+        "Something answers SMB on 445, but with no dialect or no cipher in common with what the Linux CIFS client"
+        " of Ubuntu 22.04 offers: no encrypted session can be set up.",
+        "Check the file service's SMB settings (versions, channel encryption), or what answers on 445 instead of"
+        " Azure Files.",
+        DOC_FILES_SMB,
+        rule_smb_no_common_security,
+    ),
+    _r(
+        "smb-encryption-aes256-only",
+        Severity.WARNING,
+        "The file share accepts only AES-256-GCM",
+        "The share refuses AES-128-GCM and AES-128-CCM. Microsoft asks for AES-128-GCM to be enabled for mounts to"
+        " work; Linux clients offer it first, and older kernels offer nothing stronger.",
+        "Allow AES-128-GCM next to AES-256-GCM in the storage account's SMB channel encryption.",
+        DOC_FILES_MOUNT,
+        rule_smb_aes256_only,
+    ),
+    _r(
         "smb-445-blocked",
         Severity.CRITICAL,
         "SMB 445 blocked",
@@ -835,6 +941,17 @@ RULES: tuple[Rule, ...] = (
         "Nothing if instances create fine; otherwise check outbound UDP 5831.",
         DOC_TRAINING_VNET,
         rule_udp_unconfirmed,
+    ),
+    _r(
+        "registry-layers-unprobed",
+        Severity.INFO,
+        "Image layers come from the registry's storage account, which is not probed",
+        "Without a dedicated data endpoint or a private endpoint a registry serves layers from its own storage"
+        " account (*.blob.core.windows.net), whose name only an authenticated pull learns.",
+        "Allow *.blob.core.windows.net on 443 (Storage service tag) for pulls, or give the registry a dedicated data"
+        " endpoint a firewall can name.",
+        DOC_ACR_ENDPOINTS,
+        rule_registry_layers_unprobed,
     ),
     _r(
         "unexplained-failure",

@@ -13,6 +13,7 @@ from checks.addresses import IPNetwork, is_private, parse_networks
 from checks.evidence import PeVerdict, decide_private_endpoints, expected, has_privatelink
 from checks.inputs import AZURE_DNS, Inputs
 from checks.plan import DnsExpectation, Plan
+from checks.resources import apply_file_share_answers, apply_resource_answers, registry_layer_path
 from checks.websocket import apply_websocket_answers
 from probe.model import CertInfo, CheckResult, Confidence, Finding, Protocol, Status
 from probe.reasons import DNS_FAILURES, Reason
@@ -329,6 +330,12 @@ def interpret(
     apply_wireserver_user(results, environment)
     apply_tls_issuers(results)
     apply_websocket_answers(results)
+    apply_resource_answers(results)
+    apply_file_share_answers(results)
+    layers = registry_layer_path(results)
+    if layers is not None:
+        environment["registry_layer_path"] = layers
+        environment.setdefault("notes", {})["Registry image layers"] = [layers["why"]]
     environment["variants"] = {
         group: {cid: by_id[cid].status.value for cid in ids if cid in by_id}
         for group, ids in plan.variant_groups.items()

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from checks.addresses import is_ip
 from checks.catalog import PLACEHOLDERS, Catalog, Endpoint, PrivateDns, placeholders_in
 from checks.inputs import DEFAULT_SCENARIOS, Cloud, InputError, Inputs
+from checks.services import keep_headers
 from checks.validate import validate_inputs
 from probe.model import CheckSpec, Protocol, Target
 
@@ -140,6 +141,8 @@ def _endpoint_labels(e: Endpoint, values: dict[str, str], pe_of: dict[str, str])
     _common_labels(e, labels, pe_of)
     if e.operator:
         labels["operator"] = e.operator
+    if e.judge:
+        labels["judge"] = e.judge
     return labels
 
 
@@ -264,13 +267,24 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
         skipped.append(_skip(row, host=host, protocol=protocol, ports=ports, needs=[], note=note, labels=labels))
         return True
 
-    def connect(host: str, port: int, protocol: str, labels: dict[str, str], path: str | None = None) -> None:
+    def connect(
+        host: str,
+        port: int,
+        protocol: str,
+        labels: dict[str, str],
+        path: str | None = None,
+        *,
+        row: Endpoint | None = None,
+    ) -> None:
         cid = f"{protocol}:{host}:{port}"
         if cid in connections:
             _merge(connections[cid].labels, labels)
             return
         target = Target(host=host, port=port, protocol=Protocol(protocol), path=path)
-        connections[cid] = CheckSpec(id=cid, target=target, labels=dict(labels))
+        extra: dict[str, object] = {}
+        if row is not None and row.protocol == "http":
+            extra = {"request_headers": dict(row.headers), "keep_headers": list(keep_headers(row.judge))}
+        connections[cid] = CheckSpec(id=cid, target=target, labels=dict(labels), **extra)
 
     for e in catalog.endpoints:
         if not selected.intersection(e.scenarios):
@@ -296,7 +310,7 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
         want_dns(host, {**labels, "purpose": f"name resolution: {e.purpose}"})
         for port in e.ports:
             if not e.port_in_host_name:
-                connect(host, port, e.protocol, labels, path)
+                connect(host, port, e.protocol, labels, path, row=e)
                 continue
             # Both forms; the judge keeps the one the private-endpoint evidence selects.
             connect(host, port, e.protocol, {**labels, "when_private_endpoint": "true"}, path)

@@ -186,12 +186,15 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
             tls,
             authenticating_hosts=layout.websocket_hosts,
             auth_answer=scenario.auth_answer,
+            resources=layout.resource_kinds,
+            resource_modes=dict(scenario.resource_modes),
+            private_endpoints=layout.pe_addresses,
         ),
         AcceptOnly([("0.0.0.0", p) for p in sorted(layout.tcp_ports - topo.APP_PORTS)]),
         # The instance's apps listen behind the workspace private endpoint only (none without one).
         AcceptOnly([(a, p) for a in layout.app_addresses() for p in sorted(layout.tcp_ports & topo.APP_PORTS)]),
     ]
-    servers += [Smb2Responder("0.0.0.0", p) for p in sorted(layout.smb_ports)]
+    servers += [Smb2Responder("0.0.0.0", p, ciphers=scenario.smb_ciphers) for p in sorted(layout.smb_ports)]
     if scenario.udp_listener:
         servers += [UdpSink(host, port) for host, port in sorted(layout.udp_targets)]
     inspected = sorted(layout.websocket_hosts) if scenario.strip_websocket else []

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab.servers.smb import AES_256_GCM, AZURE_FILES_CIPHERS
+
 # Resource kinds that can have a private endpoint (checks.inputs.PE_RESOURCES, grouped).
 ALL_PRIVATE_ENDPOINTS = ("workspace", "notebooks", "storage", "key-vault", "acr")
 
@@ -44,6 +46,13 @@ class Scenario:
     nbvm: bool = False
     # Whether the scenario is a healthy, documented set-up (tests: no warning, no critical finding).
     healthy: bool = False
+    # How the workspace's resources treat a request that does not come through their private endpoint:
+    # (kind, "firewall" | "public-access-disabled") for kinds storage, key-vault, acr (lab/servers/resources.py).
+    resource_modes: tuple[tuple[str, str], ...] = ()
+    # The SMB channel encryption the storage account's file service allows (cipher ids, in preference order).
+    smb_ciphers: tuple[int, ...] = AZURE_FILES_CIPHERS
+    # Resources reached over service endpoints: their public endpoints see the compute's private address.
+    service_endpoints: tuple[str, ...] = ()
 
 
 # Resource kinds whose private endpoints a "zone not linked" scenario affects (requirements.md §3).
@@ -97,6 +106,7 @@ SCENARIOS: dict[str, Scenario] = {
             ' with no privatelink CNAME (how-to-secure-workspace-vnet: "either a private endpoint or service'
             ' endpoint").',
             private_endpoints=("workspace", "notebooks"),
+            service_endpoints=("storage", "key-vault"),
             healthy=True,
         ),
         Scenario(
@@ -197,6 +207,45 @@ SCENARIOS: dict[str, Scenario] = {
                 "to {pe_range}",
             ),
             proxy=True,
+        ),
+        Scenario(
+            "storage-firewall",
+            "The storage account's firewall (selected networks) does not admit the compute's subnet.",
+            "Storage has no private endpoint; its blob and file front ends answer every request 403"
+            ' AuthorizationFailure ("This request is not authorized to perform this operation."), as Azure Storage'
+            " answers a caller its network rules refuse (AzureStorageExplorer#8769, #9150). TCP, TLS and SMB"
+            " NEGOTIATE still work.",
+            private_endpoints=("workspace", "notebooks", "key-vault", "acr"),
+            resource_modes=(("storage", "firewall"),),
+        ),
+        Scenario(
+            "registry-firewall",
+            "The container registry's firewall refuses the compute's egress address (docker-images workload).",
+            "check --scenario compute-instance --scenario docker-images; the registry has no private endpoint (so no"
+            " data endpoint: NXDOMAIN) and answers GET /v2/ 403 DENIED \"client with IP '<egress>' is not allowed"
+            ' access" (docker/build-push-action#1214, Azure/acr#603), naming the NAT egress address the lab routes'
+            " public traffic from.",
+            private_endpoints=("workspace", "notebooks", "storage", "key-vault"),
+            resource_modes=(("acr", "firewall"),),
+            workloads=("compute-instance", "docker-images"),
+        ),
+        Scenario(
+            "key-vault-public-access-disabled",
+            "The key vault has public network access disabled and no private endpoint in this VNet.",
+            'The key vault resolves publicly and answers 403 ForbiddenByConnection ("Public network access is disabled'
+            ' and request is not from a trusted service nor via an approved private link.": microsoft/multimodal-ai'
+            "#171, Azure/secrets-store-csi-driver-provider-azure#873).",
+            private_endpoints=("workspace", "notebooks", "storage", "acr"),
+            resource_modes=(("key-vault", "public-access-disabled"),),
+        ),
+        Scenario(
+            "smb-aes256-only",
+            "The file share allows only AES-256-GCM channel encryption (the 'Maximum security' cipher).",
+            "The SMB responder agrees only AES-256-GCM and answers cipher 0 to an offer without it, as a server"
+            " following [MS-SMB2] 3.3.5.4 does (Samba 4.17 with 'server smb3 encryption algorithms = AES-256-GCM'"
+            " answers the same); Microsoft asks for AES-128-GCM to be enabled for mounts (AKS troubleshooting,"
+            " minimum encryption).",
+            smb_ciphers=(AES_256_GCM,),
         ),
         Scenario(
             "dns-timeout",

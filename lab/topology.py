@@ -36,6 +36,8 @@ from probe.model import Protocol
 CUSTOM_DNS = "10.0.0.4"
 AZURE_DNS = "168.63.129.16"
 PROXY = "10.0.0.10"
+COMPUTE = "10.0.0.5"  # the compute's NIC: what a private endpoint or a service endpoint sees
+NAT_EGRESS = "198.51.100.254"  # the VNet's public egress (NAT gateway): what a public endpoint sees
 PROXY_PORT = 3128
 GATEWAY_PORT = 8443  # the proxy's TLS-inspecting engine (websocket-stripped scenario)
 PE_RANGE = "10.0.1.0/24"
@@ -82,12 +84,28 @@ class Layout:
     tls_hosts: set[str] = field(default_factory=set)
     # Hosts behind a private endpoint: address -> resource; the apps' ports listen on the workspace's.
     pe_addresses: dict[str, str] = field(default_factory=dict)
+    # Hosts of the workspace's resources asked anonymously over HTTPS: host -> kind (the catalog's judge).
+    resource_kinds: dict[str, str] = field(default_factory=dict)
+    # Every planned host's resource label (storage-blob, key-vault, ...), where it has one.
+    resource_label: dict[str, str] = field(default_factory=dict)
     absent: set[str] = field(default_factory=set)  # planned names that do not exist (NXDOMAIN)
     operators: dict[str, str] = field(default_factory=dict)  # host -> the catalog's operator label
 
     def local_addresses(self) -> list[str]:
-        every = {CUSTOM_DNS, AZURE_DNS, PROXY, *self.addresses.values(), *self.public_addresses.values()}
+        every = {CUSTOM_DNS, AZURE_DNS, PROXY, COMPUTE, NAT_EGRESS}
+        every |= {*self.addresses.values(), *self.public_addresses.values()}
         return sorted(every, key=ipaddress.ip_address)
+
+    def source_for(self, address: str, scenario: Scenario) -> str:
+        """The caller's address a service at ``address`` sees (see the module's docstring)."""
+        if address in self.pe_addresses:
+            return COMPUTE
+        if scenario.service_endpoints and any(
+            self.addresses.get(h) == address and label.startswith(scenario.service_endpoints)
+            for h, label in self.resource_label.items()
+        ):
+            return COMPUTE
+        return NAT_EGRESS
 
     def front_end_addresses(self) -> list[str]:
         """Where HTTPS (443) listens: every service address, never WireServer or the resolvers."""
@@ -118,12 +136,15 @@ def _exists(host: str, labels: dict[str, str], scenario: Scenario) -> bool:
 def build_layout(plan: Plan, scenario: Scenario) -> Layout:
     layout = Layout()
     pe_pool, aml_pool = _hosts(PE_RANGE), _hosts(AML_RANGE)
-    other_pool, public_pool, optional_pool = _hosts(OTHER_RANGE), _hosts(STORAGE_RANGE), _hosts(OPTIONAL_RANGE)
+    other_pool = (h for h in _hosts(OTHER_RANGE) if h != NAT_EGRESS)
+    public_pool, optional_pool = _hosts(STORAGE_RANGE), _hosts(OPTIONAL_RANGE)
     next(pe_pool)  # 10.0.1.1 is the subnet's gateway in Azure; keep the layout familiar
     labels_of: dict[str, dict[str, str]] = {}
     optional: dict[str, bool] = {}
     for spec in plan.checks:
         labels_of.setdefault(spec.target.host, spec.labels)
+        if "resource" in spec.labels:
+            layout.resource_label.setdefault(spec.target.host, spec.labels["resource"])
         optional[spec.target.host] = optional.get(spec.target.host, True) and spec.labels.get("required") == "false"
     for host, labels in labels_of.items():
         if not _exists(host, labels, scenario):
@@ -156,6 +177,8 @@ def build_layout(plan: Plan, scenario: Scenario) -> Layout:
                 pool = optional_pool
             layout.addresses[host] = next(pool)
         port = spec.target.port
+        if proto is Protocol.HTTP and "judge" in spec.labels:
+            layout.resource_kinds[host] = spec.labels["judge"]
         if proto is Protocol.WEBSOCKET:
             layout.websocket_hosts.add(host)
         if proto in (Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP):
@@ -210,6 +233,11 @@ def network_commands(layout: Layout, scenario: Scenario) -> list[str]:
     """``ip -batch`` lines: addresses on lo, the drop link, and the scenario's policy rules."""
     cmds = ["link set lo up"]
     cmds += [f"addr add {a}/32 dev lo" for a in layout.local_addresses()]
+    # Each service address's local route names the caller's address its service sees (Layout.source_for).
+    cmds += [
+        f"route replace local {a} dev lo table local proto kernel scope host src {layout.source_for(a, scenario)}"
+        for a in layout.front_end_addresses()
+    ]
     cmds += [
         f"link add {DROP_LINK} type veth peer name {DROP_PEER}",
         f"link set {DROP_LINK} up",

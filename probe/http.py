@@ -2,7 +2,9 @@
 
 Any HTTP answer passes: the question is whether the path to the service works, and a 401, 403
 or 404 from the service proves it does. The status, Server and Via are recorded, because a
-403 from "Server: contoso-gw" is a different story from a 403 from the service.
+403 from "Server: contoso-gw" is a different story from a 403 from the service. So are the start
+of the body (bounded: error codes live there) and any response header the check asks to keep, so
+that a layer which knows the service can read its answer; this module reads none of it.
 
 Through a proxy, plain http:// is tunnelled with CONNECT as https:// is, so what the proxy says
 (proxy_*) never mixes with what the service says; proxies that allow CONNECT only to 443 reject
@@ -23,7 +25,7 @@ from urllib.parse import quote
 from probe import __version__
 from probe.context import ProbeContext, ca_bundle_in_use, make_result
 from probe.dial import DialFailed, DialInfo, dial
-from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Status, TlsFacts
+from probe.model import MAX_PEER_TEXT, CheckResult, CheckSpec, Confidence, HttpFacts, Status, TlsFacts
 from probe.reasons import Reason, classify_socket_error, classify_tls_error
 from probe.tcp import endpoint
 from probe.timing import Stopwatch, within
@@ -37,6 +39,12 @@ KEPT_HEADERS = ("content-type", "location", "www-authenticate", "proxy-authentic
 _ID_HEADER = re.compile(r"(?:^|-)(?:request|correlation|trace|activity)-?id$", re.IGNORECASE)
 _ID_HEADERS_MAX = 6
 _VALUE_MAX = 200
+# The body is read up to BODY_LIMIT bytes and kept up to BODY_KEEP characters: service error documents
+# (an XML <Error>, a JSON {"error": ...}) are a few hundred bytes; block pages are longer and only
+# their start matters. BODY_KEEP is the report's bound on any one peer string (probe.model).
+BODY_LIMIT = 16 * 1024
+BODY_KEEP = MAX_PEER_TEXT
+_NO_BODY = {204, 304}
 
 _STATUS_LINE = re.compile(r"HTTP/(\d)\.(\d) +(\d{3})(?: +(.*))?")
 
@@ -60,8 +68,9 @@ class HttpHead:
         values = self.get_all(name)
         return ", ".join(values) if values else None
 
-    def facts(self, *, upgraded: bool | None = None) -> HttpFacts:
-        kept = {k: v for k in KEPT_HEADERS if (v := self.get(k)) is not None}
+    def facts(self, *, upgraded: bool | None = None, keep: Sequence[str] = ()) -> HttpFacts:
+        names = list(dict.fromkeys([*KEPT_HEADERS, *(k.lower() for k in keep)]))
+        kept = {k: v[: _VALUE_MAX * 4] for k in names if (v := self.get(k)) is not None}
         ids = [k.lower() for k, _ in self.headers if _ID_HEADER.search(k)]
         for name in list(dict.fromkeys(ids))[:_ID_HEADERS_MAX]:
             kept[name] = (self.get(name) or "")[:_VALUE_MAX]
@@ -104,6 +113,14 @@ def parse_head(data: bytes) -> HttpHead:
 
 async def read_head(reader: asyncio.StreamReader, deadline: float, limit: int = HEAD_LIMIT) -> HttpHead:
     """Read one response head from a stream, skipping interim 1xx answers (but not 101)."""
+    head, _rest = await read_response_head(reader, deadline, limit)
+    return head
+
+
+async def read_response_head(
+    reader: asyncio.StreamReader, deadline: float, limit: int = HEAD_LIMIT
+) -> tuple[HttpHead, bytes]:
+    """The response head, skipping interim 1xx answers (but not 101), and the bytes read past it."""
     buf = b""
     while True:
         end = find_head_end(buf)
@@ -121,7 +138,84 @@ async def read_head(reader: asyncio.StreamReader, deadline: float, limit: int = 
         if 100 <= head.status < 200 and head.status != 101:
             buf = buf[end:]
             continue
-        return head
+        return head, buf[end:]
+
+
+async def _read_until(reader: asyncio.StreamReader, buf: bytearray, need: int, deadline: float) -> bool:
+    """Grow ``buf`` to ``need`` bytes; False when the peer closed first."""
+    while len(buf) < need:
+        chunk = await within(reader.read(max(need - len(buf), 4096)), deadline)
+        if not chunk:
+            return False
+        buf += chunk
+    return True
+
+
+async def _read_chunked(
+    reader: asyncio.StreamReader, buf: bytearray, deadline: float, limit: int
+) -> tuple[bytes, bool]:
+    """Decode a chunked body (RFC 9112 §7.1) until ``limit`` bytes of content or the last chunk."""
+    out = bytearray()
+    while len(out) < limit:
+        while (nl := buf.find(b"\n")) < 0:
+            if len(buf) > 1024 or not await _read_until(reader, buf, len(buf) + 1, deadline):
+                return bytes(out), True
+        size_text = bytes(buf[:nl]).split(b";", 1)[0].strip()
+        del buf[: nl + 1]
+        try:
+            size = int(size_text, 16)
+        except ValueError:
+            return bytes(out), True
+        if size == 0:
+            return bytes(out), False
+        take = min(size, limit - len(out))
+        complete = await _read_until(reader, buf, take, deadline)
+        out += buf[:take]
+        del buf[:take]
+        if not complete or take < size:
+            return bytes(out), True
+        await _read_until(reader, buf, 2, deadline)
+        del buf[:2]
+    return bytes(out), True
+
+
+async def read_body(
+    reader: asyncio.StreamReader, head: HttpHead, rest: bytes, deadline: float, limit: int = BODY_LIMIT
+) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of the body that follows ``head`` (``rest``: what was read past the head),
+    and whether there was more. Content-Length, chunked, or until the peer closes (the request said
+    Connection: close). A peer that stops sending leaves what came so far when the deadline passes."""
+    if head.status in _NO_BODY or 100 <= head.status < 200:
+        return b"", False
+    buf = bytearray(rest)
+    try:
+        if "chunked" in (head.get("transfer-encoding") or "").lower():
+            return await _read_chunked(reader, buf, deadline, limit)
+        length_text = head.get("content-length")
+        if length_text is not None and length_text.strip().isdigit():
+            length = int(length_text.strip())
+            await _read_until(reader, buf, min(length, limit), deadline)
+            return bytes(buf[: min(length, limit)]), length > limit
+        while len(buf) < limit:
+            if not await _read_until(reader, buf, len(buf) + 1, deadline):
+                return bytes(buf), False
+        return bytes(buf[:limit]), True
+    except (TimeoutError, OSError, ssl.SSLError):
+        return bytes(buf[:limit]), True
+
+
+def body_text(data: bytes, head: HttpHead, keep: int = BODY_KEEP) -> str:
+    """The body as text: the charset the Content-Type names, else UTF-8; undecodable bytes replaced."""
+    charset = "utf-8"
+    for part in (head.get("content-type") or "").split(";")[1:]:
+        key, _, value = part.strip().partition("=")
+        if key.lower() == "charset" and value:
+            charset = value.strip('"').strip()
+    try:
+        text = data.decode(charset, errors="replace")
+    except LookupError:
+        text = data.decode("utf-8", errors="replace")
+    return text.lstrip("\ufeff")[:keep]
 
 
 def request_target(path: str | None) -> str:
@@ -177,6 +271,8 @@ class HttpAnswer:
     info: DialInfo
     tls: TlsFacts | None
     url: str
+    body: bytes = b""
+    body_truncated: bool = False
 
     @property
     def via(self) -> str:
@@ -190,6 +286,7 @@ def _request(host: str, port: int, target: str, *, tls: bool, headers: Sequence[
         f"User-Agent: amlprobe/{__version__}",
         "Accept: */*",
     ]
+    # Header names and values were checked when the CheckSpec was made (probe.model).
     lines += [f"{k}: {v}" for k, v in headers]
     if not any(k.lower() == "connection" for k, _ in headers):
         lines.append("Connection: close")
@@ -207,9 +304,11 @@ async def exchange(
     headers: Sequence[tuple[str, str]] = (),
     phase: str = "http",
     farewell: bytes = b"",
+    body_limit: int = 0,
 ) -> HttpAnswer:
     """One HTTP/1.1 GET over a fresh connection (TLS when ``tls``, through the proxy when one applies);
-    return the response head. ``farewell`` is sent after a 101 before closing. Raises HttpFailed."""
+    return the response head, and up to ``body_limit`` bytes of the body. ``farewell`` is sent after a
+    101 before closing. Raises HttpFailed."""
     url = f"{'https' if tls else 'http'}://{host_header(host, port, tls=tls)}{target}"
     try:
         sock, info = await dial(ctx, host, port, deadline, tls=tls)
@@ -258,13 +357,16 @@ async def exchange(
         info.phases_ms[phase] = watch.ms()
         return HttpFailed(reason, detail, info, tls_facts, "request", closed=closed)
 
+    body, truncated = b"", False
     try:
         writer.write(_request(host, port, target, tls=tls, headers=headers))
         await within(writer.drain(), deadline)
-        head = await read_head(reader, deadline)
+        head, rest = await read_response_head(reader, deadline)
         if head.status == 101 and farewell:
             writer.write(farewell)
             await within(writer.drain(), deadline)
+        elif body_limit > 0 and head.status != 101:
+            body, truncated = await read_body(reader, head, rest, deadline, body_limit)
     except TimeoutError:
         raise failed(Reason.HTTP_TIMEOUT, f"No HTTP answer from {url} ({route_phrase(info)}) in time.") from None
     except BadHttpResponse as exc:
@@ -284,11 +386,12 @@ async def exchange(
     finally:
         writer.close()
     info.phases_ms[phase] = watch.ms()
-    return HttpAnswer(head=head, info=info, tls=tls_facts, url=url)
+    return HttpAnswer(head=head, info=info, tls=tls_facts, url=url, body=body, body_truncated=truncated)
 
 
 async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    """GET the target path over HTTP/1.1 (HTTPS when ``spec.tls``); any HTTP answer passes."""
+    """GET the target path over HTTP/1.1 (HTTPS when ``spec.tls``) with the spec's extra request headers;
+    any HTTP answer passes. The answer's status, kept headers and the start of its body are recorded."""
     started = datetime.now(timezone.utc)
     deadline = ctx.deadline()
     total = Stopwatch()
@@ -309,14 +412,25 @@ async def probe_http(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         )
 
     try:
-        answer = await exchange(ctx, host, port, request_target(spec.target.path), deadline, tls=tls)
+        answer = await exchange(
+            ctx,
+            host,
+            port,
+            request_target(spec.target.path),
+            deadline,
+            tls=tls,
+            headers=list(spec.request_headers.items()),
+            body_limit=BODY_LIMIT,
+        )
     except HttpFailed as exc:
         detail = exc.detail
         if exc.reason is Reason.PROXY_CONNECT_REJECTED and not tls:
             detail += " Many proxies allow CONNECT only to port 443; plain-HTTP clients send them forward requests."
         return result(exc.reason, detail, exc.info, tls=exc.tls)
     head = answer.head
-    facts = head.facts()
+    facts = head.facts(keep=spec.keep_headers)
+    if answer.body:
+        facts.body, facts.body_truncated = body_text(answer.body, head), answer.body_truncated
     answered = f" from {facts.server}" if facts.server else ""
     detail = f"HTTP {head.status} {head.reason}".rstrip() + f"{answered} for GET {answer.url} ({answer.via})."
     return result(Reason.OK, detail, answer.info, tls=answer.tls, http=facts, latency_ms=total.ms())

@@ -7,17 +7,19 @@ addresses) are never renamed. New fields may be added; bump SCHEMA_VERSION's min
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from probe import __version__
 from probe.reasons import Reason
 from probe.sanitize import MAX_FIELD, clip, printable
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 # Bounds on what a peer can make a check result hold (applied where every result is built, in
 # CheckResult's validator). A peer chooses its certificate names, its headers and how many
@@ -97,6 +99,19 @@ class CheckSpec(_Model):
     payload_hex: str = ""
     # dns: ask these servers directly instead of the run's shared resolver (e.g. a reference resolver).
     dns_servers: list[str] = Field(default_factory=list)
+    # http: extra request headers (e.g. the API version a service needs to answer in its current form), and
+    # response headers to record besides the ones every http check keeps (probe.http.KEPT_HEADERS).
+    request_headers: dict[str, str] = Field(default_factory=dict)
+    keep_headers: list[str] = Field(default_factory=list)
+
+    @field_validator("request_headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        # RFC 9110 §5.1 (a token) and §5.5 (no CR, LF or NUL in a value): nothing may smuggle a line in.
+        for name, text in value.items():
+            if not _TOKEN.fullmatch(name) or any(c in text for c in "\r\n\x00"):
+                raise ValueError(f"invalid request header {name!r}")
+        return value
 
 
 class CnameLink(_Model):
@@ -161,9 +176,20 @@ class HttpFacts(_Model):
     via: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     upgraded: bool | None = None
+    # http: the start of the response body as text (at most MAX_PEER_TEXT characters): error codes live there.
+    body: str | None = None
+    body_truncated: bool = False
     # websocket: the same URL asked as a plain GET, to tell an upgrade-aware answer from one given to any request.
     plain_get: HttpFacts | None = None
     plain_get_error: str | None = Field(None, description="Why the plain GET got no HTTP answer.")
+
+
+class SmbCipherCheck(_Model):
+    """A NEGOTIATE that offered only ``offered``: the cipher the server agreed to ("none": it refused them all)."""
+
+    offered: list[str]
+    agreed: str | None = None
+    error: str | None = Field(None, description="Why this NEGOTIATE got no usable answer.")
 
 
 class SmbFacts(_Model):
@@ -171,6 +197,12 @@ class SmbFacts(_Model):
     dialect_revision: str | None = None
     signing_required: bool | None = None
     server_guid: str | None = None
+    ciphers_offered: list[str] = Field(default_factory=list, description="The first NEGOTIATE's ciphers, in order.")
+    cipher: str | None = Field(
+        None, description='The cipher agreed for the first NEGOTIATE; "none": no cipher in common; null: not named.'
+    )
+    signing_algorithm: str | None = None
+    cipher_checks: list[SmbCipherCheck] = Field(default_factory=list)
 
 
 class UdpFacts(_Model):
@@ -269,6 +301,7 @@ class _Cuts:
         facts.via = self.optional(f"{path}.via", facts.via)
         facts.headers = {k: self.text(f"{path}.headers.{k}", v) for k, v in facts.headers.items()}
         facts.plain_get_error = self.optional(f"{path}.plain_get_error", facts.plain_get_error)
+        facts.body = self.optional(f"{path}.body", facts.body)
         if facts.plain_get is not None:
             self.http(f"{path}.plain_get", facts.plain_get)
 

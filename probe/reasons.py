@@ -63,10 +63,18 @@ class Reason(str, Enum):
 
     HTTP_TIMEOUT = "http_timeout"
     HTTP_BAD_RESPONSE = "http_bad_response"
+    HTTP_AUTH_REQUIRED = "http_auth_required"
+    HTTP_SERVICE_ANSWERED = "http_service_answered"
+    HTTP_NETWORK_DENIED = "http_network_denied"
+    HTTP_PUBLIC_ACCESS_DISABLED = "http_public_access_disabled"
+    HTTP_INTERCEPTED = "http_intercepted"
+    HTTP_INCONCLUSIVE = "http_inconclusive"
 
     SMB_NOT_SMB = "smb_not_smb"
     SMB_RESET = "smb_reset"
     SMB_TIMEOUT = "smb_timeout"
+    SMB_NO_COMMON_DIALECT = "smb_no_common_dialect"
+    SMB_NO_COMMON_CIPHER = "smb_no_common_cipher"
 
     UDP_OPEN = "udp_open"
     UDP_CLOSED = "udp_closed"
@@ -140,9 +148,39 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
     ),
     Reason.HTTP_TIMEOUT: "No HTTP answer in time.",
     Reason.HTTP_BAD_RESPONSE: "The peer's HTTP answer could not be parsed.",
+    Reason.HTTP_AUTH_REQUIRED: (
+        "Reached, authentication required: the service answered the anonymous request with its own documented"
+        " authentication challenge. The path works."
+    ),
+    Reason.HTTP_SERVICE_ANSWERED: (
+        "The service itself answered (its own error), but not with a documented challenge or refusal: the path"
+        " works; what the answer says about access is not documented."
+    ),
+    Reason.HTTP_NETWORK_DENIED: (
+        "The service answered and refused the request because of where it came from: its firewall (network"
+        " rules) does not admit this machine (for some services, or its public network access is disabled)."
+    ),
+    Reason.HTTP_PUBLIC_ACCESS_DISABLED: (
+        "The service answered that its public network access is disabled: only its private endpoints (or trusted"
+        " services) may reach it."
+    ),
+    Reason.HTTP_INTERCEPTED: (
+        "Something in between (a proxy, a firewall's block page, Azure Firewall's 470) answered instead of the"
+        " service: the request never reached it."
+    ),
+    Reason.HTTP_INCONCLUSIVE: (
+        "An answer without the service's marks and without a middlebox's: who sent it cannot be told."
+    ),
     Reason.SMB_NOT_SMB: "TCP 445 is open but what answered does not speak SMB2/3.",
     Reason.SMB_RESET: "The connection was reset during SMB2 NEGOTIATE.",
     Reason.SMB_TIMEOUT: "TCP 445 connected but no SMB2 NEGOTIATE response came in time.",
+    Reason.SMB_NO_COMMON_DIALECT: (
+        "An SMB2 server answered, but supports none of the dialects offered (2.0.2 to 3.1.1)."
+    ),
+    Reason.SMB_NO_COMMON_CIPHER: (
+        "SMB 3.1.1 negotiated, but the server has no cipher in common with what a Linux CIFS client offers"
+        " (AES-128-GCM, AES-256-GCM, AES-128-CCM): no encrypted session can be set up."
+    ),
     Reason.UDP_OPEN: "A datagram came back: the UDP port is open.",
     Reason.UDP_CLOSED: "ICMP port unreachable came back: the UDP port is closed (rejected).",
     Reason.UDP_FILTERED: "Another ICMP unreachable came back: the UDP port is filtered.",

@@ -1,8 +1,22 @@
-"""SMB prober: TCP to 445, then one real SMB2 NEGOTIATE, the exchange Azure Files mounts start with.
+"""SMB prober: TCP to 445, then real SMB2 NEGOTIATEs, the exchange every SMB mount starts with.
 
 Only NEGOTIATE is ever sent: no session setup, no credentials. That is enough to tell an SMB2/3
 server from a firewall or appliance that accepts TCP and then stays silent, resets, or answers
-something else, and to learn the dialect and whether the server requires signing.
+something else, and to learn the dialect, the cipher and signing algorithm the server agrees to, and
+whether it requires signing. What it cannot show is anything the server checks later: credentials,
+identity, and (on some servers) which ciphers a session may use; the pass says so.
+
+The first NEGOTIATE offers what the Linux CIFS client of Ubuntu 22.04 (kernel 5.15) offers, in its
+order: AES-128-GCM, AES-256-GCM, AES-128-CCM (fs/cifs/smb2pdu.c ``build_encrypt_ctxt`` with
+``enable_gcm_256``, on by default since Linux commit fee742b50289, 5.13), plus SIGNING_CAPABILITIES
+with AES-GMAC, AES-CMAC and HMAC-SHA256 ([MS-SMB2] 2.2.3.1.7). The server must pick one of the
+offered ciphers or answer cipher 0, "no common cipher" ([MS-SMB2] 3.3.5.4; the Linux client's
+``decode_encrypt_ctx``: "server is allowed to return 0 to indicate no supported cipher").
+
+The cipher a server picks from a list says what it prefers, not everything it accepts, so up to two
+more NEGOTIATEs (new connections, the same deadline) ask about what the first answer left open:
+AES-256-GCM alone, and the AES-128 ciphers alone. A server that refuses both AES-128 ciphers accepts
+only AES-256; one that refuses everything the Linux client offers has no cipher in common with it.
 """
 
 from __future__ import annotations
@@ -19,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from probe.context import ProbeContext, make_result
-from probe.model import CheckResult, CheckSpec, Confidence, SmbFacts, Status
+from probe.model import CheckResult, CheckSpec, Confidence, SmbCipherCheck, SmbFacts, Status
 from probe.reasons import Reason, classify_socket_error
 from probe.timing import Stopwatch, within
 
@@ -42,9 +56,32 @@ STATUS_PENDING = 0x00000103
 
 PREAUTH_INTEGRITY_CAPABILITIES = 0x0001
 ENCRYPTION_CAPABILITIES = 0x0002
+SIGNING_CAPABILITIES = 0x0008
 HASH_SHA512 = 0x0001
+# [MS-SMB2] 2.2.3.1.2, cipher ids.
+CIPHER_NONE = 0x0000
 CIPHER_AES128_CCM = 0x0001
 CIPHER_AES128_GCM = 0x0002
+CIPHER_AES256_CCM = 0x0003
+CIPHER_AES256_GCM = 0x0004
+CIPHERS: dict[int, str] = {
+    CIPHER_AES128_CCM: "AES-128-CCM",
+    CIPHER_AES128_GCM: "AES-128-GCM",
+    CIPHER_AES256_CCM: "AES-256-CCM",
+    CIPHER_AES256_GCM: "AES-256-GCM",
+}
+# [MS-SMB2] 2.2.3.1.7, signing algorithm ids.
+SIGNING_ALGORITHMS: dict[int, str] = {0x0000: "HMAC-SHA256", 0x0001: "AES-CMAC", 0x0002: "AES-GMAC"}
+SIGNING_OFFER = (0x0002, 0x0001, 0x0000)
+# What the Linux CIFS client of Ubuntu 22.04 (5.15, enable_gcm_256 on) offers, in its order (see above).
+LINUX_CIFS_CIPHERS = (CIPHER_AES128_GCM, CIPHER_AES256_GCM, CIPHER_AES128_CCM)
+LINUX_CIFS_CLIENT = "the Linux CIFS client of Ubuntu 22.04"
+AES256_ONLY = (CIPHER_AES256_GCM,)
+AES128_ONLY = (CIPHER_AES128_GCM, CIPHER_AES128_CCM)
+# [MS-SMB2] 2.2.3 Capabilities: DFS, LEASING, LARGE_MTU, ENCRYPTION ("the client supports encryption"),
+# as a Linux client sets them. Samba 4.17 answers no ENCRYPTION context to a client without ENCRYPTION.
+CLIENT_CAPABILITIES = 0x0001 | 0x0002 | 0x0004 | 0x0040
+SERVER_CAP_ENCRYPTION = 0x0040
 
 DIALECTS: dict[int, str] = {
     0x0202: "SMB 2.0.2",
@@ -54,6 +91,8 @@ DIALECTS: dict[int, str] = {
     0x0311: "SMB 3.1.1",
 }
 WILDCARD_DIALECT = 0x02FF  # answer to an SMB1-style multi-protocol negotiate
+
+STATUS_NOT_SUPPORTED = 0xC00000BB
 
 NT_STATUS_NAMES = {
     0xC0000001: "STATUS_UNSUCCESSFUL",
@@ -82,15 +121,23 @@ def netbios_frame(message: bytes) -> bytes:
     return struct.pack(">I", len(message)) + message
 
 
-def _negotiate_contexts(salt: bytes) -> list[tuple[int, bytes]]:
+def _id_list(ids: tuple[int, ...]) -> bytes:
+    return struct.pack(f"<H{len(ids)}H", len(ids), *ids)
+
+
+def _negotiate_contexts(salt: bytes, ciphers: tuple[int, ...]) -> list[tuple[int, bytes]]:
     preauth = struct.pack("<HHH", 1, len(salt), HASH_SHA512) + salt
-    ciphers = (CIPHER_AES128_GCM, CIPHER_AES128_CCM)
-    encryption = struct.pack(f"<H{len(ciphers)}H", len(ciphers), *ciphers)
-    return [(PREAUTH_INTEGRITY_CAPABILITIES, preauth), (ENCRYPTION_CAPABILITIES, encryption)]
+    return [
+        (PREAUTH_INTEGRITY_CAPABILITIES, preauth),
+        (ENCRYPTION_CAPABILITIES, _id_list(ciphers)),
+        (SIGNING_CAPABILITIES, _id_list(SIGNING_OFFER)),
+    ]
 
 
-def build_negotiate_request(client_guid: bytes, salt: bytes, message_id: int = 0) -> bytes:
-    """An SMB2 NEGOTIATE offering 2.0.2 to 3.1.1, framed for TCP 445."""
+def build_negotiate_request(
+    client_guid: bytes, salt: bytes, message_id: int = 0, *, ciphers: tuple[int, ...] = LINUX_CIFS_CIPHERS
+) -> bytes:
+    """An SMB2 NEGOTIATE offering 2.0.2 to 3.1.1 and ``ciphers`` (in preference order), framed for TCP 445."""
     header = SMB2_HEADER.pack(SMB2_MAGIC, 64, 0, 0, CMD_NEGOTIATE, 1, 0, 0, message_id, 0, 0, 0, bytes(16))
     dialects = list(DIALECTS)
     dialect_bytes = struct.pack(f"<{len(dialects)}H", *dialects)
@@ -98,12 +145,14 @@ def build_negotiate_request(client_guid: bytes, salt: bytes, message_id: int = 0
     end_of_dialects = len(header) + NEGOTIATE_REQUEST.size + len(dialect_bytes)
     context_offset = end_of_dialects + pad8(end_of_dialects)
     contexts = b""
-    items = _negotiate_contexts(salt)
+    items = _negotiate_contexts(salt, ciphers)
     for i, (ctype, data) in enumerate(items):
         contexts += CONTEXT_HEADER.pack(ctype, len(data), 0) + data
         if i < len(items) - 1:
             contexts += bytes(pad8(len(contexts)))
-    body = NEGOTIATE_REQUEST.pack(36, len(dialects), SIGNING_ENABLED, 0, 0, client_guid, context_offset, len(items), 0)
+    body = NEGOTIATE_REQUEST.pack(
+        36, len(dialects), SIGNING_ENABLED, 0, CLIENT_CAPABILITIES, client_guid, context_offset, len(items), 0
+    )
     message = header + body + dialect_bytes + bytes(pad8(end_of_dialects)) + contexts
     return netbios_frame(message)
 
@@ -114,6 +163,20 @@ class NegotiateAnswer:
     dialect: int
     security_mode: int
     server_guid: bytes
+    capabilities: int = 0
+    # SMB 3.1.1: the one cipher the server chose (CIPHER_NONE: no common cipher); None: no ENCRYPTION context.
+    cipher: int | None = None
+    signing_algorithm: int | None = None
+
+    @property
+    def agreed_cipher(self) -> int | None:
+        """The cipher the connection would use: 3.1.1's context; SMB 3.0/3.0.2 use AES-128-CCM when the server
+        announces encryption ([MS-SMB2] 3.1.4.3); None when nothing says."""
+        if self.dialect == 0x0311:
+            return self.cipher
+        if self.dialect in (0x0300, 0x0302):
+            return CIPHER_AES128_CCM if self.capabilities & SERVER_CAP_ENCRYPTION else None
+        return None
 
 
 class NotSmb(Exception):
@@ -125,6 +188,14 @@ class NotSmb(Exception):
     def __init__(self, message: str, *, smb2: bool = False) -> None:
         super().__init__(message)
         self.smb2 = smb2
+
+
+class NoCommonDialect(Exception):
+    """The server speaks SMB2 and answered that it supports none of the offered dialects."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status_name(status))
+        self.status = status
 
 
 class Closed(Exception):
@@ -194,10 +265,59 @@ def parse_negotiate_response(message: bytes) -> tuple[int, int, NegotiateAnswer 
     body = message[SMB2_HEADER.size :]
     if len(body) < NEGOTIATE_RESPONSE.size:
         raise NotSmb("sent a truncated NEGOTIATE response", smb2=True)
-    structure_size, security_mode, dialect, _, server_guid, *_ = NEGOTIATE_RESPONSE.unpack_from(body)
+    fields = NEGOTIATE_RESPONSE.unpack_from(body)
+    structure_size, security_mode, dialect, context_count, server_guid, capabilities = fields[:6]
+    context_offset = fields[-1]
     if structure_size != 65:
         raise NotSmb(f"sent a NEGOTIATE response with StructureSize {structure_size}, not 65", smb2=True)
-    return status, flags, NegotiateAnswer(status, dialect, security_mode, server_guid)
+    cipher = signing = None
+    if dialect == 0x0311 and context_count:
+        contexts = parse_contexts(message, context_offset, context_count)
+        cipher = _single_id(contexts.get(ENCRYPTION_CAPABILITIES), "cipher")
+        signing = _single_id(contexts.get(SIGNING_CAPABILITIES), "signing algorithm")
+    return status, flags, NegotiateAnswer(status, dialect, security_mode, server_guid, capabilities, cipher, signing)
+
+
+def parse_contexts(message: bytes, offset: int, count: int) -> dict[int, bytes]:
+    """The negotiate contexts of a response ([MS-SMB2] 2.2.4.1): type -> data. Each starts 8-byte aligned."""
+    contexts: dict[int, bytes] = {}
+    pos = offset
+    for _ in range(min(count, 16)):
+        pos += pad8(pos)
+        if pos + CONTEXT_HEADER.size > len(message):
+            raise NotSmb("sent negotiate contexts that run past the message", smb2=True)
+        ctype, length, _ = CONTEXT_HEADER.unpack_from(message, pos)
+        start = pos + CONTEXT_HEADER.size
+        if start + length > len(message):
+            raise NotSmb("sent a negotiate context that runs past the message", smb2=True)
+        contexts.setdefault(ctype, message[start : start + length])
+        pos = start + length
+    return contexts
+
+
+def _single_id(data: bytes | None, what: str) -> int | None:
+    """A response's ENCRYPTION or SIGNING context: a count that must be 1, then the chosen id."""
+    if data is None:
+        return None
+    if len(data) < 4:
+        raise NotSmb(f"sent a malformed {what} context", smb2=True)
+    count, chosen = struct.unpack_from("<HH", data)
+    if count != 1:
+        # The Linux client rejects any other count too ("Invalid SMB3.11 cipher count").
+        raise NotSmb(f"answered {count} values in its {what} context; a server chooses exactly one", smb2=True)
+    return int(chosen)
+
+
+def cipher_name(cipher: int | None) -> str:
+    if cipher is None:
+        return "not named"
+    if cipher == CIPHER_NONE:
+        return "none in common"
+    return CIPHERS.get(cipher, f"cipher 0x{cipher:04X}")
+
+
+def cipher_list(ciphers: tuple[int, ...]) -> str:
+    return ", ".join(CIPHERS[c] for c in ciphers)
 
 
 def status_name(status: int) -> str:
@@ -220,6 +340,8 @@ async def read_negotiate_response(recv: Recv, deadline: float) -> NegotiateAnswe
         if status == STATUS_PENDING and flags & FLAG_ASYNC:
             continue
         if answer is None:
+            if status == STATUS_NOT_SUPPORTED:
+                raise NoCommonDialect(status)
             raise NotSmb(
                 f"speaks SMB2 but rejected NEGOTIATE with {status_name(status)}: "
                 "it accepts none of SMB 2.0.2 to 3.1.1 as offered",
@@ -244,20 +366,27 @@ class _Outcome:
     confidence: Confidence = Confidence.CONFIRMED
     latency_ms: float | None = None
     facts: SmbFacts | None = None
+    answer: NegotiateAnswer | None = None
+
+
+async def negotiate(sock: socket.socket, deadline: float, ciphers: tuple[int, ...]) -> NegotiateAnswer:
+    """One NEGOTIATE offering ``ciphers`` on a connected socket. Raises TimeoutError, Closed, NotSmb,
+    NoCommonDialect or OSError."""
+    loop = asyncio.get_running_loop()
+    request = build_negotiate_request(uuid.uuid4().bytes, os.urandom(32), ciphers=ciphers)
+    await within(loop.sock_sendall(sock, request), deadline)
+    return await read_negotiate_response(functools.partial(loop.sock_recv, sock, 65536), deadline)
 
 
 async def _exchange(sock: socket.socket, peer: str, deadline: float) -> _Outcome:
-    """Send NEGOTIATE on the connected socket and judge whatever comes back."""
-    loop = asyncio.get_running_loop()
-    request = build_negotiate_request(uuid.uuid4().bytes, os.urandom(32))
+    """Send the first NEGOTIATE on the connected socket and judge whatever comes back."""
     watch = Stopwatch()
 
     def failed(reason: Reason, detail: str, confidence: Confidence = Confidence.CONFIRMED) -> _Outcome:
         return _Outcome(Status.FAIL, reason, detail, watch.ms(), confidence)
 
     try:
-        await within(loop.sock_sendall(sock, request), deadline)
-        answer = await read_negotiate_response(functools.partial(loop.sock_recv, sock, 65536), deadline)
+        answer = await negotiate(sock, deadline, LINUX_CIFS_CIPHERS)
     except TimeoutError:
         waited = watch.ms() / 1000
         return failed(
@@ -276,6 +405,11 @@ async def _exchange(sock: socket.socket, peer: str, deadline: float) -> _Outcome
             Reason.SMB_NOT_SMB,
             f"{peer} accepted TCP, then closed the connection without answering SMB2 NEGOTIATE.",
         )
+    except NoCommonDialect as exc:
+        return failed(
+            Reason.SMB_NO_COMMON_DIALECT,
+            f"{peer} speaks SMB2 but answered NEGOTIATE with {exc}: it supports none of SMB 2.0.2 to 3.1.1.",
+        )
     except NotSmb as exc:
         conclusion = "" if exc.smb2 else ": not an SMB2/3 server"
         return failed(Reason.SMB_NOT_SMB, f"{peer} {exc}{conclusion}.")
@@ -288,24 +422,101 @@ async def _exchange(sock: socket.socket, peer: str, deadline: float) -> _Outcome
         return failed(reason, f"{peer} failed during SMB2 NEGOTIATE: {exc}.")
 
     negotiate_ms = watch.ms()
-    signing_required = bool(answer.security_mode & SIGNING_REQUIRED)
     name = dialect_name(answer.dialect)
+    agreed = answer.agreed_cipher
     facts = SmbFacts(
         dialect=name,
         dialect_revision=f"0x{answer.dialect:04X}",
-        signing_required=signing_required,
+        signing_required=bool(answer.security_mode & SIGNING_REQUIRED),
         server_guid=str(uuid.UUID(bytes_le=answer.server_guid)),
+        ciphers_offered=[CIPHERS[c] for c in LINUX_CIFS_CIPHERS],
+        cipher=None if agreed is None else cipher_name(agreed) if agreed != CIPHER_NONE else "none",
+        signing_algorithm=(
+            None
+            if answer.signing_algorithm is None
+            else SIGNING_ALGORITHMS.get(answer.signing_algorithm, f"0x{answer.signing_algorithm:04X}")
+        ),
     )
     if answer.dialect not in DIALECTS:
         detail = f"{peer} answered NEGOTIATE with {name}, which was not offered: not a usable SMB2/3 server."
         return _Outcome(Status.FAIL, Reason.SMB_NOT_SMB, detail, negotiate_ms, facts=facts)
-    signing = "signing required" if signing_required else "signing not required"
-    detail = f"{name} answered NEGOTIATE ({signing}) in {negotiate_ms:g} ms."
-    return _Outcome(Status.PASS, Reason.OK, detail, negotiate_ms, latency_ms=negotiate_ms, facts=facts)
+    if answer.cipher is not None and answer.cipher not in (CIPHER_NONE, *LINUX_CIFS_CIPHERS):
+        detail = f"{peer} chose {cipher_name(answer.cipher)}, which was not offered: not a usable SMB 3.1.1 server."
+        return _Outcome(Status.FAIL, Reason.SMB_NOT_SMB, detail, negotiate_ms, facts=facts)
+    if answer.dialect == 0x0311 and answer.cipher == CIPHER_NONE:
+        detail = (
+            f"{name} negotiated, but {peer} has no cipher in common with what {LINUX_CIFS_CLIENT} offers"
+            f" ({cipher_list(LINUX_CIFS_CIPHERS)}): it answered cipher 0, so no encrypted session can be set up."
+        )
+        return _Outcome(Status.FAIL, Reason.SMB_NO_COMMON_CIPHER, detail, negotiate_ms, facts=facts, answer=answer)
+    return _Outcome(Status.PASS, Reason.OK, "", negotiate_ms, latency_ms=negotiate_ms, facts=facts, answer=answer)
+
+
+def _follow_ups(answer: NegotiateAnswer) -> list[tuple[int, ...]]:
+    """What the first answer left open: whether AES-256-GCM alone is accepted (unless it was chosen), and
+    whether the AES-128 ciphers are (unless one was chosen). Only SMB 3.1.1 negotiates a cipher."""
+    if answer.dialect != 0x0311 or answer.cipher is None:
+        return []
+    asks: list[tuple[int, ...]] = []
+    if answer.cipher != CIPHER_AES256_GCM:
+        asks.append(AES256_ONLY)
+    if answer.cipher not in AES128_ONLY:
+        asks.append(AES128_ONLY)
+    return asks
+
+
+async def _ask(ctx: ProbeContext, address: str, port: int, deadline: float, ciphers: tuple[int, ...]) -> SmbCipherCheck:
+    """A NEGOTIATE offering only ``ciphers`` on a new connection to the address that answered the first."""
+    from probe.dial import DialFailed, dial
+
+    offered = [CIPHERS[c] for c in ciphers]
+    try:
+        sock, _info = await dial(ctx, address, port, deadline, tls=False, allow_proxy=False)
+    except DialFailed as exc:
+        return SmbCipherCheck(offered=offered, error=exc.reason.value)
+    try:
+        answer = await negotiate(sock, deadline, ciphers)
+    except (TimeoutError, Closed, NotSmb, NoCommonDialect, OSError) as exc:
+        why = "timeout" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        return SmbCipherCheck(offered=offered, error=why)
+    finally:
+        sock.close()
+    if answer.cipher is None:
+        return SmbCipherCheck(offered=offered, error="the answer named no cipher")
+    agreed = "none" if answer.cipher == CIPHER_NONE else cipher_name(answer.cipher)
+    return SmbCipherCheck(offered=offered, agreed=agreed)
+
+
+def _check_phrase(check: SmbCipherCheck) -> str:
+    asked = " or ".join(check.offered) if len(check.offered) > 1 else check.offered[0]
+    if check.error:
+        return f"offered {asked} alone, it gave no answer ({check.error})"
+    if check.agreed == "none":
+        return f"it refuses {asked}"
+    return f"it accepts {check.agreed}"
+
+
+def pass_detail(facts: SmbFacts, negotiate_ms: float) -> str:
+    """The honest sentence for a NEGOTIATE that worked: what was agreed, and what it does not prove."""
+    signing = "signing required" if facts.signing_required else "signing not required"
+    parts = [signing]
+    if facts.signing_algorithm:
+        parts.append(f"signing with {facts.signing_algorithm}")
+    if facts.dialect == "SMB 3.1.1":
+        if facts.cipher:
+            parts.append(f"cipher {facts.cipher} for what {LINUX_CIFS_CLIENT} offers")
+        else:
+            parts.append("the server named no cipher: it offers no encryption")
+    elif facts.cipher:
+        parts.append(f"encryption with {facts.cipher}")
+    detail = f"{facts.dialect} negotiated ({'; '.join(parts)}) in {negotiate_ms:g} ms"
+    if facts.cipher_checks:
+        detail += "; asked again, " + "; ".join(_check_phrase(c) for c in facts.cipher_checks)
+    return detail + ". Mounting also needs the share's credentials or identity, which this check does not test."
 
 
 async def probe_smb(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    """Does host:445 answer an SMB2 NEGOTIATE, and with which dialect? Never through a proxy."""
+    """Does host:445 answer an SMB2 NEGOTIATE, with which dialect, cipher and signing? Never through a proxy."""
     from probe.dial import DialFailed, dial
 
     started = datetime.now(timezone.utc)
@@ -328,10 +539,25 @@ async def probe_smb(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
             **fi.result_fields(),
         )
 
+    peer = info.peer or f"{host}:{port}"
     try:
-        outcome = await _exchange(sock, info.peer or f"{host}:{port}", deadline)
+        outcome = await _exchange(sock, peer, deadline)
     finally:
         sock.close()
+    phases = {**info.phases_ms, "negotiate": outcome.negotiate_ms}
+    if outcome.answer is not None and outcome.facts is not None:
+        asks = _follow_ups(outcome.answer)
+        if asks:
+            address = peer.rsplit(":", 1)[0].strip("[]")
+            watch = Stopwatch()
+            outcome.facts.cipher_checks = list(
+                await asyncio.gather(*(_ask(ctx, address, port, deadline, c) for c in asks))
+            )
+            phases["cipher_checks"] = watch.ms()
+        if outcome.status is Status.PASS:
+            outcome.detail = pass_detail(outcome.facts, outcome.negotiate_ms)
+        elif outcome.facts.cipher_checks:
+            outcome.detail += " Asked again, " + "; ".join(_check_phrase(c) for c in outcome.facts.cipher_checks) + "."
     return make_result(
         spec,
         outcome.status,
@@ -340,6 +566,6 @@ async def probe_smb(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         confidence=outcome.confidence,
         started_at=started,
         latency_ms=outcome.latency_ms,
-        **{**info.result_fields(), "phases_ms": {**info.phases_ms, "negotiate": outcome.negotiate_ms}},
+        **{**info.result_fields(), "phases_ms": phases},
         smb=outcome.facts,
     )

@@ -5,6 +5,16 @@ NEGOTIATE with a valid response (the highest dialect both sides know, with the S
 negotiate contexts when 3.1.1 is chosen) and closes. It never authenticates anyone. The wire
 format is written here independently of probe/smb.py, so each checks the other.
 
+Ciphers. Azure Files supports AES-128-CCM, AES-128-GCM and AES-256-GCM, and an account may allow a
+subset ("channel encryption": learn.microsoft.com/azure/storage/files/files-smb-protocol). The
+responder picks, in its own preference order (Windows' default order: AES-128-GCM, AES-128-CCM,
+AES-256-GCM), the first allowed cipher the client offered, or answers cipher 0 when none is
+([MS-SMB2] 3.3.5.4), as Samba 4.17 does. Azure Files itself checks the account's setting only at
+session setup ("these settings are checked when an SMB session is established", files-smb-protocol),
+and answers AES-128-GCM to a client that offers it even when the account allows only AES-256-GCM
+(linux-cifs thread "mount.cifs fails to negotiate AES-256-GCM ...", Oct 2025, Enzo Matsumiya):
+``policy_at_negotiate=False`` plays that, choosing among everything Azure Files supports.
+
 Run standalone (e.g. inside a lab namespace)::
 
     python -m lab.servers.smb --listen 10.0.0.45:445 [--max-dialect 3.0.2] [--signing-required]
@@ -45,7 +55,12 @@ _STATUS_NOT_SUPPORTED = 0xC00000BB
 _PREAUTH = 0x0001
 _ENCRYPTION = 0x0002
 _SHA512 = 0x0001
-_OUR_CIPHERS = (0x0002, 0x0001)  # AES-128-GCM preferred, then AES-128-CCM
+_SIGNING = 0x0008
+# Azure Files' ciphers in the responder's preference order: AES-128-GCM, AES-128-CCM, AES-256-GCM.
+AZURE_FILES_CIPHERS = (0x0002, 0x0001, 0x0004)
+AES_256_GCM = 0x0004
+# [MS-SMB2] 2.2.3.1.7: AES-GMAC, AES-CMAC, HMAC-SHA256, in the responder's preference order.
+_OUR_SIGNING = (0x0002, 0x0001, 0x0000)
 _MAX_REQUEST = 64 * 1024
 _READ_TIMEOUT = 10.0
 # Seconds between 1601-01-01 (FILETIME epoch) and 1970-01-01.
@@ -84,7 +99,7 @@ def _parse_contexts(message: bytes, offset: int, count: int) -> dict[int, bytes]
     return contexts
 
 
-def _client_ciphers(data: bytes) -> list[int]:
+def _client_ids(data: bytes) -> list[int]:
     if len(data) < 2:
         return []
     (count,) = struct.unpack_from("<H", data)
@@ -95,8 +110,9 @@ class Smb2Responder(LabServer):
     """Answer SMB2 NEGOTIATE on (host, port) with a real NEGOTIATE response, then close.
 
     ``dialects`` are the ones this server speaks (an older server: drop 3.x); with no dialect in
-    common it answers STATUS_NOT_SUPPORTED, as Windows does. ``negotiated`` lists the dialect
-    chosen for each request answered.
+    common it answers STATUS_NOT_SUPPORTED, as Windows does. ``ciphers`` are the ones the account
+    allows (see the module's docstring). ``negotiated`` lists the dialect chosen for each request
+    answered, ``chosen_ciphers`` the cipher (0: none in common) for each 3.1.1 one.
     """
 
     def __init__(
@@ -107,6 +123,8 @@ class Smb2Responder(LabServer):
         dialects: Iterable[int] = SUPPORTED_DIALECTS,
         signing_required: bool = False,
         server_guid: uuid.UUID | None = None,
+        ciphers: Iterable[int] = AZURE_FILES_CIPHERS,
+        policy_at_negotiate: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -116,7 +134,11 @@ class Smb2Responder(LabServer):
             raise ValueError(f"unsupported dialects: {sorted(unknown)}")
         self.signing_required = signing_required
         self.server_guid = server_guid or uuid.uuid4()
+        # Allowed ciphers, in preference order; with policy_at_negotiate False, NEGOTIATE ignores them.
+        self.ciphers = tuple(ciphers)
+        self.policy_at_negotiate = policy_at_negotiate
         self.negotiated: list[int] = []
+        self.chosen_ciphers: list[int] = []
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -184,10 +206,17 @@ class Smb2Responder(LabServer):
                 raise _BadRequest("SMB 3.1.1 offered without PREAUTH_INTEGRITY_CAPABILITIES")
             salt = os.urandom(32)
             items = [(_PREAUTH, struct.pack("<HHH", 1, len(salt), _SHA512) + salt)]
-            offered_ciphers = _client_ciphers(client.get(_ENCRYPTION, b""))
-            chosen = next((c for c in _OUR_CIPHERS if c in offered_ciphers), None)
-            if chosen is not None:
+            if _ENCRYPTION in client:
+                offered_ciphers = _client_ids(client[_ENCRYPTION])
+                allowed = self.ciphers if self.policy_at_negotiate else AZURE_FILES_CIPHERS
+                chosen = next((c for c in allowed if c in offered_ciphers), 0)
+                self.chosen_ciphers.append(chosen)
                 items.append((_ENCRYPTION, struct.pack("<HH", 1, chosen)))
+            if _SIGNING in client:
+                offered_signing = _client_ids(client[_SIGNING])
+                # [MS-SMB2] 3.3.5.4: no common algorithm means AES-CMAC.
+                signing = next((a for a in _OUR_SIGNING if a in offered_signing), 0x0001)
+                items.append((_SIGNING, struct.pack("<HH", 1, signing)))
             for i, (ctype, data) in enumerate(items):
                 contexts += _CONTEXT.pack(ctype, len(data), 0) + data
                 if i < len(items) - 1:

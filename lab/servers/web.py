@@ -8,6 +8,11 @@ microsoft/vscode-tools-for-ai#885, #2077): an anonymous request, upgrade or not,
 exact answer is not published (real-world-azure.md Q1), so the lab plays each plausible one:
 ``login`` (302 to login.microsoftonline.com), ``401`` or ``403`` (with Azure request ids).
 
+The workspace's resources (storage, key vault, registry) answer as lab/servers/resources.py documents, admitted
+or refused as the scenario says (``resources``: host -> kind; ``resource_modes``: kind -> state); a request that
+arrives on one of ``private_endpoints`` (addresses) is admitted whatever the state, as Azure admits traffic
+through a private endpoint.
+
 ``InspectingGateway`` is the box behind a corporate proxy that decrypts chosen hosts (re-signing them
 with its own CA) and forwards each request upstream the way Squid does by default: hop-by-hop headers
 removed (RFC 9110 §7.6.1), so ``Upgrade: websocket`` never reaches the service ("Upgrade header dropped,
@@ -30,6 +35,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from lab.servers.base import LabServer
+from lab.servers.resources import check_modes, resource_answer
 
 if TYPE_CHECKING:
     from aiohttp.abc import ResolveResult
@@ -85,9 +91,16 @@ class HttpsFrontEnd(LabServer):
         *,
         authenticating_hosts: Iterable[str] = (),
         auth_answer: str = "login",
+        resources: Mapping[str, str] | None = None,
+        resource_modes: Mapping[str, str] | None = None,
+        private_endpoints: Iterable[str] = (),
     ) -> None:
         if auth_answer not in AUTH_ANSWERS:
             raise ValueError(f"auth_answer must be one of {AUTH_ANSWERS}")
+        check_modes(resource_modes or {})
+        self.resources = {h.lower(): k for h, k in (resources or {}).items()}
+        self.resource_modes = dict(resource_modes or {})
+        self.private_endpoints = set(private_endpoints)
         self._bind = list(bind)
         self._ssl = ssl_context
         self.authenticating_hosts = {h.lower() for h in authenticating_hosts}
@@ -103,6 +116,12 @@ class HttpsFrontEnd(LabServer):
         host = (request.host or "").rsplit(":", 1)[0].lower()
         if host in self.authenticating_hosts:
             return _auth_answer(self.auth_answer, host)
+        kind = self.resources.get(host)
+        if kind is not None:
+            sockname = request.transport.get_extra_info("sockname") if request.transport else None
+            local = str(sockname[0]) if sockname else ""
+            mode = self.resource_modes.get(kind, "allow")
+            return resource_answer(request, host, kind, mode, private_endpoint=local in self.private_endpoints)
         return web.Response(text=f"amlprobe lab front end for {host}\n", headers={"Server": "amlprobe-lab"})
 
     async def start(self) -> None:

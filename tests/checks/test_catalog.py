@@ -289,7 +289,7 @@ def test_unknown_field(tmp_path: Path) -> None:
     assert _error(tmp_path, GOOD_ENTRY + GOOD_ENTRY.replace("ok-one", "ok-two") + _entry(colour="red")) == (
         "my.toml: entry #3 (id 'foo'): field 'colour': unknown field (allowed: id, scenarios, doc, ref,"
         " variant_group, inferred, may_not_exist, preferred, note, fqdn, host, protocol, ports, path,"
-        " service_tag, purpose, required, resource, port_in_host_name, operator)"
+        " service_tag, purpose, required, resource, port_in_host_name, headers, judge, operator)"
     )
 
 

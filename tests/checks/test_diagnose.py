@@ -108,7 +108,8 @@ def test_everything_dropped_is_no_outbound() -> None:
     results = healthy()
     fail(
         results,
-        lambda r: r.target.protocol in (Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.SMB),
+        # Every TCP-based protocol, the resources' anonymous http requests included (issue 10).
+        lambda r: r.target.protocol in (Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.SMB, Protocol.HTTP),
         Reason.TCP_TIMEOUT,
     )
     findings = run(results)
@@ -225,3 +226,29 @@ def test_a_finding_made_only_of_situational_rows_is_at_most_a_warning() -> None:
     (finding,) = run(results)
     assert finding.id == "proxy-only-egress" and finding.severity is Severity.WARNING
     assert "Situational endpoints only" in finding.detail
+
+
+def test_udp_silence_gets_the_outside_checks_filled_with_the_address_seen() -> None:
+    from tests.helpers.remedies import assert_pastes
+
+    results = healthy()
+    for r in results:
+        if r.target.protocol is Protocol.UDP:
+            r.status, r.reason, r.addresses = Status.WARN, Reason.UDP_OPEN_FILTERED, ["192.0.2.7"]
+    (finding,) = [f for f in run(results) if f.id == "udp-5831-unconfirmed"]
+    outside = finding.remediation[0]
+    assert outside.kind == "outside_check" and "not in your subscription" in outside.text
+    commands = outside.commands
+    assert any("test-ip-flow --resource-group rg-ml" in c and "--remote 192.0.2.7:5831" in c for c in commands)
+    assert any(
+        "run-configuration-diagnostic" in c and "--destination AzureMachineLearning --port 5831" in c for c in commands
+    )
+    assert any("--dest-ip 192.0.2.7" in c for c in commands)
+    assert_pastes(commands)
+    # Unresolved: the address stays a placeholder, explained.
+    for r in results:
+        if r.target.protocol is Protocol.UDP:
+            r.addresses = []
+    (finding,) = [f for f in run(results) if f.id == "udp-5831-unconfirmed"]
+    assert any("--remote <tundra-ip>:5831" in c for c in finding.remediation[0].commands)
+    assert "<tundra-ip> is the address the tundra name resolves to" in finding.remediation[0].text

@@ -82,6 +82,10 @@ PUBLIC_CI: list[Row] = [
     ("stmlprod.blob.core.windows.net", 443, "tls"),  # #14
     ("stmlprod.file.core.windows.net", 443, "tls"),  # #15
     ("stmlprod.file.core.windows.net", 445, "smb"),  # #15
+    # Issue 10: each resource asked anonymously over HTTPS (its answer tells its firewall from its credentials).
+    ("stmlprod.blob.core.windows.net", 443, "http"),
+    ("stmlprod.file.core.windows.net", 443, "http"),
+    ("kv-ml-prod.vault.azure.net", 443, "http"),
     ("kv-ml-prod.vault.azure.net", 443, "tls"),  # #17
     ("graph.windows.net", 443, "tls"),  # #12
     ("dc.applicationinsights.azure.com", 443, "tls"),  # #26
@@ -137,6 +141,10 @@ USGOV_CI: list[Row] = [
     ("stmlprod.blob.core.usgovcloudapi.net", 443, "tls"),
     ("stmlprod.file.core.usgovcloudapi.net", 443, "tls"),
     ("stmlprod.file.core.usgovcloudapi.net", 445, "smb"),
+    # Issue 10: each resource asked anonymously over HTTPS (its answer tells its firewall from its credentials).
+    ("stmlprod.blob.core.usgovcloudapi.net", 443, "http"),
+    ("stmlprod.file.core.usgovcloudapi.net", 443, "http"),
+    ("kv-ml-prod.vault.usgovcloudapi.net", 443, "http"),
     ("kv-ml-prod.vault.usgovcloudapi.net", 443, "tls"),
     ("graph.windows.net", 443, "tls"),
     *SHARED_CI,
@@ -167,6 +175,10 @@ CHINA_CI: list[Row] = [
     ("stmlprod.blob.core.chinacloudapi.cn", 443, "tls"),
     ("stmlprod.file.core.chinacloudapi.cn", 443, "tls"),
     ("stmlprod.file.core.chinacloudapi.cn", 445, "smb"),
+    # Issue 10: each resource asked anonymously over HTTPS (its answer tells its firewall from its credentials).
+    ("stmlprod.blob.core.chinacloudapi.cn", 443, "http"),
+    ("stmlprod.file.core.chinacloudapi.cn", 443, "http"),
+    ("kv-ml-prod.vault.azure.cn", 443, "http"),
     ("kv-ml-prod.vault.azure.cn", 443, "tls"),
     ("graph.chinacloudapi.cn", 443, "tls"),
     *SHARED_CI,
@@ -358,6 +370,9 @@ def test_public_studio_scenario() -> None:
         ("stmlprod.blob.core.windows.net", 443, "tls"),
         ("stmlprod.dfs.core.windows.net", 443, "tls"),  # #16
         ("kv-ml-prod.vault.azure.net", 443, "tls"),
+        ("stmlprod.blob.core.windows.net", 443, "http"),  # issue 10
+        ("stmlprod.dfs.core.windows.net", 443, "http"),
+        ("kv-ml-prod.vault.azure.net", 443, "http"),
         (notebooks, 443, "tls"),  # #18
         ("graph.microsoft.com", 443, "tls"),  # #20
         ("ml.azure.com", 443, "tls"),  # #21
@@ -469,6 +484,9 @@ def test_public_default_with_only_a_region() -> None:
         "storage-file": ["storage_account"],
         "storage-file-smb": ["storage_account"],
         "key-vault": ["key_vault"],
+        "storage-blob-http": ["storage_account"],
+        "storage-file-http": ["storage_account"],
+        "key-vault-http": ["key_vault"],
         "dns-workspace": ["workspace_id"],
         "dns-workspace-cert": ["workspace_id"],
         "dns-notebooks": ["workspace_id", "workspace_name"],
@@ -542,7 +560,7 @@ def test_check_ids_and_labels() -> None:
     # One DNS check per name, shared by every row that names it.
     dns = by_id["dns:stmlprod.file.core.windows.net"]
     assert dns.target.protocol is Protocol.DNS and dns.target.port is None and dns.dns_servers == []
-    assert dns.labels["entry"] == "storage-file,storage-file-smb,dns-storage-file"
+    assert dns.labels["entry"] == "storage-file,storage-file-smb,storage-file-http,dns-storage-file"
     assert dns.labels["resolver"] == "configured"
     ref = by_id["dns@reference:stmlprod.file.core.windows.net"]
     assert ref.dns_servers == ["168.63.129.16"] and ref.labels["resolver"] == "reference"

@@ -97,6 +97,16 @@ def _every_remedy(facts: Any, value: str) -> list[str]:
         "zones": [value, "privatelink.api.azureml.ms"],
         "names": [value, "ws.api.azureml.ms"],
         "hosts": [value, "ws.api.azureml.ms"],
+        # Issue 10's remedies: resource names, the address a service saw, private-endpoint groups and zones.
+        "kind": "storage",
+        "name": value,
+        "account": value,
+        "vault": value,
+        "registry": value,
+        "seen": value,
+        "groups": [value, "blob"],  # as many as "zones", which private_endpoint_fix pairs them with
+        "tundra_ip": value,
+        "why": value,
     }
     commands: list[str] = []
     for name, fn in vars(remedies).items():

@@ -17,6 +17,7 @@ import pytest
 from lab.scenarios import SCENARIOS
 from probe.model import CheckResult, Protocol, Report, Severity, Status
 from tests.helpers.netns import requires_netns
+from tests.helpers.remedies import assert_pastes, commands_of
 from tests.helpers.report import validated
 
 pytestmark = requires_netns
@@ -95,6 +96,21 @@ def test_healthy_has_no_problem() -> None:
     assert by_id["tls:lab-ci-8787.eastus.instances.azureml.ms:443"].status is Status.SKIP
     # WireServer is probed on 80 and 32526 only (the current 168.63.129.16 page).
     assert sorted(c.target.port or 0 for c in report.checks if c.target.host == "168.63.129.16") == [80, 32526]
+    # The workspace's resources, asked anonymously, answer with their own challenge: reached, credentials needed.
+    http = [c for c in report.checks if c.target.protocol is Protocol.HTTP]
+    assert {c.target.host.split(".", 1)[1] for c in http} == {
+        "blob.core.windows.net",
+        "file.core.windows.net",
+        "vault.azure.net",
+    }
+    assert all((c.status, c.reason.value) == (Status.PASS, "http_auth_required") for c in http), http
+    vault = next(c for c in http if ".vault." in c.target.host)
+    # Through its private endpoint the vault sees the compute's own address, and says so.
+    assert vault.labels["seen_address"] == "10.0.0.5" and "through its private endpoint at 10.0.1." in vault.detail
+    # SMB: what Ubuntu 22.04's client offers is agreed, AES-256-GCM alone too; the pass says what it does not test.
+    assert smb[0].smb.cipher == "AES-128-GCM" and smb[0].smb.signing_algorithm == "AES-GMAC"
+    assert [(c.offered, c.agreed) for c in smb[0].smb.cipher_checks] == [(["AES-256-GCM"], "AES-256-GCM")]
+    assert "Mounting also needs the share's credentials or identity, which this check does not test." in smb[0].detail
 
 
 HEALTHY = [name for name, s in SCENARIOS.items() if s.healthy]
@@ -412,6 +428,69 @@ def test_dns_timeout_is_one_finding() -> None:
     assert finding_ids(report) == ["dns-unavailable"]
 
 
+def test_storage_firewall_is_one_finding_naming_the_account() -> None:
+    code, report = run_lab("storage-firewall")
+    assert code == 2
+    denied = ids(report, lambda c: c.target.protocol is Protocol.HTTP and ".core.windows.net" in c.target.host)
+    assert denied == {"http:amlprobelabsa.blob.core.windows.net:443", "http:amlprobelabsa.file.core.windows.net:443"}
+    assert not_passing(report) == {**{i: "http_network_denied" for i in denied}, **udp_silent(report)}
+    assert finding_ids(report) == ["resource-network-denied"]
+    (f,) = [f for f in report.findings if f.id == "resource-network-denied"]
+    assert f.title.startswith("Storage account amlprobelabsa refuses this machine (blob, file)")
+    assert "network rules or public network access is disabled" in f.detail and set(f.evidence) == denied
+    commands = commands_of([f])
+    assert "az storage account network-rule add --account-name amlprobelabsa --subnet <compute-subnet-id>" in commands
+    # TCP, TLS and SMB NEGOTIATE all work: only the service's own answer shows the refusal.
+    smb = next(c for c in report.checks if c.target.protocol is Protocol.SMB)
+    assert smb.status is Status.PASS
+
+
+def test_registry_firewall_names_the_address_it_refuses() -> None:
+    code, report = run_lab("registry-firewall")
+    assert code == 2
+    assert not_passing(report) == {"http:amlprobelabacr.azurecr.io:443": "http_network_denied", **udp_silent(report)}
+    assert finding_ids(report) == ["resource-network-denied"]
+    (f,) = [f for f in report.findings if f.id == "resource-network-denied"]
+    # The lab routes public traffic from its NAT egress, and the registry names it, as ACR's 403 does.
+    assert f.title.endswith("it saw 198.51.100.254")
+    assert "az acr network-rule add --name amlprobelabacr --ip-address 198.51.100.254" in commands_of([f])
+    # No private endpoint, so no data endpoint: layers come from the registry's storage, named and not probed.
+    assert "registry-layers-unprobed" in finding_ids(report, include_info=True)
+    assert report.environment["registry_layer_path"]["probed"] is False
+
+
+def test_key_vault_with_public_access_disabled() -> None:
+    code, report = run_lab("key-vault-public-access-disabled")
+    assert code == 2
+    vault = "http:amlprobe-lab-kv.vault.azure.net:443"
+    assert not_passing(report) == {vault: "http_public_access_disabled", **udp_silent(report)}
+    assert finding_ids(report) == ["resource-public-access-disabled"]
+    (f,) = [f for f in report.findings if f.id == "resource-public-access-disabled"]
+    assert "ForbiddenByConnection" in f.detail
+    assert f.remediation[0].kind == "private_endpoint"
+    assert any("--group-id vault" in c for c in f.remediation[0].commands)
+
+
+def test_smb_share_allowing_only_aes256_is_one_warning() -> None:
+    code, report = run_lab("smb-aes256-only")
+    assert code == 1 and report.status.value == "warning"
+    assert finding_ids(report) == ["smb-encryption-aes256-only"]
+    (f,) = [f for f in report.findings if f.id == "smb-encryption-aes256-only"]
+    smb = next(c for c in report.checks if c.target.protocol is Protocol.SMB)
+    assert f.evidence == [smb.id] and smb.smb is not None and smb.smb.cipher == "AES-256-GCM"
+    fix = "az storage account file-service-properties update --account-name amlprobelabsa"
+    assert f'{fix} --channel-encryption "AES-128-GCM;AES-256-GCM"' in commands_of([f])
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_every_fix_pastes(scenario: str) -> None:
+    """bash -n on every remedy command of every finding, placeholders filled; a placeholder is one word."""
+    _code, report = run_lab(scenario)
+    commands = commands_of(report.findings)
+    if commands:
+        assert_pastes(commands)
+
+
 def test_list_describes_every_scenario() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "probe", "lab", "--list"], capture_output=True, text=True, env=ENV, check=False
@@ -437,6 +516,10 @@ def test_list_describes_every_scenario() -> None:
         "tls-inspection",
         "microsoft-root-missing",
         "proxy-required",
+        "storage-firewall",
+        "registry-firewall",
+        "key-vault-public-access-disabled",
+        "smb-aes256-only",
         "dns-timeout",
     ):
         assert f"  {name}\n" in proc.stdout

@@ -81,10 +81,11 @@ async def test_answers_the_probe_request_with_311_and_its_contexts() -> None:
     assert guid == responder.server_guid.bytes_le
     assert sec_offset >= 128 and sec_length == 0
     found = contexts_of(message, ctx_offset, ctx_count)
-    assert set(found) == {1, 2}
+    assert set(found) == {1, 2, 8}
     hash_count, salt_length, hash_id = struct.unpack_from("<HHH", found[1])
     assert (hash_count, salt_length, hash_id, len(found[1])) == (1, 32, 1, 38)
     assert struct.unpack("<HH", found[2]) == (1, 2), "one cipher: AES-128-GCM, the client's first"
+    assert struct.unpack("<HH", found[8]) == (1, 2), "one signing algorithm: AES-GMAC"
     assert responder.negotiated == [0x0311]
 
 

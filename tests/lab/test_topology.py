@@ -90,3 +90,32 @@ def test_the_reporting_instance_plans_one_name() -> None:
         "lab-ci-8787.eastus.instances.ml.azure.ms",
         "lab-ci-18881.eastus.instances.ml.azure.ms",
     }
+
+
+def test_each_service_sees_the_callers_address_it_would_in_azure() -> None:
+    """Through a private endpoint or a service endpoint a service sees the compute's private address; over a public
+    endpoint, the VNet's NAT egress (virtual-network-service-endpoints-overview; docker/build-push-action#1214)."""
+    healthy, scenario = layout("healthy"), SCENARIOS["healthy"]
+    vault = "amlprobe-lab-kv.vault.azure.net"
+    assert healthy.resource_kinds[vault] == "key-vault"
+    assert healthy.source_for(healthy.addresses[vault], scenario) == topo.COMPUTE
+    assert healthy.source_for(healthy.public_addresses[vault], scenario) == topo.NAT_EGRESS
+    assert healthy.source_for(healthy.addresses["login.microsoftonline.com"], scenario) == topo.NAT_EGRESS
+    routes = [c for c in topo.network_commands(healthy, scenario) if c.startswith("route replace local")]
+    assert len(routes) == len(healthy.front_end_addresses())
+    assert (
+        f"route replace local {healthy.addresses[vault]} dev lo table local proto kernel scope host src 10.0.0.5"
+        in routes
+    )
+    endpoints, scenario = layout("service-endpoints"), SCENARIOS["service-endpoints"]
+    assert endpoints.source_for(endpoints.addresses[vault], scenario) == topo.COMPUTE
+    assert not in_range(endpoints.addresses[vault], topo.PE_RANGE)
+    assert topo.NAT_EGRESS not in endpoints.addresses.values()
+
+
+def test_resource_scenarios_keep_the_refused_resource_off_its_private_endpoint() -> None:
+    """A refusal is only what a request on the public endpoint gets: Azure admits the private endpoint's traffic."""
+    for name in ("storage-firewall", "registry-firewall", "key-vault-public-access-disabled"):
+        scenario = SCENARIOS[name]
+        refused = {kind for kind, _mode in scenario.resource_modes}
+        assert refused and not refused & set(scenario.private_endpoints), name

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trustme
+from aiohttp import web
 
 from lab.servers.proxy import VIA, ConnectProxy
 from probe.context import ProbeContext
-from probe.http import BadHttpResponse, find_head_end, parse_head, request_target
+from probe.http import BODY_KEEP, BODY_LIMIT, BadHttpResponse, find_head_end, parse_head, request_target
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
 from tests.helpers.squid import Squid, requires_squid, run_squid
@@ -261,3 +263,88 @@ async def test_https_through_the_lab_proxy(
         result = await run(http_spec(port), ctx)
     assert (result.status, result.route) == (Status.PASS, "proxy")
     assert result.proxy is not None and (result.proxy.via, result.proxy.source) == (VIA, "--proxy")
+
+
+# --- request headers, kept headers and the body ------------------------------------------------
+
+
+def _echo_app() -> web.Application:
+    """Answers with what it was sent, as a JSON error document with a vendor header: a service's answer shape."""
+
+    async def echo(request: web.Request) -> web.StreamResponse:
+        body = '{"error":{"code":"Echo","version":"' + request.headers.get("x-api-version", "") + '"}}'
+        return web.Response(status=401, text=body, content_type="application/json", headers={"x-error-code": "Echo"})
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=403, headers={"Content-Type": "text/plain; charset=iso-8859-1"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for part in ("Zugriff ", "verweigert: ", "Stra\xdfe"):
+            await response.write(part.encode("iso-8859-1"))
+        await response.write_eof()
+        return response
+
+    async def big(request: web.Request) -> web.StreamResponse:
+        return web.Response(text="x" * (BODY_LIMIT * 2))
+
+    app = web.Application()
+    app.router.add_get("/", echo)
+    app.router.add_get("/chunked", chunked)
+    app.router.add_get("/big", big)
+    return app
+
+
+async def test_request_headers_are_sent_and_asked_headers_kept(
+    peers: WebPeers, good_tls: ssl.SSLContext, context: Callable[..., ProbeContext]
+) -> None:
+    port = await peers.app(_echo_app(), good_tls)
+    spec = http_spec(port).model_copy(
+        update={"request_headers": {"x-api-version": "2023-01-03"}, "keep_headers": ["X-Error-Code"]}
+    )
+    result = await run(spec, context())
+    assert result.status is Status.PASS and result.http is not None
+    assert result.http.status == 401
+    assert result.http.headers["x-error-code"] == "Echo"
+    assert result.http.body == '{"error":{"code":"Echo","version":"2023-01-03"}}'
+    assert result.http.body_truncated is False
+    # Without being asked, a vendor header is not recorded.
+    plain = await run(http_spec(port), context())
+    assert plain.http is not None and "x-error-code" not in plain.http.headers
+
+
+async def test_chunked_body_in_its_charset_and_a_bounded_big_body(
+    peers: WebPeers, context: Callable[..., ProbeContext]
+) -> None:
+    port = await peers.app(_echo_app())
+    result = await run(http_spec(port, tls=False, path="/chunked"), context())
+    assert result.http is not None and result.http.body == "Zugriff verweigert: Stra\xdfe"
+    result = await run(http_spec(port, tls=False, path="/big"), context())
+    assert result.http is not None and result.http.body is not None
+    assert len(result.http.body) == BODY_KEEP and result.http.body_truncated is True
+
+
+async def test_body_until_close_and_a_peer_that_stalls_mid_body(
+    peers: WebPeers, context: Callable[..., ProbeContext]
+) -> None:
+    port = await peers.raw(raw_reply(b"HTTP/1.0 403 Forbidden\r\nServer: old\r\n\r\n<html>blocked</html>"))
+    result = await run(http_spec(port, tls=False), context())
+    assert result.http is not None and result.http.body == "<html>blocked</html>"
+
+    async def stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        await writer.drain()
+        await reader.read()
+
+    port = await peers.raw(stall)
+    result = await run(http_spec(port, tls=False), context(timeout=0.5))
+    # The head came: the answer stands, with the part of the body that arrived.
+    assert (result.status, result.reason) == (Status.PASS, Reason.OK)
+    assert result.http is not None and result.http.body == "partial" and result.http.body_truncated
+
+
+def test_a_header_that_would_smuggle_a_line_is_refused() -> None:
+    with pytest.raises(ValueError, match="invalid request header"):
+        CheckSpec.model_validate({**http_spec(443).model_dump(), "request_headers": {"x": "a\r\nHost: evil"}})
+    with pytest.raises(ValueError, match="invalid request header"):
+        CheckSpec.model_validate({**http_spec(443).model_dump(), "request_headers": {"bad name": "v"}})

@@ -87,7 +87,9 @@ async def test_samba_answers_smb3(samba: Smbd) -> None:
     assert result.smb.dialect_revision == "0x0311"
     assert result.smb.signing_required is False
     assert result.smb.server_guid is not None
-    assert "SMB 3.1.1 answered NEGOTIATE (signing not required)" in result.detail
+    # The issue's wording: what was negotiated, and what a NEGOTIATE does not prove.
+    assert result.detail.startswith("SMB 3.1.1 negotiated (signing not required; signing with AES-GMAC;")
+    assert "Mounting also needs the share's credentials or identity, which this check does not test." in result.detail
     assert result.route == "direct"
     assert result.peer == f"127.0.0.1:{samba.port}"
     assert set(result.phases_ms) >= {"connect", "negotiate"}
@@ -122,6 +124,56 @@ async def test_samba_rejects_a_broken_311_request_so_the_contexts_matter(samba: 
     assert status != 0, "Samba accepted 3.1.1 without negotiate contexts"
 
 
+def _checks(result: CheckResult) -> dict[str, str | None]:
+    assert result.smb is not None
+    return {", ".join(c.offered): c.agreed for c in result.smb.cipher_checks}
+
+
+@requires_smbd
+async def test_samba_agrees_the_linux_clients_first_cipher_and_accepts_aes256_alone(samba: Smbd) -> None:
+    result = await smb(samba.host, samba.port, timeout=2.0)
+    assert result.status is Status.PASS, f"{result.detail}\n{samba.log_tail()}"
+    assert result.smb is not None
+    assert result.smb.ciphers_offered == ["AES-128-GCM", "AES-256-GCM", "AES-128-CCM"]
+    assert (result.smb.cipher, result.smb.signing_algorithm) == ("AES-128-GCM", "AES-GMAC")
+    assert _checks(result) == {"AES-256-GCM": "AES-256-GCM"}
+    assert "it accepts AES-256-GCM" in result.detail
+    assert "cipher_checks" in result.phases_ms
+
+
+@requires_smbd
+async def test_samba_allowing_only_aes256_gcm_refuses_the_aes128_ciphers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    extra = {"server smb3 encryption algorithms": "AES-256-GCM", "server smb encrypt": "required"}
+    with running_smbd(tmp_path_factory.mktemp("smbd-aes256"), extra) as server:
+        result = await smb(server.host, server.port, timeout=2.0)
+    assert result.status is Status.PASS, result.detail
+    assert result.smb is not None and result.smb.cipher == "AES-256-GCM"
+    assert _checks(result) == {"AES-128-GCM, AES-128-CCM": "none"}
+    assert "it refuses AES-128-GCM or AES-128-CCM" in result.detail
+
+
+@requires_smbd
+async def test_samba_with_no_cipher_the_linux_client_offers(tmp_path_factory: pytest.TempPathFactory) -> None:
+    extra = {"server smb3 encryption algorithms": "AES-256-CCM", "server smb encrypt": "required"}
+    with running_smbd(tmp_path_factory.mktemp("smbd-ccm256"), extra) as server:
+        result = await smb(server.host, server.port, timeout=2.0)
+    assert (result.status, result.reason) == (Status.FAIL, Reason.SMB_NO_COMMON_CIPHER), result.detail
+    assert result.smb is not None and result.smb.cipher == "none"
+    assert _checks(result) == {"AES-256-GCM": "none", "AES-128-GCM, AES-128-CCM": "none"}
+    assert "no cipher in common with what the Linux CIFS client of Ubuntu 22.04 offers" in result.detail
+
+
+@requires_smbd
+async def test_samba_signing_algorithm_is_reported(tmp_path_factory: pytest.TempPathFactory) -> None:
+    extra = {"server smb3 signing algorithms": "AES-128-CMAC"}
+    with running_smbd(tmp_path_factory.mktemp("smbd-cmac"), extra) as server:
+        result = await smb(server.host, server.port, timeout=2.0)
+    assert result.status is Status.PASS, result.detail
+    assert result.smb is not None and result.smb.signing_algorithm == "AES-CMAC"
+
+
 # -- the lab's SMB2 responder -------------------------------------------------------------------
 
 
@@ -132,7 +184,9 @@ async def test_responder_answers_smb311() -> None:
     assert result.smb is not None
     assert result.smb.dialect == "SMB 3.1.1"
     assert result.smb.server_guid == str(responder.server_guid)
-    assert responder.negotiated == [0x0311]
+    # The first NEGOTIATE agreed AES-128-GCM; a second one asked whether AES-256-GCM alone is accepted.
+    assert responder.negotiated == [0x0311, 0x0311]
+    assert responder.chosen_ciphers == [0x0002, 0x0004]
 
 
 async def test_responder_older_dialect_and_signing_required() -> None:
@@ -144,10 +198,12 @@ async def test_responder_older_dialect_and_signing_required() -> None:
     assert result.smb.signing_required is True
 
 
-async def test_smb2_error_status_is_not_a_usable_smb_server() -> None:
+async def test_no_common_dialect_is_its_own_reason() -> None:
+    # Was smb_not_smb: a server that speaks SMB2 and refuses every dialect is "no common SMB security
+    # settings" (issue 10), not "not SMB".
     async with Smb2Responder(dialects=[]) as responder:
         result = await smb(*responder.address)
-    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert result.reason is Reason.SMB_NO_COMMON_DIALECT, result.detail
     assert "STATUS_NOT_SUPPORTED" in result.detail
 
 
@@ -280,11 +336,65 @@ def test_request_layout() -> None:
     message = build_negotiate_request(bytes(16), bytes(32))[4:]
     assert message[:4] == b"\xfeSMB"
     size, count, mode, _, _, _, ctx_offset, ctx_count, _ = struct.unpack_from("<HHHHI16sIHH", message, 64)
-    assert (size, count, mode, ctx_count) == (36, 5, 1, 2)
+    assert (size, count, mode, ctx_count) == (36, 5, 1, 3)
+    (capabilities,) = struct.unpack_from("<I", message, 64 + 8)
+    assert capabilities & 0x40, "SMB2_GLOBAL_CAP_ENCRYPTION, or Samba answers no ENCRYPTION context"
     assert struct.unpack_from("<5H", message, 100) == (0x0202, 0x0210, 0x0300, 0x0302, 0x0311)
     assert ctx_offset % 8 == 0 and ctx_offset >= 110
     ctype, length, _ = struct.unpack_from("<HHI", message, ctx_offset)
     assert (ctype, length) == (1, 38)
     second = ctx_offset + 8 + length + (-(8 + length) % 8)
-    assert struct.unpack_from("<HHIHHH", message, second) == (2, 6, 0, 2, 2, 1)
-    assert len(message) == second + 8 + 6
+    # What Ubuntu 22.04's cifs offers, in its order: AES-128-GCM, AES-256-GCM, AES-128-CCM.
+    assert struct.unpack_from("<HHIHHHH", message, second) == (2, 8, 0, 3, 2, 4, 1)
+    third = second + 8 + 8
+    # Every signing algorithm: AES-GMAC, AES-CMAC, HMAC-SHA256.
+    assert struct.unpack_from("<HHIHHHH", message, third) == (8, 8, 0, 3, 2, 1, 0)
+    assert len(message) == third + 8 + 8
+
+
+async def test_responder_allowing_only_aes256_like_a_spec_server() -> None:
+    async with Smb2Responder(ciphers=[0x0004]) as responder:
+        result = await smb(*responder.address)
+    assert result.status is Status.PASS, result.detail
+    assert result.smb is not None and result.smb.cipher == "AES-256-GCM"
+    assert _checks(result) == {"AES-128-GCM, AES-128-CCM": "none"}
+    assert responder.chosen_ciphers == [0x0004, 0]
+
+
+async def test_responder_that_checks_ciphers_only_at_session_setup_looks_like_any_server() -> None:
+    """Azure Files answers AES-128-GCM to a client that offers it even when the account allows only AES-256-GCM
+    (CIFS-AZ): NEGOTIATE then says nothing about the account's setting, and the result says no more than that."""
+    async with Smb2Responder(ciphers=[0x0004], policy_at_negotiate=False) as azure_like:
+        quirk = await smb(*azure_like.address)
+    async with Smb2Responder() as all_allowed:
+        default = await smb(*all_allowed.address)
+    assert quirk.status is default.status is Status.PASS
+    assert quirk.smb is not None and default.smb is not None
+    assert (
+        (quirk.smb.cipher, _checks(quirk))
+        == (default.smb.cipher, _checks(default))
+        == (
+            "AES-128-GCM",
+            {"AES-256-GCM": "AES-256-GCM"},
+        )
+    )
+
+
+async def test_more_than_one_chosen_cipher_is_not_a_usable_answer() -> None:
+    """A server chooses exactly one cipher; Linux rejects any other count ("Invalid SMB3.11 cipher count")."""
+
+    async def two_ciphers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readexactly(4)
+        message = await reader.readexactly(int.from_bytes(head[1:], "big"))
+        responder = Smb2Responder()
+        reply = bytearray(responder.answer(message) or b"")
+        at = reply.find(struct.pack("<HHIHH", 2, 4, 0, 1, 2))
+        assert at > 0
+        struct.pack_into("<H", reply, at + 8, 2)
+        writer.write(struct.pack(">I", len(reply)) + bytes(reply))
+        await writer.drain()
+
+    async with tcp_peer(two_ciphers) as port:
+        result = await smb("127.0.0.1", port)
+    assert result.reason is Reason.SMB_NOT_SMB, result.detail
+    assert "a server chooses exactly one" in result.detail
