@@ -68,7 +68,7 @@ def lab_phases(runs: int) -> dict[str, float]:
     samples: dict[str, list[float]] = {}
     for _ in range(runs):
         proc = subprocess.run(
-            [sys.executable, "-m", "probe", "lab", "--scenario", "udp-5831-rejected", "--format", "json"],
+            [sys.executable, "-m", "amlprobe", "lab", "--scenario", "udp-5831-rejected", "--format", "json"],
             capture_output=True,
             text=True,
             env={**os.environ, "AMLPROBE_LAB_TIMING": "1"},

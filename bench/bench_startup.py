@@ -26,7 +26,7 @@ GOALS = {"--version": 0.08, "plan": 0.15, "schema": 0.15}
 
 
 def importtime(py: str, args: list[str], env: dict[str, str]) -> list[tuple[int, str]]:
-    argv = [py, "-X", "importtime", "-m", "probe", *args]
+    argv = [py, "-X", "importtime", "-m", "amlprobe", *args]
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     rows = re.findall(r"^import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", proc.stderr, re.MULTILINE)
     return sorted(((int(us), name) for us, indent, name in rows if len(indent) <= 2), reverse=True)
@@ -44,9 +44,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="amlprobe-bench-") as tmp:
         out = Path(tmp) / "hyperfine.json"
         subprocess.run(
-            ["hyperfine", "-N", "--warmup", "3", "--runs", str(opts.runs), "--export-json", str(out),
-             *(" ".join(argv) for argv in commands.values())],
-            check=True, env=env, cwd=tmp, stdout=subprocess.DEVNULL,
+            [
+                "hyperfine",
+                "-N",
+                "--warmup",
+                "3",
+                "--runs",
+                str(opts.runs),
+                "--export-json",
+                str(out),
+                *(" ".join(argv) for argv in commands.values()),
+            ],
+            check=True,
+            env=env,
+            cwd=tmp,
+            stdout=subprocess.DEVNULL,
         )
         results = json.loads(out.read_text())["results"]
     print(f"Start-up, medians of {opts.runs} runs after 3 warm-ups ({load()})")

@@ -7,6 +7,10 @@ from collections.abc import Iterable
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# Azure DNS and WireServer: the platform's virtual IP, the same in every VNet and region
+# (learn.microsoft.com/azure/virtual-network/what-is-ip-address-168-63-129-16).
+AZURE_DNS = "168.63.129.16"
+
 PRIVATE_NETWORKS: tuple[IPNetwork, ...] = tuple(
     ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 )

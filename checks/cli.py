@@ -1,24 +1,28 @@
-"""The Azure ML plugin for the generic CLI: workspace flags, `plan`, `lab`, and the full-plan `check`."""
+"""The Azure ML part of the command line: workspace flags, the inputs and plan they make, and `plan`.
+
+Cheap to import (argparse and the scenario names only): the composition root (amlprobe.cli) builds
+the parser from it at every start. ``check``'s planner is checks.run."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from checks.addresses import AZURE_DNS
 from checks.scenarios import SCENARIOS
+from probe.formats import add_format_argument
 
 T = TypeVar("T")
 
-# The rest is imported by the command that needs it: loading this plugin must stay cheap.
+# The rest is imported by the command that needs it: building the command line must stay cheap.
 if TYPE_CHECKING:
+    from checks.discovery import Discovery
     from checks.inputs import Inputs
-    from probe.context import ProbeSettings
-    from probe.model import CheckResult, Finding
-    from probe.plugin import PlannedRun
+    from checks.plan import Plan
 
 # Inputs fields settable by a flag of the same name (dashes for underscores).
 _STRING_FLAGS = (
@@ -55,7 +59,7 @@ def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="IP[:PORT]",
-        help="resolver to compare answers with (default Azure DNS 168.63.129.16)",
+        help=f"resolver to compare answers with (default Azure DNS {AZURE_DNS})",
     )
     g.add_argument(
         "--private-network",
@@ -98,7 +102,7 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
     return {n: getattr(args, n, None) for n in names}
 
 
-async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[Inputs, dict[str, Any]]:
+async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[Inputs, Discovery]:
     """Bad input raises InputError, a UsageError: the CLI prints it as one line and exits 3."""
     from checks.discovery import discover
     from checks.sources import gather_inputs
@@ -106,93 +110,15 @@ async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[I
     env = dict(os.environ)
     discovery = await discover(env, use_imds=use_imds)
     inputs = gather_inputs(flags=_flags(args), config_path=args.config, env=env, discovery=discovery)
-    return inputs, discovery.as_environment()
+    return inputs, discovery
 
 
-def load_plan(args: argparse.Namespace, inputs: Inputs) -> Any:
+def load_plan(args: argparse.Namespace, inputs: Inputs) -> Plan:
     """CatalogError and InputError are UsageErrors: one line on stderr, exit 3."""
     from checks.catalog import load_catalog
     from checks.plan import build_plan
 
     return build_plan(load_catalog(inputs.cloud, extra_files=list(args.catalog)), inputs)
-
-
-def skipped_results(plan: Any) -> list[CheckResult]:
-    from probe.model import CheckResult, Confidence, Protocol, Status, Target
-    from probe.reasons import Reason
-
-    out = []
-    for row in plan.skipped:
-        needs = ", ".join(row.needs)
-        detail = f"Not probed: needs {needs}." if row.needs else f"Not probed: {row.note}"
-        out.append(
-            CheckResult(
-                id=row.id,
-                target=Target(host=row.host, port=row.port, protocol=Protocol(row.protocol)),
-                status=Status.SKIP,
-                reason=Reason.SKIPPED_MISSING_INPUT if row.needs else Reason.SKIPPED_NOT_APPLICABLE,
-                detail=detail,
-                confidence=Confidence.CONFIRMED,
-                labels={**row.labels, **({"needs": needs} if needs else {})},
-            )
-        )
-    return out
-
-
-class AzureMLPlugin:
-    def add_check_arguments(self, parser: argparse.ArgumentParser) -> None:
-        add_workspace_arguments(parser)
-
-    def add_commands(self, subparsers: Any) -> None:
-        from lab.args import add_lab_arguments, cmd_lab
-
-        plan = subparsers.add_parser("plan", help="print what `check` would probe, without touching the network")
-        add_workspace_arguments(plan)
-        plan.add_argument("--format", choices=("json", "table"), default="table")
-        plan.set_defaults(handler=cmd_plan)
-        lab = subparsers.add_parser("lab", help="run the real check inside a simulated Azure ML VNet")
-        add_lab_arguments(lab)
-        lab.set_defaults(handler=cmd_lab)
-
-    async def plan_run(self, args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
-        from checks.localfacts import gather_local_facts
-        from probe.plugin import PlannedRun
-        from probe.registry import preload
-
-        # The judgement is needed once the probes are done: the import thread loads it while they
-        # run, after the probers, off the path to the first probe.
-        preload(["checks.expect"], later=True)
-
-        inputs, discovered = await resolve_inputs(args, use_imds=True)
-        plan = load_plan(args, inputs)
-        names = sorted({s.target.host for s in plan.checks})
-        facts = gather_local_facts(
-            resolv_conf=Path(os.environ.get("AMLPROBE_RESOLV_CONF", "/etc/resolv.conf")),
-            hosts_file=Path(os.environ.get("AMLPROBE_HOSTS_FILE", "/etc/hosts")),
-            env=settings.env,
-            names=names,
-        )
-        environment: dict[str, Any] = {
-            "inputs": {
-                "values": inputs.model_dump(exclude={"sources"}, mode="json"),
-                "sources": inputs.sources,
-            },
-            "discovery": discovered,
-            "local": facts,
-            "plan": {
-                "cloud": plan.cloud,
-                "scenarios": plan.scenarios,
-                "probes": len(plan.checks),
-                "skipped": len(plan.skipped),
-            },
-        }
-
-        def finish(results: list[CheckResult]) -> tuple[list[CheckResult], list[Finding]]:
-            from checks.expect import interpret
-
-            return interpret(results, plan, inputs, environment)
-
-        return PlannedRun(specs=plan.checks, preset=skipped_results(plan), environment=environment, finish=finish)
 
 
 def _complete(coro: Coroutine[Any, Any, T]) -> T:
@@ -207,18 +133,29 @@ def _complete(coro: Coroutine[Any, Any, T]) -> T:
     raise RuntimeError("discovery without IMDS waited for something")
 
 
-def cmd_plan(args: argparse.Namespace) -> int:
+def _plan_json(plan: Plan) -> str:
     import json
 
-    from checks.plan import render_plan_table
+    return json.dumps(plan.model_dump(mode="json"), indent=2) + "\n"
 
+
+def _plan_table(plan: Plan) -> str:
+    from checks.plan_table import render_plan_table
+
+    return render_plan_table(plan)
+
+
+# What `amlprobe plan` prints: the plan, not a report.
+PLAN_FORMATS: dict[str, Callable[[Plan], str]] = {"json": _plan_json, "table": _plan_table}
+
+
+def add_plan_arguments(p: argparse.ArgumentParser) -> None:
+    add_workspace_arguments(p)
+    add_format_argument(p, PLAN_FORMATS, default="table")
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
     inputs, _ = _complete(resolve_inputs(args, use_imds=False))
     plan = load_plan(args, inputs)
-    if args.format == "json":
-        sys.stdout.write(json.dumps(plan.model_dump(mode="json"), indent=2) + "\n")
-    else:
-        sys.stdout.write(render_plan_table(plan))
+    sys.stdout.write(PLAN_FORMATS[args.format](plan))
     return 0
-
-
-PLUGIN = AzureMLPlugin()

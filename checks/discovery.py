@@ -9,36 +9,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from checks.paths import DMI_PATH, IMDS_URL, system_paths
 from probe.files import read_text
 
 # Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
 # Azure in cloud-init (cloudinit/sources/azure/identity.py, ChassisAssetTag.AZURE_CLOUD) and in
 # Microsoft's Update Management troubleshooting doc ("Dmidecode check").
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
-DEFAULT_DMI_PATH = Path("/sys/class/dmi/id/chassis_asset_tag")
-
-# The instance endpoint of IMDS (learn.microsoft.com/azure/virtual-machines/instance-metadata-service;
-# MicrosoftDocs/azure-compute-docs articles/virtual-machines/instance-metadata-service.md).
-# 2021-02-01 is in the supported-versions list and has every field read below.
-DEFAULT_IMDS_URL = "http://169.254.169.254/metadata/instance?api-version=2021-02-01"
-DMI_PATH_ENV = "AMLPROBE_DMI_PATH"
-IMDS_URL_ENV = "AMLPROBE_IMDS_URL"
 # IMDS answers with a few KiB; anything far larger is not IMDS.
 _IMDS_MAX_BYTES = 1 << 20
 
-# A compute instance's key=value identity file. Microsoft's own code treats its presence as "this is
-# a compute instance" and reads ``instance`` and ``domainsuffix`` from it, building the instance's
-# URL as https://<instance>-<port>.<domainsuffix> (microsoft/responsible-ai-toolbox
-# rai_core_flask/rai_core_flask/environments/azure_nb_environment.py; azureml-core's
-# authentication.py and its "This is not a compute instance." check use the same path).
-NBVM_PATH = Path("/mnt/azmnt/.nbvm")
-# Like AMLPROBE_DMI_PATH: lets the lab (and tests) hand the agent a compute instance's .nbvm.
-NBVM_PATH_ENV = "AMLPROBE_NBVM_PATH"
+# A compute instance's key=value identity file (checks.paths.NBVM_PATH, /mnt/azmnt/.nbvm). Microsoft's
+# own code treats its presence as "this is a compute instance" and reads ``instance`` and
+# ``domainsuffix`` from it, building the instance's URL as https://<instance>-<port>.<domainsuffix>
+# (microsoft/responsible-ai-toolbox rai_core_flask/rai_core_flask/environments/azure_nb_environment.py;
+# azureml-core's authentication.py and its "This is not a compute instance." check use the same path).
 
 # Setup scripts on a compute instance "can use the following environment variables":
 # CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER
@@ -84,8 +75,9 @@ _AZ_ENVIRONMENT_CLOUD = {
 _SMALL_FILE_BYTES = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ImdsFacts:
+class ImdsFacts(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     region: str | None = None
     subscription_id: str | None = None
     resource_group: str | None = None
@@ -100,34 +92,27 @@ class ImdsFacts:
             return None
         return _AZ_ENVIRONMENT_CLOUD.get(self.az_environment.lower())
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "region": self.region,
-            "subscription_id": self.subscription_id,
-            "resource_group": self.resource_group,
-            "vm_name": self.vm_name,
-            "az_environment": self.az_environment,
-            "private_ips": list(self.private_ips),
-            "public_ips": list(self.public_ips),
-        }
 
+class Discovery(BaseModel):
+    """Values found on this machine, keyed by Inputs field, each with its ``discovered:`` source.
 
-@dataclass
-class Discovery:
-    """Values found on this machine, keyed by Inputs field, each with its ``discovered:`` source."""
+    The report's ``environment["discovery"]`` is its JSON dump.
+    """
 
-    values: dict[str, str] = field(default_factory=dict)
-    sources: dict[str, str] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid")
+
+    azure_vm: bool = False
     # "compute-instance", "job", or None when no Azure ML compute marker was found. On Azure ML
     # compute the VM lives in a Microsoft-managed Batch subscription, so IMDS's subscription and
-    # resource group are not the workspace's (requirements §3, Batch row: "The Batch account is in
-    # a Microsoft subscription").
+    # resource group are not the workspace's ("The Batch account is in a Microsoft subscription":
+    # concept-secure-network-traffic-flow, docs/sources.md S5).
     aml_compute: str | None = None
     # The compute instance's DNS suffix from .nbvm (``<instance>.<suffix>`` is its host name).
     ci_domain_suffix: str | None = None
-    azure_vm: bool = False
+    values: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)
     imds: ImdsFacts | None = None
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
 
     def set(self, name: str, value: str | None, source: str) -> None:
         """Record ``value`` unless an earlier (stronger) discovery source already gave one."""
@@ -135,24 +120,12 @@ class Discovery:
             self.values[name] = value.strip()
             self.sources[name] = f"discovered:{source}"
 
-    def as_environment(self) -> dict[str, object]:
-        """JSON-ready, for the report's ``environment``."""
-        return {
-            "azure_vm": self.azure_vm,
-            "aml_compute": self.aml_compute,
-            "ci_domain_suffix": self.ci_domain_suffix,
-            "values": dict(self.values),
-            "sources": dict(self.sources),
-            "imds": self.imds.to_dict() if self.imds else None,
-            "errors": list(self.errors),
-        }
-
 
 def _read_small(path: Path) -> str:
     return read_text(path, _SMALL_FILE_BYTES)
 
 
-def is_azure_vm(dmi_path: Path = DEFAULT_DMI_PATH) -> bool:
+def is_azure_vm(dmi_path: Path = DMI_PATH) -> bool:
     """True iff the DMI chassis asset tag is Azure's; an unreadable file means not Azure."""
     try:
         return _read_small(dmi_path).strip() == AZURE_ASSET_TAG
@@ -220,7 +193,7 @@ async def _fetch_imds(url: str, timeout: float) -> ImdsFacts:
 
 
 async def query_imds(
-    url: str = DEFAULT_IMDS_URL, timeout: float = 2.0, *, errors: list[str] | None = None
+    url: str = IMDS_URL, timeout: float = 2.0, *, errors: list[str] | None = None
 ) -> ImdsFacts | None:
     """Ask IMDS for this VM's facts; None on any failure (its one-line reason appended to ``errors``)."""
     # Imported here: discovery without IMDS (`plan`) needs neither an event loop nor an HTTP client.
@@ -292,11 +265,13 @@ async def discover(
 ) -> Discovery:
     """Collect what this machine says about its workspace. Never raises for missing or odd files.
 
-    ``dmi_path`` / ``imds_url`` default to $AMLPROBE_DMI_PATH / $AMLPROBE_IMDS_URL, then to the real
-    locations. IMDS is only asked when the DMI tag says this is an Azure VM, and ``use_imds`` is true
-    (``amlprobe plan`` promises not to touch the network).
+    ``dmi_path`` / ``imds_url`` / ``nbvm_path`` default to the machine's files as checks.paths finds
+    them ($AMLPROBE_DMI_PATH, $AMLPROBE_IMDS_URL, $AMLPROBE_NBVM_PATH, then the real locations). IMDS
+    is only asked when the DMI tag says this is an Azure VM, and ``use_imds`` is true (``amlprobe
+    plan`` promises not to touch the network).
     """
     found = Discovery()
+    paths = system_paths(env)
 
     # Strongest first: the process environment, then files written by the platform.
     for name, field_name in CI_ENV_FIELDS.items():
@@ -311,7 +286,7 @@ async def discover(
         found.aml_compute = found.aml_compute or "job"
         found.set("region", _region_from_service_endpoint(endpoint), f"env {JOB_SERVICE_ENDPOINT_ENV}")
 
-    nbvm_path = nbvm_path or Path(env.get(NBVM_PATH_ENV) or NBVM_PATH)
+    nbvm_path = nbvm_path or paths.nbvm
     try:
         nbvm = parse_key_values(_read_small(nbvm_path))
     except FileNotFoundError:
@@ -342,8 +317,8 @@ async def discover(
     if found.aml_compute is None and (home / "cloudfiles" / "code").is_dir():
         found.aml_compute = "compute-instance"
 
-    found.azure_vm = is_azure_vm(dmi_path or Path(env.get(DMI_PATH_ENV) or DEFAULT_DMI_PATH))
+    found.azure_vm = is_azure_vm(dmi_path or paths.dmi)
     if found.azure_vm and use_imds:
-        url = imds_url or env.get(IMDS_URL_ENV) or DEFAULT_IMDS_URL
+        url = imds_url or paths.imds_url
         found.imds = await query_imds(url, imds_timeout, errors=found.errors)
     return found

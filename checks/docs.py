@@ -1,9 +1,9 @@
 """Generate docs/troubleshooting.md from the code it documents, so the two cannot drift.
 
-Sources: ``checks.diagnose.RULES`` (one section per finding id: severity, cause, fix, doc), the
-remedies each rule calls (read from the rule's source and called with placeholders, so the command
-shape shown is the one the code prints), the packaged catalog (the docs a finding may link instead
-of the rule's own) and ``probe.reasons.REASON_DESCRIPTIONS`` (the reason-code table).
+Sources: ``checks.diagnosis.RULES`` (one section per finding id, read from each rule's own attributes:
+severity, title, cause, fix, doc and the remedies it offers, called with an empty context so the
+command shape shown is the one the code prints), the packaged catalog (the docs a finding may link
+instead of the rule's own) and ``probe.reasons.REASON_DESCRIPTIONS`` (the reason-code table).
 
     python -m checks.docs            # rewrite docs/troubleshooting.md
     python -m checks.docs --check    # exit 1 when the file differs from what the code says
@@ -12,98 +12,28 @@ of the rule's own) and ``probe.reasons.REASON_DESCRIPTIONS`` (the reason-code ta
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import sys
-import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
-from checks import remedies
 from checks.catalog import CLOUDS, load_catalog
-from checks.diagnose import RULES, Rule
+from checks.diagnosis import RULES, Rule
+from checks.remedies import PLACEHOLDERS
 from probe.model import Remediation
 from probe.reasons import REASON_DESCRIPTIONS
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
 GENERATOR = "python -m checks.docs"
 
-# Placeholder names for remedy parameters whose value the rule computes at run time.
-_PLACEHOLDER_NAMES = {"tag": "service-tag", "zones": "zone", "hosts": "host", "names": "host"}
-
-
-def _remedy_functions() -> dict[str, Callable[..., Remediation]]:
-    return {
-        name: fn
-        for name, fn in vars(remedies).items()
-        if inspect.isfunction(fn) and fn.__module__ == remedies.__name__ and not name.startswith("_")
-    }
-
-
-def _placeholder_facts() -> Any:
-    # What a remedy may read from Facts, with nothing known: every value becomes a <placeholder>.
-    inputs = SimpleNamespace(resource_group=None, region=None)
-    return SimpleNamespace(inputs=inputs, plan=None, results=[], environment={})
-
-
-def _placeholder(param: inspect.Parameter) -> object:
-    word = _PLACEHOLDER_NAMES.get(param.name, param.name.replace("_", "-"))
-    annotation = str(param.annotation)
-    return [f"<{word}>"] if annotation.startswith("list") else f"<{word}>"
-
-
-def _call_shape(fn: Callable[..., Remediation], call: ast.Call) -> Remediation:
-    """Call ``fn`` as ``call`` does, literals kept and everything computed replaced by placeholders."""
-    params = list(inspect.signature(fn).parameters.values())
-    by_name = {p.name: p for p in params}
-    args: list[object] = []
-    kwargs: dict[str, object] = {}
-
-    def value(node: ast.expr, param: inspect.Parameter) -> object:
-        if param.name == "facts":
-            return _placeholder_facts()
-        try:
-            return ast.literal_eval(node)
-        except ValueError:
-            return _placeholder(param)
-
-    for index, node in enumerate(call.args):
-        args.append(value(node, params[index]))
-    for kw in call.keywords:
-        if kw.arg is not None:
-            kwargs[kw.arg] = value(kw.value, by_name[kw.arg])
-    return fn(*args, **kwargs)
-
 
 def remediation_shapes(rule: Rule) -> list[Remediation]:
-    """The remedies ``rule`` offers, in the order its source calls them, with placeholders."""
-    functions = _remedy_functions()
-    tree = ast.parse(textwrap.dedent(inspect.getsource(rule.run)))
-    calls = [
-        (node.lineno, node.col_offset, functions[node.func.id], node)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in functions
-    ]
+    """The remedies ``rule`` offers, in its order, with every value the workspace would fill in a placeholder."""
     shapes: list[Remediation] = []
-    for _line, _col, fn, call in sorted(calls, key=lambda c: (c[0], c[1])):
-        shape = _call_shape(fn, call)
+    for example in rule.remedies:
+        shape = example(PLACEHOLDERS)
         if shape not in shapes:
             shapes.append(shape)
     return shapes
-
-
-def links_catalog_doc(rule: Rule) -> bool:
-    """Whether the rule's findings may carry the failing endpoint's own doc instead of ``rule.doc``."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(rule.run)))
-    return any(
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Attribute)
-        and node.func.attr == "finding"
-        and any(kw.arg == "doc" for kw in node.keywords)
-        for node in ast.walk(tree)
-    )
 
 
 def catalog_docs() -> dict[str, list[str]]:
@@ -146,14 +76,14 @@ def _rule_section(rule: Rule) -> list[str]:
     else:
         out += ["**Remediation:** none offered: the finding's detail names the failing check.", ""]
     doc = f"**Documentation:** <{rule.doc}>"
-    if links_catalog_doc(rule):
+    if rule.links_endpoint_doc:
         doc += " (a finding links the failing endpoint's own catalog doc instead, when it has one)"
     return [*out, doc, ""]
 
 
 def render() -> str:
     out = [
-        f"<!-- Generated by `{GENERATOR}` from checks/diagnose.py, checks/remedies.py, checks/data/*.toml",
+        f"<!-- Generated by `{GENERATOR}` from checks/diagnosis/, checks/remedies/, checks/data/*.toml",
         f"     and probe/reasons.py. Do not edit by hand: run `{GENERATOR}`. -->",
         "",
         "# Troubleshooting amlprobe findings",

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from checks.addresses import IPNetwork, is_private
+from checks.addresses import AZURE_DNS, IPNetwork, is_private
 from checks.inputs import Inputs
 from checks.plan import DnsExpectation, Plan
 from probe.model import CheckResult, Status
@@ -67,7 +67,7 @@ def has_privatelink(result: CheckResult) -> str | None:
 
 def _who(result: CheckResult) -> str:
     if "@reference" in result.id:
-        server = result.dns.server if result.dns and result.dns.server else "168.63.129.16"
+        server = result.dns.server if result.dns and result.dns.server else AZURE_DNS
         return f"Azure DNS (reference, {server})"
     if result.dns is not None and result.dns.source == "hosts":
         return "the hosts file"

@@ -7,13 +7,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Defined apart so that building the command line does not import pydantic; re-exported here.
+from checks.addresses import AZURE_DNS as AZURE_DNS  # noqa: PLC0414
 from checks.scenarios import DEFAULT_SCENARIOS as DEFAULT_SCENARIOS  # noqa: PLC0414
 from checks.scenarios import SCENARIOS as SCENARIOS  # noqa: PLC0414
 from probe.errors import UsageError
 
 Cloud = Literal["public", "usgov", "china"]
 
-AZURE_DNS = "168.63.129.16"
 # What can have a private endpoint of its own, as `private_endpoints` keys. "storage" stands for every
 # storage sub-resource (one private endpoint each: storage-blob, storage-file, ...).
 PE_RESOURCES = (

@@ -1,9 +1,11 @@
 """Facts about this machine for the report's ``environment``: NICs, DNS config, hosts overrides,
-proxy variables, and whether inbound TCP 44224 (Azure ML's inbound port for compute with a public
-IP, requirements §2) could be accepted.
+proxy variables, who runs the probes, and whether inbound TCP 44224 could be accepted (Azure ML's
+inbound port for compute with a public IP: AzureMachineLearning to TCP 44224,
+learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall).
 
 Every part is best-effort and bounded: a part that fails is None in the result and its one-line
-reason goes to ``errors[<part>]``; nothing here raises or prints a traceback.
+reason goes to ``errors[<part>]``; nothing here raises or prints a traceback. The facts are
+pydantic models; the report's ``environment["local"]`` is their JSON dump (docs/report-contract.md).
 """
 
 from __future__ import annotations
@@ -11,27 +13,23 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import re
-import shlex
 import shutil
 import signal
 import socket
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import psutil
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 
+from checks.firewall import Verdict, iptables_verdict, nft_verdict
+from checks.paths import HOSTS_FILE, RESOLV_CONF, SYSTEMD_RESOLVED_CONF
 from probe.files import MAX_HOSTS_BYTES, read_text
 from probe.redact import redact_url
 
 INBOUND_PORT = 44224
-RESOLV_CONF = Path("/etc/resolv.conf")
-HOSTS_FILE = Path("/etc/hosts")
-# systemd-resolved writes the real upstream servers here while /etc/resolv.conf points at its stub.
-SYSTEMD_RESOLVED_CONF = Path("/run/systemd/resolve/resolv.conf")
 # 127.0.0.53 is resolved's stub listener, 127.0.0.54 its "proxy" stub (systemd-resolved(8)).
 RESOLVED_STUBS = frozenset({"127.0.0.53", "127.0.0.54"})
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -39,7 +37,97 @@ FIREWALL_TIMEOUT = 2.0
 # Administrators run these from sbin, which an ordinary user's PATH often lacks.
 _SBIN = ("/usr/sbin", "/sbin")
 
-Verdict = Literal["accept", "drop", "unknown"]
+
+class _Facts(BaseModel):
+    """A part of the local facts. Keys named in ``_SHOWN_WHEN_SET`` are left out of the dump while None:
+    the report has only ever carried them when they say something."""
+
+    model_config = ConfigDict(extra="forbid")
+    _SHOWN_WHEN_SET: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        for key in self._SHOWN_WHEN_SET:
+            if isinstance(data, dict) and data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+class NicAddress(_Facts):
+    family: str
+    address: str
+    netmask: str | None
+
+
+class Nic(_Facts):
+    up: bool | None
+    mtu: int | None
+    addresses: list[NicAddress]
+
+
+class UpstreamDns(_Facts):
+    """systemd-resolved's own list of upstream servers (its stub forwards to these)."""
+
+    source: str
+    nameservers: list[str]
+    search: list[str]
+    options: list[str]
+
+
+class DnsConfig(_Facts):
+    _SHOWN_WHEN_SET = ("upstream_error",)
+
+    resolv_conf: str
+    nameservers: list[str]
+    search: list[str]
+    options: list[str]
+    systemd_resolved_stub: bool
+    upstream: UpstreamDns | None = None
+    # The servers the system resolver really asks: resolved's upstream ones behind its stub.
+    effective_nameservers: list[str]
+    effective_source: str
+    upstream_error: str | None = None
+
+
+class FirewallFacts(_Facts):
+    drops: bool | None = Field(description="True: a rule drops the port; False: every tool's rules accept it.")
+    verdicts: dict[str, Verdict] = Field(default_factory=dict, description="Per tool that answered.")
+    notes: list[str] = Field(default_factory=list, description="Why a tool did not answer.")
+
+
+class InboundFacts(_Facts):
+    """Whether something listens on the inbound port, and what the local firewall would do to it."""
+
+    _SHOWN_WHEN_SET = ("firewall",)
+
+    port: int = INBOUND_PORT
+    listening: bool | None = None
+    listeners: list[str] = Field(default_factory=list)
+    firewall_drops: bool | None = None
+    firewall: FirewallFacts | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def firewall_status(self) -> Literal["drops", "accepts", "unknown"]:
+        drops = self.firewall_drops
+        return "drops" if drops is True else "accepts" if drops is False else "unknown"
+
+
+class LocalFacts(_Facts):
+    """The report's ``environment["local"]``; None for a part that could not be read (see ``errors``)."""
+
+    nics: dict[str, Nic] | None = None
+    dns: DnsConfig | None = None
+    hosts_overrides: dict[str, list[str]] | None = None
+    proxy: dict[str, str] | None = None
+    # Who runs the probes: WireServer accepts TCP from root only (checks.judge.apply_wireserver_user).
+    euid: int | None = None
+    inbound_44224: InboundFacts = Field(default_factory=InboundFacts)
+    errors: dict[str, str] = Field(default_factory=dict)
+
+    def effective_nameservers(self) -> list[str]:
+        return list(self.dns.effective_nameservers) if self.dns is not None else []
 
 
 def _one_line(text: object) -> str:
@@ -84,18 +172,16 @@ def _family(family: int) -> str:
     return str(family)
 
 
-def nic_facts() -> dict[str, object]:
+def nic_facts() -> dict[str, Nic]:
     stats = psutil.net_if_stats()
-    out: dict[str, object] = {}
+    out: dict[str, Nic] = {}
     for name, addrs in sorted(psutil.net_if_addrs().items()):
         st = stats.get(name)
-        out[name] = {
-            "up": st.isup if st else None,
-            "mtu": st.mtu if st else None,
-            "addresses": [
-                {"family": _family(int(a.family)), "address": a.address, "netmask": a.netmask} for a in addrs
-            ],
-        }
+        out[name] = Nic(
+            up=st.isup if st else None,
+            mtu=st.mtu if st else None,
+            addresses=[NicAddress(family=_family(int(a.family)), address=a.address, netmask=a.netmask) for a in addrs],
+        )
     return out
 
 
@@ -121,27 +207,26 @@ def parse_resolv_conf(text: str) -> dict[str, list[str]]:
     return {"nameservers": servers, "search": search, "options": options}
 
 
-def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> dict[str, object]:
+def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> DnsConfig:
     local = parse_resolv_conf(_read(resolv_conf))
     stub = bool(local["nameservers"]) and all(s in RESOLVED_STUBS for s in local["nameservers"])
-    out: dict[str, object] = {
-        "resolv_conf": str(resolv_conf),
+    facts = DnsConfig(
+        resolv_conf=str(resolv_conf),
         **local,
-        "systemd_resolved_stub": stub,
-        "upstream": None,
-        "effective_nameservers": local["nameservers"],
-        "effective_source": str(resolv_conf),
-    }
+        systemd_resolved_stub=stub,
+        effective_nameservers=local["nameservers"],
+        effective_source=str(resolv_conf),
+    )
     if stub:
         try:
             upstream = parse_resolv_conf(_read(systemd_resolved_conf))
         except OSError as exc:
-            out["upstream_error"] = _error(exc)
+            facts.upstream_error = _error(exc)
         else:
-            out["upstream"] = {"source": str(systemd_resolved_conf), **upstream}
-            out["effective_nameservers"] = upstream["nameservers"]
-            out["effective_source"] = str(systemd_resolved_conf)
-    return out
+            facts.upstream = UpstreamDns(source=str(systemd_resolved_conf), **upstream)
+            facts.effective_nameservers = upstream["nameservers"]
+            facts.effective_source = str(systemd_resolved_conf)
+    return facts
 
 
 # --- hosts file --------------------------------------------------------------------------------
@@ -166,7 +251,7 @@ def hosts_overrides(text: str, names: Iterable[str]) -> dict[str, list[str]]:
     return out
 
 
-# --- inbound listener --------------------------------------------------------------------------
+# --- inbound listener and firewall -------------------------------------------------------------
 
 
 def listeners(port: int) -> list[str]:
@@ -177,247 +262,6 @@ def listeners(port: int) -> list[str]:
             ip = conn.laddr.ip
             found.append(f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}")
     return sorted(set(found))
-
-
-# --- firewall ----------------------------------------------------------------------------------
-# The question asked of the rules: would a NEW inbound TCP connection to ``port``, arriving on a
-# non-loopback interface from an unknown source, be accepted? Rules whose conditions cannot be
-# decided without knowing the source (addresses, sets, rate limits, unknown matches) make the
-# answer "unknown" if they could decide the packet's fate.
-
-_YES, _NO, _MAYBE = "yes", "no", "maybe"
-
-
-@dataclass
-class _Rule:
-    match: str  # _YES, _NO or _MAYBE
-    verdict: str  # accept, drop, continue, return, unknown, jump:<chain>, goto:<chain>
-
-
-@dataclass
-class _Chain:
-    rules: list[_Rule] = field(default_factory=list)
-    policy: str | None = None  # base chains only: accept or drop
-
-
-def _and(a: str, b: str) -> str:
-    if _NO in (a, b):
-        return _NO
-    return _MAYBE if _MAYBE in (a, b) else _YES
-
-
-def _in_ports(port: int, spec: str, range_sep: str) -> bool:
-    for item in re.split(r"[,\s{}]+", spec):
-        if not item:
-            continue
-        low, sep, high = item.partition(range_sep)
-        try:
-            if (int(low) <= port <= int(high)) if sep else int(low) == port:
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-def _evaluate(chains: Mapping[str, _Chain], name: str, depth: int = 0) -> str:
-    """accept, drop, unknown, or return (the chain ended or said RETURN)."""
-    chain = chains.get(name)
-    if chain is None or depth > 16:
-        return "unknown"
-    for rule in chain.rules:
-        if rule.match == _NO:
-            continue
-        outcome = rule.verdict
-        if outcome.startswith(("jump:", "goto:")):
-            kind, _, target = outcome.partition(":")
-            outcome = _evaluate(chains, target, depth + 1)
-            if outcome == "return" and kind == "jump":
-                outcome = "continue"
-        if outcome == "continue":
-            continue
-        return outcome if rule.match == _YES else "unknown"
-    return "return"
-
-
-def _base_verdict(chains: Mapping[str, _Chain], name: str) -> Verdict:
-    outcome = _evaluate(chains, name)
-    if outcome == "return":
-        outcome = chains[name].policy or "unknown"
-    return "accept" if outcome == "accept" else "drop" if outcome == "drop" else "unknown"
-
-
-_IPT_NONTERMINAL = {"LOG", "NFLOG", "ULOG", "MARK", "CONNMARK", "CT", "TRACE", "AUDIT", "CLASSIFY", "TCPMSS"}
-_IPT_KNOWN_MODULES = {"tcp", "multiport", "conntrack", "state", "comment"}
-
-
-def _iptables_target(jump: str, target: str, chain_names: set[str]) -> str:
-    if target == "ACCEPT":
-        return "accept"
-    if target in ("DROP", "REJECT"):
-        return "drop"
-    if target == "RETURN":
-        return "return"
-    if target in chain_names:
-        return f"{'goto' if jump in ('-g', '--goto') else 'jump'}:{target}"
-    return "continue" if target in _IPT_NONTERMINAL else "unknown"
-
-
-def _iptables_rule(args: list[str], port: int, chain_names: set[str]) -> _Rule:
-    match, negate, i = _YES, False, 0
-    while i < len(args):
-        tok = args[i]
-        val = args[i + 1] if i + 1 < len(args) else ""
-        if tok == "!":
-            negate, i = True, i + 1
-            continue
-        if tok in ("-j", "--jump", "-g", "--goto"):
-            # Whatever follows are the target's own options (--reject-with, --log-prefix...).
-            return _Rule(match, _iptables_target(tok, val, chain_names))
-        step = 2
-        if tok in ("-p", "--protocol"):
-            m = _YES if (val.lower() in ("tcp", "6", "all", "0")) != negate else _NO
-        elif tok in ("--dport", "--destination-port", "--dports", "--destination-ports"):
-            m = _YES if _in_ports(port, val, ":") != negate else _NO
-        elif tok in ("--ctstate", "--state"):
-            m = _YES if ("NEW" in val.upper().split(",")) != negate else _NO
-        elif tok in ("-i", "--in-interface"):
-            m = (_YES if negate else _NO) if val == "lo" else _MAYBE
-        elif tok in ("-s", "--source", "-d", "--destination"):
-            m = _YES if val in ("0.0.0.0/0", "::/0") and not negate else _MAYBE
-        elif tok in ("-m", "--match"):
-            m = _YES if val in _IPT_KNOWN_MODULES else _MAYBE
-        elif tok == "--comment":
-            m = _YES
-        elif tok.startswith("-"):
-            # An option we don't model (--sport, --match-set, --limit...): can't decide.
-            m = _MAYBE
-            step = 1 if not val or val.startswith("-") else 2
-        else:
-            m, step = _MAYBE, 1
-        match = _and(match, m)
-        negate = False
-        i += step
-    return _Rule(match, "continue")
-
-
-def iptables_verdict(text: str, port: int) -> Verdict:
-    """The fate of a new inbound TCP connection to ``port`` per ``iptables-save`` (filter table)."""
-    chains: dict[str, _Chain] = {}
-    rule_lines: list[tuple[str, list[str]]] = []
-    table = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("*"):
-            table = line[1:]
-        elif table != "filter" or not line or line.startswith("#"):
-            continue
-        elif line.startswith(":"):
-            name, policy = ([*line[1:].split(), "-"])[:2]
-            chains[name] = _Chain(policy={"ACCEPT": "accept", "DROP": "drop"}.get(policy))
-        elif line.startswith("-A "):
-            parts = shlex.split(line)
-            rule_lines.append((parts[1], parts[2:]))
-    if "INPUT" not in chains:
-        # No filter table at all filters nothing; a filter table without INPUT is not understood.
-        return "accept" if table is None and not rule_lines else "unknown"
-    names = set(chains)
-    for chain, args in rule_lines:
-        chains.setdefault(chain, _Chain()).rules.append(_iptables_rule(args, port, names))
-    return _base_verdict(chains, "INPUT")
-
-
-_NFT_TOKEN = re.compile(r'\{[^}]*\}|"[^"]*"|\S+')
-_NFT_VERDICTS = {"accept": "accept", "drop": "drop", "reject": "drop", "return": "return", "continue": "continue"}
-_NFT_OTHER_PROTOCOLS = {"udp", "icmp", "icmpv6", "sctp", "dccp", "udplite", "igmp", "esp", "ah"}
-
-
-def _nft_value(toks: list[str], i: int) -> tuple[str, bool, int]:
-    """The operand at ``toks[i]`` (after an optional ``!=``): value, negated, tokens used."""
-    negate = i < len(toks) and toks[i] == "!="
-    j = i + 1 if negate else i
-    return (toks[j].strip('"') if j < len(toks) else ""), negate, (j - i) + 1
-
-
-def _nft_rule(line: str, port: int) -> _Rule:
-    toks = _NFT_TOKEN.findall(line)
-    match, i = _YES, 0
-    while i < len(toks):
-        tok = toks[i]
-        nxt = toks[i + 1] if i + 1 < len(toks) else ""
-        if tok in _NFT_VERDICTS:
-            return _Rule(match, _NFT_VERDICTS[tok])  # "reject with ..." options follow
-        if tok in ("jump", "goto"):
-            return _Rule(match, f"{tok}:{nxt}")
-        if tok in _NFT_OTHER_PROTOCOLS:
-            return _Rule(_NO, "continue")
-        if tok == "tcp" and nxt == "dport":
-            value, negate, used = _nft_value(toks, i + 2)
-            hit = _in_ports(port, value, "-")
-            match = _and(match, _MAYBE if value.startswith("@") else (_YES if hit != negate else _NO))
-            i += 2 + used
-        elif (tok, nxt) in (("meta", "l4proto"), ("ip", "protocol"), ("ip6", "nexthdr"), ("ct", "state")):
-            value, negate, used = _nft_value(toks, i + 2)
-            items = set(re.split(r"[,\s{}]+", value.lower()))
-            wanted = {"new"} if tok == "ct" else {"tcp", "6"}
-            match = _and(match, _YES if bool(items & wanted) != negate else _NO)
-            i += 2 + used
-        elif tok in ("iif", "iifname"):
-            value, negate, used = _nft_value(toks, i + 1)
-            match = _and(match, (_YES if negate else _NO) if value == "lo" else _MAYBE)
-            i += 1 + used
-        elif tok == "counter":
-            i += 5 if nxt == "packets" else 1
-        elif tok == "comment":
-            i += 2
-        elif tok == "log":
-            i += 1
-            while i + 1 < len(toks) and toks[i] in ("prefix", "level", "flags", "group", "snaplen"):
-                i += 2
-        else:
-            # Addresses, sets, marks, limits, fib...: undecidable for an unknown source.
-            match = _and(match, _MAYBE)
-            i += 1
-    return _Rule(match, "continue")
-
-
-def nft_verdict(text: str, port: int) -> Verdict:
-    """The packet's fate over every ``hook input`` base chain of ``nft list ruleset``.
-
-    Only ip, ip6 and inet tables see inbound IP traffic, and a drop in any base chain is final."""
-    tables: list[dict[str, _Chain]] = []
-    bases: list[tuple[dict[str, _Chain], str]] = []
-    family: str | None = None
-    chain: _Chain | None = None
-    depth = 0
-    for raw in text.splitlines():
-        line = raw.strip()
-        before, depth = depth, depth + line.count("{") - line.count("}")
-        if not line or line.startswith("#"):
-            continue
-        if before == 0 and line.startswith("table "):
-            family = line.split()[1]
-            tables.append({})
-        elif before == 1:
-            # Chains are what we read; sets, maps, flowtables... are skipped.
-            is_chain = line.startswith("chain ") and family in ("ip", "ip6", "inet")
-            chain = tables[-1].setdefault(line.split()[1], _Chain()) if is_chain and tables else None
-        elif before == 2 and chain is not None and line != "}":
-            if line.startswith("type ") and re.search(r"\bhook\s+input\b", line):
-                bases.append((tables[-1], next(n for n, c in tables[-1].items() if c is chain)))
-                chain.policy = "accept"
-            if policy := re.search(r"\bpolicy\s+(accept|drop)\b", line):
-                chain.policy = policy.group(1)
-            if not line.startswith(("type ", "policy ", "comment ", "devices ")):
-                chain.rules.append(_nft_rule(line, port))
-        if depth <= 1:
-            chain = None
-    if not bases:
-        # No input hook: nft filters nothing inbound. Text we could not parse at all is unknown.
-        return "accept" if tables or not text.strip() else "unknown"
-    results = [_base_verdict(chains, name) for chains, name in bases]
-    if "drop" in results:
-        return "drop"
-    return "accept" if all(r == "accept" for r in results) else "unknown"
 
 
 def _which(tool: str, env: Mapping[str, str]) -> str | None:
@@ -447,13 +291,13 @@ def _run_bounded(argv: list[str], timeout: float) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def firewall_facts(port: int, env: Mapping[str, str], timeout: float = FIREWALL_TIMEOUT) -> dict[str, object]:
+def firewall_facts(port: int, env: Mapping[str, str], timeout: float = FIREWALL_TIMEOUT) -> FirewallFacts:
     """Run iptables-save / nft (when installed and permitted) and judge the inbound port."""
     tools: list[tuple[str, list[str], Callable[[str, int], Verdict]]] = [
         ("iptables-save", ["-t", "filter"], iptables_verdict),
         ("nft", ["list", "ruleset"], nft_verdict),
     ]
-    seen: dict[str, str] = {}
+    seen: dict[str, Verdict] = {}
     notes: list[str] = []
     for tool, argv, judge in tools:
         exe = _which(tool, env)
@@ -480,7 +324,7 @@ def firewall_facts(port: int, env: Mapping[str, str], timeout: float = FIREWALL_
         drops = False
     else:
         drops = None
-    return {"drops": drops, "verdicts": seen, "notes": notes}
+    return FirewallFacts(drops=drops, verdicts=seen, notes=notes)
 
 
 # --- all together ------------------------------------------------------------------------------
@@ -496,44 +340,39 @@ def gather_local_facts(
     inbound_port: int = INBOUND_PORT,
     check_firewall: bool = True,
     firewall_timeout: float = FIREWALL_TIMEOUT,
-) -> dict[str, object]:
-    """A JSON-serialisable snapshot: nics, dns, hosts_overrides, proxy, euid, inbound_44224, errors."""
+) -> LocalFacts:
+    """A snapshot of this machine: nics, dns, hosts_overrides, proxy, euid, inbound_44224, errors."""
     errors: dict[str, str] = {}
     name_list = list(names)
 
-    def part(key: str, fn: Callable[[], object]) -> object:
+    def part(key: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
         except Exception as exc:
             errors[key] = _error(exc)
             return None
 
-    facts: dict[str, object] = {
-        "nics": part("nics", nic_facts),
-        "dns": part("dns", lambda: dns_facts(resolv_conf, systemd_resolved_conf)),
-        "hosts_overrides": part("hosts_overrides", lambda: hosts_overrides(_read(hosts_file), name_list)),
-        "proxy": part("proxy", lambda: proxy_facts(env)),
-        # Who runs the probes: WireServer accepts TCP from root only (checks.expect.apply_wireserver_user).
-        "euid": os.geteuid() if hasattr(os, "geteuid") else None,
-    }
-
-    inbound: dict[str, object] = {"port": inbound_port, "listening": None, "listeners": [], "firewall_drops": None}
+    facts = LocalFacts(
+        nics=part("nics", nic_facts),
+        dns=part("dns", lambda: dns_facts(resolv_conf, systemd_resolved_conf)),
+        hosts_overrides=part("hosts_overrides", lambda: hosts_overrides(_read(hosts_file), name_list)),
+        proxy=part("proxy", lambda: proxy_facts(env)),
+        euid=os.geteuid() if hasattr(os, "geteuid") else None,
+        inbound_44224=InboundFacts(port=inbound_port),
+        errors=errors,
+    )
+    errors, inbound = facts.errors, facts.inbound_44224  # the model holds copies: record into them
     try:
         found = listeners(inbound_port)
-        inbound["listening"], inbound["listeners"] = bool(found), found
+        inbound.listening, inbound.listeners = bool(found), found
     except psutil.AccessDenied:
         errors["inbound_listen"] = "listing TCP sockets needs more privileges (psutil.AccessDenied)"
     except Exception as exc:
         errors["inbound_listen"] = _error(exc)
     if check_firewall:
         try:
-            fw = firewall_facts(inbound_port, env, firewall_timeout)
-            inbound["firewall_drops"] = fw["drops"]
-            inbound["firewall"] = fw
+            inbound.firewall = firewall_facts(inbound_port, env, firewall_timeout)
+            inbound.firewall_drops = inbound.firewall.drops
         except Exception as exc:
             errors["inbound_firewall"] = _error(exc)
-    drops = inbound["firewall_drops"]
-    inbound["firewall_status"] = "drops" if drops is True else "accepts" if drops is False else "unknown"
-    facts["inbound_44224"] = inbound
-    facts["errors"] = errors
     return facts

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from checks.verdict import rejudge
 from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status
 from probe.reasons import Reason
 from probe.websocket import demands_auth, middlebox_signs, same_answer
@@ -105,22 +106,22 @@ def judge_websocket(result: CheckResult) -> None:
     url = f"wss://{host}{result.target.path or '/'}"
     marks = azure_marks(facts)
     if marks and demands_auth(facts, host):
-        result.status, result.reason, result.confidence = Status.PASS, Reason.WS_AUTH_REQUIRED, Confidence.LIKELY
-        result.detail = (
+        detail = (
             f"Reached the Azure ML front end, which requires authentication: the anonymous upgrade to {url} got"
             f" {_answer(facts)} ({'; '.join(marks)}). The front end never answers an anonymous upgrade with 101;"
             " the path from this machine carries the upgrade to it."
         )
+        rejudge(result, Status.PASS, Reason.WS_AUTH_REQUIRED, detail, Confidence.LIKELY)
         return
     if not marks and _is_block_page(facts):
         plain = facts.plain_get
         assert plain is not None
-        result.status, result.reason, result.confidence = Status.FAIL, Reason.WS_INTERCEPTED, Confidence.CONFIRMED
-        result.detail = (
+        detail = (
             f"A block page answered the upgrade to {url}: HTTP {facts.status}, HTML from"
             f" {facts.server or 'an unnamed server'} without any mark of the Azure ML front end, while a plain GET"
             f" of the same URL got HTTP {plain.status}: something in between refuses websockets."
         )
+        rejudge(result, Status.FAIL, Reason.WS_INTERCEPTED, detail, Confidence.CONFIRMED)
         return
     if marks:
         why = f"the Azure ML front end ({'; '.join(marks)}) answered {_answer(facts)}, not a sign-in demand"
@@ -130,8 +131,8 @@ def judge_websocket(result: CheckResult) -> None:
             " the Azure ML front end (no x-ms-request-id, no redirect to its sign-in), so it cannot be told whether"
             " the front end or something in between sent it"
         )
-    result.status, result.reason, result.confidence = Status.WARN, Reason.WS_INCONCLUSIVE, Confidence.UNCONFIRMED
-    result.detail = f"The anonymous upgrade to {url} is not proven either way: {why}."
+    detail = f"The anonymous upgrade to {url} is not proven either way: {why}."
+    rejudge(result, Status.WARN, Reason.WS_INCONCLUSIVE, detail, Confidence.UNCONFIRMED)
 
 
 def apply_websocket_answers(results: list[CheckResult]) -> None:

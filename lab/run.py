@@ -15,7 +15,7 @@ import ssl
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,9 @@ from lab.ca import INSPECTION, MICROSOFT_G2, LabCA, Profile, issuer_for
 from lab.netns import NamespaceUnavailable, enter_private_network, ip_batch
 from lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario
 from probe.errors import UsageError
+
+# ``amlprobe check ...`` parsed, ready to run in this process: (argv) -> run.
+PrepareCheck = Callable[[Sequence[str]], Callable[[], Awaitable[int]]]
 
 # The lab's workspace: a compute instance in East US with a workspace private endpoint.
 LAB_INPUTS: dict[str, str] = {
@@ -242,19 +245,17 @@ def _resolver_for_proxy() -> Any:
     return resolve
 
 
-async def run_inside(scenario: Scenario, layout: topo.Layout, workdir: Path, args: argparse.Namespace) -> int:
-    from probe.cli import build_parser, cmd_check
-    from probe.plugin import load_plugins
-
+async def run_inside(
+    scenario: Scenario, layout: topo.Layout, workdir: Path, args: argparse.Namespace, prepare: PrepareCheck
+) -> int:
     os.environ.clear()
     os.environ.update(lab_environment(scenario, workdir))
-    plugins = load_plugins()
-    check_args = build_parser(plugins).parse_args(check_argv(scenario, workdir, args))
+    check = prepare(check_argv(scenario, workdir, args))
     marks = args.timing
     marks.append(("parse", time.perf_counter()))
     async with lab_servers(layout, scenario, workdir):
         marks.append(("servers up", time.perf_counter()))
-        code = await cmd_check(check_args, plugins)
+        code = await check()
         marks.append(("check done", time.perf_counter()))
         if args.keep:
             await _keep_running(workdir)
@@ -287,7 +288,9 @@ def describe_scenarios() -> str:
     return "\n".join(lines)
 
 
-def cmd_lab(args: argparse.Namespace) -> int:
+def cmd_lab(args: argparse.Namespace, prepare: PrepareCheck) -> int:
+    """Build the scenario's VNet in a private namespace and run ``amlprobe check`` in it (``prepare`` parses
+    that command line; the composition root supplies it, so the lab runs exactly what a user runs)."""
     if args.list:
         sys.stdout.write(describe_scenarios())
         return 0
@@ -308,7 +311,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     args.timing.append(("namespace", time.perf_counter()))
     with tempfile.TemporaryDirectory(prefix="amlprobe-lab-") as tmp:
-        code = asyncio.run(run_inside(scenario, layout, Path(tmp), args))
+        code = asyncio.run(run_inside(scenario, layout, Path(tmp), args, prepare))
     if args.scenario is None:
         print(
             "\nThat was the healthy lab. Now break something: amlprobe lab --scenario nsg-blocks-443 "

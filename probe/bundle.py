@@ -19,15 +19,18 @@ import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probe import __version__
 from probe.atomic import write_atomic
 from probe.files import MAX_CONFIG_BYTES, read_text
+from probe.formats import FORMATS, RenderOptions
 from probe.model import Report
-from probe.plugin import PlannedRun
 from probe.redact import redact_text
-from probe.render import render_json, render_table
+from probe.style import GENERIC, ReportStyle
+
+if TYPE_CHECKING:
+    from probe.execution import PlannedRun
 
 COMMAND_TIMEOUT = 3.0
 RESOLV_CONF = "/etc/resolv.conf"
@@ -38,11 +41,11 @@ IP_COMMANDS = (
     ("-6", "rule", "show"),
     ("address", "show"),
 )
-# Variables that change how this machine connects: proxies, trust stores, amlprobe's own and the
-# cloud agent's settings. Anything else in the environment stays out of the bundle.
-_ENV_NAMES = re.compile(
-    r"(?i)^(?:.*proxy.*|SSL_CERT_(?:FILE|DIR)|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|NODE_EXTRA_CA_CERTS|"
-    r"AMLPROBE_.*|AZURE.*|AML_.*|AZUREML_.*|MSI_.*|IDENTITY_.*|LANG|LC_ALL|TZ)$"
+# Variables that change how this machine connects: proxies, trust stores and amlprobe's own settings,
+# plus what the planning layer names (ReportStyle.bundle_env: its platform's agents and identities).
+# Anything else in the environment stays out of the bundle.
+_ENV_NAMES = (
+    r".*proxy.*|SSL_CERT_(?:FILE|DIR)|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|NODE_EXTRA_CA_CERTS|AMLPROBE_.*|LANG|LC_ALL|TZ"
 )
 _DEPENDENCIES = ("aiohttp", "dnspython", "pydantic", "psutil", "cryptography", "asyncio-dgram")
 
@@ -116,8 +119,9 @@ def listening_sockets() -> dict[str, Any]:
     return {"sockets": rows}
 
 
-def environ_text(env: Mapping[str, str]) -> str:
-    lines = [f"{k}={v.replace(chr(10), chr(92) + 'n')}" for k, v in sorted(env.items()) if _ENV_NAMES.match(k)]
+def environ_text(env: Mapping[str, str], extra: str = "") -> str:
+    names = re.compile(f"(?i)^(?:{_ENV_NAMES}{'|' + extra if extra else ''})$")
+    lines = [f"{k}={v.replace(chr(10), chr(92) + 'n')}" for k, v in sorted(env.items()) if names.match(k)]
     head = "# The environment variables that affect connections (others are left out).\n"
     return head + "".join(line + "\n" for line in lines)
 
@@ -157,14 +161,16 @@ def collect_members(
     *,
     env: Mapping[str, str],
     resolv_conf: str = RESOLV_CONF,
+    style: ReportStyle = GENERIC,
 ) -> dict[str, str]:
     """The bundle's files, before redaction, in the order they are packed."""
+    options = RenderOptions(style=style)
     return {
-        "report.json": render_json(report),
-        "report.txt": render_table(report),
+        "report.json": FORMATS["json"](report, options),
+        "report.txt": FORMATS["table"](report, options),
         "plan.json": json.dumps(plan_document(planned), indent=2) + "\n",
         "environment.json": json.dumps(report.environment, indent=2, default=str) + "\n",
-        "environ.txt": environ_text(env),
+        "environ.txt": environ_text(env, style.bundle_env),
         "resolv.conf": _read(resolv_conf),
         "routes.txt": routes_text(),
         "listening.json": json.dumps(listening_sockets(), indent=2) + "\n",
@@ -210,9 +216,10 @@ def write_bundle(
     *,
     env: Mapping[str, str],
     resolv_conf: str = RESOLV_CONF,
+    style: ReportStyle = GENERIC,
 ) -> list[str]:
     """Collect, redact, pack and atomically write the bundle; return what was redacted. Raises OSError."""
-    members, found = redact_members(collect_members(report, planned, env=env, resolv_conf=resolv_conf))
+    members, found = redact_members(collect_members(report, planned, env=env, resolv_conf=resolv_conf, style=style))
     members["REDACTIONS.txt"] = redactions_text(found)
     folder = os.path.basename(path)
     for suffix in (".tar.gz", ".tgz"):

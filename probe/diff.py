@@ -7,12 +7,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from probe.errors import UsageError
 from probe.files import MAX_REPORT_BYTES, read_regular
 from probe.model import Change, Finding, OverallStatus, Report, Severity
 from probe.sanitize import printable
 
 
-class DiffInputError(Exception):
+class DiffInputError(UsageError):
     """A report file that cannot be compared; the message names the file and says why."""
 
 

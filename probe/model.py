@@ -18,7 +18,7 @@ from probe import __version__
 from probe.reasons import Reason
 from probe.sanitize import MAX_FIELD, clip, printable
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 # Bounds on what a peer can make a check result hold (applied where every result is built, in
@@ -227,6 +227,13 @@ class ProxyFacts(_Model):
     via: str | None = None
 
 
+class Observed(_Model):
+    """What a probe itself reported, kept when a later judgement replaced its reason or detail."""
+
+    reason: Reason
+    detail: str
+
+
 class CheckResult(_Model):
     id: str
     target: Target
@@ -257,6 +264,11 @@ class CheckResult(_Model):
     truncated: dict[str, int] = Field(
         default_factory=dict,
         description="What the bounds on peer data cut, by field path: characters for text, items for lists.",
+    )
+    observed: Observed | None = Field(
+        None,
+        description="The probe's own reason and detail, when judging the result against what is expected replaced"
+        " them (status, reason and detail are then the verdict); absent when the probe's words stand.",
     )
 
     @model_validator(mode="after")
@@ -333,7 +345,11 @@ def bound_result(r: CheckResult) -> None:
 
 
 class Remediation(_Model):
-    kind: str = Field(description="nsg_rule, firewall_rule, dns_link, dns_forwarder, no_proxy, tls_bypass, ...")
+    kind: str = Field(
+        description="What the remedy changes or checks: nsg_rule, firewall_rule, dns_link, dns_forwarder, hosts_file,"
+        " no_proxy, tls_bypass, trust_store, resource_firewall, private_endpoint, storage_setting, verify,"
+        " client_check, outside_check."
+    )
     text: str
     commands: list[str] = Field(default_factory=list)
 

@@ -46,8 +46,6 @@ RUN_STATUS_CODE = {
     OverallStatus.UNKNOWN: 3,
 }
 UP = {Status.PASS: 1, Status.WARN: 1, Status.FAIL: 0}
-# Caller labels worth grouping by in dashboards; anything else (purpose, doc) is free text.
-DEFAULT_LABEL_KEYS = ("service", "service_tag", "resource", "required", "resolver")
 _LABEL_VALUE_MAX = 80
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _IDENTITY = ("id", "protocol", "host", "port")
@@ -104,8 +102,12 @@ def _short(value: str) -> str:
     return value if len(value) <= _LABEL_VALUE_MAX and "\n" not in value else ""
 
 
-def render_prometheus(report: Report, *, label_keys: Sequence[str] = DEFAULT_LABEL_KEYS) -> str:
-    """The report's metrics in text exposition format 0.0.4, families and series in a stable order."""
+def render_prometheus(report: Report, *, label_keys: Sequence[str] = ()) -> str:
+    """The report's metrics in text exposition format 0.0.4, families and series in a stable order.
+
+    ``label_keys``: check labels worth a label of their own in dashboards (the planning layer's
+    ReportStyle.metric_labels); anything else (a purpose, a doc link) is free text and stays out.
+    """
     checks = sorted(report.checks, key=lambda c: c.id)
     extra = _extra_label_keys(checks, label_keys)
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from probe.model import CheckResult, OverallStatus, Report, Severity, Status
 from probe.sanitize import printable as _p
+from probe.style import GENERIC, ReportStyle
 
 _STATUS_MARK = {Status.PASS: "PASS", Status.WARN: "WARN", Status.FAIL: "FAIL", Status.SKIP: "SKIP"}
 _COLOUR = {
@@ -41,15 +42,10 @@ def _paint(colour: bool) -> Callable[[str, object], str]:
     return paint
 
 
-def verdict_line(report: Report) -> str:
+def verdict_line(report: Report, style: ReportStyle = GENERIC) -> str:
     s = report.summary
     failed_findings = [f for f in report.findings if f.severity is not Severity.INFO]
-    head = {
-        OverallStatus.OK: "OK: every required path works",
-        OverallStatus.WARNING: "WARNING: something needs attention",
-        OverallStatus.CRITICAL: "CRITICAL: Azure ML connectivity is broken",
-        OverallStatus.UNKNOWN: "UNKNOWN: the run could not decide",
-    }[report.status]
+    head = style.headlines[report.status.value]
     extra = []
     if failed_findings:
         extra.append(f"{len(failed_findings)} finding(s)")
@@ -68,13 +64,13 @@ def _latency(check: CheckResult) -> str:
     return "" if check.latency_ms is None else f"{check.latency_ms:.1f} ms"
 
 
-def _group_of(check: CheckResult) -> str:
-    return check.labels.get("service") or check.labels.get("service_tag") or "targets"
+def _group_of(check: CheckResult, labels: tuple[str, ...]) -> str:
+    return next((check.labels[k] for k in labels if check.labels.get(k)), "targets")
 
 
-def render_table(report: Report, *, colour: bool = False) -> str:
+def render_table(report: Report, *, colour: bool = False, style: ReportStyle = GENERIC) -> str:
     paint = _paint(colour)
-    out = [paint(verdict_line(report), report.status), ""]
+    out = [paint(verdict_line(report, style), report.status), ""]
     if report.warnings:
         out.append("Warnings")
         out.extend(f"  {_p(w)}" for w in report.warnings)
@@ -95,8 +91,8 @@ def render_table(report: Report, *, colour: bool = False) -> str:
             if f.doc:
                 out.append(f"      doc: {_p(f.doc)}")
         out.append("")
-    # A plugin's own summary lines for people (environment["notes"]: heading -> lines), e.g. which
-    # resources have private endpoints and why. The engine shows them as given.
+    # The planning layer's own summary lines for people (environment["notes"]: heading -> lines), e.g.
+    # which resources have private endpoints and why. The engine shows them as given.
     notes = report.environment.get("notes")
     if isinstance(notes, dict):
         for heading, lines in notes.items():
@@ -113,7 +109,7 @@ def render_table(report: Report, *, colour: bool = False) -> str:
         out.append("")
     groups: dict[str, list[CheckResult]] = {}
     for c in report.checks:
-        groups.setdefault(_p(_group_of(c)), []).append(c)
+        groups.setdefault(_p(_group_of(c, style.group_labels)), []).append(c)
     ids = {c.id: _p(c.id) for c in report.checks}
     width = max((len(i) for i in ids.values()), default=10)
     for group, checks in groups.items():

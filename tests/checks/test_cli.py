@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import INPUTS, NOT_AZURE_ENV, WS
 from tests.helpers.netns import python_in_netns, requires_netns, run_in_netns
 from tests.helpers.report import validated
 
@@ -19,18 +19,13 @@ from tests.helpers.report import validated
 # mistake in a test can never send a packet off this machine.
 pytestmark = requires_netns
 
-WS = "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8c0e1a37"
-INPUTS = ["--region", "eastus", "--workspace-id", WS, "--storage-account", "labsa"]
 # Never an Azure VM here, and never the machine's proxies or CA settings.
-ENV = {
-    **{k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))},
-    "AMLPROBE_DMI_PATH": "/nonexistent/amlprobe-test-dmi",
-}
+ENV = NOT_AZURE_ENV
 
 
 def amlprobe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the CLI inside a fresh network namespace (only lo, nothing routed), from ``cwd``."""
-    return run_in_netns([f"cd {shlex.quote(str(cwd))}"], [sys.executable, "-m", "probe", *args], env=ENV, timeout=60)
+    return run_in_netns([f"cd {shlex.quote(str(cwd))}"], [sys.executable, "-m", "amlprobe", *args], env=ENV, timeout=60)
 
 
 def test_plan_lists_rows_and_skips_without_network(tmp_path: Path) -> None:
@@ -85,7 +80,7 @@ from lab.servers.dns import DnsServer
 async def main():
     async with DnsServer("127.0.0.1", 0, records={}) as dns:  # NXDOMAIN for every name
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "probe", "check", *ARGS,
+            sys.executable, "-m", "amlprobe", "check", *ARGS,
             "--dns-server", dns.server_spec, "--reference-dns", dns.server_spec, "--timeout", "0.5",
             "--format", "json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await asyncio.wait_for(proc.communicate(), 60)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from checks.catalog import load_catalog
-from checks.diagnose import RULES, diagnose
+from checks.diagnosis import RULES, Evidence, diagnose
 from checks.inputs import Inputs
+from checks.localfacts import LocalFacts
 from checks.plan import Plan, build_plan
 from probe.context import make_result
 from probe.model import CheckResult, OverallStatus, Protocol, Severity, Status, overall_status
@@ -44,8 +45,8 @@ def fail(results: list[CheckResult], pred: Any, reason: Reason) -> list[str]:
     return hit
 
 
-def run(results: list[CheckResult], env: dict[str, Any] | None = None) -> list[Any]:
-    return diagnose(results, PLAN, INPUTS, env if env is not None else {"local": {}})
+def run(results: list[CheckResult], local: LocalFacts | None = None, dns_servers: list[str] | None = None) -> list[Any]:
+    return diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS, local=local, dns_servers=dns_servers or []))
 
 
 def test_healthy_has_no_findings() -> None:
@@ -99,7 +100,7 @@ def test_dns_down_makes_tcp_failures_consequences() -> None:
     consequences = fail(
         results, lambda r: r.target.protocol is not Protocol.DNS and not r.target.host[0].isdigit(), Reason.DNS_TIMEOUT
     )
-    (finding,) = run(results, {"local": {}, "settings": {"dns_servers": ["10.0.0.4"]}})
+    (finding,) = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
     assert finding.id == "dns-unavailable"
     assert set(finding.evidence) >= set(dns) | set(consequences)
 
@@ -118,7 +119,7 @@ def test_everything_dropped_is_no_outbound() -> None:
 
 def test_hosts_override_is_reported() -> None:
     name = next(s.target.host for s in PLAN.checks if ".workspace." in s.target.host)
-    findings = run(healthy(), {"local": {"hosts_overrides": {name: ["10.9.9.9"]}}})
+    findings = run(healthy(), LocalFacts(hosts_overrides={name: ["10.9.9.9"]}))
     assert [f.id for f in findings] == ["hosts-file-override"]
     assert name in findings[0].detail
     assert "/etc/hosts" in findings[0].remediation[0].commands[0]

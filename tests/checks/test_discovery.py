@@ -222,7 +222,7 @@ async def test_env_overrides_point_discovery_at_fixtures(
     assert found.imds is not None and found.imds.region == "westeurope"
     assert len(imds.requests) == 1
     assert found.aml_compute is None
-    assert json.loads(json.dumps(found.as_environment()))["imds"]["vm_name"] == "examplevmname"
+    assert json.loads(json.dumps(found.model_dump(mode="json")))["imds"]["vm_name"] == "examplevmname"
 
 
 async def test_explicit_paths_win_over_env_overrides(

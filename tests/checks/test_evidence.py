@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from checks.catalog import load_catalog
-from checks.expect import interpret
 from checks.inputs import Inputs
+from checks.interpret import interpret
+from checks.localfacts import LocalFacts
 from checks.plan import Plan, build_plan
 from lab.servers.dns import DnsServer
 from probe.context import ProbeContext, ProbeSettings, make_result
@@ -144,11 +145,9 @@ async def run(
         else:
             addresses = name.addresses if name is not None else [spec.target.host]
             results.append(make_result(spec, Status.PASS, Reason.OK, "ok", addresses=addresses))
-    environment: dict[str, Any] = {
-        "local": {"euid": 0},
-        "settings": {"dns_servers": [configured.server_spec]},
-    }
-    judged, findings = interpret(results, plan, inp, environment)
+    judged, findings, environment = interpret(
+        results, plan, inp, local=LocalFacts(euid=0), dns_servers=[configured.server_spec]
+    )
     return {r.id: r for r in judged}, findings, environment
 
 
@@ -272,8 +271,7 @@ async def test_non_root_wireserver_drop_is_information(servers: tuple[DnsServer,
     dns = [r for r in dns if r.target.protocol is Protocol.DNS]
     for euid, expected in ((1000, ["wireserver-non-root"]), (0, [])):
         fresh = [r.model_copy(deep=True) for r in (*results, *others, *dns)]
-        env: dict[str, Any] = {"local": {"euid": euid}}
-        judged, findings = interpret(fresh, plan, inputs(), env)
+        judged, findings, _ = interpret(fresh, plan, inputs(), local=LocalFacts(euid=euid))
         if expected:
             assert [f.id for f in findings] == expected and findings[0].severity is Severity.INFO
             assert "WALinuxAgent" in findings[0].detail

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 
 from checks.catalog import load_catalog
-from checks.diagnose import diagnose
-from checks.expect import interpret
+from checks.diagnosis import Evidence, diagnose
 from checks.inputs import Inputs
+from checks.interpret import interpret
 from checks.plan import build_plan
 from lab.servers.smb import Smb2Responder
 from probe.model import CheckResult, CheckSpec, Protocol, Severity, Status
 from probe.reasons import Reason
 from probe.smb import probe_smb
+from tests.helpers.probes import probe_context
 from tests.helpers.remedies import assert_pastes
 from tests.helpers.smbd import Smbd, requires_smbd, running_smbd
-from tests.probe.conftest import probe_context
 
 SA = "amlprobelabsa"
 INPUTS = Inputs(region="eastus", storage_account=SA, resource_group="rg-ml")
@@ -38,7 +38,7 @@ async def negotiate(host: str, port: int) -> CheckResult:
 
 
 def judged(result: CheckResult) -> tuple[CheckResult, list[str]]:
-    results, findings = interpret([result], PLAN, INPUTS, {"local": {}})
+    results, findings, _ = interpret([result], PLAN, INPUTS)
     return results[0], [f.id for f in findings if f.severity is not Severity.INFO]
 
 
@@ -63,7 +63,7 @@ async def test_samba_with_every_cipher_is_a_pass_worded_honestly(tmp_path: Path)
 @requires_smbd
 async def test_samba_allowing_only_aes256_gcm_is_one_warning_with_a_fix_that_pastes(samba_aes256: Smbd) -> None:
     result, _ = judged(await negotiate(samba_aes256.host, samba_aes256.port))
-    findings = diagnose([result], PLAN, INPUTS, {"local": {}})
+    findings = diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS))
     assert [(f.id, f.severity) for f in findings] == [("smb-encryption-aes256-only", Severity.WARNING)]
     (finding,) = findings
     assert f"The file share of {SA} accepts only AES-256-GCM" in finding.title
@@ -95,7 +95,7 @@ async def test_no_cipher_in_common_with_the_linux_client_is_critical(tmp_path: P
     with running_smbd(tmp_path, extra) as server:
         result = await negotiate(server.host, server.port)
     assert result.reason is Reason.SMB_NO_COMMON_CIPHER
-    findings = diagnose([result], PLAN, INPUTS, {"local": {}})
+    findings = diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS))
     assert [(f.id, f.severity) for f in findings] == [("smb-no-common-security", Severity.CRITICAL)]
     assert findings[0].title.startswith("Port 445 answers, but with no cipher in common with a Linux client")
     assert_pastes({c for r in findings[0].remediation for c in r.commands})

@@ -19,9 +19,10 @@ import pytest
 from cryptography import x509
 
 from checks.catalog import load_catalog
-from checks.diagnose import diagnose
-from checks.expect import apply_tls_issuers, is_azure_issuer
+from checks.diagnosis import Evidence, diagnose
 from checks.inputs import Inputs
+from checks.issuers import is_azure_issuer
+from checks.judge import apply_tls_issuers
 from checks.plan import build_plan
 from lab.ca import (
     AMAZON,
@@ -43,7 +44,7 @@ from probe.context import make_result
 from probe.model import CheckResult, CheckSpec, Protocol, Status, Target
 from probe.reasons import Reason
 from probe.registry import prober_for
-from tests.probe.conftest import probe_context
+from tests.helpers.probes import probe_context
 
 INPUTS = Inputs(region="eastus")
 PLAN = build_plan(load_catalog("public"), INPUTS)
@@ -163,7 +164,7 @@ async def test_real_issuers_of_a_healthy_workspace_pass(tls_lab: Start) -> None:
     lab = await tls_lab(HEALTHY)
     results = await lab.probe(HEALTHY)
     assert set(judged(results).values()) == {(Status.PASS, Reason.OK)}
-    assert diagnose(results, PLAN, INPUTS, {"local": {}}) == []
+    assert diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS)) == []
 
 
 async def test_inspection_of_microsoft_and_third_party_hosts_alike_is_one_finding(tls_lab: Start) -> None:
@@ -173,7 +174,7 @@ async def test_inspection_of_microsoft_and_third_party_hosts_alike_is_one_findin
     verdicts = judged(results)
     assert all(v == (Status.WARN, Reason.TLS_UNEXPECTED_ISSUER) for h, v in verdicts.items() if h != "adhoc.lab.test")
     assert verdicts["adhoc.lab.test"] == (Status.PASS, Reason.OK)  # ad-hoc targets are not judged
-    (finding,) = diagnose(results, PLAN, INPUTS, {"local": {}})
+    (finding,) = diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS))
     assert finding.id == "tls-inspection"
     assert "Contoso Firewall TLS Inspection CA" in finding.title
     assert "third-party hosts too (github.lab.test, pypi.lab.test, pytorch.lab.test, raw.lab.test)" in finding.detail
@@ -200,7 +201,7 @@ async def test_the_trust_store_lacking_microsofts_g2_root_is_named(tls_lab: Star
     lab = await tls_lab(sites, untrusted=(MICROSOFT_G2,))
     results = await lab.probe(sites)
     assert judged(results)["mcr.lab.test"] == (Status.FAIL, Reason.TLS_UNTRUSTED)
-    (finding,) = diagnose(results, PLAN, INPUTS, {"local": {}})
+    (finding,) = diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS))
     assert finding.id == "trust-store-lacks-microsoft-root"
     assert finding.title.startswith("The trust store lacks Microsoft TLS RSA Root G2")
     commands = [c for r in finding.remediation for c in r.commands]
@@ -223,7 +224,7 @@ def test_an_untrusted_third_party_host_is_not_called_inspection() -> None:
         "not trusted",
         tls={"server_name": "pypi.org", "verified": False, "leaf": leaf.model_dump(), "chain": [leaf.model_dump()]},
     )
-    (finding,) = diagnose([result], PLAN, INPUTS, {"local": {}})
+    (finding,) = diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS))
     assert finding.id == "unexplained-failure"
 
 

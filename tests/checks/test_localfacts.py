@@ -13,14 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from checks.localfacts import (
-    gather_local_facts,
-    hosts_overrides,
-    iptables_verdict,
-    listeners,
-    nft_verdict,
-    parse_resolv_conf,
-)
+from checks.firewall import iptables_verdict, nft_verdict
+from checks.localfacts import gather_local_facts, hosts_overrides, listeners, parse_resolv_conf
 from probe.redact import redact_url
 from tests.helpers.netns import python_in_netns, requires_netns
 
@@ -85,7 +79,7 @@ def test_gather_local_facts_from_fixture_files(files: dict[str, Path]) -> None:
         "NO_PROXY": "localhost,.azureml.ms",
         "ALL_PROXY": "",
     }
-    facts = gather_local_facts(env=env, names=NAMES, check_firewall=False, inbound_port=1, **files)  # type: ignore[arg-type]
+    facts = gather_local_facts(env=env, names=NAMES, check_firewall=False, inbound_port=1, **files).model_dump()  # type: ignore[arg-type]
     json.dumps(facts)  # JSON-serialisable as a whole
     assert facts["errors"] == {}
     dns = facts["dns"]
@@ -117,7 +111,7 @@ def test_gather_local_facts_from_fixture_files(files: dict[str, Path]) -> None:
 
 def test_systemd_resolved_stub_reads_the_upstream_file(files: dict[str, Path], tmp_path: Path) -> None:
     files["resolv_conf"].write_text("nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch corp.example\n")
-    facts = gather_local_facts(env={}, names=[], check_firewall=False, inbound_port=1, **files)  # type: ignore[arg-type]
+    facts = gather_local_facts(env={}, names=[], check_firewall=False, inbound_port=1, **files).model_dump()  # type: ignore[arg-type]
     dns = facts["dns"]
     assert dns["systemd_resolved_stub"] is True and dns["upstream"] is None  # type: ignore[index]
     assert dns["upstream_error"].endswith("No such file or directory")  # type: ignore[index]
@@ -128,7 +122,7 @@ def test_systemd_resolved_stub_reads_the_upstream_file(files: dict[str, Path], t
         "# This is /run/systemd/resolve/resolv.conf\nnameserver 10.0.0.4\nnameserver 10.0.0.5\nsearch corp.example\n"
     )
     files["systemd_resolved_conf"] = upstream
-    dns = gather_local_facts(env={}, names=[], check_firewall=False, inbound_port=1, **files)["dns"]  # type: ignore[arg-type]
+    dns = gather_local_facts(env={}, names=[], check_firewall=False, inbound_port=1, **files).model_dump()["dns"]  # type: ignore[arg-type]
     assert dns["upstream"] == {  # type: ignore[index]
         "source": str(upstream),
         "nameservers": ["10.0.0.4", "10.0.0.5"],
@@ -152,7 +146,7 @@ def test_hosts_overrides_match_exact_names_only() -> None:
 def test_unreadable_parts_are_recorded_not_raised(files: dict[str, Path], tmp_path: Path) -> None:
     files["hosts_file"] = tmp_path  # a directory: reading fails
     files["resolv_conf"] = tmp_path / "absent"
-    facts = gather_local_facts(env={}, names=NAMES, check_firewall=False, inbound_port=1, **files)  # type: ignore[arg-type]
+    facts = gather_local_facts(env={}, names=NAMES, check_firewall=False, inbound_port=1, **files).model_dump()  # type: ignore[arg-type]
     assert facts["hosts_overrides"] is None and facts["dns"] is None
     errors = facts["errors"]
     assert errors == {
@@ -168,7 +162,9 @@ def test_real_listener_is_seen() -> None:
         assert listeners(port) == []
         srv.listen()
         assert listeners(port) == [f"127.0.0.1:{port}"]
-        inbound = gather_local_facts(env={}, names=[], check_firewall=False, inbound_port=port)["inbound_44224"]
+        inbound = gather_local_facts(env={}, names=[], check_firewall=False, inbound_port=port).model_dump()[
+            "inbound_44224"
+        ]
         assert inbound["listening"] is True and inbound["port"] == port  # type: ignore[index]
     assert listeners(port) == []
 
@@ -304,7 +300,9 @@ def fake_tools(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_firewall_tools_that_hang_or_refuse_give_unknown(fake_tools: Path) -> None:
-    facts = gather_local_facts(env={"PATH": str(fake_tools)}, names=[], inbound_port=1, firewall_timeout=0.3)
+    facts = gather_local_facts(
+        env={"PATH": str(fake_tools)}, names=[], inbound_port=1, firewall_timeout=0.3
+    ).model_dump()
     inbound = facts["inbound_44224"]
     assert inbound["firewall_drops"] is None and inbound["firewall_status"] == "unknown"  # type: ignore[index]
     assert inbound["firewall"]["notes"] == [  # type: ignore[index]
@@ -320,7 +318,7 @@ from probe.redact import redact_url
 srv = socket.socket()
 srv.bind(("0.0.0.0", 44224))
 srv.listen()
-facts = gather_local_facts(env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, names=[], firewall_timeout=2.0)
+facts = gather_local_facts(env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, names=[], firewall_timeout=2.0).model_dump()
 print(json.dumps(facts["inbound_44224"]))
 """
 

@@ -8,7 +8,8 @@ import pytest
 
 from checks.catalog import load_catalog
 from checks.inputs import SCENARIOS, InputError, Inputs
-from checks.plan import Plan, build_plan, notebooks_label, render_plan_table
+from checks.plan import Plan, build_plan, notebooks_label
+from checks.plan_table import render_plan_table
 from probe.model import Protocol
 
 GUID = "2b8e2c5a-6a8f-4c1e-9d1e-0f3b5a7c9e11"

@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
 from checks import remedies
 from checks.discovery import Discovery
 from checks.inputs import Inputs
+from checks.remedies import RemedyContext
 from checks.sources import gather_inputs
-from probe.model import CheckResult, Protocol, Status, Target
-from probe.reasons import Reason
+from tests.helpers.cli import NOT_AZURE_ENV
 from tests.helpers.netns import requires_netns, run_in_netns
 
 # Each tries a different way out of a shell word; each would create a file named pwn* if it ran.
@@ -73,24 +70,21 @@ def _inputs_from(source: str, value: str, tmp_path: Path) -> Inputs:
     return inputs
 
 
-def _facts(inputs: Inputs, value: str) -> Any:
-    host = f"{value}.blob.core.windows.net"
-    check = CheckResult(
-        id="tls:x",
-        target=Target(host=host, port=443, protocol=Protocol.TLS),
-        status=Status.FAIL,
-        reason=Reason.TCP_TIMEOUT,
-        detail="x",
-        labels={"resource": "storage"},
+def _facts(inputs: Inputs, value: str) -> RemedyContext:
+    """What the remedies may fill in, every value of it ``value``: the resource group and region as the CLI
+    gathered them, a forwarder zone, a storage name to send past a proxy."""
+    return RemedyContext(
+        resource_group=inputs.resource_group,
+        region=inputs.region,
+        forwarders={value: (value,)},
+        bypass_hosts=(f"{value}.blob.core.windows.net",),
     )
-    expectation = SimpleNamespace(zone=value, forwarder_zones=[value])
-    return SimpleNamespace(inputs=inputs, plan=SimpleNamespace(dns_expectations=[expectation]), results=[check])
 
 
-def _every_remedy(facts: Any, value: str) -> list[str]:
+def _every_remedy(ctx: RemedyContext, value: str) -> list[str]:
     """Every command of every public remedy in checks.remedies, each fed ``value`` wherever it takes one."""
     by_param: dict[str, object] = {
-        "facts": facts,
+        "ctx": ctx,
         "tag": value,
         "proto": "Tcp",
         "port": value,
@@ -110,7 +104,7 @@ def _every_remedy(facts: Any, value: str) -> list[str]:
     }
     commands: list[str] = []
     for name, fn in vars(remedies).items():
-        if name.startswith("_") or not inspect.isfunction(fn) or fn.__module__ != remedies.__name__:
+        if name.startswith("_") or not inspect.isfunction(fn) or not fn.__module__.startswith("checks.remedies."):
             continue
         params = inspect.signature(fn).parameters
         args: dict[str, object] = {}
@@ -171,8 +165,8 @@ def test_every_remedy_pastes_hostile_values_as_data(source: str, value: str, tmp
 
 def test_known_values_paste_unchanged() -> None:
     inputs = Inputs.model_validate({"resource_group": "rg-ml", "region": "eastus"})
-    facts = SimpleNamespace(inputs=inputs, plan=None, results=[])
-    (command,) = remedies.nsg_fix(facts, "Storage", "Tcp", "445").commands
+    ctx = RemedyContext(resource_group=inputs.resource_group, region=inputs.region)
+    (command,) = remedies.nsg_fix(ctx, "Storage", "Tcp", "445").commands
     assert command.startswith("az network nsg rule create --resource-group rg-ml --nsg-name <nsg-name> ")
     assert "--destination-address-prefixes Storage.eastus --destination-port-ranges 445" in command
     (sed,) = remedies.hosts_fix(["ws.api.azureml.ms"]).commands
@@ -181,10 +175,7 @@ def test_known_values_paste_unchanged() -> None:
 
 # --- validation: exit 3 and one line, from every source -----------------------------------------
 
-ENV = {
-    **{k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))},
-    "AMLPROBE_DMI_PATH": "/nonexistent/amlprobe-test-dmi",
-}
+ENV = NOT_AZURE_ENV
 ATTACK = "rg;touch pwn1;x$(touch pwn2)`touch pwn3`"
 
 
@@ -205,7 +196,7 @@ def test_a_hostile_resource_group_is_refused_with_exit_3(source: str, tmp_path: 
         (tmp_path / ".azureml" / "config.json").write_text(json.dumps({"resource_group": ATTACK}))
     else:
         env["CI_RESOURCE_GROUP"] = ATTACK  # what a compute instance's discovery reads
-    out = run_in_netns([f"cd {shlex.quote(str(tmp_path))}"], [sys.executable, "-m", "probe", *args], env=env)
+    out = run_in_netns([f"cd {shlex.quote(str(tmp_path))}"], [sys.executable, "-m", "amlprobe", *args], env=env)
     assert out.returncode == 3, out.stdout
     (line,) = out.stderr.splitlines()
     assert "field 'resource_group'" in line and "is not valid" in line

@@ -18,19 +18,20 @@ import trustme
 from aiohttp import web
 
 from checks.catalog import load_catalog
-from checks.diagnose import diagnose
+from checks.diagnosis import Evidence, diagnose
 from checks.inputs import Inputs
 from checks.plan import build_plan
-from checks.resources import apply_resource_answers, bearer_challenge, registry_layer_path, service_error
+from checks.registry import registry_layer_path
+from checks.resources import apply_resource_answers, bearer_challenge, service_error
 from lab.servers.resources import LAB_TENANT
 from lab.servers.web import HttpsFrontEnd
 from probe.context import ProbeContext
 from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Protocol, Severity, Status
 from probe.reasons import Reason
 from probe.registry import prober_for
+from tests.helpers.probes import probe_context, server_ssl_context
 from tests.helpers.remedies import assert_pastes
 from tests.helpers.web import WebPeers
-from tests.probe.conftest import probe_context, server_ssl_context
 
 SA, KV, ACR = "amlprobelabsa", "amlprobe-lab-kv", "amlprobelabacr"
 INPUTS = Inputs(
@@ -134,7 +135,7 @@ async def test_admitted_resources_ask_for_credentials(tls: ssl.SSLContext, conte
     acr = by["acr-http"]
     # The registry checks its firewall before credentials: its challenge proves the network admits us.
     assert (acr.status, acr.reason, acr.confidence) == (Status.PASS, Reason.HTTP_AUTH_REQUIRED, Confidence.CONFIRMED)
-    assert diagnose(results, PLAN, INPUTS, {"local": {}}) == []
+    assert diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS)) == []
 
 
 def test_both_challenge_forms_are_read() -> None:
@@ -182,7 +183,7 @@ async def test_firewalls_refuse_and_the_vault_and_registry_say_whom(
     assert (acr.reason, acr.labels["seen_address"]) == (Reason.HTTP_NETWORK_DENIED, "127.0.0.1")
     assert "client with IP '127.0.0.1' is not allowed access" in acr.detail
 
-    findings = diagnose(results, PLAN, INPUTS, {"local": {}})
+    findings = diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS))
     assert [(f.id, f.severity) for f in findings] == [("resource-network-denied", Severity.CRITICAL)] * 3
     titles = {f.title for f in findings}
     assert (
@@ -209,7 +210,7 @@ async def test_public_access_disabled(tls: ssl.SSLContext, context: Callable[[],
     assert blob.reason is Reason.HTTP_NETWORK_DENIED
     assert (kv.status, kv.reason) == (Status.FAIL, Reason.HTTP_PUBLIC_ACCESS_DISABLED)
     assert "ForbiddenByConnection" in kv.detail and "Public network access is disabled" in kv.detail
-    ids = sorted(f.id for f in diagnose(results, PLAN, INPUTS, {"local": {}}))
+    ids = sorted(f.id for f in diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS)))
     assert ids == ["resource-network-denied", "resource-public-access-disabled"]
 
 
@@ -296,7 +297,7 @@ async def test_answers_without_the_services_marks(
     port = await peers.app(_app(answer), tls)
     results = await ask(["storage-blob-http", "acr-http"], port, context())
     assert {(r.status, r.reason) for r in results} == {(status, reason)}, [r.detail for r in results]
-    findings = diagnose(results, PLAN, INPUTS, {"local": {}})
+    findings = diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS))
     expected = "resource-answer-inconclusive" if status is Status.WARN else "resource-request-intercepted"
     assert [f.id for f in findings] == [expected]
     if status is Status.FAIL:
@@ -328,7 +329,7 @@ async def test_azures_refusal_relayed_by_a_proxy_keeps_its_meaning(
 async def test_a_tls_failure_of_the_http_check_is_the_tls_checks_consequence(
     context: Callable[[], ProbeContext],
 ) -> None:
-    from tests.probe.conftest import free_port
+    from tests.helpers.ports import free_port
 
     port = free_port()
     (blob,) = await ask(["storage-blob-http"], port, context())
@@ -342,7 +343,7 @@ async def test_a_tls_failure_of_the_http_check_is_the_tls_checks_consequence(
     blob.labels.pop("consequence_of", None)
     apply_resource_answers([tls, blob])
     assert blob.labels["consequence_of"] == tls.id
-    findings = diagnose([tls, blob], PLAN, INPUTS, {"local": {}})
+    findings = diagnose(Evidence(results=[tls, blob], plan=PLAN, inputs=INPUTS))
     assert len(findings) == 1 and set(findings[0].evidence) == {tls.id, blob.id}
 
 
@@ -358,8 +359,7 @@ def test_the_registry_layer_path_is_named_not_invented() -> None:
     )
     layers = registry_layer_path([absent])
     assert layers is not None and layers["probed"] is False and layers["path"] == "*.blob.core.windows.net"
-    env = {"local": {}, "registry_layer_path": layers}
-    (finding,) = diagnose([absent], PLAN, INPUTS, env)
+    (finding,) = diagnose(Evidence(results=[absent], plan=PLAN, inputs=INPUTS, registry_layers=layers))
     assert finding.id == "registry-layers-unprobed" and finding.severity is Severity.INFO
     assert finding.remediation[0].commands == [f"az acr show-endpoints --name {ACR} --resource-group rg-ml"]
     present = absent.model_copy(update={"status": Status.PASS, "reason": Reason.OK, "detail": "ok"})

@@ -17,7 +17,7 @@ import trustme
 from aiohttp import web
 
 from checks.catalog import load_catalog
-from checks.diagnose import diagnose
+from checks.diagnosis import Evidence, diagnose
 from checks.inputs import Inputs
 from checks.plan import build_plan
 from checks.websocket import apply_websocket_answers
@@ -26,8 +26,8 @@ from probe.context import ProbeContext
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
 from probe.registry import prober_for
+from tests.helpers.probes import probe_context, server_ssl_context
 from tests.helpers.web import WebPeers
-from tests.probe.conftest import probe_context, server_ssl_context
 
 CI = "lab-ci.eastus.instances.azureml.ms"
 INPUTS = Inputs(region="eastus", instance_name="lab-ci")
@@ -80,7 +80,7 @@ async def test_each_plausible_front_end_refusal_passes(
     assert result.confidence is Confidence.LIKELY
     assert result.detail.startswith("Reached the Azure ML front end, which requires authentication")
     assert result.http is not None and result.http.plain_get is not None
-    assert diagnose([result], PLAN, INPUTS, {"local": {}}) == []
+    assert diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS)) == []
 
 
 def _app(handler: Callable[[web.Request], web.StreamResponse]) -> web.Application:
@@ -106,7 +106,7 @@ async def test_a_refusal_without_azures_marks_is_inconclusive_not_a_failure(
         Reason.WS_INCONCLUSIVE,
         Confidence.UNCONFIRMED,
     )
-    (finding,) = diagnose([result], PLAN, INPUTS, {"local": {}})
+    (finding,) = diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS))
     assert (finding.id, finding.severity.value) == ("websocket-inconclusive", "warning")
     assert "cannot be seen from here" in finding.detail
     (check,) = finding.remediation
@@ -138,7 +138,7 @@ async def test_a_block_page_only_the_upgrade_gets_is_stripped(
     result = await upgrade(port, context())
     assert (result.status, result.reason) == (Status.FAIL, Reason.WS_INTERCEPTED)
     assert result.detail.startswith("A block page answered the upgrade")
-    (finding,) = diagnose([result], PLAN, INPUTS, {"local": {}})
+    (finding,) = diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS))
     assert finding.id == "websocket-stripped" and finding.severity.value == "critical"
     assert [r.kind for r in finding.remediation] == ["tls_bypass", "client_check"]
 
@@ -150,7 +150,7 @@ async def test_azure_marks_never_outweigh_a_via_header(
     port = await peers.app(_app(lambda r: web.Response(status=302, headers=headers)), tls)
     result = await upgrade(port, context())
     assert (result.status, result.reason) == (Status.FAIL, Reason.WS_INTERCEPTED)
-    (finding,) = diagnose([result], PLAN, INPUTS, {"local": {}})
+    (finding,) = diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS))
     assert finding.title == "Websocket upgrade stripped by Via: 1.1 corp-proxy: Jupyter will not work"
 
 

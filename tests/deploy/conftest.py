@@ -1,11 +1,8 @@
-"""Shared pieces for the deploy/ tests: the repository's deploy files, a wheelhouse, a syslog socket."""
+"""Fixtures for the deploy/ tests: a wheelhouse of amlprobe and its dependencies, a syslog socket."""
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,40 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.deploy import PIP, REPO, Syslog, can_build_here, dependency_key
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
-
-REPO = Path(__file__).resolve().parents[2]
-DEPLOY = REPO / "deploy"
-BUNDLE_FILES = ("setup-compute-instance.sh", "amlprobe-run", "amlprobe.service", "amlprobe.timer", "amlprobe.cron")
-PIP = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q"]
-
-
-def _dependency_key() -> str:
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    text = "\n".join([sys.version, *sorted(deps)])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _can_build_here() -> bool:
-    """Whether this interpreter can build the wheel itself (faster than pip's isolated build env)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        major, minor = (int(p) for p in version("setuptools").split(".")[:2])
-    except (PackageNotFoundError, ValueError):
-        return False
-    if (major, minor) < (64, 0):
-        return False
-    if (major, minor) >= (70, 1):  # bdist_wheel moved into setuptools
-        return True
-    try:
-        version("wheel")
-    except PackageNotFoundError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="session")
@@ -55,60 +24,17 @@ def wheelhouse(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFac
     """``amlprobe`` built from this tree (every session) and its dependency wheels (cached across
     sessions by the dependency list and Python version: fetching them from the index takes ~20 s)."""
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    key = f"deploy-wheels-{_dependency_key()}"
+    key = f"deploy-wheels-{dependency_key()}"
     cache_plugin = getattr(pytestconfig, "cache", None)  # None under -p no:cacheprovider
     cache = Path(cache_plugin.mkdir(key)) if cache_plugin is not None else tmp_path_factory.mktemp(key)
     if not (cache / ".complete").exists():
         subprocess.run([*PIP, "wheel", "-w", str(cache), *deps], check=True, timeout=600)
         (cache / ".complete").touch()
     out = tmp_path_factory.mktemp("amlprobe-wheel")
-    isolation = ["--no-build-isolation"] if _can_build_here() else []
+    isolation = ["--no-build-isolation"] if can_build_here() else []
     subprocess.run([*PIP, "wheel", "--no-deps", *isolation, "-w", str(out), str(REPO)], check=True, timeout=300)
     (wheel,) = out.glob("amlprobe-*.whl")
     return {"wheel": wheel, "deps": cache}
-
-
-def make_bundle(directory: Path, wheelhouse: dict[str, Path] | None) -> Path:
-    """What an admin uploads: deploy/'s files, the amlprobe wheel beside them, dependencies in wheels/."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name in BUNDLE_FILES:
-        shutil.copy2(DEPLOY / name, directory / name)
-    if wheelhouse is not None:
-        shutil.copy2(wheelhouse["wheel"], directory / wheelhouse["wheel"].name)
-        wheels = directory / "wheels"
-        wheels.mkdir()
-        for whl in wheelhouse["deps"].glob("*.whl"):
-            os.symlink(whl, wheels / whl.name)
-    return directory
-
-
-class Syslog:
-    """A real syslog socket (AF_UNIX datagrams, as /dev/log); ``logger -u PATH`` writes to it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.setblocking(False)
-
-    def messages(self) -> list[tuple[int, int, str]]:
-        """(facility, severity, text) of every datagram received since the last call."""
-        out = []
-        while True:
-            try:
-                raw = self.sock.recv(65536).decode(errors="replace")
-            except BlockingIOError:
-                return out
-            pri, _, rest = raw[1:].partition(">")
-            out.append((int(pri) // 8, int(pri) % 8, rest))
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-# syslog(3) severities
-LOG_ERR, LOG_WARNING, LOG_NOTICE = 3, 4, 5
-LOG_USER = 1
 
 
 @pytest.fixture
@@ -119,24 +45,3 @@ def syslog() -> Iterator[Syslog]:
     yield s
     s.close()
     shutil.rmtree(directory)
-
-
-def listener() -> socket.socket:
-    """A TCP socket listening on loopback: an 'ok' target for a check."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(16)
-    return s
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connections are refused: a 'critical' target)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-def base_env(tmp_path: Path) -> dict[str, str]:
-    """A minimal environment: nothing from the developer's shell (proxies, AMLPROBE_*) leaks in."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"}

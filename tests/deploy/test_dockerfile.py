@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, PIP, REPO, _can_build_here
+from tests.helpers.deploy import DEPLOY, PIP, REPO, can_build_here
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -199,7 +199,7 @@ def test_wheel_built_from_the_image_context_equals_the_repositorys(
                 assert in_context(source, patterns), f"COPY {source}: excluded by .dockerignore"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(origin, target)
-    isolation = ["--no-build-isolation"] if _can_build_here() else []
+    isolation = ["--no-build-isolation"] if can_build_here() else []
     out = tmp_path / "wheel"
     subprocess.run([*PIP, "wheel", "--no-deps", *isolation, "-w", str(out), str(src)], check=True, timeout=300)
     (built,) = out.glob("amlprobe-*.whl")

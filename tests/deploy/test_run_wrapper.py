@@ -13,18 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import (
-    DEPLOY,
-    LOG_ERR,
-    LOG_NOTICE,
-    LOG_USER,
-    LOG_WARNING,
-    REPO,
-    Syslog,
-    base_env,
-    closed_port,
-    listener,
-)
+from tests.helpers.deploy import DEPLOY, LOG_ERR, LOG_NOTICE, LOG_USER, LOG_WARNING, REPO, Syslog, base_env
+from tests.helpers.ports import free_port, listening_socket
 
 WRAPPER = DEPLOY / "amlprobe-run"
 
@@ -34,7 +24,7 @@ def amlprobe_bin(tmp_path: Path) -> Path:
     """This tree's amlprobe CLI as one executable, the way the venv's console script is one."""
     launcher = tmp_path / "bin" / "amlprobe"
     launcher.parent.mkdir()
-    launcher.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m probe "$@"\n')
+    launcher.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m amlprobe "$@"\n')
     launcher.chmod(0o755)
     return launcher
 
@@ -87,9 +77,9 @@ def history(dirs: dict[str, Path]) -> list[dict[str, object]]:
 def test_status_changes_are_logged_once_at_their_priority(
     amlprobe_bin: Path, dirs: dict[str, Path], syslog: Syslog
 ) -> None:
-    up = listener()
+    up = listening_socket()
     ok = f"--target tcp://127.0.0.1:{up.getsockname()[1]}"
-    down = f"--target tcp://127.0.0.1:{closed_port()}"
+    down = f"--target tcp://127.0.0.1:{free_port()}"
     report = dirs["state"] / "report.json"
     try:
         first = run(amlprobe_bin, dirs, syslog, ok)
@@ -126,7 +116,7 @@ def test_status_changes_are_logged_once_at_their_priority(
 def test_bad_input_is_unknown_and_keeps_the_last_report(
     amlprobe_bin: Path, dirs: dict[str, Path], syslog: Syslog
 ) -> None:
-    up = listener()
+    up = listening_socket()
     try:
         assert run(amlprobe_bin, dirs, syslog, f"--target tcp://127.0.0.1:{up.getsockname()[1]}").returncode == 0
     finally:
@@ -152,7 +142,7 @@ def test_a_run_holding_the_lock_makes_the_next_one_skip(
     with open(dirs["state"] / ".lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         started = time.monotonic()
-        skipped = run(amlprobe_bin, dirs, syslog, f"--target tcp://127.0.0.1:{closed_port()}")
+        skipped = run(amlprobe_bin, dirs, syslog, f"--target tcp://127.0.0.1:{free_port()}")
         assert time.monotonic() - started < 10
     assert skipped.returncode == 0
     assert skipped.stdout == ""
@@ -163,7 +153,7 @@ def test_a_run_holding_the_lock_makes_the_next_one_skip(
 def test_env_file_is_parsed_not_sourced(
     amlprobe_bin: Path, dirs: dict[str, Path], syslog: Syslog, tmp_path: Path
 ) -> None:
-    up = listener()
+    up = listening_socket()
     port = up.getsockname()[1]
     pwned = tmp_path / "pwned"
     (dirs["config"] / "amlprobe.env").write_text(
@@ -188,7 +178,7 @@ def test_env_file_is_parsed_not_sourced(
 
 
 def test_history_is_trimmed_to_the_newest_lines(amlprobe_bin: Path, dirs: dict[str, Path], syslog: Syslog) -> None:
-    up = listener()
+    up = listening_socket()
     target = f"--target tcp://127.0.0.1:{up.getsockname()[1]}"
     try:
         for _ in range(3):

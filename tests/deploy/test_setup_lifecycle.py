@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import base_env, listener, make_bundle
+from tests.helpers.deploy import base_env, make_bundle
+from tests.helpers.ports import listening_socket
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def ok_target() -> Iterator[str]:
-    s = listener()
+    s = listening_socket()
     yield f"--target tcp://127.0.0.1:{s.getsockname()[1]} --timeout 1 --no-env"
     s.close()
 

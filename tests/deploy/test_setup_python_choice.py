@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import base_env, make_bundle
+from tests.helpers.deploy import base_env, make_bundle
 
 pytestmark = pytest.mark.slow
 

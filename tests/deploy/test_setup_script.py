@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY, LOG_NOTICE, Syslog, base_env, closed_port, listener, make_bundle
+from tests.helpers.deploy import DEPLOY, LOG_NOTICE, Syslog, base_env, make_bundle
+from tests.helpers.ports import free_port, listening_socket
 
 SCRIPTS = [DEPLOY / "setup-compute-instance.sh", DEPLOY / "amlprobe-run"]
 
@@ -94,7 +95,7 @@ def snapshot(root: Path, *, skip: Path) -> dict[str, tuple[str, int, int]]:
 
 @pytest.fixture(scope="module")
 def ok_target() -> Iterator[str]:
-    s = listener()
+    s = listening_socket()
     yield f"--target tcp://127.0.0.1:{s.getsockname()[1]} --timeout 1 --no-env"
     s.close()
 
@@ -204,7 +205,7 @@ def test_second_run_changes_nothing_and_is_much_faster(setup: Setup, two_runs: d
 
 
 def test_critical_verdict_exits_0_unless_strict(setup: Setup, two_runs: dict[str, object]) -> None:
-    down = f"--target tcp://127.0.0.1:{closed_port()} --timeout 1 --no-env"
+    down = f"--target tcp://127.0.0.1:{free_port()} --timeout 1 --no-env"
     relaxed, _ = setup.run(AMLPROBE_CHECK_ARGS=down)
     assert relaxed.returncode == 0, relaxed.stdout + relaxed.stderr
     assert "amlprobe: CRITICAL (0 findings, 1 of 1 checks failed)" in relaxed.stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import DEPLOY
+from tests.helpers.deploy import DEPLOY
 
 SERVICE = DEPLOY / "amlprobe.service"
 TIMER = DEPLOY / "amlprobe.timer"

@@ -51,7 +51,7 @@ def test_keep_can_be_entered_then_stops_clean(tmp_path: Path) -> None:
     env = _private_tmp(tmp_path)
     # The report goes to a file: a pipe nobody reads would fill up and block the lab.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "probe", "lab", "--keep", "--format", "json", "--output", str(tmp_path / "r.json")],
+        [sys.executable, "-m", "amlprobe", "lab", "--keep", "--format", "json", "--output", str(tmp_path / "r.json")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -63,7 +63,7 @@ def test_keep_can_be_entered_then_stops_clean(tmp_path: Path) -> None:
         try_cmd = shlex.split(lines[-1].split("then try:", 1)[1])
         assert try_cmd[0] == "amlprobe"
         out = subprocess.run(
-            [*enter, sys.executable, "-m", "probe", *try_cmd[1:], "--format", "json"],
+            [*enter, sys.executable, "-m", "amlprobe", *try_cmd[1:], "--format", "json"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -83,7 +83,18 @@ def test_keep_can_be_entered_then_stops_clean(tmp_path: Path) -> None:
 def test_interrupted_lab_writes_partial_report_and_cleans_up(tmp_path: Path) -> None:
     env = _private_tmp(tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "probe", "lab", "--scenario", "nsg-blocks-443", "--timeout", "20", "--format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "amlprobe",
+            "lab",
+            "--scenario",
+            "nsg-blocks-443",
+            "--timeout",
+            "20",
+            "--format",
+            "json",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -17,7 +17,7 @@ import errno, os, sys
 import lab.netns
 lab.netns._unshare = lambda flags: errno.EPERM
 os.getuid = lambda: 1000
-from probe.cli import main
+from amlprobe.cli import main
 sys.exit(main(["lab", "--format", "json"]))
 """
 

@@ -30,7 +30,7 @@ AML_NET = "192.0.2."
 @functools.cache
 def run_lab(scenario: str) -> tuple[int, Report]:
     proc = subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "--scenario", scenario, "--format", "json"],
+        [sys.executable, "-m", "amlprobe", "lab", "--scenario", scenario, "--format", "json"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -493,7 +493,7 @@ def test_every_fix_pastes(scenario: str) -> None:
 
 def test_list_describes_every_scenario() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "--list"], capture_output=True, text=True, env=ENV, check=False
+        [sys.executable, "-m", "amlprobe", "lab", "--list"], capture_output=True, text=True, env=ENV, check=False
     )
     assert proc.returncode == 0
     for name in (
@@ -527,7 +527,7 @@ def test_list_describes_every_scenario() -> None:
 
 def test_unknown_scenario_is_exit_3() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "--scenario", "nope"],
+        [sys.executable, "-m", "amlprobe", "lab", "--scenario", "nope"],
         capture_output=True,
         text=True,
         env=ENV,
@@ -539,7 +539,7 @@ def test_unknown_scenario_is_exit_3() -> None:
 
 def test_table_view_says_which_resources_have_private_endpoints() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "probe", "lab", "--scenario", "service-endpoints", "--format", "table"],
+        [sys.executable, "-m", "amlprobe", "lab", "--scenario", "service-endpoints", "--format", "table"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from probe.redact import is_secret_key, redact_text
+from tests.helpers.cli import ENV
 from tests.helpers.report import validated
-from tests.probe.test_cli import ENV
 
 REPO = Path(__file__).resolve().parents[2]
 # Fixed, recognisable planted secrets: a test grep for them must come back empty.
@@ -127,7 +127,7 @@ def listener() -> Iterator[int]:
 def run_bundle(*args: str, cwd: Path, extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {**ENV, **extra_env, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "probe", "bundle", *args],
+        [sys.executable, "-m", "amlprobe", "bundle", *args],
         capture_output=True,
         text=True,
         timeout=60,

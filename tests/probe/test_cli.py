@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -13,18 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import ENV, amlprobe
 from tests.helpers.netns import DROP_SETUP, drop_route, requires_netns
 from tests.helpers.ports import free_port
 from tests.helpers.report import validated
-
-# A clean environment: no proxy or CA variables from the machine running the tests.
-ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))}
-
-
-def amlprobe(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "probe", *args], capture_output=True, text=True, timeout=timeout, env=ENV, check=False
-    )
 
 
 @pytest.fixture
@@ -81,7 +72,7 @@ def test_bad_input_is_one_line_and_exit_3(args: list[str], message: str) -> None
 @pytest.mark.parametrize("value", ["http://[::1", "http://u:secret@:3128", "http://proxy.test:port"])
 def test_an_unparseable_proxy_variable_is_bad_input(var: str, value: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "probe", "check", "--target", "tls://127.0.0.1:1"],
+        [sys.executable, "-m", "amlprobe", "check", "--target", "tls://127.0.0.1:1"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -155,7 +146,7 @@ def test_signal_writes_a_partial_report_marked_interrupted(tmp_path: Path, sig: 
         [
             sys.executable,
             "-m",
-            "probe",
+            "amlprobe",
             "check",
             "--target",
             "tcp://192.0.2.1:443",

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from probe import descriptors
-from tests.helpers.ports import free_port
-from tests.probe.test_cli import ENV
-from tests.probe.test_udp import closed_udp_port
+from tests.helpers.cli import ENV
+from tests.helpers.ports import closed_udp_port, free_port
 
 
 def _limit(soft: int, hard: int) -> object:
@@ -32,7 +31,7 @@ def _limit(soft: int, hard: int) -> object:
 
 
 def _check(targets: list[str], out: Path, *, soft: int, hard: int, extra: tuple[str, ...] = ()) -> dict:  # type: ignore[type-arg]
-    argv = [sys.executable, "-m", "probe", "check", "--no-env", "-q", "--timeout", "1", "--format", "json"]
+    argv = [sys.executable, "-m", "amlprobe", "check", "--no-env", "-q", "--timeout", "1", "--format", "json"]
     argv += ["--output", str(out), *extra, *(a for t in targets for a in ("--target", t))]
     proc = subprocess.run(
         argv,

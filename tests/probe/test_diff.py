@@ -11,8 +11,8 @@ import pytest
 from probe.diff import diff_reports, render_diff_table
 from probe.model import CheckResult, Finding, OverallStatus, Protocol, Report, Severity, Status, Target
 from probe.reasons import Reason
+from tests.helpers.cli import amlprobe
 from tests.helpers.report import validated
-from tests.probe.test_cli import amlprobe
 
 
 def _check(cid: str, status: Status, reason: Reason) -> CheckResult:

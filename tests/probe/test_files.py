@@ -24,9 +24,9 @@ from checks.localfacts import gather_local_facts
 from probe.atomic import write_atomic
 from probe.dns import hosts_lookup, system_servers
 from probe.files import FileTooLarge, NotRegularFile, read_regular
+from tests.helpers.cli import ENV
 from tests.helpers.netns import requires_netns
 from tests.helpers.threaded import ThreadedServer, hold
-from tests.probe.test_cli import ENV
 
 # Every subprocess gets this long: a hang is a failure, never a stuck suite.
 HANG = 20
@@ -36,7 +36,7 @@ def amlprobe(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "probe", *args],
+        [sys.executable, "-m", "amlprobe", *args],
         capture_output=True,
         text=True,
         timeout=HANG,
@@ -102,7 +102,7 @@ def test_system_files_that_are_fifos_are_skipped_not_waited_on(fifo: Path) -> No
     assert hosts_lookup("example.test", str(fifo)) == []
     facts = gather_local_facts(
         env={}, names=["a.test"], resolv_conf=fifo, hosts_file=fifo, systemd_resolved_conf=fifo, check_firewall=False
-    )
+    ).model_dump()
     assert facts["dns"] is None and facts["hosts_overrides"] is None
     errors = facts["errors"]
     assert isinstance(errors, dict) and "not a regular file (a FIFO)" in errors["dns"]
@@ -137,7 +137,7 @@ def test_plan_files_that_are_not_regular_are_bad_input(flag: str, special: str, 
     path = str(fifo) if special == "fifo" else special
     env = {**ENV, "AMLPROBE_DMI_PATH": "/nonexistent/amlprobe-test-dmi"}
     out = run_in_netns(
-        [], [sys.executable, "-m", "probe", "plan", "--region", "eastus", flag, path], env=env, timeout=HANG
+        [], [sys.executable, "-m", "amlprobe", "plan", "--region", "eastus", flag, path], env=env, timeout=HANG
     )
     one_line(out, path, "not a regular file")
 
@@ -217,7 +217,7 @@ if how == "full":
 else:
     subprocess.run(["mount", "-o", "remount,ro", d], check=True)
 out = subprocess.run(
-    [sys.executable, "-m", "probe", "check", "--target", "tcp://127.0.0.1:1", "--output", report],
+    [sys.executable, "-m", "amlprobe", "check", "--target", "tcp://127.0.0.1:1", "--output", report],
     capture_output=True, text=True, timeout=30,
 )
 print(json.dumps({"rc": out.returncode, "stderr": out.stderr, "report": open(report).read(),

@@ -12,8 +12,8 @@ from pathlib import Path
 from probe.history import append_entry, changes_since, read_previous, record_run, run_entry
 from probe.model import CheckResult, OverallStatus, Protocol, Report, Status, Target
 from probe.reasons import Reason
+from tests.helpers.cli import ENV, amlprobe
 from tests.helpers.report import validated
-from tests.probe.test_cli import ENV, amlprobe
 
 
 def _report(*checks: tuple[str, Status, Reason]) -> Report:

@@ -16,9 +16,10 @@ from probe.context import ProbeContext
 from probe.http import BODY_KEEP, BODY_LIMIT, BadHttpResponse, find_head_end, parse_head, request_target
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
+from tests.helpers.ports import free_port
+from tests.helpers.probes import probe_context, server_ssl_context
 from tests.helpers.squid import Squid, requires_squid, run_squid
 from tests.helpers.web import GATEWAY_HEADERS, WebPeers, never_answer, raw_reply, reset_after_head, service_app
-from tests.probe.conftest import free_port, probe_context, server_ssl_context
 
 NAME = "app.lab.test"
 HOSTS = {NAME: ["127.0.0.1"]}

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from probe.history import LOCK_WAIT
+from tests.helpers.cli import ENV
 from tests.helpers.report import validated
 from tests.helpers.threaded import ThreadedServer, hold
-from tests.probe.test_cli import ENV
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def silent() -> Iterator[ThreadedServer]:
 
 def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "probe", "check", *args],
+        [sys.executable, "-m", "amlprobe", "check", *args],
         cwd=cwd,
         env=ENV,
         stdout=subprocess.PIPE,
@@ -42,7 +42,7 @@ def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
 def check_json(port: int, history: Path) -> subprocess.CompletedProcess[str]:
     argv = ["check", "--target", f"tcp://127.0.0.1:{port}", "--format", "json", "--history", str(history)]
     return subprocess.run(
-        [sys.executable, "-m", "probe", *argv], capture_output=True, text=True, timeout=30, env=ENV, check=False
+        [sys.executable, "-m", "amlprobe", *argv], capture_output=True, text=True, timeout=30, env=ENV, check=False
     )
 
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from probe.cli import Progress
 from probe.model import CheckResult, Protocol, Status, Target
+from probe.progress import Progress
 from probe.reasons import Reason
+from tests.helpers.cli import ENV, amlprobe
 from tests.helpers.report import validated
-from tests.probe.test_cli import ENV, amlprobe
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def _run_on_a_terminal(*args: str) -> tuple[int, str, str]:
     master, slave = os.openpty()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "probe", *args], stdout=subprocess.PIPE, stderr=slave, env=ENV, text=True
+            [sys.executable, "-m", "amlprobe", *args], stdout=subprocess.PIPE, stderr=slave, env=ENV, text=True
         )
         os.close(slave)
         stdout, _ = proc.communicate(timeout=60)

@@ -19,9 +19,9 @@ from probe import atomic
 from probe.model import CheckResult, Finding, OverallStatus, Protocol, Report, Severity, Status, Target
 from probe.prometheus import PushError, escape_label_value, push, push_url, render_prometheus
 from probe.reasons import Reason
+from tests.helpers.cli import ENV, amlprobe
 from tests.helpers.pushgateway import Pushgateway, pushgateway  # noqa: F401 - fixture
 from tests.helpers.report import validated
-from tests.probe.test_cli import ENV, amlprobe
 
 PROMTOOL = shutil.which("promtool")
 requires_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool (Debian prometheus) is not installed")
@@ -54,6 +54,10 @@ def _check(
     )
 
 
+# The check labels the planning layer names as identities (its ReportStyle.metric_labels).
+LABEL_KEYS = ("service", "service_tag", "resource", "required", "resolver")
+
+
 def sample_report() -> Report:
     checks = [
         _check("z-warn", Status.WARN, Reason.OK, latency_ms=250.0, labels={"service_tag": "Storage.westeurope"}),
@@ -81,7 +85,7 @@ def samples(text: str) -> dict[str, float]:
 
 
 def test_values_labels_and_choices() -> None:
-    text = render_prometheus(sample_report())
+    text = render_prometheus(sample_report(), label_keys=LABEL_KEYS)
     got = samples(text)
     success = {k: v for k, v in got.items() if k.startswith("amlprobe_check_success{")}
     # pass and warn succeed, fail does not, skip is absent; every series carries the same label names.
@@ -132,9 +136,9 @@ def test_label_value_escaping() -> None:
 
 def test_order_is_stable() -> None:
     report = sample_report()
-    first = render_prometheus(report)
+    first = render_prometheus(report, label_keys=LABEL_KEYS)
     report.checks.reverse()
-    assert render_prometheus(report) == first
+    assert render_prometheus(report, label_keys=LABEL_KEYS) == first
     ids = re.findall(r'^amlprobe_check_success\{id="([^"]+)"', first, re.M)
     assert ids == sorted(ids)
 
@@ -144,7 +148,7 @@ def test_a_check_changing_state_keeps_its_series() -> None:
     # life, so alerts, changes() and resets() see one time series flap rather than two series
     # appearing and vanishing (what status and reason labels on it did).
     def series(report: Report, family: str) -> set[str]:
-        return {k for k in samples(render_prometheus(report)) if k.startswith(family + "{")}
+        return {k for k in samples(render_prometheus(report, label_keys=LABEL_KEYS)) if k.startswith(family + "{")}
 
     before = sample_report()
     after = sample_report()
@@ -155,20 +159,23 @@ def test_a_check_changing_state_keeps_its_series() -> None:
             c.status, c.reason = Status.PASS, Reason.OK
     for family in ("amlprobe_check_success", "amlprobe_check_status"):
         assert series(before, family) == series(after, family), family
-    assert samples(render_prometheus(after))[
-        next(k for k in series(after, "amlprobe_check_success") if 'id="a-pass"' in k)
-    ] == 0
+    assert (
+        samples(render_prometheus(after, label_keys=LABEL_KEYS))[
+            next(k for k in series(after, "amlprobe_check_success") if 'id="a-pass"' in k)
+        ]
+        == 0
+    )
 
 
 @requires_promtool
 def test_promtool_accepts_the_exposition() -> None:
-    promtool_check(render_prometheus(sample_report()))
+    promtool_check(render_prometheus(sample_report(), label_keys=LABEL_KEYS))
 
 
 @requires_promtool
 def test_promtool_rejects_a_broken_exposition() -> None:
     # The checker itself must be able to fail, or the test above proves nothing.
-    broken = render_prometheus(sample_report()).replace('id="a-pass"', 'id="a-pass', 1)
+    broken = render_prometheus(sample_report(), label_keys=LABEL_KEYS).replace('id="a-pass"', 'id="a-pass', 1)
     out = subprocess.run(
         [PROMTOOL or "", "check", "metrics"], input=broken, capture_output=True, text=True, check=False
     )
@@ -269,7 +276,9 @@ def test_cli_push_lands_with_job_and_instance(pushgateway: Pushgateway, listener
 
 async def test_push_of_checks_with_uneven_labels_is_accepted(pushgateway: Pushgateway) -> None:  # noqa: F811
     # Only some checks carry service_tag: the gateway's consistency check must still take the push.
-    await push(pushgateway.url, render_prometheus(sample_report()), instance="test-host", timeout=5)
+    await push(
+        pushgateway.url, render_prometheus(sample_report(), label_keys=LABEL_KEYS), instance="test-host", timeout=5
+    )
     (group,) = _groups(pushgateway)
     assert group["labels"] == {"job": "amlprobe", "instance": "test-host"}
     ids = sorted(m["labels"]["id"] for m in group["amlprobe_check_success"]["metrics"])  # type: ignore[index]
@@ -277,7 +286,7 @@ async def test_push_of_checks_with_uneven_labels_is_accepted(pushgateway: Pushga
     # A second push replaces the group (PUT), so a check that went away does not linger.
     report = sample_report()
     report.checks = report.checks[:1]
-    await push(pushgateway.url, render_prometheus(report), instance="test-host", timeout=5)
+    await push(pushgateway.url, render_prometheus(report, label_keys=LABEL_KEYS), instance="test-host", timeout=5)
     (group,) = _groups(pushgateway)
     assert [m["labels"]["id"] for m in group["amlprobe_check_success"]["metrics"]] == ["z-warn"]  # type: ignore[index]
 
@@ -313,7 +322,7 @@ def test_push_ignores_proxy_environment(pushgateway: Pushgateway, listener: int)
         [
             sys.executable,
             "-m",
-            "probe",
+            "amlprobe",
             "check",
             "--target",
             f"tcp://127.0.0.1:{listener}",

@@ -23,9 +23,10 @@ from probe.model import ProxyFacts
 from probe.proxy import ProxyChoice, ProxyFailed, choose_proxy, no_proxy_matches, open_tunnel, parse_proxy_url
 from probe.reasons import Reason
 from probe.timing import now
+from tests.helpers.ports import free_port
+from tests.helpers.probes import probe_context
 from tests.helpers.squid import Squid, requires_squid, run_squid
 from tests.helpers.web import WebPeers, raw_reply
-from tests.probe.conftest import free_port, probe_context
 
 NAME = "app.lab.test"
 HOSTS = {NAME: ["127.0.0.1"], "proxy.lab.test": ["127.0.0.1"]}

@@ -155,4 +155,3 @@ async def test_a_prober_that_cannot_be_imported_is_an_internal_error(monkeypatch
     assert not outcome.deadline_exceeded
     assert outcome.results[0].reason is Reason.INTERNAL_ERROR
     assert "ModuleNotFoundError" in outcome.results[0].detail
-

@@ -19,10 +19,10 @@ import trustme
 from probe.model import MAX_SANS, CertInfo, CheckResult, Protocol, Status, Target, TlsFacts
 from probe.reasons import Reason
 from probe.sanitize import clip, printable
+from tests.helpers.cli import ENV
+from tests.helpers.probes import self_signed_pem, server_ssl_context
 from tests.helpers.report import validated
 from tests.helpers.threaded import ThreadedServer, reply, tls_holder
-from tests.probe.conftest import self_signed_pem, server_ssl_context
-from tests.probe.test_cli import ENV
 
 # An OSC window title, a screen clear, a carriage return that rewrites the line with a verdict,
 # a bell and a right-to-left override: what a hostile peer sends to a terminal.
@@ -33,7 +33,7 @@ RAW_CONTROLS = ("\x1b", "\r", "\x07", "\u202e", "\x9b")
 
 def amlprobe(*args: str) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(
-        [sys.executable, "-m", "probe", *args, "--dns-server", "127.0.0.1:1", "--timeout", "5"],
+        [sys.executable, "-m", "amlprobe", *args, "--dns-server", "127.0.0.1:1", "--timeout", "5"],
         capture_output=True,
         timeout=60,
         env=ENV,

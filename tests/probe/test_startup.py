@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.checks.test_cli import ENV, INPUTS
+from tests.helpers.cli import INPUTS
+from tests.helpers.cli import NOT_AZURE_ENV as ENV
 
 ENGINE = ("asyncio", "aiohttp", "cryptography", "dns", "psutil")
 
 
 def imported(*args: str, cwd: Path) -> set[str]:
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "probe", *args],
+        [sys.executable, "-X", "importtime", "-m", "amlprobe", *args],
         capture_output=True,
         text=True,
         cwd=cwd,

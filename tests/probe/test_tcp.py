@@ -17,7 +17,7 @@ from probe.reasons import Reason
 from probe.tcp import ConnectFailed, connect_tcp, interleave, probe_tcp
 from probe.timing import now
 from tests.helpers.netns import DROP_SETUP, drop_route, python_in_netns, requires_netns
-from tests.probe.conftest import probe_context
+from tests.helpers.probes import probe_context
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -193,7 +193,7 @@ NS_PRELUDE = textwrap.dedent(
     sys.path.insert(0, {str(REPO)!r})
     from probe.model import CheckSpec, Protocol, Target
     from probe.tcp import probe_tcp
-    from tests.probe.conftest import probe_context
+    from tests.helpers.probes import probe_context
 
     def spec(host, port):
         return CheckSpec(id="t", target=Target(host=host, port=port, protocol=Protocol.TCP))

@@ -13,7 +13,7 @@ from probe.context import ProbeSettings
 from probe.model import CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
 from probe.tls import ca_bundle_in_use, make_ssl_context, probe_tls
-from tests.probe.conftest import probe_context, self_signed_pem
+from tests.helpers.probes import probe_context, self_signed_pem
 
 Start = Callable[..., Awaitable[int]]
 HOSTS = {"tls.test": ["127.0.0.1"]}

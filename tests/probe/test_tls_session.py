@@ -14,7 +14,7 @@ import trustme
 from probe.certinfo import load_der
 from probe.model import CheckSpec, Protocol, Status, Target
 from probe.tls import probe_tls
-from tests.probe.conftest import probe_context
+from tests.helpers.probes import probe_context
 
 Start = Callable[..., Awaitable[int]]
 HOSTS = {"tls.test": ["127.0.0.1"]}
@@ -45,9 +45,7 @@ async def test_many_handshakes_with_one_server_parse_its_certificates_once(
         assert {"connect", "tls_handshake"} <= set(r.phases_ms)
 
 
-async def test_the_server_completes_its_handshake_and_sees_a_clean_close(
-    tls_ca: trustme.CA, tls_ca_file: str
-) -> None:
+async def test_the_server_completes_its_handshake_and_sees_a_clean_close(tls_ca: trustme.CA, tls_ca_file: str) -> None:
     # A blocking OpenSSL server in a thread: its handshake must complete, and the prober must end
     # with close_notify (an orderly TLS close: recv() returns b""), not a bare TCP close that
     # OpenSSL reports as "EOF occurred in violation of protocol".

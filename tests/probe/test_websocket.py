@@ -16,6 +16,8 @@ from probe.context import ProbeContext
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
 from probe.registry import prober_for
+from tests.helpers.ports import free_port
+from tests.helpers.probes import probe_context, server_ssl_context
 from tests.helpers.squid import Squid, requires_squid, run_squid
 from tests.helpers.web import (
     GATEWAY_HEADERS,
@@ -28,7 +30,6 @@ from tests.helpers.web import (
     reset_on_upgrade,
     service_app,
 )
-from tests.probe.conftest import free_port, probe_context, server_ssl_context
 
 NAME = "app.lab.test"
 HOSTS = {NAME: ["127.0.0.1"]}

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from checks.catalog import load_catalog
-from checks.expect import interpret
 from checks.inputs import Inputs
+from checks.interpret import interpret
 from checks.plan import build_plan
 from lab.servers.dns import DnsServer
 from probe.context import ProbeContext, ProbeSettings
@@ -55,8 +55,7 @@ async def judge(inputs: Inputs, configured: DnsServer) -> dict[str, CheckResult]
     settings = ProbeSettings(timeout=1.0, dns_servers=[configured.server_spec], env={}, trust_env=False)
     ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
     outcome = await run_checks(specs, ctx)
-    environment: dict[str, Any] = {"local": {}}
-    results, _findings = interpret(outcome.results, plan, inputs, environment)
+    results, _findings, _environment = interpret(outcome.results, plan, inputs)
     return {r.id: r for r in results}
 
 

@@ -6,14 +6,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 from checks import docs
-from checks.diagnose import RULES, Facts
+from checks.catalog import load_catalog
+from checks.diagnosis import RULES, Evidence
+from checks.inputs import Inputs
+from checks.plan import build_plan
 from probe.model import CheckResult, Protocol, Status, Target
 from probe.reasons import Reason
-from tests.deploy.conftest import REPO
+from tests.helpers.deploy import REPO
 
 DOC = REPO / "docs" / "troubleshooting.md"
 
@@ -36,11 +37,10 @@ def test_every_finding_and_every_reason_code_is_documented() -> None:
     assert rows == [r.value for r in Reason], "one row per reason code, every code described"
 
 
-def _facts(results: list[CheckResult]) -> Facts:
+def _facts(results: list[CheckResult]) -> Evidence:
     # Nothing known about the workspace: the remedies print their <placeholders>.
-    inputs: Any = SimpleNamespace(resource_group=None, region=None)
-    plan: Any = SimpleNamespace(dns_expectations=[])
-    return Facts(results=results, plan=plan, inputs=inputs, environment={}, claimed=set())
+    inputs = Inputs()
+    return Evidence(results=results, plan=build_plan(load_catalog("public"), inputs), inputs=inputs)
 
 
 def _result(protocol: Protocol, port: int, reason: Reason) -> CheckResult:
@@ -54,7 +54,7 @@ def _result(protocol: Protocol, port: int, reason: Reason) -> CheckResult:
 
 
 def test_documented_remediation_is_what_the_rule_really_returns() -> None:
-    """The doc reads remedies out of each rule's source; a real finding must carry exactly those."""
+    """The doc shows the remedies each rule declares; a real finding must carry exactly those."""
     by_id = {r.id: r for r in RULES}
     cases = {
         "udp-5831-blocked": [_result(Protocol.UDP, 5831, Reason.UDP_CLOSED)],

@@ -1,52 +1,25 @@
 """Judge raw probe results against what Azure ML expects: private answers, privatelink CNAMEs,
-agreeing resolvers, Azure certificate issuers. Then hand the judged results to the diagnosis.
+agreeing resolvers, Azure certificate issuers, the services' own answers.
+
+A judgement replaces a check's verdict through checks.verdict.rejudge, which keeps what the probe
+itself said in ``observed``. The diagnosis (checks.diagnosis) reads the judged results; this module
+knows nothing of it (checks.interpret runs one, then the other).
 """
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
-from typing import Any
-
-from checks import toml
-from checks.addresses import IPNetwork, is_private, parse_networks
-from checks.evidence import PeVerdict, decide_private_endpoints, expected, has_privatelink
-from checks.inputs import AZURE_DNS, Inputs
-from checks.plan import DnsExpectation, Plan
-from checks.resources import apply_file_share_answers, apply_resource_answers, registry_layer_path
-from checks.websocket import apply_websocket_answers
-from probe.model import CertInfo, CheckResult, Confidence, Finding, Protocol, Status
+from checks.addresses import IPNetwork, is_private
+from checks.evidence import PeVerdict, has_privatelink
+from checks.inputs import AZURE_DNS
+from checks.issuers import inspecting_issuers, is_azure_issuer, issuer_cn, operator
+from checks.plan import DnsExpectation
+from checks.verdict import rejudge
+from probe.model import CheckResult, Confidence, Protocol, Status
 from probe.reasons import DNS_FAILURES, Reason
 
 
-@functools.cache
-def trust_data() -> dict[str, Any]:
-    text = resources.files("checks").joinpath("data/trust.toml").read_text()
-    data: dict[str, Any] = toml.loads(text)
-    return data
-
-
-def is_azure_issuer(cert: CertInfo) -> bool:
-    """``cert`` was issued by a CA Azure uses (trust.toml), judged on the issuer's own name attributes.
-
-    Never on the RFC 4514 string: there the real Azure CA "GeoTrust Global TLS RSA4096 SHA256 2022 CA1"
-    reads ``O=DigiCert\\, Inc.``, and splitting it on commas loses the organisation.
-    """
-    data = trust_data()
-    org = (cert.issuer_organization or "").casefold()
-    cn = (cert.issuer_common_name or "").casefold()
-    if org and org in {o.casefold() for o in data["issuer_organizations"]}:
-        return True
-    return bool(cn) and any(cn.startswith(p.casefold()) for p in data["issuer_common_name_prefixes"])
-
-
-def operator(result: CheckResult) -> str | None:
-    """Who runs the host, from the catalog row ("microsoft", "third-party"); None for ad-hoc targets."""
-    return result.labels.get("operator")
-
-
 def _judge(result: CheckResult, status: Status, reason: Reason, detail: str) -> None:
-    result.status, result.reason, result.detail = status, reason, detail
+    rejudge(result, status, reason, detail)
 
 
 def _not_private(result: CheckResult, extra: list[IPNetwork]) -> bool:
@@ -122,8 +95,7 @@ def apply_dns_expectation(
         return
     if reference.status is not Status.PASS:
         # The reference resolver is only a comparison; failing to reach it is worth a warning.
-        reference.status = Status.WARN
-        reference.detail = f"Reference resolver: {reference.detail}"
+        _judge(reference, Status.WARN, reference.reason, f"Reference resolver: {reference.detail}")
         return
     if configured is None:
         return
@@ -147,7 +119,7 @@ def apply_dns_expectation(
 
 
 def _not_applicable(result: CheckResult, detail: str) -> None:
-    result.status, result.reason, result.detail = Status.SKIP, Reason.SKIPPED_NOT_APPLICABLE, detail
+    _judge(result, Status.SKIP, Reason.SKIPPED_NOT_APPLICABLE, detail)
 
 
 def apply_private_endpoint_forms(results: list[CheckResult], verdicts: dict[str, PeVerdict]) -> None:
@@ -231,12 +203,11 @@ def apply_private_destinations(results: list[CheckResult], extra: list[IPNetwork
             r.labels["public_service_tag"] = tag
 
 
-def apply_wireserver_user(results: list[CheckResult], environment: dict[str, Any]) -> None:
+def apply_wireserver_user(results: list[CheckResult], euid: int | None) -> None:
     """WireServer drops non-root TCP: the Azure Linux agent's firewall (OS.EnableFirewall, the Ubuntu
     default) accepts only uid 0 to 168.63.129.16 and drops the rest (Azure/WALinuxAgent PR #914,
     "Disable non-root access to wireserver"; WALinuxAgent#1258). A drop seen by a non-root run proves
     nothing: it is inconclusive, not a failure."""
-    euid = (environment.get("local") or {}).get("euid")
     if euid in (None, 0):
         return
     for r in results:
@@ -256,23 +227,6 @@ def _server(result: CheckResult) -> str:
     return f"({result.dns.server})" if result.dns and result.dns.server else ""
 
 
-def _issuer_cn(cert: CertInfo) -> str:
-    return cert.issuer_common_name or cert.issuer
-
-
-def inspecting_issuers(results: list[CheckResult]) -> set[str]:
-    """Issuers (full names) seen on Microsoft-operated hosts that are not Azure CAs: what re-signs traffic."""
-    return {
-        r.tls.leaf.issuer
-        for r in results
-        if operator(r) == "microsoft"
-        and r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
-        and r.tls is not None
-        and r.tls.leaf is not None
-        and not is_azure_issuer(r.tls.leaf)
-    }
-
-
 def apply_tls_issuers(results: list[CheckResult]) -> None:
     """Flag verified certificates that something in the path re-signed.
 
@@ -289,7 +243,7 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
                 r,
                 Status.WARN,
                 Reason.TLS_UNEXPECTED_ISSUER,
-                f"The certificate for {r.target.host} was issued by '{_issuer_cn(leaf)}', not by an Azure CA,"
+                f"The certificate for {r.target.host} was issued by '{issuer_cn(leaf)}', not by an Azure CA,"
                 " though Microsoft operates the host: something in the path inspects TLS.",
             )
     inspecting = inspecting_issuers(results)
@@ -300,44 +254,6 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
                 r,
                 Status.WARN,
                 Reason.TLS_UNEXPECTED_ISSUER,
-                f"The certificate for {r.target.host} was issued by '{_issuer_cn(leaf)}', the CA that re-signs"
+                f"The certificate for {r.target.host} was issued by '{issuer_cn(leaf)}', the CA that re-signs"
                 " the Microsoft hosts: this host's TLS is inspected too.",
             )
-
-
-def interpret(
-    results: list[CheckResult], plan: Plan, inputs: Inputs, environment: dict[str, Any]
-) -> tuple[list[CheckResult], list[Finding]]:
-    from checks.diagnose import diagnose
-
-    by_id = {r.id: r for r in results}
-    extra = parse_networks(inputs.private_networks)
-    verdicts = decide_private_endpoints(plan, inputs, by_id, extra)
-    environment["private_endpoints"] = {name: v.as_dict() for name, v in verdicts.items()}
-    if verdicts:
-        environment.setdefault("notes", {})["Private endpoints (per resource, from DNS unless you said)"] = [
-            v.line() for v in verdicts.values()
-        ]
-    apply_private_endpoint_forms(results, verdicts)
-    apply_absent_names(results, verdicts)
-    for exp in plan.dns_expectations:
-        configured = by_id.get(exp.check_id)
-        reference = by_id.get(exp.reference_check_id) if exp.reference_check_id else None
-        if configured is not None and configured.status is Status.SKIP:
-            continue
-        apply_dns_expectation(exp, configured, reference, extra, expected(exp, verdicts))
-    apply_private_destinations(results, extra)
-    apply_wireserver_user(results, environment)
-    apply_tls_issuers(results)
-    apply_websocket_answers(results)
-    apply_resource_answers(results)
-    apply_file_share_answers(results)
-    layers = registry_layer_path(results)
-    if layers is not None:
-        environment["registry_layer_path"] = layers
-        environment.setdefault("notes", {})["Registry image layers"] = [layers["why"]]
-    environment["variants"] = {
-        group: {cid: by_id[cid].status.value for cid in ids if cid in by_id}
-        for group, ids in plan.variant_groups.items()
-    }
-    return results, diagnose(results, plan, inputs, environment)

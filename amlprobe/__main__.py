@@ -1,0 +1,3 @@
+from amlprobe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""``amlprobe``: the command line. The only module that knows the engine, the Azure layer and the lab.
+
+Every command is one entry of COMMANDS. ``check`` and ``bundle`` are the engine's, given the Azure
+layer's planner, workspace flags and report wording; ``plan`` is the Azure layer's; ``lab`` runs the
+real ``check`` (this same table) inside a simulated VNet. Everything heavy is imported by the command
+that needs it: ``--version`` and ``plan`` stay cheap (bench/bench_startup.py, tests/probe/test_startup.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from checks import cli as azureml
+from checks.style import AZURE_ML
+from lab.args import add_lab_arguments
+from probe import cli as engine
+from probe.errors import UsageError
+
+if TYPE_CHECKING:
+    from probe.context import ProbeSettings
+    from probe.execution import PlannedRun
+
+DESCRIPTION = "Connectivity diagnostics for Azure Machine Learning in a VNet."
+
+
+async def _plan_workspace(args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
+    from checks.run import plan_run
+
+    return await plan_run(args, settings)
+
+
+def _resolv_conf(env: Mapping[str, str]) -> str:
+    from checks.paths import system_paths
+
+    return str(system_paths(env).resolv_conf)
+
+
+AZURE = engine.Knowledge(
+    planner=_plan_workspace,
+    arguments=(azureml.add_workspace_arguments,),
+    style=AZURE_ML,
+    resolv_conf=_resolv_conf,
+)
+
+
+def prepare_check(argv: Sequence[str]) -> Callable[[], Awaitable[int]]:
+    """Parse ``amlprobe check ...`` now; run it later in this process and event loop (what the lab does
+    inside its namespace, once its servers are up)."""
+    args = build_parser().parse_args(argv)
+    if args.command != "check":
+        raise UsageError(f"expected a check command line, got {args.command!r}")
+    return lambda: engine.cmd_check(args, AZURE)
+
+
+def _lab(args: argparse.Namespace) -> int:
+    from lab.run import cmd_lab
+
+    return cmd_lab(args, prepare_check)
+
+
+COMMANDS: dict[str, engine.Command] = {
+    "check": engine.check_command(AZURE),
+    "bundle": engine.bundle_command(AZURE),
+    "diff": engine.DIFF,
+    "schema": engine.SCHEMA,
+    "plan": engine.Command(
+        help="print what `check` would probe, without touching the network",
+        arguments=(azureml.add_plan_arguments,),
+        run=azureml.cmd_plan,
+    ),
+    "lab": engine.Command(
+        help="run the real check inside a simulated Azure ML VNet",
+        arguments=(add_lab_arguments,),
+        run=_lab,
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return engine.build_parser(COMMANDS, DESCRIPTION)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return engine.main(argv, COMMANDS, DESCRIPTION)
+
+
+__all__ = ["COMMANDS", "build_parser", "main", "prepare_check"]

@@ -1,0 +1,132 @@
+"""Running a planned set of checks and building the report: the one place a Report is assembled.
+
+A plan comes from ``--target`` URLs (``plan_targets``) or from a knowledge layer's planner, which
+may also hand back ``finish``: it interprets the raw results (judges them, names root causes) and
+says what the report's environment gains from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from probe.context import ProbeSettings
+    from probe.model import CheckResult, CheckSpec, Finding, Report
+    from probe.resolve import LookupFn, Resolution
+
+# results -> (judged results, findings, what the report's environment gains).
+FinishFn: TypeAlias = "Callable[[list[CheckResult]], tuple[list[CheckResult], list[Finding], dict[str, Any]]]"
+
+
+@dataclass
+class PlannedRun:
+    specs: list[CheckSpec]
+    # Results known without probing (e.g. rows skipped for want of an input), reported as they are.
+    preset: list[CheckResult] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    # Interprets the raw results: expectations, then the diagnosis. None: report them as they are.
+    finish: FinishFn | None = None
+
+
+# What a knowledge layer offers ``check`` when no --target is given: args and settings -> a plan.
+Planner: TypeAlias = "Callable[[argparse.Namespace, ProbeSettings], Awaitable[PlannedRun]]"
+
+
+def base_environment(settings: ProbeSettings, args: argparse.Namespace) -> dict[str, Any]:
+    import platform
+    import socket
+
+    from probe.redact import redact_url
+    from probe.runner import default_concurrency
+
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "settings": {
+            "timeout_s": settings.timeout,
+            "deadline_s": args.deadline,
+            "concurrency": args.concurrency or default_concurrency(),
+            "dns_servers": settings.dns_servers or "system",
+            "ca_bundle": settings.ca_bundle,
+            "proxy": redact_url(settings.proxy) if settings.proxy else None,
+        },
+    }
+
+
+def plan_targets(texts: list[str], settings: ProbeSettings, args: argparse.Namespace) -> PlannedRun:
+    """The checks of ad-hoc target URLs, each once, in the order given."""
+    from probe.targets import parse_target
+
+    specs = list({s.id: s for s in (parse_target(t) for t in texts)}.values())
+    return PlannedRun(specs=specs, environment=base_environment(settings, args))
+
+
+async def execute(
+    planned: PlannedRun,
+    settings: ProbeSettings,
+    args: argparse.Namespace,
+    *,
+    on_result: Callable[[CheckResult], None] | None = None,
+) -> Report:
+    """Run a planned set of checks and build the report (interpreted by the plan's ``finish``)."""
+    import asyncio
+
+    from probe.context import ProbeContext
+    from probe.interrupt import INTERRUPT
+    from probe.model import OverallStatus, Report, overall_status, summarize
+    from probe.resolve import SharedResolver
+    from probe.runner import run_checks
+
+    ctx = ProbeContext(settings=settings, resolver=SharedResolver(_lookup(settings)))
+    stop = asyncio.Event()
+    if INTERRUPT.requested:  # a signal while the run was being planned
+        stop.set()
+    with INTERRUPT.on_loop(asyncio.get_running_loop(), stop.set):
+        outcome = await run_checks(
+            planned.specs,
+            ctx,
+            concurrency=args.concurrency,
+            deadline_s=args.deadline,
+            stop=stop,
+            on_result=on_result,
+            # The resolver's module first: every probe of a name waits for it.
+            preload=("probe.dns",),
+        )
+    checks: list[CheckResult] = list(planned.preset) + outcome.results
+    findings: list[Finding] = []
+    environment = planned.environment
+    if planned.finish is not None:
+        checks, findings, gained = planned.finish(checks)
+        environment = {**environment, **gained}
+    interrupted = outcome.interrupted or INTERRUPT.requested
+    incomplete = interrupted or outcome.deadline_exceeded
+    return Report(
+        # An interrupted run decided nothing: unknown (exit 3), whatever it saw before the signal.
+        status=OverallStatus.UNKNOWN if interrupted else overall_status(checks, findings, incomplete=incomplete),
+        started_at=outcome.started_at,
+        duration_ms=outcome.duration_ms,
+        interrupted=interrupted,
+        deadline_exceeded=outcome.deadline_exceeded,
+        environment=environment,
+        summary=summarize(checks),
+        checks=checks,
+        findings=findings,
+    )
+
+
+def _lookup(settings: ProbeSettings) -> LookupFn:
+    async def run(name: str) -> Resolution:
+        # dnspython is imported when the first name needs resolving (a run of IP literals never
+        # does), off the event loop.
+        from probe.registry import import_in_thread
+
+        await import_in_thread("probe.dns")
+        from probe.dns import lookup
+
+        return await lookup(name, settings)
+
+    return run

@@ -1,0 +1,183 @@
+"""The options of the commands that probe (``check``, ``bundle``), and how they become ProbeSettings.
+
+Bad input is a UsageError: one line on stderr, exit code 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import stat
+from typing import TYPE_CHECKING, Any
+
+from probe.defaults import DEFAULT_TIMEOUT
+from probe.errors import UsageError
+from probe.formats import add_format_argument
+from probe.monitoring import add_monitoring_arguments
+from probe.sanitize import printable
+
+if TYPE_CHECKING:
+    from probe.context import ProbeSettings
+
+DEFAULT_DEADLINE = 60.0
+
+
+def parse_dns_server(text: str) -> str:
+    """Accept ``ip``, ``ip:port`` or ``[ipv6]:port``; return it normalised."""
+    host, port = text, None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        ip = ipaddress.ip_address(host)
+        if port is not None and not 0 < int(port) < 65536:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--dns-server {text!r}: expected an IP address, ip:port or [ipv6]:port") from None
+    if port is None:
+        return str(ip)
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def _positive(kind: type[float] | type[int]) -> Any:
+    def conv(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    return conv
+
+
+def add_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """Every option of ``check``: what to probe, how to print it, where to publish it."""
+    add_probe_arguments(p)
+    add_output_arguments(p)
+    add_monitoring_arguments(p)
+
+
+def add_probe_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="probe this target: tls://host:443, tcp://host:8787, udp://host:5831, smb://host, "
+        "wss://host/path, https://host/path, dns://name (repeatable)",
+    )
+    p.add_argument(
+        "--targets",
+        metavar="FILE",
+        help="also probe the targets listed in FILE, one URL per line (blank lines and lines starting with # ignored)",
+    )
+    p.add_argument(
+        "--dns-server",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="ask this DNS server instead of the system resolver (repeatable)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"per-probe timeout (default {DEFAULT_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--deadline",
+        type=_positive(float),
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help=f"whole-run deadline; unfinished checks are reported as such (default {DEFAULT_DEADLINE:g})",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="probes at once (default: one per free file descriptor, once the soft limit is raised to the hard one)",
+    )
+    p.add_argument("--ca-bundle", metavar="FILE", help="verify TLS against this PEM bundle")
+    p.add_argument("--proxy", metavar="URL", help="HTTP proxy for TLS/HTTP/websocket probes (wins over HTTPS_PROXY)")
+    p.add_argument(
+        "--no-env",
+        action="store_true",
+        help="ignore HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE and REQUESTS_CA_BUNDLE",
+    )
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    add_format_argument(p)
+    p.add_argument("--output", metavar="FILE", help="write the report here (atomically) instead of stdout")
+    p.add_argument("--no-color", action="store_true", help="no colour in table output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line on the terminal")
+
+
+def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
+    from probe.context import ProbeSettings
+
+    servers = [parse_dns_server(s) for s in args.dns_server]
+    if args.ca_bundle and not os.path.isfile(args.ca_bundle):
+        raise UsageError(f"--ca-bundle {args.ca_bundle!r}: no such file")
+    settings = ProbeSettings(
+        timeout=args.timeout,
+        dns_servers=servers,
+        ca_bundle=args.ca_bundle,
+        proxy=args.proxy,
+        trust_env=not args.no_env,
+        env=dict(os.environ),
+        # An explicit server means "ask that server"; otherwise resolve as the system would.
+        hosts_file=None if servers else "/etc/hosts",
+    )
+    from probe.proxy import check_proxy_settings
+
+    check_trust_files(settings)
+    check_proxy_settings(settings)
+    return settings
+
+
+def check_trust_files(settings: ProbeSettings) -> None:
+    """Refuse a CA bundle that is not a regular file of bounded size (OpenSSL would block on a FIFO)."""
+    from probe.context import ca_bundle_in_use
+    from probe.files import MAX_CA_BUNDLE_BYTES, file_kind
+
+    bundle = ca_bundle_in_use(settings)
+    if bundle is None:
+        # The default store: OpenSSL itself reads SSL_CERT_FILE from the process environment,
+        # --no-env or not.
+        named = [("SSL_CERT_FILE", os.environ.get("SSL_CERT_FILE"))]
+    elif bundle == settings.ca_bundle:
+        named = [("--ca-bundle", bundle)]
+    else:
+        named = [(var, bundle) for var in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") if settings.env.get(var) == bundle]
+    for label, path in named:
+        if not path:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # a missing bundle fails each TLS check with its reason
+        shown = printable(path, 200)
+        if stat.S_ISDIR(st.st_mode) and label != "--ca-bundle":
+            continue  # a certificate directory (OpenSSL's capath)
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{label} '{shown}': not a regular file ({file_kind(st.st_mode)})")
+        if st.st_size > MAX_CA_BUNDLE_BYTES:
+            raise UsageError(f"{label} '{shown}': larger than {MAX_CA_BUNDLE_BYTES >> 20} MiB")
+
+
+def read_targets(path: str) -> list[str]:
+    """Targets listed in a file, one per line; thousands of --target options would make argparse crawl."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--targets '{printable(path, 200)}': {getattr(exc, 'strerror', None) or exc}") from None
+    return [t for t in (line.strip() for line in lines) if t and not t.startswith("#")]
