@@ -34,7 +34,9 @@ def _listener(port: int) -> socket.socket:
 
 
 async def serve_stream(ports: list[int], tls: ssl.SSLContext | None) -> None:
-    servers = [await asyncio.start_server(_close, sock=_listener(p), ssl=tls, backlog=8192) for p in ports]
+    servers = [
+        await asyncio.start_server(_close, sock=_listener(p), ssl=tls, backlog=8192) for p in ports
+    ]
     print("ready", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 

@@ -150,25 +150,19 @@ def bench_size(py: str, size: int, runs: int, work: Path) -> dict[str, float]:
     walls = [c["phases_ms"]["connect"] for c in last["checks"] if c["reason"] == "ok"]
     truth = lone_rtt_ms(answering[0], PORTS[0])
     worst = max(abs(r - truth) for r in rtts) if rtts else float("nan")
-    print(
-        f"{size} TCP targets ({len(answering)} hosts answering, {len(dropped)} dropped, 100 ports each), "
-        f"timeout 1 s, medians of {runs} runs ({load()})"
-    )
+    print(f"{size} TCP targets ({len(answering)} hosts answering, {len(dropped)} dropped, 100 ports each), "
+          f"timeout 1 s, medians of {runs} runs ({load()})")
     print("  " + describe("amlprobe check", ours))
     print("  " + describe("nmap -sT -Pn", nmap_default))
     print("  " + describe("nmap -sT -Pn --max-retries 0", nmap_zero))
     wall_a = median([m.wall for m in ours])
     w1, w0 = median([m.wall for m in nmap_default]), median([m.wall for m in nmap_zero])
-    print(
-        f"  ratio to nmap: {ratio(wall_a, w1)} (goal at 1,000: at most 1.0); "
-        f"to nmap --max-retries 0: {ratio(wall_a, w0)} (goal: at most 2)"
-    )
+    print(f"  ratio to nmap: {ratio(wall_a, w1)} (goal at 1,000: at most 1.0); "
+          f"to nmap --max-retries 0: {ratio(wall_a, w0)} (goal: at most 2)")
     print(f"  port states agree with nmap on all {size}: {'yes' if agree else 'NO'}")
-    print(
-        f"  open ports: kernel RTT reported median {statistics.median(rtts):.3f} ms, worst off the lone-connection "
-        f"RTT ({truth:.3f} ms) by {worst:.3f} ms (goal: within 1 ms); connect phase wall time median "
-        f"{statistics.median(walls):.1f} ms, max {max(walls):.1f} ms"
-    )
+    print(f"  open ports: kernel RTT reported median {statistics.median(rtts):.3f} ms, worst off the lone-connection "
+          f"RTT ({truth:.3f} ms) by {worst:.3f} ms (goal: within 1 ms); connect phase wall time median "
+          f"{statistics.median(walls):.1f} ms, max {max(walls):.1f} ms")
     return {"wall": wall_a, "cpu": median([m.cpu for m in ours]), "rss_mb": median([m.max_rss_kb for m in ours]) / 1024}
 
 
@@ -180,11 +174,9 @@ def bench_low_nofile(py: str, work: Path) -> None:
     reasons: dict[str, int] = {}
     for c in data["checks"]:
         reasons[c["reason"]] = reasons.get(c["reason"], 0) + 1
-    print(
-        f"1000 TCP targets under RLIMIT_NOFILE 64 (soft and hard), default 60 s deadline: wall {m.wall:.2f} s, "
-        f"deadline exceeded: {data['deadline_exceeded']}, tcp_error: {reasons.get('tcp_error', 0)}, "
-        f"concurrency {data['environment']['settings']['concurrency']}; reasons {reasons}"
-    )
+    print(f"1000 TCP targets under RLIMIT_NOFILE 64 (soft and hard), default 60 s deadline: wall {m.wall:.2f} s, "
+          f"deadline exceeded: {data['deadline_exceeded']}, tcp_error: {reasons.get('tcp_error', 0)}, "
+          f"concurrency {data['environment']['settings']['concurrency']}; reasons {reasons}")
 
 
 def main() -> None:

@@ -63,20 +63,8 @@ def inside_lab(py: str, amlprobe: str, out: Path, runs: int, *extra: str) -> dic
         if not (pid and workdir):
             raise SystemExit("amlprobe lab --keep did not come up")
         proc = subprocess.run(
-            [
-                "nsenter",
-                "--target",
-                pid,
-                "--user",
-                "--net",
-                "--preserve-credentials",
-                py,
-                str(ROOT / "bench" / "_lab_peer.py"),
-                workdir,
-                str(out),
-                str(runs),
-                *extra,
-            ],
+            ["nsenter", "--target", pid, "--user", "--net", "--preserve-credentials",
+             py, str(ROOT / "bench" / "_lab_peer.py"), workdir, str(out), str(runs), *extra],
             env=clean_env(),
             capture_output=True,
             text=True,
@@ -103,55 +91,39 @@ def main() -> None:
             raise SystemExit("the healthy lab did not report ok")
         peer = inside_lab(py, amlprobe, out, opts.runs)
         drop_walls, drop_reports = lab_runs(amlprobe, out, opts.runs, "--scenario", "nsg-blocks-443")
-        drop5_walls, drop5_reports = lab_runs(
-            amlprobe, out, max(1, opts.runs // 2), "--scenario", "nsg-blocks-443", "--timeout", "5"
-        )
-        dropped_check = inside_lab(
-            py, amlprobe, out, max(1, opts.runs // 2), "--scenario", "nsg-blocks-443", "--timeout", "5"
-        )["checks"]
+        drop5_walls, drop5_reports = lab_runs(amlprobe, out, max(1, opts.runs // 2), "--scenario", "nsg-blocks-443",
+                                              "--timeout", "5")
+        dropped_check = inside_lab(py, amlprobe, out, max(1, opts.runs // 2), "--scenario", "nsg-blocks-443",
+                                   "--timeout", "5")["checks"]
     udp = [c for c in reports[-1]["checks"] if c["target"]["protocol"] == "udp" and c.get("udp")]
-    print(
-        f"Lab, full compute-instance plan ({reports[-1]['summary']['total']} checks), medians of {opts.runs} runs "
-        f"({load()})"
-    )
-    print(
-        f"  amlprobe lab (fresh process: namespace, peers, check): wall {median(walls):.3f} s (goal: at most 0.7 s); "
-        f"the check's own run {median([r['duration_ms'] for r in reports]):.0f} ms"
-    )
+    print(f"Lab, full compute-instance plan ({reports[-1]['summary']['total']} checks), medians of {opts.runs} runs "
+          f"({load()})")
+    print(f"  amlprobe lab (fresh process: namespace, peers, check): wall {median(walls):.3f} s (goal: at most 0.7 s); "
+          f"the check's own run {median([r['duration_ms'] for r in reports]):.0f} ms")
     for c in udp:
         print(f"    {c['id']}: {c['udp']['state']}, waited {c['udp']['wait_ms']:.0f} ms ({c['udp']['wait_basis']})")
     check_wall = median([c["wall"] for c in peer["checks"]])
     bb = median([b["probes_wall"] for b in peer["blackbox"]])
     bb_start = median([b["with_start"] for b in peer["blackbox"]])
     cpu = median([c["cpu"] for c in peer["checks"]])
-    print(
-        f"  inside the running lab: amlprobe check (fresh process, {peer['plan_checks']} probes): "
-        f"wall {check_wall:.3f} s, CPU {cpu:.3f} s"
-    )
-    print(
-        f"  blackbox_exporter, {peer['probes']} probes {peer['kinds']} all at once: {bb:.3f} s "
-        f"({bb_start:.3f} s with the exporter's own start)"
-    )
+    print(f"  inside the running lab: amlprobe check (fresh process, {peer['plan_checks']} probes): "
+          f"wall {check_wall:.3f} s, CPU {cpu:.3f} s")
+    print(f"  blackbox_exporter, {peer['probes']} probes {peer['kinds']} all at once: {bb:.3f} s "
+          f"({bb_start:.3f} s with the exporter's own start)")
     print(f"  amlprobe - blackbox_exporter: {check_wall - bb:+.3f} s (goal: at most +0.5 s)")
-    for label, ws, rs, timeout in (
-        ("lab timeout", drop_walls, drop_reports, LAB_TIMEOUT),
-        ("--timeout 5", drop5_walls, drop5_reports, 5.0),
-    ):
+    for label, ws, rs, timeout in (("lab timeout", drop_walls, drop_reports, LAB_TIMEOUT),
+                                   ("--timeout 5", drop5_walls, drop5_reports, 5.0)):
         run_ms = median([r["duration_ms"] for r in rs])
         failed = rs[-1]["summary"]["failed"]
-        print(
-            f"  nsg-blocks-443 ({label} {timeout:g} s, {failed} failed): wall {median(ws):.3f} s "
-            f"= {median(ws) / timeout:.2f} x the timeout (goal: at most 1.1); the check's own run "
-            f"{run_ms / 1000:.3f} s = {run_ms / 1000 / timeout:.2f} x"
-        )
+        print(f"  nsg-blocks-443 ({label} {timeout:g} s, {failed} failed): wall {median(ws):.3f} s "
+              f"= {median(ws) / timeout:.2f} x the timeout (goal: at most 1.1); the check's own run "
+              f"{run_ms / 1000:.3f} s = {run_ms / 1000 / timeout:.2f} x")
 
     wall5 = median([c["wall"] for c in dropped_check])
     run5 = median([c["run_ms"] for c in dropped_check]) / 1000
-    print(
-        f"  nsg-blocks-443 inside the running lab: amlprobe check --timeout 5 (fresh process, "
-        f"{dropped_check[-1]['failed']} failed): wall {wall5:.3f} s = {wall5 / 5:.2f} x the timeout "
-        f"(goal: at most 1.1); its run {run5:.3f} s"
-    )
+    print(f"  nsg-blocks-443 inside the running lab: amlprobe check --timeout 5 (fresh process, "
+          f"{dropped_check[-1]['failed']} failed): wall {wall5:.3f} s = {wall5 / 5:.2f} x the timeout "
+          f"(goal: at most 1.1); its run {run5:.3f} s")
 
 
 if __name__ == "__main__":

@@ -44,21 +44,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="amlprobe-bench-") as tmp:
         out = Path(tmp) / "hyperfine.json"
         subprocess.run(
-            [
-                "hyperfine",
-                "-N",
-                "--warmup",
-                "3",
-                "--runs",
-                str(opts.runs),
-                "--export-json",
-                str(out),
-                *(" ".join(argv) for argv in commands.values()),
-            ],
-            check=True,
-            env=env,
-            cwd=tmp,
-            stdout=subprocess.DEVNULL,
+            ["hyperfine", "-N", "--warmup", "3", "--runs", str(opts.runs), "--export-json", str(out),
+             *(" ".join(argv) for argv in commands.values())],
+            check=True, env=env, cwd=tmp, stdout=subprocess.DEVNULL,
         )
         results = json.loads(out.read_text())["results"]
     print(f"Start-up, medians of {opts.runs} runs after 3 warm-ups ({load()})")

@@ -36,36 +36,21 @@ def main() -> None:
     targets = [f"127.0.0.1:{p}" for p in ports]
     with tempfile.TemporaryDirectory(prefix="amlprobe-bench-") as tmp:
         work = Path(tmp)
-        subprocess.run([py, "-c", _MAKE_CERTS, str(work), "127.0.0.1"], check=True, cwd=ROOT / "bench", env=clean_env())
+        subprocess.run(
+            [py, "-c", _MAKE_CERTS, str(work), "127.0.0.1"], check=True, cwd=ROOT / "bench", env=clean_env()
+        )
         server = subprocess.Popen(
-            [
-                py,
-                str(ROOT / "bench" / "_peers.py"),
-                "tls",
-                str(work / "cert.pem"),
-                str(work / "key.pem"),
-                *map(str, ports),
-            ],
+            [py, str(ROOT / "bench" / "_peers.py"), "tls", str(work / "cert.pem"), str(work / "key.pem"),
+             *map(str, ports)],
             stdout=subprocess.PIPE,
             env=clean_env(),
         )
         try:
             assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
             amlprobe = [
-                str(Path(py).parent / "amlprobe"),
-                "check",
-                "--no-env",
-                "-q",
-                "--timeout",
-                "5",
-                "--ca-bundle",
-                str(work / "ca.pem"),
-                "--format",
-                "json",
-                "--output",
-                str(work / "report.json"),
-                "--targets",
-                str(work / "targets.txt"),
+                str(Path(py).parent / "amlprobe"), "check", "--no-env", "-q", "--timeout", "5",
+                "--ca-bundle", str(work / "ca.pem"), "--format", "json", "--output", str(work / "report.json"),
+                "--targets", str(work / "targets.txt"),
             ]
             (work / "targets.txt").write_text("".join(f"tls://{t}\n" for t in targets))
             baseline = [py, str(ROOT / "bench" / "_baseline_tls.py"), str(work / "ca.pem"), *targets]

@@ -59,10 +59,8 @@ def main() -> None:
                 default.append(run([*nmap, "-oX", str(work / "nmap.xml")]))
                 zero.append(run([*nmap, "--max-retries", "0", "-oX", str(work / "nmap0.xml")]))
                 data = json.loads(report.read_text())
-                mine = {
-                    (c["target"]["host"], c["target"]["port"]): _STATE.get(c["reason"], c["reason"])
-                    for c in data["checks"]
-                }
+                mine = {(c["target"]["host"], c["target"]["port"]): _STATE.get(c["reason"], c["reason"])
+                        for c in data["checks"]}
                 theirs = nmap_states(work / "nmap.xml")
                 if mine != theirs:
                     agree = False
@@ -73,21 +71,15 @@ def main() -> None:
             sink.wait()
     silent = [c for c in data["checks"] if c["reason"] == "udp_open_filtered"]
     waits = [c["udp"]["wait_ms"] for c in silent]
-    print(
-        f"{len(SILENT)} silent + {len(CLOSED)} closed UDP ports on 127.0.0.1, timeout 2 s, "
-        f"medians of {opts.runs} runs ({load()})"
-    )
+    print(f"{len(SILENT)} silent + {len(CLOSED)} closed UDP ports on 127.0.0.1, timeout 2 s, "
+          f"medians of {opts.runs} runs ({load()})")
     for name, ms in (("amlprobe check", ours), ("nmap -sU", default), ("nmap -sU --max-retries 0", zero)):
         print(f"  {name:<26} wall {median([m.wall for m in ms]):6.3f} s  CPU {median([m.cpu for m in ms]):6.3f} s")
     wall = median([m.wall for m in ours])
-    print(
-        f"  ratio to nmap -sU: {ratio(wall, median([m.wall for m in default]))}; "
-        f"to nmap -sU --max-retries 0: {ratio(wall, median([m.wall for m in zero]))}"
-    )
-    print(
-        f"  silent ports: waited median {statistics.median(waits):.0f} ms after the first datagram "
-        f"(timeout 2000 ms), from: {silent[0]['udp']['wait_basis']}"
-    )
+    print(f"  ratio to nmap -sU: {ratio(wall, median([m.wall for m in default]))}; "
+          f"to nmap -sU --max-retries 0: {ratio(wall, median([m.wall for m in zero]))}")
+    print(f"  silent ports: waited median {statistics.median(waits):.0f} ms after the first datagram "
+          f"(timeout 2000 ms), from: {silent[0]['udp']['wait_basis']}")
     print(f"  port states agree with nmap on all {len(ports)}: {'yes' if agree else 'NO'}")
 
 
