@@ -115,7 +115,7 @@ class _Entry(BaseModel):
     id: Slug
     scenarios: list[str] = Field(min_length=1)
     doc: DocUrl
-    # Where in /work/shared/requirements.md (or which source key) the row comes from.
+    # Where the row comes from: its row of docs/requirements.md (§1b #6) and public sources ([S1], docs/sources.md).
     ref: str = ""
     variant_group: Slug | None = None
     # A name derived by analogy rather than read in a source (e.g. Batch names in sovereign clouds).

@@ -2,7 +2,7 @@
 firewall's.
 
 Every lab CA keeps an extra OU saying it is a lab CA. The names are those in public captures of the
-real chains (/work/shared/reference/real-world-azure.md Q2a-c; the source of each is next to it), so the
+real chains (docs/real-world-azure.md Q2a-c; the source of each is next to it), so the
 agent's issuer rule meets what a healthy workspace really shows: Microsoft hosts under Microsoft's and
 DigiCert's CAs, an Azure CA whose organisation holds a comma ("DigiCert, Inc."), and third-party hosts
 under GlobalSign, Sectigo, Amazon, Google Trust Services and DigiCert.

@@ -55,7 +55,7 @@ class Scenario:
     service_endpoints: tuple[str, ...] = ()
 
 
-# Resource kinds whose private endpoints a "zone not linked" scenario affects (requirements.md §3).
+# Resource kinds whose private endpoints a "zone not linked" scenario affects (docs/requirements.md §3).
 WORKSPACE_AND_STORAGE = ("workspace", "storage")
 
 SCENARIOS: dict[str, Scenario] = {

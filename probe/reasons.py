@@ -165,8 +165,8 @@ REASON_DESCRIPTIONS: dict[Reason, str] = {
         " services) may reach it."
     ),
     Reason.HTTP_INTERCEPTED: (
-        "Something in between (a proxy, a firewall's block page, Azure Firewall's 470) answered instead of the"
-        " service: the request never reached it."
+        "Something in between (a proxy, a firewall's block page or its own refusal status, such as 470) answered"
+        " instead of the service: the request never reached it."
     ),
     Reason.HTTP_INCONCLUSIVE: (
         "An answer without the service's marks and without a middlebox's: who sent it cannot be told."

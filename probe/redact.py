@@ -16,7 +16,7 @@ MARKER_PREFIX = "<redacted:"
 _ALREADY_MASKED = re.compile(r"^(?:\*+|x+|X+|REDACTED|<redacted:[a-z_]+>|\.\.\.|)$")
 
 # A key names a secret when one of its words (split on _ . - and camelCase) is one of these:
-# AZURE_CLIENT_SECRET, access_token, AccountKey, clientSecret, Pwd, SharedAccessSignature.
+# CLIENT_SECRET, access_token, AccountKey, clientSecret, Pwd, SharedAccessSignature.
 _SECRET_KEY = re.compile(
     r"(?:^|_)(?:password|passwd|pwd|passphrase|secrets?|tokens?|credentials?|sas|sig|apikey|accountkey|"
     r"sharedaccesskey|sharedaccesssignature|connectionstring|"
@@ -44,9 +44,9 @@ _RULES = (
     _Rule("URL password", re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"'<>]*:(?P<secret>[^@/\s\"'<>]+)@")),
     # Connection strings carry a whole SAS query string as one value.
     _Rule("shared access signature", re.compile(r"(?i)SharedAccessSignature=(?P<secret>[^;\s\"'<>]+)")),
-    # Azure SAS: the signature is what makes a shared access signature usable.
+    # A shared access signature's sig= parameter: the signature is what makes the URL usable.
     _Rule("SAS signature", re.compile(r"(?i)(?<![A-Za-z0-9_])sig=(?P<secret>[^&\s\"'<>;]+)")),
-    # JWTs (Azure AD and managed identity tokens): three base64url parts, the header starting {".
+    # JWTs (identity-provider and managed-identity tokens): three base64url parts, the header starting {".
     _Rule("JWT", re.compile(r"\b(?P<secret>eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)")),
     _Rule("bearer token", re.compile(r"(?i)\bbearer\s+(?P<secret>[A-Za-z0-9._~+/-]{8,}=*)")),
     _Rule("basic auth", re.compile(r"(?i)\bbasic\s+(?P<secret>[A-Za-z0-9+/]{8,}=*)")),

@@ -524,7 +524,7 @@ async def probe_smb(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
     port = spec.target.port or DEFAULT_PORT
     deadline = ctx.deadline()
     try:
-        # SMB cannot cross an HTTP proxy; Azure Files over 445 is always a direct connection.
+        # SMB cannot cross an HTTP proxy: a file share over 445 is always a direct connection.
         sock, info = await dial(ctx, host, port, deadline, tls=False, allow_proxy=False)
     except DialFailed as exc:
         fi = exc.info

@@ -48,8 +48,8 @@ _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # A masked Close frame with no payload (RFC 6455 §5.5.1): said after a 101 before hanging up.
 _CLOSE_FRAME = b"\x88\x80" + b"\x00\x00\x00\x00"
 # Web proxies and secure web gateways naming themselves in Server when they answer for the origin:
-# Squid's own pages, Zscaler's block page (WhatWaf#178); BlueCoat/ProxySG as named in
-# /work/shared/reference/real-world-azure.md Q1.
+# Squid's own pages, Zscaler's block page (WhatWaf#178); BlueCoat/ProxySG (docs/sources.md, "The
+# compute-instance front end and the websocket upgrade", cites where each is named).
 _PROXY_SERVER = re.compile(r"squid|zscaler|bluecoat|blue coat|proxysg", re.IGNORECASE)
 # Response headers only proxies write (Squid's error pages).
 _PROXY_HEADERS = ("x-squid-error",)
