@@ -81,6 +81,20 @@ async def test_public_answer_where_private_expected(resolvers: tuple[DnsServer, 
     assert out[f"dns:{WS_NAME}"].reason.value == "ok"
 
 
+async def test_the_verdict_keeps_what_the_probe_saw(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    # Issue 12: the judge's verdict replaces reason and detail; the probe's own sentence stays in observed.
+    configured, reference = resolvers
+    configured.set(BLOB_PL, ("A", "203.0.113.7", 60))
+    out = await judge(_inputs(reference_dns=[reference.server_spec]), configured)
+    judged = out[f"dns:{BLOB}"]
+    assert judged.reason.value == "dns_public_address" and "should answer with a private address" in judged.detail
+    assert judged.observed is not None and judged.observed.reason.value == "ok"
+    assert "203.0.113.7" in judged.observed.detail and judged.observed.detail != judged.detail
+    assert out[f"dns:{WS_NAME}"].observed is None  # the probe's words stand
+    dumped = judged.model_dump(mode="json")["observed"]
+    assert dumped == {"reason": "ok", "detail": judged.observed.detail}
+
+
 async def test_private_a_record_without_cname_is_healthy(resolvers: tuple[DnsServer, DnsServer]) -> None:
     # Was dns_missing_privatelink_cname (a critical "zone not linked"): wrong. how-to-custom-dns recommends
     # exactly this for manual DNS ("creating the A record in the root of the zone").

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -16,19 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from probe.redact import is_secret_key, redact_text
 from tests.helpers.cli import ENV
 from tests.helpers.report import validated
+from tests.helpers.secrets import CLI_PROXY_PASSWORD, CLIENT_SECRET, CONN_KEY, JWT, PROXY_PASSWORD, SAS_SIG, STORAGE_KEY
 
 REPO = Path(__file__).resolve().parents[2]
-# Fixed, recognisable planted secrets: a test grep for them must come back empty.
-STORAGE_KEY = base64.b64encode(bytes(range(7, 71))).decode()
-CONN_KEY = base64.b64encode(bytes(range(100, 164))).decode()
-SAS_SIG = "Pl4nt3dS1gn4tur3%2Babc%3D"
-PROXY_PASSWORD = "s3cr3tPr0xy"
-CLIENT_SECRET = "Cl13nt~S3cr3t.value"
-JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwbGFudGVkIn0.c2lnbmF0dXJlcGxhbnRlZA"
-CLI_PROXY_PASSWORD = "cl1Pr0xyPw"
 SECRETS = (STORAGE_KEY, CONN_KEY, SAS_SIG, PROXY_PASSWORD, CLIENT_SECRET, JWT, CLI_PROXY_PASSWORD)
 MEMBERS = {
     "report.json",
@@ -47,73 +38,6 @@ MEMBERS = {
 def test_planted_values_have_the_shapes_they_stand_for() -> None:
     assert len(STORAGE_KEY) == 88 and STORAGE_KEY.endswith("==")
     assert len(CONN_KEY) == 88 and CONN_KEY.endswith("==")
-
-
-@pytest.mark.parametrize(
-    ("text", "secret", "kind"),
-    [
-        ("HTTPS_PROXY=http://user:p4ss@127.0.0.1:3128", "p4ss", "URL password"),
-        ("see https://a.blob.core.windows.net/c/b?sv=2022-11-02&se=2030-01-01&sp=r&sig=AbC%2Bd", "AbC%2Bd", "SAS"),
-        (f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={STORAGE_KEY};EndpointSuffix=x", STORAGE_KEY, "key"),
-        (f"key is {STORAGE_KEY} there", STORAGE_KEY, "storage account key"),
-        (f"Authorization: Bearer {JWT}", JWT, "JWT"),
-        ("Authorization: Bearer abcdefgh12345678", "abcdefgh12345678", "bearer token"),
-        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA==", "basic auth"),
-        ('{"client_secret": "hunter2x"}', "hunter2x", "secret value (client_secret)"),
-        ('{"clientSecret": "hunter2x"}', "hunter2x", "secret value (clientSecret)"),
-        ("AZURE_CLIENT_SECRET=hunter2 with spaces", "hunter2 with spaces", "secret value (AZURE_CLIENT_SECRET)"),
-        ("export DB_PASSWORD=pw9", "pw9", "secret value (DB_PASSWORD)"),
-        ("Server=x;User Id=u;Password=pw9;", "pw9", "secret value (Password)"),
-        ("q?access_token=tok9&x=1", "tok9", "secret value (access_token)"),
-        ("Endpoint=sb://x/;SharedAccessKeyName=n;SharedAccessKey=k3y9", "k3y9", "SharedAccessKey"),
-        ("BlobEndpoint=https://x/;SharedAccessSignature=sv=2&sig=zz9", "zz9", "shared access signature"),
-    ],
-)
-def test_redacts(text: str, secret: str, kind: str) -> None:
-    out, found = redact_text(text)
-    assert secret not in out
-    assert "<redacted:" in out
-    assert found and all(secret not in f for f in found)
-    assert any(kind in f for f in found), found
-    assert redact_text(out) == (out, [])  # markers are not redacted again
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        '{"signing_required": "true", "reason": "tls_untrusted", "host": "x.blob.core.windows.net"}',
-        "monkey=banana design=x tokenizer_mode=fast",
-        "proxy http://user:****@127.0.0.1:3128 (already masked by amlprobe)",
-        "nameserver 127.0.0.53\nsearch internal.cloudapp.net",
-        "default via 10.0.0.1 dev eth0 proto dhcp src 10.0.0.4 metric 100",
-        "sha256 " + "A" * 64,
-    ],
-)
-def test_leaves_ordinary_text_alone(text: str) -> None:
-    assert redact_text(text) == (text, [])
-
-
-def test_locations_are_line_numbers() -> None:
-    _, found = redact_text(f"a\nPASSWORD=pw1\nb\nurl http://u:pw@h/\nk {STORAGE_KEY}\n")
-    assert found == ["secret value (PASSWORD) at line 2", "URL password at line 4", "storage account key at line 5"]
-
-
-@pytest.mark.parametrize(
-    ("name", "secret"),
-    [
-        ("AZURE_CLIENT_SECRET", True),
-        ("AccountKey", True),
-        ("x-ms-token", True),
-        ("storageKey", True),
-        ("PWD", True),
-        ("signing_required", False),
-        ("tokenizer", False),
-        ("HTTPS_PROXY", False),
-        ("monkey", False),
-    ],
-)
-def test_secret_key_names(name: str, secret: bool) -> None:
-    assert is_secret_key(name) is secret
 
 
 @pytest.fixture
