@@ -28,7 +28,8 @@ def _tag_port(r: CheckResult) -> tuple[str, int | None]:
     doc=DOC_FIREWALL,
     remedies=(
         lambda c: nsg_fix(c, "<service-tag>", "Tcp", "<port>"),
-        lambda c: firewall_fqdn_fix(c, ["<host>"], "<port>"),
+        lambda c: firewall_fqdn_fix(c, ["<host>"], "443"),  # HTTP(S): an application rule
+        lambda c: firewall_fqdn_fix(c, ["<host>"], "<port>"),  # other ports: a network rule
     ),
 )
 def situational_endpoints_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
