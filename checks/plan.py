@@ -28,7 +28,6 @@ from probe.model import CheckSpec, Protocol, Target
 
 _INPUT_ORDER = tuple(Inputs.model_fields)
 _LABEL_MAX = 63
-_GUID_LEN = 36
 
 
 class SkippedRow(BaseModel):

@@ -28,13 +28,13 @@ import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from checks.addresses import AZURE_DNS as AZURE_DNS  # noqa: PLC0414 (the lab's Azure DNS is the real address)
 from checks.addresses import is_ip
 from checks.plan import Plan
 from lab.scenarios import Scenario
 from probe.model import Protocol
 
 CUSTOM_DNS = "10.0.0.4"
-AZURE_DNS = "168.63.129.16"
 PROXY = "10.0.0.10"
 COMPUTE = "10.0.0.5"  # the compute's NIC: what a private endpoint or a service endpoint sees
 NAT_EGRESS = "198.51.100.254"  # the VNet's public egress (NAT gateway): what a public endpoint sees

@@ -117,7 +117,7 @@ async def import_in_thread(module: str) -> ModuleType:
 def preload(modules: Sequence[str], *, later: bool = False) -> None:
     """Start importing ``modules``, in this order, in the import thread; returns at once.
 
-    ``later``: needed only once the probes are done (a plugin's judgement): after everything else.
+    ``later``: needed only once the probes are done (the knowledge layer's judgement): after everything else.
     """
     for module in modules:
         if _loaded(module) is None:
