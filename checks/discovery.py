@@ -192,9 +192,7 @@ async def _fetch_imds(url: str, timeout: float) -> ImdsFacts:
         return parse_imds(doc)
 
 
-async def query_imds(
-    url: str = IMDS_URL, timeout: float = 2.0, *, errors: list[str] | None = None
-) -> ImdsFacts | None:
+async def query_imds(url: str = IMDS_URL, timeout: float = 2.0, *, errors: list[str] | None = None) -> ImdsFacts | None:
     """Ask IMDS for this VM's facts; None on any failure (its one-line reason appended to ``errors``)."""
     # Imported here: discovery without IMDS (`plan`) needs neither an event loop nor an HTTP client.
     import asyncio

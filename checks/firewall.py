@@ -252,5 +252,3 @@ def nft_verdict(text: str, port: int) -> Verdict:
     if "drop" in results:
         return "drop"
     return "accept" if all(r == "accept" for r in results) else "unknown"
-
-

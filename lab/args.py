@@ -17,4 +17,3 @@ def add_lab_arguments(p: argparse.ArgumentParser) -> None:
     add_format_argument(p, FORMATS)
     p.add_argument("--output", metavar="FILE")
     p.add_argument("--no-color", action="store_true")
-

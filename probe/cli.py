@@ -83,9 +83,7 @@ async def plan_check(args: argparse.Namespace, knowledge: Knowledge, settings: P
     return planned
 
 
-async def run_check(
-    args: argparse.Namespace, knowledge: Knowledge
-) -> tuple[Report, PlannedRun, ProbeSettings, bool]:
+async def run_check(args: argparse.Namespace, knowledge: Knowledge) -> tuple[Report, PlannedRun, ProbeSettings, bool]:
     """Plan, probe (with progress) and read the history; the caller emits, then ``publish``-es."""
     from probe.descriptors import raise_soft_limit
     from probe.execution import execute

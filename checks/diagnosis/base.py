@@ -3,16 +3,11 @@
 A rule is a function from the evidence to findings, decorated with everything a reader and the docs
 need about it (ansible-lint's style: the rule carries its id, severity and doc beside its logic)::
 
-    @rule(
-        id="smb-445-blocked",
-        severity=Severity.CRITICAL,
-        title="SMB 445 blocked",
-        cause="Outbound TCP 445 to storage is blocked: the workspace file share cannot mount.",
-        fix="Allow outbound TCP 445 to Storage (or the storage private endpoint).",
-        doc=DOC_TRAINING_VNET,
-        remedies=(lambda c: nsg_fix(c, "Storage", "Tcp", "445"),),
-    )
-    def smb_445_blocked(ev: Evidence, rule: Rule) -> list[Finding]: ...
+    @rule(id="smb-445-blocked", severity=Severity.CRITICAL, title=..., cause=..., fix=..., doc=DOC_TRAINING_VNET,
+          remedies=(lambda c: nsg_fix(c, "Storage", "Tcp", "445"),))
+    def smb_445_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
+        bad = ev.open(lambda r: r.target.protocol is Protocol.SMB and r.status is Status.FAIL)
+        return [rule.finding(title, detail, ev.claim(bad), [nsg_fix(ev.remedies, ...)])] if bad else []
 
 ``remedies`` lists every remedy a finding of the rule may carry, in order, as a function of the
 RemedyContext; docs/troubleshooting.md shows each with the placeholders of an empty context

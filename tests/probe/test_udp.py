@@ -20,6 +20,7 @@ from probe.resolve import LookupFn, Resolution, SharedResolver, literal_resoluti
 from probe.timing import within
 from probe.udp import SENDS, probe_udp
 from tests.helpers.netns import python_in_netns, requires_netns
+from tests.helpers.ports import closed_udp_port
 
 TIMEOUT = 0.5
 REPO = Path(__file__).resolve().parents[2]
@@ -35,14 +36,6 @@ def make_ctx(timeout: float = TIMEOUT, lookup: LookupFn = _no_lookup) -> ProbeCo
 
 def spec(host: str, port: int | None, payload_hex: str = "") -> CheckSpec:
     return CheckSpec(id="udp", target=Target(host=host, port=port, protocol=Protocol.UDP), payload_hex=payload_hex)
-
-
-def closed_udp_port(host: str = "127.0.0.1") -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def ipv6_loopback() -> bool:
