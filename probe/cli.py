@@ -15,7 +15,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe import __version__
@@ -41,7 +41,6 @@ EXIT_CODES = {
     "unknown": 3,
 }
 EXIT_USAGE = 3
-RESOLV_CONF = "/etc/resolv.conf"
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 
@@ -67,7 +66,8 @@ class Knowledge:
     planner: Planner | None = None
     arguments: tuple[AddArguments, ...] = ()
     style: ReportStyle = GENERIC
-    resolv_conf: Callable[[Mapping[str, str]], str] = field(default=lambda env: RESOLV_CONF)
+    # The environment -> the resolv.conf the layer reads; None: the system's (probe.bundle.RESOLV_CONF).
+    resolv_conf: Callable[[Mapping[str, str]], str] | None = None
 
 
 async def plan_check(args: argparse.Namespace, knowledge: Knowledge, settings: ProbeSettings) -> PlannedRun:
@@ -116,7 +116,7 @@ async def cmd_bundle(args: argparse.Namespace, knowledge: Knowledge) -> int:
     import asyncio
     import socket
 
-    from probe.bundle import default_bundle_path, write_bundle
+    from probe.bundle import RESOLV_CONF, default_bundle_path, write_bundle
     from probe.render import verdict_line
 
     out = args.out or default_bundle_path(socket.gethostname())
@@ -125,7 +125,7 @@ async def cmd_bundle(args: argparse.Namespace, knowledge: Knowledge) -> int:
     emit(report, args, knowledge.style)
     await publish(report, args, append_history=append_history, style=knowledge.style)
     # The knowledge layer may read resolv.conf from elsewhere (the lab's): show the same file.
-    resolv_conf = knowledge.resolv_conf(settings.env)
+    resolv_conf = knowledge.resolv_conf(settings.env) if knowledge.resolv_conf else RESOLV_CONF
     try:
         found = await asyncio.to_thread(
             write_bundle, out, report, planned, env=settings.env, resolv_conf=resolv_conf, style=knowledge.style

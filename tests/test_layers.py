@@ -130,3 +130,20 @@ def test_the_engine_names_no_higher_module_even_as_a_string() -> None:
     ]
     assert "checks.cli" in higher  # the reader sees the modules a plugin string would name
     assert hits == []
+
+
+def test_no_test_imports_another_test_module() -> None:
+    # Shared test code lives in tests/helpers (and fixtures in conftest.py, which pytest loads itself).
+    tests = REPO / "tests"
+    hits = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            hits += [
+                f"{path.relative_to(REPO)}: {n}"
+                for n in names
+                if n.startswith("tests.") and not n.startswith("tests.helpers")
+            ]
+    assert hits == []
