@@ -101,7 +101,7 @@ def wait_ready(proc: subprocess.Popen[bytes]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(allow_abbrev=False)
     ap.add_argument("workdir", type=Path)
     ap.add_argument("outdir", type=Path)
     ap.add_argument("runs", type=int)
@@ -113,7 +113,9 @@ def main() -> None:
     scenario = SCENARIOS[opts.scenario]
 
     # amlprobe: exactly the check the lab runs, as a fresh process, against the running lab.
-    args = argparse.Namespace(timeout=opts.timeout, format="json", output=str(out / "check.json"), no_color=False)
+    args = argparse.Namespace(
+        timeout=opts.timeout, format="json", output=str(out / "check.json"), color="never", verbose=False
+    )
     argv = [str(Path(sys.executable).parent / "amlprobe"), *check_argv(scenario, work, args)]
     env = lab_environment(scenario, work)
     env.pop("PYTHONDONTWRITEBYTECODE", None)

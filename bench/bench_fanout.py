@@ -180,7 +180,9 @@ def bench_low_nofile(py: str, work: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="1000,5000")
     ap.add_argument("--skip-nofile", action="store_true")

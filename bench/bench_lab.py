@@ -79,7 +79,9 @@ def inside_lab(py: str, amlprobe: str, out: Path, runs: int, *extra: str) -> dic
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     ap.add_argument("--runs", type=int, default=5)
     opts = ap.parse_args()
     py = prepare({"prometheus-blackbox-exporter": "prometheus-blackbox-exporter", "nsenter": "util-linux"})

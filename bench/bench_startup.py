@@ -33,7 +33,9 @@ def importtime(py: str, args: list[str], env: dict[str, str]) -> list[tuple[int,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--importtime", action="store_true")
     opts = ap.parse_args()

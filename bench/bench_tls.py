@@ -26,7 +26,7 @@ FIRST_PORT = 20000
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--targets", type=int, default=1000)
     opts = ap.parse_args()

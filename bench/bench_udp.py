@@ -31,7 +31,9 @@ _STATE = {"udp_open_filtered": "open|filtered", "udp_closed": "closed", "udp_ope
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     ap.add_argument("--runs", type=int, default=5)
     opts = ap.parse_args()
     py = prepare({"nmap": "nmap"})

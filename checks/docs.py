@@ -125,7 +125,9 @@ def render() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=GENERATOR, description="Generate docs/troubleshooting.md.")
+    parser = argparse.ArgumentParser(
+        prog=GENERATOR, description="Generate docs/troubleshooting.md.", allow_abbrev=False
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"default {DEFAULT_OUTPUT}")
     parser.add_argument("--check", action="store_true", help="exit 1 when the file differs; write nothing")
     args = parser.parse_args(argv)

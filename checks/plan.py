@@ -79,6 +79,8 @@ class Plan(BaseModel):
     skipped: list[SkippedRow] = Field(default_factory=list)
     dns_expectations: list[DnsExpectation] = Field(default_factory=list)
     variant_groups: dict[str, list[str]] = Field(default_factory=dict)
+    # Inputs taken as they are, with a doubt (a region not in checks/data/regions.toml).
+    warnings: list[str] = Field(default_factory=list)
 
 
 def notebooks_label(workspace_name: str, region: str, workspace_id: str) -> str:
@@ -229,7 +231,7 @@ def _missing_note(needs: list[str]) -> str:
 
 def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
     """Select the catalog rows for the inputs' scenarios and expand them. Raises InputError."""
-    validate_inputs(inputs)
+    warnings = validate_inputs(inputs)
     if catalog.cloud != inputs.cloud:
         raise InputError(
             f"{inputs.sources.get('cloud') or 'inputs'}: field 'cloud': {inputs.cloud!r} does not match"
@@ -393,4 +395,5 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
         skipped=skipped,
         dns_expectations=expectations,
         variant_groups=groups,
+        warnings=warnings,
     )

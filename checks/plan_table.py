@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from checks.plan import Plan
+from probe.sanitize import printable
 
 
 def _table(headers: tuple[str, ...], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -61,4 +62,6 @@ def render_plan_table(plan: Plan) -> str:
             why = f"needs {', '.join(s.needs)}" if s.needs else s.note
             rows.append((s.id, s.host, f"{s.protocol}/{ports}", why))
         lines += _table(("CATALOG ENTRY", "HOST", "PROTO/PORT", "WHY"), rows)
+    if plan.warnings:
+        lines += ["", "Warnings:", *(f"  {printable(w)}" for w in plan.warnings)]
     return "\n".join(lines) + "\n"

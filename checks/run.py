@@ -80,4 +80,10 @@ async def plan_run(args: argparse.Namespace, settings: ProbeSettings) -> Planned
 
         return interpret(results, plan, inputs, local=local, dns_servers=settings.dns_servers)
 
-    return PlannedRun(specs=plan.checks, preset=skipped_results(plan), environment=environment, finish=finish)
+    return PlannedRun(
+        specs=plan.checks,
+        preset=skipped_results(plan),
+        environment=environment,
+        finish=finish,
+        warnings=list(plan.warnings),
+    )

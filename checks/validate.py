@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from checks.inputs import SCENARIOS, InputError, Inputs
+from checks.regions import check_region
 from probe.sanitize import printable
 
 # field -> (pattern, the rule as a user reads it). Patterns are case-insensitive where Azure is.
@@ -83,8 +84,24 @@ def _where(inputs: Inputs, name: str) -> str:
     return inputs.sources.get(name) or "inputs"
 
 
-def validate_inputs(inputs: Inputs) -> None:
-    """Raise InputError (one line) for the first input that breaks its rule; None values are not checked."""
+def _check_region(inputs: Inputs) -> list[str]:
+    """The region against its cloud's list (checks.regions); what the machine itself said (IMDS, a
+    compute's own files) is taken as it is."""
+    source = _where(inputs, "region")
+    if inputs.region is None or source == "imds" or source.startswith("discovered"):
+        return []
+    found = check_region(inputs.region, inputs.cloud)
+    if found.error:
+        shown = printable(inputs.region, 100)
+        raise InputError(f"{source}: field 'region': '{shown}' is not a region name: {found.error}")
+    return [f"{source}: {found.warning}"] if found.warning else []
+
+
+def validate_inputs(inputs: Inputs) -> list[str]:
+    """Raise InputError (one line) for the first input that breaks its rule; None values are not checked.
+
+    Returns warnings about inputs taken as they are (a region not in the list, which may be new)."""
+    warnings = _check_region(inputs)
     for name, (pattern, rule) in RULES.items():
         value = getattr(inputs, name)
         if value is not None and not pattern.fullmatch(value):
@@ -96,3 +113,4 @@ def validate_inputs(inputs: Inputs) -> None:
                 f"{_where(inputs, 'scenarios')}: field 'scenarios': unknown scenario {scenario!r}"
                 f" (known: {', '.join(SCENARIOS)})"
             )
+    return warnings

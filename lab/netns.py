@@ -17,7 +17,8 @@ CLONE_NEWNET = 0x40000000
 
 
 class NamespaceUnavailable(Exception):
-    """Neither unprivileged user namespaces nor root are available."""
+    """The lab's private network cannot be made: neither unprivileged user namespaces nor root are
+    available, or ``ip`` is missing or refuses the lab's configuration."""
 
 
 def _unshare(flags: int) -> int:
@@ -51,7 +52,7 @@ def enter_private_network() -> str:
 
 
 def ip_batch(commands: list[str]) -> None:
-    """Apply ``ip`` commands in one process; raise RuntimeError naming the failed line."""
+    """Apply ``ip`` commands in one process; raise NamespaceUnavailable naming the failed line."""
     try:
         proc = subprocess.run(
             ["ip", "-batch", "-"],
@@ -64,4 +65,5 @@ def ip_batch(commands: list[str]) -> None:
     except FileNotFoundError:
         raise NamespaceUnavailable("the lab needs the 'ip' command (Debian/Ubuntu package iproute2)") from None
     if proc.returncode != 0:
-        raise RuntimeError(f"configuring the lab network failed: {proc.stderr.strip()}")
+        said = "; ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        raise NamespaceUnavailable(f"configuring the lab network failed: {said or f'ip exited {proc.returncode}'}")

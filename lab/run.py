@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import ssl
 import sys
@@ -27,7 +28,9 @@ from lab.args import LAB_TIMEOUT
 from lab.ca import INSPECTION, MICROSOFT_G2, LabCA, Profile, issuer_for
 from lab.netns import NamespaceUnavailable, enter_private_network, ip_batch
 from lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario
+from probe import invocation
 from probe.errors import UsageError
+from probe.formats import check_output_name
 
 # ``amlprobe check ...`` parsed, ready to run in this process: (argv) -> run.
 PrepareCheck = Callable[[Sequence[str]], Callable[[], Awaitable[int]]]
@@ -42,6 +45,8 @@ LAB_INPUTS: dict[str, str] = {
     "container_registry": "amlprobelabacr",
     "instance_name": "lab-ci",
 }
+# The fault the healthy run's closing hint suggests.
+HINT_SCENARIO = "nsg-blocks-443"
 # Variables that would let the host's own setup leak into the lab's run.
 _HOST_ENV = (
     "HTTP_PROXY",
@@ -86,13 +91,16 @@ def check_argv(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> l
         argv += ["--format", args.format]
     if args.output:
         argv += ["--output", args.output]
-    if args.no_color:
-        argv.append("--no-color")
+    argv += ["--color", args.color]
+    if args.verbose:
+        argv.append("--verbose")
     return argv
 
 
 def lab_environment(scenario: Scenario, workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _HOST_ENV}
+    # The host's own amlprobe settings (AMLPROBE_TEXTFILE_DIR, AMLPROBE_INSTANCE_DOMAIN_SUFFIX, ...)
+    # would publish the lab's run as the host's, or plan for another workspace.
+    env = {k: v for k, v in os.environ.items() if k not in _HOST_ENV and not k.startswith("AMLPROBE_")}
     env["AMLPROBE_RESOLV_CONF"] = str(workdir / "resolv.conf")
     env["AMLPROBE_HOSTS_FILE"] = str(workdir / "hosts")
     # The lab is never an Azure VM, whatever machine hosts it: IMDS stays silent.
@@ -224,7 +232,10 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
     started: list[Any] = []
     try:
         for server in servers:
-            await server.start()
+            try:
+                await server.start()
+            except OSError as exc:
+                raise UsageError(f"the lab's {type(server).__name__} could not start: {exc.strerror or exc}") from None
             started.append(server)
         yield
     finally:
@@ -258,17 +269,18 @@ async def run_inside(
         code = await check()
         marks.append(("check done", time.perf_counter()))
         if args.keep:
-            await _keep_running(workdir)
+            await _keep_running(workdir, args.program)
     marks.append(("servers down", time.perf_counter()))
     return code
 
 
-async def _keep_running(workdir: Path) -> None:
+async def _keep_running(workdir: Path, program: str) -> None:
     pid = os.getpid()
+    bundle = shlex.quote(str(workdir / "ca-bundle.pem"))
     print(
-        f"amlprobe lab: the lab stays up (pid {pid}). In another shell enter it with\n"
+        f"amlprobe lab: the lab stays up (pid {pid}). In another shell, from this directory, enter it with\n"
         f"  nsenter --target {pid} --user --net --preserve-credentials\n"
-        f"then try: amlprobe check --dns-server {topo.CUSTOM_DNS} --ca-bundle {workdir / 'ca-bundle.pem'} "
+        f"then try: {program} check --dns-server {topo.CUSTOM_DNS} --ca-bundle {bundle} "
         "--target tls://login.microsoftonline.com\n"
         "Ctrl-C (or SIGTERM) here stops it and removes everything.",
         file=sys.stderr,
@@ -281,8 +293,8 @@ async def _keep_running(workdir: Path) -> None:
     await stop.wait()
 
 
-def describe_scenarios() -> str:
-    lines = ["Lab scenarios (amlprobe lab --scenario NAME):", ""]
+def describe_scenarios(program: str = "amlprobe") -> str:
+    lines = [f"Lab scenarios ({program} lab --scenario NAME):", ""]
     for s in SCENARIOS.values():
         lines += [f"  {s.name}", f"      {s.summary}", f"      made by: {s.mechanism}", ""]
     return "\n".join(lines)
@@ -291,14 +303,18 @@ def describe_scenarios() -> str:
 def cmd_lab(args: argparse.Namespace, prepare: PrepareCheck) -> int:
     """Build the scenario's VNet in a private namespace and run ``amlprobe check`` in it (``prepare`` parses
     that command line; the composition root supplies it, so the lab runs exactly what a user runs)."""
+    # The hints name this program as it was run: right after the quick start that is .venv/bin/amlprobe,
+    # not an `amlprobe` the shell would not find.
+    args.program = invocation.command()
     if args.list:
-        sys.stdout.write(describe_scenarios())
+        sys.stdout.write(describe_scenarios(args.program))
         return 0
     name = args.scenario or DEFAULT_SCENARIO
     scenario = SCENARIOS.get(name)
     if scenario is None:
         raise UsageError(f"unknown lab scenario {name!r}; known: {', '.join(SCENARIOS)}")
     if args.output:
+        check_output_name("--output", args.output)
         args.output = os.path.abspath(args.output)
     args.timing = [("start", time.perf_counter())]
     show_timing = bool(os.environ.get("AMLPROBE_LAB_TIMING"))
@@ -314,8 +330,8 @@ def cmd_lab(args: argparse.Namespace, prepare: PrepareCheck) -> int:
         code = asyncio.run(run_inside(scenario, layout, Path(tmp), args, prepare))
     if args.scenario is None:
         print(
-            "\nThat was the healthy lab. Now break something: amlprobe lab --scenario nsg-blocks-443 "
-            "(amlprobe lab --list shows all).",
+            f"\nThat was the healthy lab. Now break something: {args.program} lab --scenario {HINT_SCENARIO}\n"
+            f"(all scenarios: {args.program} lab --list)",
             file=sys.stderr,
         )
     args.timing.append(("exit", time.perf_counter()))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe import __version__
 from probe.errors import UsageError
-from probe.formats import DIFF_FORMATS, add_format_argument, chosen_format, emit, write_stdout
+from probe.formats import DIFF_FORMATS, add_colour_argument, add_format_argument, chosen_format, emit, write_stdout
 from probe.monitoring import check_monitoring_args, check_output_target, publish
 from probe.options import add_engine_arguments, read_targets, settings_from_args
 from probe.sanitize import printable
@@ -117,7 +117,7 @@ async def cmd_bundle(args: argparse.Namespace, knowledge: Knowledge) -> int:
     import socket
 
     from probe.bundle import RESOLV_CONF, default_bundle_path, write_bundle
-    from probe.render import verdict_line
+    from probe.render import count, verdict_line
 
     out = args.out or default_bundle_path(socket.gethostname())
     check_output_target("--out", out)
@@ -134,7 +134,7 @@ async def cmd_bundle(args: argparse.Namespace, knowledge: Knowledge) -> int:
         raise UsageError(f"--out {out!r}: {exc.strerror or exc}") from None
     print(f"amlprobe: bundle written to {out} ({verdict_line(report, knowledge.style)})", file=sys.stderr)
     if found:
-        print(f"amlprobe: redacted {len(found)} secret(s) (listed in REDACTIONS.txt):", file=sys.stderr)
+        print(f"amlprobe: redacted {count(len(found), 'secret')} (listed in REDACTIONS.txt):", file=sys.stderr)
         for line in found:
             print(f"  {line}", file=sys.stderr)
     else:
@@ -216,13 +216,15 @@ SCHEMA = Command(help="print the report's JSON Schema", run=cmd_schema)
 
 
 def build_parser(commands: Mapping[str, Command], description: str) -> argparse.ArgumentParser:
-    parser = _Parser(prog="amlprobe", description=description)
+    # allow_abbrev=False: `--form` is not `--format`; an option is spelt out or refused.
+    parser = _Parser(prog="amlprobe", description=description, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"amlprobe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, command in commands.items():
-        p = sub.add_parser(name, help=command.help, description=command.description)
+        p = sub.add_parser(name, help=command.help, description=command.description, allow_abbrev=False)
         for add in command.arguments:
             add(p)
+        add_colour_argument(p)  # in every subcommand, whatever it prints
     return parser
 
 

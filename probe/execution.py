@@ -29,6 +29,8 @@ class PlannedRun:
     environment: dict[str, Any] = field(default_factory=dict)
     # Interprets the raw results: expectations, then the diagnosis. None: report them as they are.
     finish: FinishFn | None = None
+    # Doubts about the inputs, taken as they are (the report's warnings).
+    warnings: list[str] = field(default_factory=list)
 
 
 # What a knowledge layer offers ``check`` when no --target is given: args and settings -> a plan.
@@ -115,6 +117,7 @@ async def execute(
         summary=summarize(checks),
         checks=checks,
         findings=findings,
+        warnings=list(planned.warnings),
     )
 
 

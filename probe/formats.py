@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from probe.errors import UsageError
 from probe.sanitize import printable
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 class RenderOptions:
     style: ReportStyle = GENERIC
     colour: bool = False
+    # Every check in the table, not only those that failed or warned.
+    verbose: bool = False
 
 
 Renderer = Callable[["Report", RenderOptions], str]
@@ -42,7 +44,7 @@ def _json(report: Report, options: RenderOptions) -> str:
 def _table(report: Report, options: RenderOptions) -> str:
     from probe.render import render_table
 
-    return render_table(report, colour=options.colour, style=options.style)
+    return render_table(report, colour=options.colour, style=options.style, verbose=options.verbose)
 
 
 def _prometheus(report: Report, options: RenderOptions) -> str:
@@ -80,6 +82,54 @@ def add_format_argument(
     p.add_argument("--format", choices=sorted(formats), default=default, help=f"output format ({when}){notes}")
 
 
+COLOUR_CHOICES = ("auto", "always", "never")
+
+
+def add_colour_argument(p: argparse.ArgumentParser) -> None:
+    """``--color auto|always|never`` (every subcommand has it) and ``--no-color``, its older spelling of never."""
+    p.add_argument(
+        "--color",
+        choices=COLOUR_CHOICES,
+        default="auto",
+        help="colour the report's table: auto (the default: only when standard output is a terminal, "
+        "NO_COLOR is not set and TERM is not dumb), always or never",
+    )
+    p.add_argument("--no-color", dest="color", action="store_const", const="never", help="same as --color never")
+
+
+def use_colour(args: argparse.Namespace, stream: TextIO | None) -> bool:
+    """Whether to colour what goes to ``stream`` (None: a file). ``--color always``/``never`` decide;
+    ``auto`` colours a terminal only, unless NO_COLOR is set and not empty (https://no-color.org: a
+    command-line flag wins over it) or TERM is dumb."""
+    when = getattr(args, "color", None) or "auto"
+    if when != "auto":
+        return bool(when == "always")
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb" or stream is None:
+        return False
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):
+        return False
+
+
+# Output format names of `az --output` (az's "-o table" habit): given as amlprobe's --output, a file name.
+AZ_OUTPUT_NAMES = ("json", "jsonc", "none", "table", "tsv", "yaml", "yamlc")
+
+
+def check_output_name(option: str, path: str, formats: Mapping[str, Any] = FORMATS) -> None:
+    """Refuse ``--output table`` (a format's name, as `az` takes it): --format was meant. A file of that
+    name is still one ``./`` away."""
+    if path not in formats and path not in AZ_OUTPUT_NAMES:
+        return
+    if path in formats:
+        meant = f"did you mean --format {path}?"
+    else:
+        meant = f"amlprobe has no {path} format (--format {'|'.join(sorted(formats))})."
+    raise UsageError(
+        f"{option} {path}: {meant} {option} names the file to write; for a file called {path}, write ./{path}"
+    )
+
+
 def chosen_format(args: argparse.Namespace) -> str:
     """--format, else a table for a person at a terminal and JSON for a pipe or a file."""
     fmt: str | None = getattr(args, "format", None)
@@ -95,14 +145,9 @@ def emit(report: Report, args: argparse.Namespace, style: ReportStyle = GENERIC)
     if INTERRUPT.requested and not report.interrupted:  # a signal after the probes had finished
         report.interrupted, report.status = True, OverallStatus.UNKNOWN
     fmt = chosen_format(args)
-    colour = (
-        fmt == "table"
-        and sys.stdout.isatty()
-        and not args.output
-        and not getattr(args, "no_color", False)
-        and "NO_COLOR" not in os.environ
-    )
-    text = FORMATS[fmt](report, RenderOptions(style=style, colour=colour))
+    colour = fmt == "table" and use_colour(args, None if args.output else sys.stdout)
+    options = RenderOptions(style=style, colour=colour, verbose=bool(getattr(args, "verbose", False)))
+    text = FORMATS[fmt](report, options)
     if args.output:
         try:
             write_atomic(args.output, text)

@@ -57,6 +57,9 @@ def check_output_target(option: str, path: str) -> None:
 def check_monitoring_args(args: argparse.Namespace) -> None:
     """Refuse unusable publishing options before probing, not after a minute of work."""
     if getattr(args, "output", None):
+        from probe.formats import check_output_name
+
+        check_output_name("--output", args.output)
         check_output_target("--output", args.output)
     textfile_dir = getattr(args, "textfile_dir", None)
     if textfile_dir is not None:

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import os
 import stat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe.defaults import DEFAULT_TIMEOUT
@@ -21,6 +24,8 @@ if TYPE_CHECKING:
     from probe.context import ProbeSettings
 
 DEFAULT_DEADLINE = 60.0
+# A day: a longer timeout or deadline is a mistake, and asyncio and the kernel take no timeout beyond range.
+MAX_SECONDS = 86400.0
 
 
 def parse_dns_server(text: str) -> str:
@@ -42,17 +47,71 @@ def parse_dns_server(text: str) -> str:
     return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
-def _positive(kind: type[float] | type[int]) -> Any:
-    def conv(text: str) -> float | int:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-        return value
+def seconds(text: str) -> float:
+    """A duration in seconds: a finite number greater than zero (``nan``, ``inf``, ``0`` and ``-1`` are not)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive and finite (a number of seconds)")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is more than {MAX_SECONDS:g} seconds (a day)")
+    return value
 
-    return conv
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return value
+
+
+@dataclass(frozen=True)
+class EnvOption:
+    """An option a variable sets when the command line does not (flag > environment > default)."""
+
+    dest: str
+    flag: str
+    variable: str
+    convert: Callable[[str], Any]
+    default: Any = None
+
+
+# The deployed check's settings (deploy/amlprobe-run reads them from /etc/amlprobe/amlprobe.env)
+# work the same for a check run by hand. The workspace inputs' AMLPROBE_* variables are the
+# knowledge layer's (checks.sources).
+ENV_OPTIONS = (
+    EnvOption("timeout", "--timeout", "AMLPROBE_TIMEOUT", seconds, DEFAULT_TIMEOUT),
+    EnvOption("deadline", "--deadline", "AMLPROBE_DEADLINE", seconds, DEFAULT_DEADLINE),
+    EnvOption("concurrency", "--concurrency", "AMLPROBE_CONCURRENCY", positive_int),
+    EnvOption("textfile_dir", "--textfile-dir", "AMLPROBE_TEXTFILE_DIR", str),
+)
+
+
+def apply_environment(args: argparse.Namespace, env: Mapping[str, str]) -> None:
+    """Fill each ENV_OPTIONS option the command line left unset from its variable, else its default.
+
+    An empty variable counts as unset; a bad value is a UsageError naming the variable."""
+    for option in ENV_OPTIONS:
+        if not hasattr(args, option.dest) or getattr(args, option.dest) is not None:
+            continue
+        text = env.get(option.variable, "").strip()
+        value = option.default
+        if text:
+            try:
+                value = option.convert(text)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                raise UsageError(f"{option.variable}={printable(text, 100)}: {exc}") from None
+        setattr(args, option.dest, value)
+
+
+def _env_help(dest: str) -> str:
+    option = next(o for o in ENV_OPTIONS if o.dest == dest)
+    return f"env {option.variable}"
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,24 +144,26 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=_positive(float),
-        default=DEFAULT_TIMEOUT,
+        type=seconds,
+        default=None,
         metavar="SECONDS",
-        help=f"per-probe timeout (default {DEFAULT_TIMEOUT:g})",
+        help=f"per-probe timeout ({_env_help('timeout')}; default {DEFAULT_TIMEOUT:g})",
     )
     p.add_argument(
         "--deadline",
-        type=_positive(float),
-        default=DEFAULT_DEADLINE,
+        type=seconds,
+        default=None,
         metavar="SECONDS",
-        help=f"whole-run deadline; unfinished checks are reported as such (default {DEFAULT_DEADLINE:g})",
+        help=f"whole-run deadline; unfinished checks are reported as such ({_env_help('deadline')}; "
+        f"default {DEFAULT_DEADLINE:g})",
     )
     p.add_argument(
         "--concurrency",
-        type=_positive(int),
+        type=positive_int,
         default=None,
         metavar="N",
-        help="probes at once (default: one per free file descriptor, once the soft limit is raised to the hard one)",
+        help=f"probes at once ({_env_help('concurrency')}; default: one per free file descriptor, once the soft "
+        "limit is raised to the hard one)",
     )
     p.add_argument("--ca-bundle", metavar="FILE", help="verify TLS against this PEM bundle")
     p.add_argument("--proxy", metavar="URL", help="HTTP proxy for TLS/HTTP/websocket probes (wins over HTTPS_PROXY)")
@@ -116,13 +177,25 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
     add_format_argument(p)
     p.add_argument("--output", metavar="FILE", help="write the report here (atomically) instead of stdout")
-    p.add_argument("--no-color", action="store_true", help="no colour in table output")
+    add_verbose_argument(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line on the terminal")
 
 
+def add_verbose_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="the table lists every check (default: what failed or warned; the rest as counts per group)",
+    )
+
+
 def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
+    """The probes' settings; first fills the options the command line left unset from the environment
+    (``apply_environment``), so every later reader of ``args`` sees the values in force."""
     from probe.context import ProbeSettings
 
+    apply_environment(args, os.environ)
     servers = [parse_dns_server(s) for s in args.dns_server]
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
         raise UsageError(f"--ca-bundle {args.ca_bundle!r}: no such file")
@@ -139,8 +212,28 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
     from probe.proxy import check_proxy_settings
 
     check_trust_files(settings)
+    if settings.ca_bundle:
+        check_pem_bundle(settings.ca_bundle)
     check_proxy_settings(settings)
     return settings
+
+
+def check_pem_bundle(path: str) -> None:
+    """Refuse a --ca-bundle that holds no PEM certificate: every TLS check would fail "untrusted" for
+    a mistake of input (a DER file, a key, the wrong file), a false diagnosis."""
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    shown = printable(path, 200)
+    try:
+        ctx.load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        why = exc.reason or exc.strerror or str(exc)
+        raise UsageError(f"--ca-bundle '{shown}': not PEM certificates ({printable(str(why), 200)})") from None
+    except OSError as exc:
+        raise UsageError(f"--ca-bundle '{shown}': {exc.strerror or exc}") from None
+    if not ctx.cert_store_stats().get("x509"):
+        raise UsageError(f"--ca-bundle '{shown}': no certificate in it (only revocation lists)")
 
 
 def check_trust_files(settings: ProbeSettings) -> None:

@@ -314,7 +314,9 @@ async def _serve(server: DnsServer) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.servers.dns", description="Serve an in-memory DNS zone.")
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.servers.dns", description="Serve an in-memory DNS zone.", allow_abbrev=False
+    )
     parser.add_argument("--listen", default="127.0.0.1:5353", help="host:port ([v6]:port) to serve on")
     parser.add_argument("--zone", help="JSON file with 'records' and 'faults'")
     parser.add_argument("--mode", choices=sorted(FAULTS), help="a fault for every query")

@@ -268,7 +268,9 @@ async def _serve_forever(server: Smb2Responder) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.servers.smb", description="Answer SMB2 NEGOTIATE.")
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.servers.smb", description="Answer SMB2 NEGOTIATE.", allow_abbrev=False
+    )
     parser.add_argument("--listen", default="127.0.0.1:4445", help="host:port ([v6]:port) to serve on")
     parser.add_argument("--max-dialect", choices=sorted(_DIALECT_BY_NAME), default="3.1.1")
     parser.add_argument("--signing-required", action="store_true")

@@ -106,7 +106,9 @@ async def _serve_forever(server: _UdpServer) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.servers.udp", description="A UDP echo or sink.")
+    parser = argparse.ArgumentParser(
+        prog="python -m lab.servers.udp", description="A UDP echo or sink.", allow_abbrev=False
+    )
     parser.add_argument("--listen", default="127.0.0.1:5831", help="host:port ([v6]:port) to serve on")
     parser.add_argument("--mode", choices=("echo", "sink"), default="echo")
     args = parser.parse_args(argv)

@@ -39,12 +39,14 @@ def test_plan_lists_rows_and_skips_without_network(tmp_path: Path) -> None:
 
 
 def test_plan_json(tmp_path: Path) -> None:
-    out = amlprobe("plan", *INPUTS, "--cloud", "usgov", "--format", "json", cwd=tmp_path)
+    # A US Government region: eastus is a public-cloud region, refused with --cloud usgov.
+    args = [*INPUTS, "--cloud", "usgov", "--region", "usgovvirginia"]
+    out = amlprobe("plan", *args, "--format", "json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)
     hosts = {c["target"]["host"] for c in plan["checks"]}
     assert "login.microsoftonline.us" in hosts
-    assert f"{WS}.workspace.eastus.api.ml.azure.us" in hosts
+    assert f"{WS}.workspace.usgovvirginia.api.ml.azure.us" in hosts
 
 
 def test_bad_config_file_exit_3(tmp_path: Path) -> None:

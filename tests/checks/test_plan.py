@@ -750,8 +750,8 @@ def test_notebooks_label_truncates_the_workspace_name() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("region", "East US", "flag: field 'region': 'East US' is not valid: expected an Azure region name:"
-         " lowercase letters and digits only, e.g. eastus"),
+        ("region", "East US", "flag: field 'region': 'East US' is not a region name: did you mean eastus?"
+         " (region names are letters and digits only)"),
         ("workspace_id", "my-workspace", "flag: field 'workspace_id': 'my-workspace' is not valid: expected a GUID"
          " such as 00000000-0000-0000-0000-000000000000 (the workspace's id, not its name)"),
         ("storage_account", "St_ML", "flag: field 'storage_account': 'St_ML' is not valid: expected 3-24"
