@@ -27,15 +27,15 @@ def _same_program(a: str, b: str) -> bool:
 
 
 def _as_typed(path: str, env: Mapping[str, str], cwd: str) -> str:
-    """``path`` as the shortest word a shell runs it by from ``cwd``: its name when PATH finds this very
-    file, else the path (relative to ``cwd`` when it lies below it, with ``./`` when bare)."""
+    """``path`` as a word a shell runs it by from ``cwd``: its name when PATH finds this very file,
+    else the path as given (``./`` before a bare relative name)."""
     name = os.path.basename(path)
     found = shutil.which(name, path=env.get("PATH", os.defpath))
     if found and _same_program(found, os.path.join(cwd, path)):
         return name
-    full = os.path.join(cwd, path)
-    rel = os.path.relpath(full, cwd)
-    shown = rel if not rel.startswith("..") else os.path.normpath(full)
+    if os.path.isabs(path):
+        return path
+    shown = os.path.normpath(path)
     return shown if os.sep in shown else f".{os.sep}{shown}"
 
 

@@ -113,11 +113,33 @@ def parse_proxy_url(url: str, source: str) -> ProxyChoice:
     if not host:
         choice.problem = f"Invalid proxy URL from {source}: no host name."
         choice.malformed = True
+    elif (bad_host := _host_problem(host)) is not None:
+        choice.problem = f"Invalid proxy URL from {source}: {bad_host}."
+        choice.malformed = True
+    elif port == 0:
+        choice.problem = f"Invalid proxy URL from {source}: port 0."
+        choice.malformed = True
+    elif scheme == "https":
+        choice.problem = (
+            f"Unsupported proxy scheme https (from {source}): TLS to the proxy itself is not supported; most "
+            "proxies (squid among them) take http:// for HTTPS traffic too."
+        )
     elif scheme != "http":
         choice.problem = (
             f"Unsupported proxy scheme {scheme} (from {source}): only http:// proxies can carry a CONNECT tunnel."
         )
     return choice
+
+
+def _host_problem(host: str) -> str | None:
+    """Why ``host`` is no host name or address (a space, an empty label), or None."""
+    from probe.targets import TargetError, validate_host
+
+    try:
+        validate_host(host)
+    except TargetError as exc:
+        return str(exc)
+    return None
 
 
 # Every variable choose_proxy may read (NO_PROXY aside).
