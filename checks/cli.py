@@ -41,9 +41,10 @@ _STRING_FLAGS = (
 
 def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Azure ML workspace (used when no --target is given)")
+    # Each also from the variable AMLPROBE_<NAME> (checks.sources.ENV_VARS) or the --config key <name>.
     for name in _STRING_FLAGS:
-        g.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None)
-    g.add_argument("--cloud", choices=("public", "usgov", "china"), default=None)
+        g.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=f"env AMLPROBE_{name.upper()}")
+    g.add_argument("--cloud", choices=("public", "usgov", "china"), default=None, help="env AMLPROBE_CLOUD")
     g.add_argument(
         "--scenario",
         dest="scenarios",

@@ -28,7 +28,8 @@ def add_monitoring_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--textfile-dir",
         metavar="DIR",
-        help="also write DIR/amlprobe.prom (atomically) for node_exporter's textfile collector",
+        help="also write DIR/amlprobe.prom (atomically) for node_exporter's textfile collector "
+        "(env AMLPROBE_TEXTFILE_DIR)",
     )
     g.add_argument(
         "--pushgateway",

@@ -165,7 +165,7 @@ def add_probe_arguments(p: argparse.ArgumentParser) -> None:
         help=f"probes at once ({_env_help('concurrency')}; default: one per free file descriptor, once the soft "
         "limit is raised to the hard one)",
     )
-    p.add_argument("--ca-bundle", metavar="FILE", help="verify TLS against this PEM bundle")
+    p.add_argument("--ca-bundle", metavar="FILE", help="verify TLS against the PEM certificates in FILE")
     p.add_argument("--proxy", metavar="URL", help="HTTP proxy for TLS/HTTP/websocket probes (wins over HTTPS_PROXY)")
     p.add_argument(
         "--no-env",

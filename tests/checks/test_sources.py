@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
+from checks.cli import add_workspace_arguments
 from checks.discovery import Discovery, ImdsFacts
 from checks.inputs import AZURE_DNS, DEFAULT_SCENARIOS
 from checks.sources import ENV_VARS, FIELDS, InputError, find_config_json, gather_inputs, load_config_file
@@ -308,3 +310,11 @@ def test_explicit_config_json_errors(tmp_path: Path) -> None:
     second = write(tmp_path / "2.json", json.dumps({"workspace_name": "ws-2", "resource_group": "rg-2"}))
     got = gather_inputs(flags={}, config_path=None, env={}, config_json_paths=[first, second])
     assert (got.workspace_name, got.resource_group) == ("ws-1", "rg-2")
+
+
+def test_every_workspace_flag_names_its_variable_in_its_help() -> None:
+    parser = argparse.ArgumentParser()
+    add_workspace_arguments(parser)
+    helps = {a.dest: a.help or "" for a in parser._actions}
+    for name in ("region", "cloud", "workspace_id", "storage_account", "instance_domain_suffix"):
+        assert f"env {ENV_VARS[name]}" in helps[name]

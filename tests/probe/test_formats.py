@@ -6,8 +6,6 @@ Runs probe loopback only, with a loopback DNS server nothing answers on.
 
 from __future__ import annotations
 
-import os
-import pty
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 
 from amlprobe.cli import COMMANDS, build_parser
 from tests.helpers.cli import AMLPROBE, ENV
+from tests.helpers.cli import on_a_terminal as run_on_a_terminal
 from tests.helpers.ports import free_port, listening_socket
 
 ESC = "\x1b["
@@ -33,26 +32,9 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 
 def on_a_terminal(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run amlprobe with its standard output on a pseudo-terminal; (exit code, what the terminal got)."""
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [*AMLPROBE, *args], stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE, env=_env(env or {})
-    )
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    proc.wait(timeout=60)
-    assert proc.stderr is not None
-    proc.stderr.close()
-    return proc.returncode, b"".join(chunks).decode()
+    """amlprobe with its standard output on a pseudo-terminal: (exit code, what the terminal got)."""
+    code, _, screen = run_on_a_terminal(*args, terminal="stdout", env=_env(env or {}))
+    return code, screen
 
 
 def in_a_pipe(

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import io
-import os
-import select
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +11,7 @@ import pytest
 from probe.model import CheckResult, Protocol, Status, Target
 from probe.progress import Progress
 from probe.reasons import Reason
-from tests.helpers.cli import ENV, amlprobe
+from tests.helpers.cli import amlprobe, on_a_terminal
 from tests.helpers.report import validated
 
 
@@ -45,34 +41,13 @@ def test_progress_line_counts_and_clears() -> None:
     assert frames == ["", "probing 1/3", "probing 2/3 \u2026 1 failed", "probing 3/3 \u2026 2 failed", ""]
 
 
-def _run_on_a_terminal(*args: str) -> tuple[int, str, str]:
-    """Run amlprobe with stderr on a pseudo-terminal; return (exit code, stdout, what the terminal got)."""
-    master, slave = os.openpty()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "amlprobe", *args], stdout=subprocess.PIPE, stderr=slave, env=ENV, text=True
-        )
-        os.close(slave)
-        stdout, _ = proc.communicate(timeout=60)
-        chunks = []
-        while select.select([master], [], [], 0.2)[0]:
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the child closed its end
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(master)
-    return proc.returncode, stdout, b"".join(chunks).decode()
-
-
 def test_progress_shown_on_a_terminal() -> None:
     listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(4)]
     targets = [a for s in listeners for a in ("--target", f"tcp://127.0.0.1:{s.getsockname()[1]}")]
     try:
-        code, stdout, tty = _run_on_a_terminal("check", *targets, "--target", "tcp://127.0.0.1:1", "--format", "json")
+        code, stdout, tty = on_a_terminal(
+            "check", *targets, "--target", "tcp://127.0.0.1:1", "--format", "json", terminal="stderr"
+        )
     finally:
         for s in listeners:
             s.close()
@@ -84,7 +59,9 @@ def test_progress_shown_on_a_terminal() -> None:
 
 
 def test_no_progress_with_quiet_or_without_a_terminal(listener: int) -> None:
-    code, _, tty = _run_on_a_terminal("check", "--target", f"tcp://127.0.0.1:{listener}", "--format", "json", "-q")
+    code, _, tty = on_a_terminal(
+        "check", "--target", f"tcp://127.0.0.1:{listener}", "--format", "json", "-q", terminal="stderr"
+    )
     assert code == 0 and tty == ""
     out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--format", "json")
     assert out.returncode == 0 and out.stderr == ""
