@@ -177,6 +177,22 @@ def test_env_file_is_parsed_not_sourced(
     assert [s for _, s, _ in syslog.messages()] == [LOG_NOTICE, LOG_ERR]
 
 
+def test_the_cli_settings_in_the_env_file_reach_the_check(
+    amlprobe_bin: Path, dirs: dict[str, Path], syslog: Syslog
+) -> None:
+    # setup-compute-instance.sh AMLPROBE_TIMEOUT=2.5 keeps the setting in amlprobe.env; the wrapper
+    # exports it and the CLI reads it (issue 11): no need to spell it inside AMLPROBE_CHECK_ARGS.
+    with listening_socket() as up:
+        (dirs["config"] / "amlprobe.env").write_text(
+            f"AMLPROBE_CHECK_ARGS=--target tcp://127.0.0.1:{up.getsockname()[1]} --no-env\n"
+            "AMLPROBE_TIMEOUT=2.5\nAMLPROBE_CONCURRENCY=2\n"
+        )
+        done = run(amlprobe_bin, dirs, syslog, None)
+    assert done.returncode == 0, done.stderr
+    settings = json.loads((dirs["state"] / "report.json").read_text())["environment"]["settings"]
+    assert (settings["timeout_s"], settings["deadline_s"], settings["concurrency"]) == (2.5, 10.0, 2)
+
+
 def test_history_is_trimmed_to_the_newest_lines(amlprobe_bin: Path, dirs: dict[str, Path], syslog: Syslog) -> None:
     up = listening_socket()
     target = f"--target tcp://127.0.0.1:{up.getsockname()[1]}"
