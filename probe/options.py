@@ -75,7 +75,6 @@ class EnvOption:
     """An option a variable sets when the command line does not (flag > environment > default)."""
 
     dest: str
-    flag: str
     variable: str
     convert: Callable[[str], Any]
     default: Any = None
@@ -85,10 +84,10 @@ class EnvOption:
 # work the same for a check run by hand. The workspace inputs' AMLPROBE_* variables are the
 # knowledge layer's (checks.sources).
 ENV_OPTIONS = (
-    EnvOption("timeout", "--timeout", "AMLPROBE_TIMEOUT", seconds, DEFAULT_TIMEOUT),
-    EnvOption("deadline", "--deadline", "AMLPROBE_DEADLINE", seconds, DEFAULT_DEADLINE),
-    EnvOption("concurrency", "--concurrency", "AMLPROBE_CONCURRENCY", positive_int),
-    EnvOption("textfile_dir", "--textfile-dir", "AMLPROBE_TEXTFILE_DIR", str),
+    EnvOption("timeout", "AMLPROBE_TIMEOUT", seconds, DEFAULT_TIMEOUT),
+    EnvOption("deadline", "AMLPROBE_DEADLINE", seconds, DEFAULT_DEADLINE),
+    EnvOption("concurrency", "AMLPROBE_CONCURRENCY", positive_int),
+    EnvOption("textfile_dir", "AMLPROBE_TEXTFILE_DIR", str),
 )
 
 
