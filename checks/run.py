@@ -37,6 +37,7 @@ def skipped_results(plan: Plan) -> list[CheckResult]:
                 reason=Reason.SKIPPED_MISSING_INPUT if row.needs else Reason.SKIPPED_NOT_APPLICABLE,
                 detail=detail,
                 confidence=Confidence.CONFIRMED,
+                required=row.required,
                 labels={**row.labels, **({"needs": needs} if needs else {})},
             )
         )

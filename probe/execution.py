@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from probe.context import ProbeSettings
-    from probe.model import CheckResult, CheckSpec, Finding, Report
+    from probe.model import CheckResult, CheckSpec, Finding, MissingInput, Report
     from probe.resolve import LookupFn, Resolution
 
 # results -> (judged results, findings, what the report's environment gains).
@@ -29,6 +29,10 @@ class PlannedRun:
     environment: dict[str, Any] = field(default_factory=dict)
     # Interprets the raw results: expectations, then the diagnosis. None: report them as they are.
     finish: FinishFn | None = None
+    # Inputs the planner lacked: one that a required check needed leaves the run undecided (unknown)...
+    missing_inputs: list[MissingInput] = field(default_factory=list)
+    # ...unless the user accepted a partial plan.
+    partial: bool = False
 
 
 # What a knowledge layer offers ``check`` when no --target is given: args and settings -> a plan.
@@ -103,7 +107,8 @@ async def execute(
         checks, findings, gained = planned.finish(checks)
         environment = {**environment, **gained}
     interrupted = outcome.interrupted or INTERRUPT.requested
-    incomplete = interrupted or outcome.deadline_exceeded
+    undecided = any(m.required for m in planned.missing_inputs) and not planned.partial
+    incomplete = interrupted or outcome.deadline_exceeded or undecided
     return Report(
         # An interrupted run decided nothing: unknown (exit 3), whatever it saw before the signal.
         status=OverallStatus.UNKNOWN if interrupted else overall_status(checks, findings, incomplete=incomplete),
@@ -111,6 +116,8 @@ async def execute(
         duration_ms=outcome.duration_ms,
         interrupted=interrupted,
         deadline_exceeded=outcome.deadline_exceeded,
+        missing_inputs=planned.missing_inputs,
+        partial=planned.partial,
         environment=environment,
         summary=summarize(checks),
         checks=checks,

@@ -57,7 +57,18 @@ def diagnose(evidence: Evidence) -> list[Finding]:
     for rule in RULES:
         findings.extend(rule(evidence))
     cap_situational(findings, evidence.results)
+    _distinct_instances(findings)
     return sorted(findings, key=lambda f: _SEVERITY_ORDER[f.severity])
+
+
+def _distinct_instances(findings: list[Finding]) -> None:
+    """(id, instance) is a finding's key in the report contract: should a rule ever name two findings alike, the
+    later ones add their first piece of evidence, so that neither a diff nor a monitor folds them into one."""
+    seen: set[tuple[str, str]] = set()
+    for f in findings:
+        if (f.id, f.instance) in seen and f.evidence:
+            f.instance = f"{f.instance}@{f.evidence[0]}" if f.instance else f.evidence[0]
+        seen.add((f.id, f.instance))
 
 
 __all__ = ["RULES", "Evidence", "Rule", "diagnose"]

@@ -160,10 +160,20 @@ class Rule:
         return self.run(ev, self)
 
     def finding(
-        self, title: str, detail: str, evidence: list[str], remediation: list[Remediation], doc: str = ""
+        self,
+        title: str,
+        detail: str,
+        evidence: list[str],
+        remediation: list[Remediation],
+        doc: str = "",
+        *,
+        instance: str = "",
     ) -> Finding:
+        """One finding of this rule. ``instance``: which occurrence it is, for a rule that can find its cause more
+        than once in a run (a service tag, a resource, a check); (id, instance) is unique in a report."""
         return Finding(
             id=self.id,
+            instance=instance,
             severity=self.severity,
             title=title,
             detail=detail,

@@ -133,23 +133,26 @@ def outbound_443_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: tcp_failed(r) and r.target.port == 443 and r.target.protocol is not Protocol.SMB)
     by_tag: dict[str, list[CheckResult]] = {}
     for r in bad:
-        by_tag.setdefault(r.labels.get("service_tag") or "(no service tag)", []).append(r)
+        by_tag.setdefault(r.labels.get("service_tag") or "", []).append(r)
     findings = []
     for tag, checks in sorted(by_tag.items()):
-        ways = sorted({SEEN[c.reason] for c in checks})
-        # No service tag: an NSG cannot name the destination; an FQDN rule on the firewall can.
-        fix = (
-            nsg_fix(ev.remedies, tag, "Tcp", "443")
-            if checks[0].labels.get("service_tag")
-            else firewall_fqdn_fix(ev.remedies, sorted({c.target.host for c in checks}), "443")
-        )
+        ways = " / ".join(sorted({SEEN[c.reason] for c in checks}))
+        names = sorted({c.target.host for c in checks})
+        if tag:
+            title = f"Outbound TCP 443 to {tag} is {ways}"
+            detail = f"{len(checks)} endpoint(s) behind {tag} could not be reached on 443: {hosts(checks)}."
+            fix = nsg_fix(ev.remedies, tag, "Tcp", "443")
+        else:
+            # No service tag: an NSG cannot name the destination; an FQDN rule on the firewall can.
+            title = f"Outbound TCP 443 to {hosts(checks)} is {ways}"
+            detail = (
+                f"{len(checks)} endpoint(s) no service tag covers could not be reached on 443: {hosts(checks)}."
+                " An NSG cannot name them; a firewall's FQDN rule can."
+            )
+            fix = firewall_fqdn_fix(ev.remedies, names, "443")
         findings.append(
             rule.finding(
-                f"Outbound TCP 443 to {tag} is {' / '.join(ways)}",
-                f"{len(checks)} endpoint(s) behind {tag} could not be reached on 443: {hosts(checks)}.",
-                ev.claim(checks),
-                [fix],
-                doc=checks[0].labels.get("doc", ""),
+                title, detail, ev.claim(checks), [fix], doc=checks[0].labels.get("doc", ""), instance=tag or "fqdn"
             )
         )
     return findings

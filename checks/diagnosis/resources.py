@@ -145,7 +145,7 @@ def resource_network_denied(ev: Evidence, rule: Rule) -> list[Finding]:
                 " settings say: check that the private endpoint connection is approved."
             )
             fixes.insert(0, private_endpoint_connection_check(kind, name))
-        findings.append(rule.finding(title, detail, ev.claim(checks), fixes))
+        findings.append(rule.finding(title, detail, ev.claim(checks), fixes, instance=f"{kind}:{name}"))
     return findings
 
 
@@ -183,7 +183,7 @@ def resource_public_access_disabled(ev: Evidence, rule: Rule) -> list[Finding]:
             detail += " The request went to a private address: its private endpoint connection may not be approved."
             fixes.insert(0, private_endpoint_connection_check("key-vault", name))
         title = f"The {service} {name} has public network access disabled, and this machine reaches its public endpoint"
-        findings.append(rule.finding(title, detail, ev.claim(checks), fixes))
+        findings.append(rule.finding(title, detail, ev.claim(checks), fixes, instance=f"{kind}:{name}"))
     return findings
 
 

@@ -91,6 +91,20 @@ def test_two_service_tags_are_two_findings() -> None:
     assert [f.id for f in findings] == ["outbound-443-blocked", "outbound-443-blocked"]
     titles = " | ".join(f.title for f in findings)
     assert "AzureActiveDirectory is refused" in titles and "AzureResourceManager is dropped" in titles
+    # Report contract 2.0: one rule's findings differ by their instance, so a diff or a monitor keeps both.
+    assert sorted(f.instance for f in findings) == ["AzureActiveDirectory", "AzureResourceManager"]
+
+
+def test_every_unexplained_failure_is_its_own_instance() -> None:
+    results = healthy()
+    hit = fail(
+        results,
+        lambda r: r.id in ("tls:management.azure.com:443", "tls:login.microsoftonline.com:443"),
+        Reason.TLS_HANDSHAKE_FAILED,
+    )
+    findings = run(results)
+    assert len(hit) == 2
+    assert sorted((f.id, f.instance) for f in findings) == [("unexplained-failure", h) for h in sorted(hit)]
 
 
 def test_dns_down_makes_tcp_failures_consequences() -> None:
@@ -155,7 +169,7 @@ def test_resolvers_disagreeing_on_private_addresses_is_a_mismatch_finding() -> N
 
 def test_situational_rows_blocked_are_one_warning() -> None:
     results = healthy()
-    hit = fail(results, lambda r: r.labels.get("required") == "false" and r.target.protocol is not Protocol.DNS,
+    hit = fail(results, lambda r: r.required is False and r.target.protocol is not Protocol.DNS,
                Reason.TCP_TIMEOUT)  # fmt: skip
     hosts = {r.target.host for r in results if r.id in hit}
     assert {"ghcr.io", "dc.services.visualstudio.com", "crl.microsoft.com"} <= hosts
@@ -201,7 +215,7 @@ def test_situational_and_required_rows_behind_one_tag_are_one_finding() -> None:
         ),
         Reason.TCP_TIMEOUT,
     )
-    assert any(r.labels.get("required") == "false" for r in results if r.id in both)
+    assert any(r.required is False for r in results if r.id in both)
     (finding,) = run(results)
     assert finding.id == "outbound-443-blocked" and finding.severity is Severity.CRITICAL
     assert sorted(finding.evidence) == sorted(both)
@@ -222,7 +236,7 @@ def test_a_finding_made_only_of_situational_rows_is_at_most_a_warning() -> None:
     via_proxy = next(r for r in results if r.id == "tls:login.microsoftonline.com:443")
     via_proxy.route = "proxy"
     # Only situational non-HTTPS rows lack a direct path: the proxy rule claims them, capped at warning.
-    hit = fail(results, lambda r: r.target.port == 80 and r.labels.get("required") == "false", Reason.TCP_TIMEOUT)
+    hit = fail(results, lambda r: r.target.port == 80 and r.required is False, Reason.TCP_TIMEOUT)
     assert hit
     (finding,) = run(results)
     assert finding.id == "proxy-only-egress" and finding.severity is Severity.WARNING

@@ -432,7 +432,7 @@ def test_storage_firewall_is_one_finding_naming_the_account() -> None:
     code, report = run_lab("storage-firewall")
     assert code == 2
     denied = ids(report, lambda c: c.target.protocol is Protocol.HTTP and ".core.windows.net" in c.target.host)
-    assert denied == {"http:amlprobelabsa.blob.core.windows.net:443", "http:amlprobelabsa.file.core.windows.net:443"}
+    assert denied == {"https:amlprobelabsa.blob.core.windows.net:443", "https:amlprobelabsa.file.core.windows.net:443"}
     assert not_passing(report) == {**{i: "http_network_denied" for i in denied}, **udp_silent(report)}
     assert finding_ids(report) == ["resource-network-denied"]
     (f,) = [f for f in report.findings if f.id == "resource-network-denied"]
@@ -448,7 +448,7 @@ def test_storage_firewall_is_one_finding_naming_the_account() -> None:
 def test_registry_firewall_names_the_address_it_refuses() -> None:
     code, report = run_lab("registry-firewall")
     assert code == 2
-    assert not_passing(report) == {"http:amlprobelabacr.azurecr.io:443": "http_network_denied", **udp_silent(report)}
+    assert not_passing(report) == {"https:amlprobelabacr.azurecr.io:443": "http_network_denied", **udp_silent(report)}
     assert finding_ids(report) == ["resource-network-denied"]
     (f,) = [f for f in report.findings if f.id == "resource-network-denied"]
     # The lab routes public traffic from its NAT egress, and the registry names it, as ACR's 403 does.
@@ -462,7 +462,7 @@ def test_registry_firewall_names_the_address_it_refuses() -> None:
 def test_key_vault_with_public_access_disabled() -> None:
     code, report = run_lab("key-vault-public-access-disabled")
     assert code == 2
-    vault = "http:amlprobe-lab-kv.vault.azure.net:443"
+    vault = "https:amlprobe-lab-kv.vault.azure.net:443"
     assert not_passing(report) == {vault: "http_public_access_disabled", **udp_silent(report)}
     assert finding_ids(report) == ["resource-public-access-disabled"]
     (f,) = [f for f in report.findings if f.id == "resource-public-access-disabled"]
