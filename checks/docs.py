@@ -70,7 +70,11 @@ def _rule_section(rule: Rule) -> list[str]:
     ]
     shapes = remediation_shapes(rule)
     if shapes:
-        out += ["**Remediation** (the finding's `remediation`; amlprobe fills in each `<...>` it knows):", ""]
+        out += [
+            "**Remediation** (the finding's `remediation`; amlprobe fills in each `<PLACEHOLDER>` it knows, and the"
+            " text says what each one left is):",
+            "",
+        ]
         for shape in shapes:
             out += [*_remedy_block(shape), ""]
     else:

@@ -126,8 +126,9 @@ class Evidence:
         forwarders: dict[str | None, set[str]] = {}
         for exp in self.plan.dns_expectations:
             forwarders.setdefault(exp.zone, set()).update(exp.forwarder_zones)
-        bypass = {r.target.host for r in self.results if r.labels.get("resource") is not None}
-        bypass |= {r.target.host for r in self.results if "instances." in r.target.host}
+        probed = [r for r in self.results if r.status is not Status.SKIP]
+        bypass = {r.target.host for r in probed if r.labels.get("resource") is not None}
+        bypass |= {r.target.host for r in probed if "instances." in r.target.host}
         return RemedyContext(
             resource_group=self.inputs.resource_group,
             region=self.inputs.region,

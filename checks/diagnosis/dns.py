@@ -59,7 +59,7 @@ def dns_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="The VNet's custom DNS answers privatelink names itself (NXDOMAIN or public) instead of asking Azure DNS.",
     fix=f"Add conditional forwarders for the listed zones to {AZURE_DNS}.",
     doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: dns_forwarder_fix(c, zones=["<zone>"]),),
+    remedies=(lambda c: dns_forwarder_fix(c, zones=["<ZONE>"]),),
 )
 def custom_dns_not_forwarding(ev: Evidence, rule: Rule) -> list[Finding]:
     """The configured resolver fails or answers publicly where Azure DNS answers privately."""
@@ -97,7 +97,7 @@ def custom_dns_not_forwarding(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="Names with private endpoints resolve to public addresses even through Azure DNS.",
     fix="Link the privatelink zones to the VNet (az network private-dns link vnet create).",
     doc=DOC_PE_DNS,
-    remedies=(lambda c: dns_link_fix(c, ["<zone>"]), lambda c: dns_forwarder_fix(c, zones=["<zone>"])),
+    remedies=(lambda c: dns_link_fix(c, ["<ZONE>"]), lambda c: dns_forwarder_fix(c, zones=["<ZONE>"])),
 )
 def private_dns_zone_not_linked(ev: Evidence, rule: Rule) -> list[Finding]:
     """Names of resources with a private endpoint answer publicly (or not at all) through the configured
@@ -142,7 +142,7 @@ def private_dns_zone_not_linked(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="Private DNS zones linked only to the DNS server's VNet (hub and spoke), or manual records: documented.",
     fix="Nothing; verify which VNets the zones are linked to if in doubt.",
     doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: verify_zone_links_fix(c, ["<zone>"]),),
+    remedies=(lambda c: verify_zone_links_fix(c, ["<ZONE>"]),),
 )
 def dns_comparison_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
     """The configured resolver answers privately, Azure DNS from here does not: hub and spoke, or manual
@@ -172,7 +172,7 @@ def dns_comparison_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="Two resolvers give different answers for a workspace name: split-horizon drift.",
     fix=f"Forward the zones to {AZURE_DNS} or fix the records the custom DNS serves.",
     doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: dns_forwarder_fix(c, zones=["<zone>"]),),
+    remedies=(lambda c: dns_forwarder_fix(c, zones=["<ZONE>"]),),
 )
 def dns_resolver_mismatch(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH)
@@ -196,7 +196,7 @@ def dns_resolver_mismatch(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="/etc/hosts pins a catalog name; the pin goes stale when the endpoint moves.",
     fix="Remove the entries and let DNS answer.",
     doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: hosts_fix(["<host>"]),),
+    remedies=(lambda c: hosts_fix(["<HOST>"]),),
 )
 def hosts_file_override(ev: Evidence, rule: Rule) -> list[Finding]:
     overrides = (ev.local.hosts_overrides if ev.local is not None else None) or {}

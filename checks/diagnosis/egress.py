@@ -29,7 +29,7 @@ from probe.reasons import Reason
     cause=f"The Azure Linux agent's firewall drops non-root TCP to {AZURE_DNS} (WALinuxAgent PR #914): normal.",
     fix="Nothing; run as root to test WireServer itself.",
     doc=DOC_WIRESERVER,
-    remedies=(lambda c: wireserver_root_fix(["<ports>"]),),
+    remedies=(lambda c: wireserver_root_fix(["<PORTS>"]),),
 )
 def wireserver_non_root(ev: Evidence, rule: Rule) -> list[Finding]:
     seen = ev.open(lambda r: r.labels.get("inconclusive") == "wireserver-non-root")
@@ -124,8 +124,8 @@ def proxy_only_egress(ev: Evidence, rule: Rule) -> list[Finding]:
     fix="Allow outbound TCP 443 to the service tag.",
     doc=DOC_FIREWALL,
     remedies=(
-        lambda c: nsg_fix(c, "<service-tag>", "Tcp", "443"),
-        lambda c: firewall_fqdn_fix(c, ["<host>"], "443"),
+        lambda c: nsg_fix(c, "<SERVICE_TAG>", "Tcp", "443"),
+        lambda c: firewall_fqdn_fix(c, ["<HOST>"], "443"),
     ),
     links_endpoint_doc=True,
 )
@@ -165,7 +165,7 @@ def outbound_443_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="Names resolve to private endpoint addresses that refuse or drop connections.",
     fix="Allow VirtualNetwork outbound 443/445 and check the private endpoint.",
     doc=DOC_TRAINING_VNET,
-    remedies=(lambda c: nsg_fix(c, "VirtualNetwork", "Tcp", "<ports>"),),
+    remedies=(lambda c: nsg_fix(c, "VirtualNetwork", "Tcp", "<PORTS>"),),
 )
 def private_endpoint_unreachable(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: tcp_failed(r) and r.labels.get("resource") is not None)

@@ -27,9 +27,9 @@ def _tag_port(r: CheckResult) -> tuple[str, int | None]:
     fix="Allow them if you use the features they serve (RStudio, package mirrors, monitoring, PKI over HTTP).",
     doc=DOC_FIREWALL,
     remedies=(
-        lambda c: nsg_fix(c, "<service-tag>", "Tcp", "<port>"),
-        lambda c: firewall_fqdn_fix(c, ["<host>"], "443"),  # HTTP(S): an application rule
-        lambda c: firewall_fqdn_fix(c, ["<host>"], "<port>"),  # other ports: a network rule
+        lambda c: nsg_fix(c, "<SERVICE_TAG>", "Tcp", "<PORT>"),
+        lambda c: firewall_fqdn_fix(c, ["<HOST>"], "443"),  # HTTP(S): an application rule
+        lambda c: firewall_fqdn_fix(c, ["<HOST>"], "<PORT>"),  # other ports: a network rule
     ),
 )
 def situational_endpoints_blocked(ev: Evidence, rule: Rule) -> list[Finding]:

@@ -265,5 +265,5 @@ def test_udp_silence_gets_the_outside_checks_filled_with_the_address_seen() -> N
         if r.target.protocol is Protocol.UDP:
             r.addresses = []
     (finding,) = [f for f in run(results) if f.id == "udp-5831-unconfirmed"]
-    assert any("--remote <tundra-ip>:5831" in c for c in finding.remediation[0].commands)
-    assert "<tundra-ip> is the address the tundra name resolves to" in finding.remediation[0].text
+    assert any("--remote <TUNDRA_IP>:5831" in c for c in finding.remediation[0].commands)
+    assert "<TUNDRA_IP> is the address the tundra name resolves to" in finding.remediation[0].text

@@ -17,7 +17,7 @@ import pytest
 from lab.scenarios import SCENARIOS
 from probe.model import CheckResult, Protocol, Report, Severity, Status
 from tests.helpers.netns import requires_netns
-from tests.helpers.remedies import assert_pastes, commands_of
+from tests.helpers.remedies import assert_explained, assert_pastes, commands_of
 from tests.helpers.report import validated
 
 pytestmark = requires_netns
@@ -91,7 +91,7 @@ def test_healthy_has_no_problem() -> None:
         "key-vault": True,
     }
     assert "privatelink" in pes["workspace"]["evidence"]
-    # With a workspace private endpoint the apps answer on their ports; the <ci>-<port> names do not apply.
+    # With a workspace private endpoint the apps answer on their ports; the <ci>-<PORT> names do not apply.
     assert by_id["tcp:lab-ci.eastus.instances.azureml.ms:8787"].status is Status.PASS
     assert by_id["tls:lab-ci-8787.eastus.instances.azureml.ms:443"].status is Status.SKIP
     # WireServer is probed on 80 and 32526 only (the current 168.63.129.16 page).
@@ -160,7 +160,7 @@ def test_hub_and_spoke_is_information_only() -> None:
         "lab-ci-8787.eastus.instances.ml.azure.ms",
         "lab-ci-18881.eastus.instances.ml.azure.ms",
     }
-    # The workspace has a private endpoint: the <ci>-<port> names do not apply, the ports do.
+    # The workspace has a private endpoint: the <ci>-<PORT> names do not apply, the ports do.
     assert {c.id for c in report.checks if "ml.azure.ms" in c.id and c.status is Status.SKIP} == {
         "dns:lab-ci-8787.eastus.instances.ml.azure.ms",
         "dns:lab-ci-18881.eastus.instances.ml.azure.ms",
@@ -202,7 +202,7 @@ def test_only_situational_rows_blocked_is_one_warning() -> None:
     assert f.severity is Severity.WARNING
     blocked = {i for i, r in not_passing(report).items() if r == "tcp_timeout"}
     assert blocked and set(f.evidence) == blocked
-    assert all(c.labels.get("required") == "false" for c in report.checks if c.id in blocked)
+    assert all(c.required is False for c in report.checks if c.id in blocked)
     assert "tcp:lab-ci.eastus.instances.azureml.ms:8787" in blocked
     commands = [c for r in f.remediation for c in r.commands]
     assert any("--target-fqdns" in c and "ghcr.io" in c for c in commands)
@@ -439,7 +439,7 @@ def test_storage_firewall_is_one_finding_naming_the_account() -> None:
     assert f.title.startswith("Storage account amlprobelabsa refuses this machine (blob, file)")
     assert "network rules or public network access is disabled" in f.detail and set(f.evidence) == denied
     commands = commands_of([f])
-    assert "az storage account network-rule add --account-name amlprobelabsa --subnet <compute-subnet-id>" in commands
+    assert "az storage account network-rule add --account-name amlprobelabsa --subnet <COMPUTE_SUBNET_ID>" in commands
     # TCP, TLS and SMB NEGOTIATE all work: only the service's own answer shows the refusal.
     smb = next(c for c in report.checks if c.target.protocol is Protocol.SMB)
     assert smb.status is Status.PASS
@@ -484,8 +484,12 @@ def test_smb_share_allowing_only_aes256_is_one_warning() -> None:
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_every_fix_pastes(scenario: str) -> None:
-    """bash -n on every remedy command of every finding, placeholders filled; a placeholder is one word."""
+    """bash -n on every remedy command of every finding, placeholders filled; a placeholder is one <LIKE_THIS>
+    word, explained in its remedy's text."""
     _code, report = run_lab(scenario)
+    for finding in report.findings:
+        for remediation in finding.remediation:
+            assert_explained(remediation)
     commands = commands_of(report.findings)
     if commands:
         assert_pastes(commands)
