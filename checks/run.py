@@ -81,4 +81,13 @@ async def plan_run(args: argparse.Namespace, settings: ProbeSettings) -> Planned
 
         return interpret(results, plan, inputs, local=local, dns_servers=settings.dns_servers)
 
-    return PlannedRun(specs=plan.checks, preset=skipped_results(plan), environment=environment, finish=finish)
+    from checks.missing import missing_inputs
+
+    return PlannedRun(
+        specs=plan.checks,
+        preset=skipped_results(plan),
+        environment=environment,
+        finish=finish,
+        missing_inputs=missing_inputs(plan, inputs),
+        partial=inputs.partial,
+    )

@@ -14,6 +14,9 @@ def add_lab_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list", action="store_true", help="describe the scenarios and exit")
     p.add_argument("--keep", action="store_true", help="leave the lab running after the check, to explore")
     p.add_argument("--timeout", type=float, default=LAB_TIMEOUT, help=f"per-probe timeout (default {LAB_TIMEOUT})")
+    p.add_argument(
+        "--partial", action="store_true", help="pass --partial to the check: accept a plan an input is missing for"
+    )
     add_format_argument(p, FORMATS)
     p.add_argument("--output", metavar="FILE")
     p.add_argument("--no-color", action="store_true")

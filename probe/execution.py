@@ -107,15 +107,17 @@ async def execute(
         checks, findings, gained = planned.finish(checks)
         environment = {**environment, **gained}
     interrupted = outcome.interrupted or INTERRUPT.requested
-    undecided = any(m.required for m in planned.missing_inputs) and not planned.partial
-    incomplete = interrupted or outcome.deadline_exceeded or undecided
+    incomplete = interrupted or outcome.deadline_exceeded
+    # A required check skipped for want of an input leaves the run undecided, unless a partial plan was accepted.
+    undecided = incomplete or (any(m.required for m in planned.missing_inputs) and not planned.partial)
     return Report(
         # An interrupted run decided nothing: unknown (exit 3), whatever it saw before the signal.
-        status=OverallStatus.UNKNOWN if interrupted else overall_status(checks, findings, incomplete=incomplete),
+        status=OverallStatus.UNKNOWN if interrupted else overall_status(checks, findings, incomplete=undecided),
         started_at=outcome.started_at,
         duration_ms=outcome.duration_ms,
         interrupted=interrupted,
         deadline_exceeded=outcome.deadline_exceeded,
+        incomplete=incomplete,
         missing_inputs=planned.missing_inputs,
         partial=planned.partial,
         environment=environment,

@@ -93,7 +93,7 @@ def emit(report: Report, args: argparse.Namespace, style: ReportStyle = GENERIC)
     from probe.model import OverallStatus
 
     if INTERRUPT.requested and not report.interrupted:  # a signal after the probes had finished
-        report.interrupted, report.status = True, OverallStatus.UNKNOWN
+        report.interrupted, report.incomplete, report.status = True, True, OverallStatus.UNKNOWN
     fmt = chosen_format(args)
     colour = (
         fmt == "table"

@@ -417,6 +417,11 @@ class Report(_Model):
     duration_ms: float
     interrupted: bool = False
     deadline_exceeded: bool = False
+    incomplete: bool = Field(
+        False,
+        description="Not every planned check finished (interrupted, or past the deadline): the checks cut off say"
+        " so in their reason, and no finding rests on them.",
+    )
     missing_inputs: list[MissingInput] = Field(
         default_factory=list,
         description="Inputs the plan lacked, and the checks skipped for want of them. A required check skipped"

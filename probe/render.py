@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from probe.missing import missing_inputs_lines
 from probe.model import CheckResult, OverallStatus, Report, Severity, Status
 from probe.sanitize import printable as _p
 from probe.style import GENERIC, ReportStyle
@@ -91,6 +92,7 @@ def render_table(report: Report, *, colour: bool = False, style: ReportStyle = G
             if f.doc:
                 out.append(f"      doc: {_p(f.doc)}")
         out.append("")
+    out += missing_inputs_lines(report)
     # The planning layer's own summary lines for people (environment["notes"]: heading -> lines), e.g.
     # which resources have private endpoints and why. The engine shows them as given.
     notes = report.environment.get("notes")

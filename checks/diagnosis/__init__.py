@@ -14,12 +14,14 @@ from probe.model import Finding, Severity
 
 # The order is meaning. Each rule claims the checks it explains, and a later rule sees only what is left,
 # so a consequence is never reported again as a cause of its own: with DNS down, the failed TCP probes are
-# evidence of dns-unavailable, not forty findings. Hence: what explains everything (no DNS, no egress)
-# first; DNS before what fails because of DNS; a middlebox (websocket, TLS inspection, a resource answered
-# for) before the generic "443 blocked"; a required path's cause before the situational rows behind the same
-# tag; the fallback last, so that no failure is ever hidden.
+# evidence of dns-resolver-not-answering, not forty findings. Hence: what explains everything (no network, no
+# DNS, no egress) first; DNS before what fails because of DNS; a middlebox (websocket, TLS inspection, a
+# resource answered for) before the generic "443 blocked"; a required path's cause before the situational
+# rows behind the same tag; the fallback last, so that no failure is ever hidden.
 RULES: tuple[Rule, ...] = (
     egress.wireserver_non_root,  # normal for a non-root user: claimed before any rule calls it a drop
+    egress.network_unavailable,  # nothing answered at all: one cause for every failure
+    dns.dns_resolver_not_answering,  # the resolver is silent: every name's failure is its consequence
     dns.dns_unavailable,
     egress.outbound_unavailable,
     dns.custom_dns_not_forwarding,

@@ -33,6 +33,9 @@ from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
 # Microsoft's documentation the findings link (a finding may link its endpoint's own catalog doc instead).
 DOC_FIREWALL = "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall"
 DOC_CUSTOM_DNS = "https://learn.microsoft.com/azure/machine-learning/how-to-custom-dns"
+DOC_NAME_RESOLUTION = (
+    "https://learn.microsoft.com/azure/virtual-network/virtual-networks-name-resolution-for-vms-and-role-instances"
+)
 DOC_PE_DNS = "https://learn.microsoft.com/azure/private-link/private-endpoint-dns"
 DOC_JUPYTER = "https://learn.microsoft.com/azure/machine-learning/how-to-run-jupyter-notebooks#troubleshooting"
 DOC_TRAINING_VNET = "https://learn.microsoft.com/azure/machine-learning/how-to-secure-training-vnet"
@@ -204,6 +207,12 @@ def rule(
 
 
 # -- shared predicates --------------------------------------------------------------------------------------
+
+
+def own_reason(r: CheckResult) -> Reason:
+    """What the probe itself saw, before any judgement replaced it (a reference resolver's dns_error becomes "same
+    answer as the configured resolver", a pass, when both fail alike)."""
+    return r.observed.reason if r.observed is not None else r.reason
 
 
 def tcp_failed(r: CheckResult) -> bool:

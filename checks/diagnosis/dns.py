@@ -1,55 +1,137 @@
-"""Rules for name resolution: no resolver at all, custom DNS without forwarders, private DNS zones not
-linked, the two resolvers disagreeing, hosts-file pins. Sources: docs/sources.md, "Private DNS and catalog"."""
+"""Rules for name resolution: a resolver that does not answer, no working DNS, custom DNS without forwarders,
+private DNS zones not linked, the two resolvers disagreeing, hosts-file pins. Sources: docs/sources.md,
+"Private DNS and catalog"."""
 
 from __future__ import annotations
 
 from checks.diagnosis.base import (
     DOC_CUSTOM_DNS,
+    DOC_NAME_RESOLUTION,
     DOC_PE_DNS,
     Evidence,
     Rule,
     consequences,
     dns_probe,
     hosts,
+    own_reason,
     rule,
     zones_of,
 )
 from checks.inputs import AZURE_DNS
-from checks.remedies import dns_forwarder_fix, dns_link_fix, hosts_fix, verify_zone_links_fix
-from probe.model import Finding, Severity, Status
+from checks.remedies import (
+    dns_forwarder_fix,
+    dns_link_fix,
+    dns_path_fix,
+    hosts_fix,
+    local_resolver_check,
+    resolver_check,
+    verify_zone_links_fix,
+    vnet_dns_servers_fix,
+)
+from probe.model import CheckResult, Finding, Severity, Status
 from probe.reasons import Reason
+
+
+def _resolver_hosts(ev: Evidence) -> list[str]:
+    """The configured resolvers' addresses, without a port, for a remedy (loopback stubs have no path to fix)."""
+    out = []
+    for server in ev.configured_resolvers():
+        # "ip", "ip:port", "[ipv6]:port" or a bare IPv6 address.
+        host = (
+            server[1:].split("]")[0]
+            if server.startswith("[")
+            else server.split(":")[0]
+            if server.count(":") == 1
+            else server
+        )
+        if host not in out:
+            out.append(host)
+    return out
+
+
+def _reference_answered(ev: Evidence, names: set[str]) -> list[CheckResult]:
+    """Reference-resolver checks of ``names`` that got an answer of their own (whatever a judge made of it)."""
+    refs = [r for r in ev.results if dns_probe(r, reference=True) and r.target.host in names]
+    return [r for r in refs if r.status is not Status.SKIP and own_reason(r) not in _SILENT]
+
+
+# What a resolver that does not answer looks like: no reply in time, or none possible (no route, refused port).
+_SILENT = (Reason.DNS_TIMEOUT, Reason.DNS_ERROR)
+
+
+@rule(
+    id="dns-resolver-not-answering",
+    severity=Severity.CRITICAL,
+    title="The configured resolver does not answer",
+    cause="The DNS server the compute is told to ask (the VNet's DNS servers, resolv.conf) never replies: it is"
+    " down, or UDP/TCP 53 to it is blocked on the way. Forwarders do not help: no query reaches them.",
+    fix="Make that resolver answer (its service, and UDP and TCP 53 open to it from the compute subnet), or point the"
+    " VNet at a resolver that does.",
+    doc=DOC_NAME_RESOLUTION,
+    remedies=(
+        lambda c: resolver_check(["<DNS_SERVER_IP>"], "<HOST>"),
+        lambda c: dns_path_fix(c, ["<DNS_SERVER_IP>"]),
+        vnet_dns_servers_fix,
+    ),
+)
+def dns_resolver_not_answering(ev: Evidence, rule: Rule) -> list[Finding]:
+    dns = ev.open(dns_probe)
+    if not dns or not all(r.reason in _SILENT for r in dns):
+        return []
+    names = {r.target.host for r in dns}
+    answered = _reference_answered(ev, names)
+    refs = [r for r in ev.results if dns_probe(r, reference=True) and r.target.host in names]
+    evidence = ev.claim(dns) + ev.claim(consequences(ev, names)) + ev.claim(refs)
+    servers = _resolver_hosts(ev)
+    detail = (
+        f"None of {len(dns)} names got an answer from the configured resolver ({ev.configured_resolver_text()}):"
+        f" {dns[0].detail}"
+    )
+    if answered:
+        detail += (
+            f" The reference resolver ({ev.reference_resolvers(answered)}) answered {len(answered)} of them from"
+            " here, so the network works: the fault is that resolver, or the path to it."
+        )
+    elif refs:
+        detail += " The reference resolver did not answer either: UDP/TCP 53 may be blocked on the way out."
+    fixes = [resolver_check(servers, dns[0].target.host), vnet_dns_servers_fix(ev.remedies)]
+    routable = [s for s in servers if not s.startswith("127.") and s != "::1"]
+    if routable:
+        fixes.insert(1, dns_path_fix(ev.remedies, routable))
+    return [rule.finding("The configured resolver does not answer", detail, evidence, fixes)]
 
 
 @rule(
     id="dns-unavailable",
     severity=Severity.CRITICAL,
-    title="No DNS at all",
-    cause="The configured resolver never answers (down, unreachable, or blocked UDP/TCP 53).",
-    fix=f"Point the VNet at a working resolver, or add Azure DNS ({AZURE_DNS}) as a forwarder.",
-    doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: dns_forwarder_fix(c, zones=None),),
+    title="No working DNS",
+    cause="No name resolves: no resolver is configured, or the one configured answers every query with an error"
+    " (REFUSED: it does not serve this client; SERVFAIL: it cannot resolve, often a broken forwarder).",
+    fix="Configure a resolver that serves the compute subnet (the VNet's DNS servers, resolv.conf); a custom DNS"
+    f" server must forward what it cannot resolve, ultimately to Azure DNS ({AZURE_DNS}).",
+    doc=DOC_NAME_RESOLUTION,
+    remedies=(lambda c: local_resolver_check(), vnet_dns_servers_fix, lambda c: dns_forwarder_fix(c, zones=None)),
 )
 def dns_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
     dns = ev.open(dns_probe)
-    if not dns or not all(r.reason in (Reason.DNS_TIMEOUT, Reason.DNS_NO_SERVERS, Reason.DNS_ERROR) for r in dns):
+    broken = (Reason.DNS_NO_SERVERS, Reason.DNS_REFUSED, Reason.DNS_SERVFAIL, *_SILENT)
+    if not dns or not all(r.reason in broken for r in dns):
         return []
-    refs = [r for r in ev.results if dns_probe(r, reference=True)]
-    ref_ok = [r for r in refs if r.reason is not Reason.DNS_TIMEOUT and r.status is not Status.FAIL]
-    evidence = ev.claim(dns) + ev.claim(consequences(ev, {r.target.host for r in dns})) + ev.claim(refs)
+    names = {r.target.host for r in dns}
+    answered = _reference_answered(ev, names)
+    refs = [r for r in ev.results if dns_probe(r, reference=True) and r.target.host in names]
+    evidence = ev.claim(dns) + ev.claim(consequences(ev, names)) + ev.claim(refs)
+    seen = "/".join(sorted({r.reason.value for r in dns}))
     detail = (
-        f"None of {len(dns)} names resolved through the configured resolver ({ev.configured_resolver_text()}):"
-        f" {dns[0].detail}"
+        f"None of {len(dns)} names resolved through the configured resolver ({ev.configured_resolver_text()}),"
+        f" which answered {seen}: {dns[0].detail}"
     )
-    if ref_ok:
-        detail += f" The reference resolver still answered {len(ref_ok)} of them, so the fault is the resolver."
-    return [
-        rule.finding(
-            "No DNS at all: the configured resolver does not answer",
-            detail,
-            evidence,
-            [dns_forwarder_fix(ev.remedies, zones=None)],
-        )
-    ]
+    if answered:
+        detail += f" The reference resolver answered {len(answered)} of them from here: the fault is the resolver."
+    fixes = [local_resolver_check(), vnet_dns_servers_fix(ev.remedies)]
+    if any(r.reason is Reason.DNS_SERVFAIL for r in dns):
+        fixes.append(dns_forwarder_fix(ev.remedies, zones=None))
+    return [rule.finding("No working DNS: no name resolves", detail, evidence, fixes)]
 
 
 @rule(

@@ -1,5 +1,5 @@
-"""Rules for the way out: no egress at all, egress only through a proxy, 443 blocked to a service tag,
-private endpoints that do not answer, and WireServer as seen by a non-root user."""
+"""Rules for the way out: no network at all, no egress at all, egress only through a proxy, 443 blocked to a
+service tag, private endpoints that do not answer, and WireServer as seen by a non-root user."""
 
 from __future__ import annotations
 
@@ -13,13 +13,21 @@ from checks.diagnosis.base import (
     Evidence,
     Rule,
     hosts,
+    own_reason,
     rule,
     tcp_failed,
 )
 from checks.inputs import AZURE_DNS
-from checks.remedies import firewall_fqdn_fix, nsg_fix, proxy_bypass_fix, wireserver_root_fix
+from checks.remedies import (
+    firewall_fqdn_fix,
+    local_route_check,
+    nsg_fix,
+    proxy_bypass_fix,
+    subnet_egress_check,
+    wireserver_root_fix,
+)
 from probe.model import CheckResult, Finding, Protocol, Severity, Status
-from probe.reasons import Reason
+from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
 
 
 @rule(
@@ -44,6 +52,51 @@ def wireserver_non_root(ev: Evidence, rule: Rule) -> list[Finding]:
             " the rest (Azure/WALinuxAgent PR #914). Run amlprobe as root to test the path itself.",
             ev.claim(seen),
             [wireserver_root_fix(ports)],
+        )
+    ]
+
+
+def _answered(r: CheckResult) -> bool:
+    """Whether the probe got an answer of its own from something on the network (a refusal is an answer too)."""
+    seen = own_reason(r)
+    if r.target.protocol is Protocol.DNS:
+        return seen not in (Reason.DNS_TIMEOUT, Reason.DNS_ERROR, Reason.DNS_NO_SERVERS)
+    if r.target.protocol is Protocol.UDP:
+        return seen in (Reason.UDP_OPEN, Reason.UDP_CLOSED)
+    return seen not in TCP_FAILURES and seen not in DNS_FAILURES
+
+
+@rule(
+    id="network-unavailable",
+    severity=Severity.CRITICAL,
+    title="No network: nothing answered",
+    cause="Nothing on the network answered this machine: no resolver, not one connection, not even to an address."
+    " The machine has no route out (its interface or default route, or a route table sending everything nowhere),"
+    " or everything is dropped on the way.",
+    fix="Check this machine's interface and default route, then the compute subnet's route table, NSG and NAT gateway.",
+    doc=DOC_FIREWALL,
+    remedies=(lambda c: local_route_check(), subnet_egress_check, lambda c: nsg_fix(c, "AzureCloud", "Tcp", "443")),
+)
+def network_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
+    """One finding for a machine with no network at all, which swallows every consequence: the names that did not
+    resolve, the connections that could not be made, the reference resolver that was not reached."""
+    probed = [r for r in ev.results if r.status is not Status.SKIP]
+    dns = [r for r in probed if r.target.protocol is Protocol.DNS]
+    direct = [r for r in probed if tcp_failed(r)]
+    # Proof needs two independent facts: the resolvers are silent, and a connection to an address failed too.
+    if not dns or not direct or any(_answered(r) for r in probed):
+        return []
+    everything = ev.open(lambda r: True)
+    ways = sorted({SEEN[r.reason] for r in direct})
+    return [
+        rule.finding(
+            "No network: nothing answered, not the resolvers and not one connection",
+            f"None of {len(dns)} DNS queries got an answer ({dns[0].detail}), and every connection to an address"
+            f" failed ({'; '.join(ways)}: {hosts(direct)}). Every other check failed because of that. Check the"
+            " machine's interface and default route (ip route), then the subnet's route table (a UDR 0.0.0.0/0 to"
+            " an appliance that is down?), NSG and NAT gateway.",
+            ev.claim(everything),
+            [local_route_check(), subnet_egress_check(ev.remedies), nsg_fix(ev.remedies, "AzureCloud", "Tcp", "443")],
         )
     ]
 

@@ -157,3 +157,26 @@ def udp_outside_checks(ctx: RemedyContext, tundra_ip: str | None) -> Remediation
             f" --dest-ip {remote}",
         ],
     )
+
+
+def local_route_check() -> Remediation:
+    """This machine's own view: its addresses, its default route, the route it would take to WireServer."""
+    return remedy(
+        kind="verify",
+        text="See whether this machine has an address and a default route at all (no packet is sent).",
+        commands=["ip -brief address show", "ip route show default", f"ip route get {AZURE_DNS}"],
+    )
+
+
+def subnet_egress_check(ctx: RemedyContext) -> Remediation:
+    """What the compute subnet's traffic goes through: its route table, NSG and NAT gateway."""
+    return remedy(
+        kind="verify",
+        text="Show what the compute subnet's outbound traffic goes through: a route table (a UDR 0.0.0.0/0 to a"
+        " firewall or appliance), an NSG and a NAT gateway.",
+        commands=[
+            f"az network vnet subnet show --resource-group {resource_group_arg(ctx)} --vnet-name <VNET_NAME>"
+            ' --name <SUBNET_NAME> --query "{routeTable: routeTable.id, nsg: networkSecurityGroup.id, natGateway:'
+            ' natGateway.id}" --output json'
+        ],
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from checks.addresses import is_ip
 from checks.catalog import load_catalog
 from checks.diagnosis import RULES, Evidence, diagnose
 from checks.inputs import Inputs
@@ -115,8 +116,62 @@ def test_dns_down_makes_tcp_failures_consequences() -> None:
         results, lambda r: r.target.protocol is not Protocol.DNS and not r.target.host[0].isdigit(), Reason.DNS_TIMEOUT
     )
     (finding,) = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
-    assert finding.id == "dns-unavailable"
+    # Issue 11: a resolver that does not answer is its own cause, with its own fix: not forwarders, which no query
+    # reaches (the old dns-unavailable suggested them).
+    assert finding.id == "dns-resolver-not-answering"
     assert set(finding.evidence) >= set(dns) | set(consequences)
+    kinds = [r.kind for r in finding.remediation]
+    assert kinds == ["verify", "nsg_rule", "dns_servers"] and "dns_forwarder" not in kinds
+    commands = [c for r in finding.remediation for c in r.commands]
+    assert commands[0] == "dig @10.0.0.4 login.microsoftonline.com +time=2 +tries=1"
+    assert "--destination-address-prefixes 10.0.0.4 --destination-port-ranges 53" in commands[1]
+    # The reference resolver answered (the hand-built results pass): said so, the network works.
+    assert "answered" in finding.detail and "the fault is that resolver" in finding.detail
+
+
+def test_no_resolver_configured_is_no_working_dns() -> None:
+    results = healthy()
+    fail(results, lambda r: r.id.startswith("dns:"), Reason.DNS_NO_SERVERS)
+    fail(
+        results,
+        lambda r: r.target.protocol is not Protocol.DNS and not is_ip(r.target.host),
+        Reason.DNS_NO_SERVERS,
+    )
+    (finding,) = run(results, LocalFacts())
+    assert finding.id == "dns-unavailable"
+    assert [r.kind for r in finding.remediation] == ["verify", "dns_servers"]  # no forwarders: nothing to forward
+
+
+def test_a_resolver_failing_every_name_servfail_suggests_forwarders() -> None:
+    results = healthy()
+    fail(results, lambda r: r.id.startswith("dns:"), Reason.DNS_SERVFAIL)
+    fail(results, lambda r: r.target.protocol is not Protocol.DNS and not is_ip(r.target.host), Reason.DNS_SERVFAIL)
+    (finding,) = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
+    assert finding.id == "dns-unavailable" and "dns_servfail" in finding.detail
+    assert [r.kind for r in finding.remediation] == ["verify", "dns_servers", "dns_forwarder"]
+
+
+def test_nothing_answering_at_all_is_one_finding() -> None:
+    # No route out: both resolvers unreachable, the connections to addresses (WireServer) too, and everything
+    # else failed for want of a name. One cause, one finding, every failure its evidence.
+    results = healthy()
+    fail(results, lambda r: r.target.protocol is Protocol.DNS, Reason.DNS_ERROR)
+    fail(results, lambda r: is_ip(r.target.host) and r.target.protocol is not Protocol.UDP, Reason.TCP_UNREACHABLE)
+    fail(results, lambda r: r.status is Status.PASS, Reason.DNS_ERROR)
+    (finding,) = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
+    assert finding.id == "network-unavailable"
+    assert set(finding.evidence) == {r.id for r in results}
+    assert "ip route show default" in [c for r in finding.remediation for c in r.commands]
+
+
+def test_a_reference_resolver_answering_means_the_network_works() -> None:
+    # The same, but Azure DNS answered: not "no network", the configured resolver is the fault.
+    results = healthy()
+    fail(results, lambda r: r.id.startswith("dns:"), Reason.DNS_TIMEOUT)
+    fail(results, lambda r: is_ip(r.target.host) and r.target.protocol is not Protocol.UDP, Reason.TCP_TIMEOUT)
+    fail(results, lambda r: r.status is Status.PASS and not r.id.startswith("dns@"), Reason.DNS_TIMEOUT)
+    findings = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
+    assert [f.id for f in findings] == ["dns-resolver-not-answering", "unexplained-failure", "unexplained-failure"]
 
 
 def test_everything_dropped_is_no_outbound() -> None:

@@ -109,6 +109,7 @@ def _every_remedy(ctx: RemedyContext, value: str) -> list[str]:
         "groups": [value, "blob"],  # as many as "zones", which private_endpoint_fix pairs them with
         "tundra_ip": value,
         "why": value,
+        "servers": [value, "10.0.0.4"],  # the configured resolvers (--dns-server, resolv.conf)
     }
     commands: list[str] = []
     for name, fn in vars(remedies).items():

@@ -28,9 +28,9 @@ AML_NET = "192.0.2."
 
 
 @functools.cache
-def run_lab(scenario: str) -> tuple[int, Report]:
+def run_lab(scenario: str, *extra: str) -> tuple[int, Report]:
     proc = subprocess.run(
-        [sys.executable, "-m", "amlprobe", "lab", "--scenario", scenario, "--format", "json"],
+        [sys.executable, "-m", "amlprobe", "lab", "--scenario", scenario, "--format", "json", *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -425,7 +425,58 @@ def test_dns_timeout_is_one_finding() -> None:
         "dns_timeout",
         "udp_open_filtered",
     }
-    assert finding_ids(report) == ["dns-unavailable"]
+    # Issue 11: a resolver that does not answer is its own cause, and forwarders are no fix for it (no query
+    # reaches them): ask it directly, open 53 to it, or point the VNet at one that answers.
+    assert finding_ids(report) == ["dns-resolver-not-answering"]
+    (f,) = [f for f in report.findings if f.id == "dns-resolver-not-answering"]
+    assert [r.kind for r in f.remediation] == ["verify", "nsg_rule", "dns_servers"]
+    assert not any("Forwarder" in c or "forward" in r.text for r in f.remediation for c in r.commands)
+    assert "The reference resolver (168.63.129.16) answered" in f.detail
+    assert any(c.startswith("dig @10.0.0.4 ") for c in commands_of([f]))
+
+
+def test_missing_inputs_make_the_verdict_unknown_and_say_what_to_add() -> None:
+    # Issue 11: a healthy VNet checked with only the region. It used to say OK and exit 0 with every workspace
+    # check skipped; it cannot decide, and the report says which inputs to add, with their flags and sources.
+    code, report = run_lab("missing-inputs")
+    assert code == 3 and report.status.value == "unknown"
+    assert not [c for c in report.checks if c.status is Status.FAIL]
+    missing = {m.input: m for m in report.missing_inputs}
+    assert {"workspace_id", "workspace_name", "storage_account", "key_vault", "instance_name"} <= {
+        name for name, m in missing.items() if m.required
+    }
+    ws = missing["workspace_id"]
+    assert (ws.flag, ws.env) == ("--workspace-id", "AMLPROBE_WORKSPACE_ID")
+    assert any("properties.workspaceId" in how for how in ws.how)
+    assert "aml-workspace-api" in ws.checks
+    assert any("config.json" in how for how in missing["workspace_name"].how)
+    # The instance's DNS suffix is only another name for what the instance name gives: not required.
+    assert missing["instance_domain_suffix"].required is False
+    assert report.partial is False
+
+
+def test_a_partial_plan_accepted_decides_on_what_was_checked() -> None:
+    code, report = run_lab("missing-inputs", "--partial")
+    assert code == 0 and report.status.value == "ok" and report.partial
+    assert {m.input for m in report.missing_inputs if m.required} >= {"workspace_id", "storage_account"}
+
+
+def test_the_table_lists_the_inputs_to_add() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "amlprobe", "lab", "--scenario", "missing-inputs", "--format", "table"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("UNKNOWN")
+    head = next(i for i, line in enumerate(lines) if line.startswith("Inputs to add"))
+    assert "the verdict is unknown until they are given" in lines[head]
+    assert any(line.strip().startswith("--workspace-id WORKSPACE_ID or AMLPROBE_WORKSPACE_ID:") for line in lines)
+    assert any("--query properties.workspaceId" in line for line in lines[head:])
 
 
 def test_storage_firewall_is_one_finding_naming_the_account() -> None:
