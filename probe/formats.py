@@ -51,7 +51,13 @@ def _prometheus(report: Report, options: RenderOptions) -> str:
     return render_prometheus(report, label_keys=options.style.metric_labels)
 
 
-FORMATS: dict[str, Renderer] = {"json": _json, "table": _table, "prometheus": _prometheus}
+def _nagios(report: Report, options: RenderOptions) -> str:
+    from probe.nagios import render_nagios
+
+    return render_nagios(report)
+
+
+FORMATS: dict[str, Renderer] = {"json": _json, "table": _table, "prometheus": _prometheus, "nagios": _nagios}
 
 
 def _diff_json(diff: ReportDiff) -> str:
@@ -68,7 +74,10 @@ def _diff_table(diff: ReportDiff) -> str:
 
 # What `amlprobe diff` prints: the comparison of two reports, not a report.
 DIFF_FORMATS: dict[str, Callable[[ReportDiff], str]] = {"json": _diff_json, "table": _diff_table}
-FORMAT_NOTES = {"prometheus": "prometheus: text exposition format"}
+FORMAT_NOTES = {
+    "prometheus": "prometheus: text exposition format",
+    "nagios": "nagios: a monitoring plugin's status line and performance data (exit code 0-3)",
+}
 
 
 def add_format_argument(

@@ -10,9 +10,6 @@ from probe.sanitize import printable as _p
 
 
 def missing_heading(report: Report) -> str:
-    required = [m for m in report.missing_inputs if m.required]
-    if not required:
-        return "Inputs to add (checks skipped for want of them; nothing required among them)"
     if report.partial:
         return "Inputs to add (checks skipped for want of them; a partial plan was accepted)"
     return "Inputs to add (required checks were skipped: the verdict is unknown until they are given)"
@@ -26,8 +23,9 @@ def missing_line(m: MissingInput) -> str:
 
 
 def missing_inputs_lines(report: Report) -> list[str]:
-    """A section for the table: heading, one line per input, where to find it; empty when nothing is missing."""
-    if not report.missing_inputs:
+    """A section for the table: heading, one line per input, where to find it; empty when no required check
+    was skipped for want of an input (the report's missing_inputs still lists the situational ones)."""
+    if not any(m.required for m in report.missing_inputs):
         return []
     out = [missing_heading(report)]
     for m in report.missing_inputs:
