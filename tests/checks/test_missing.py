@@ -39,9 +39,13 @@ def test_nothing_given_lists_every_input_with_its_flag_and_how_to_find_it() -> N
 
 def test_known_inputs_fill_the_hints_quoted() -> None:
     got = missing(region="eastus", workspace_name="ws-ml", resource_group="RG_(prod)")
-    assert got["workspace_id"].how[0].startswith(
-        "az resource show --resource-group 'RG_(prod)' --name ws-ml --resource-type"
-        " Microsoft.MachineLearningServices/workspaces --query properties.workspaceId"
+    assert (
+        got["workspace_id"]
+        .how[0]
+        .startswith(
+            "az resource show --resource-group 'RG_(prod)' --name ws-ml --resource-type"
+            " Microsoft.MachineLearningServices/workspaces --query properties.workspaceId"
+        )
     )
 
 
