@@ -4,6 +4,8 @@ private DNS zones not linked, the two resolvers disagreeing, hosts-file pins. So
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from checks.diagnosis.base import (
     DOC_CUSTOM_DNS,
     DOC_NAME_RESOLUTION,
@@ -49,10 +51,26 @@ def _resolver_hosts(ev: Evidence) -> list[str]:
     return out
 
 
-def _reference_answered(ev: Evidence, names: set[str]) -> list[CheckResult]:
-    """Reference-resolver checks of ``names`` that got an answer of their own (whatever a judge made of it)."""
+@dataclass
+class _DnsDown:
+    """Every configured DNS check failed alike: them, the reference checks of the same names (and which of those
+    got an answer of their own, whatever a judge made of it), and the evidence claimed for the finding."""
+
+    dns: list[CheckResult]
+    refs: list[CheckResult]
+    answered: list[CheckResult]
+    evidence: list[str]
+
+
+def _dns_down(ev: Evidence, reasons: tuple[Reason, ...]) -> _DnsDown | None:
+    dns = ev.open(dns_probe)
+    if not dns or not all(r.reason in reasons for r in dns):
+        return None
+    names = {r.target.host for r in dns}
     refs = [r for r in ev.results if dns_probe(r, reference=True) and r.target.host in names]
-    return [r for r in refs if r.status is not Status.SKIP and own_reason(r) not in _SILENT]
+    answered = [r for r in refs if r.status is not Status.SKIP and own_reason(r) not in _SILENT]
+    evidence = ev.claim(dns) + ev.claim(consequences(ev, names)) + ev.claim(refs)
+    return _DnsDown(dns, refs, answered, evidence)
 
 
 # What a resolver that does not answer looks like: no reply in time, or none possible (no route, refused port).
@@ -75,13 +93,10 @@ _SILENT = (Reason.DNS_TIMEOUT, Reason.DNS_ERROR)
     ),
 )
 def dns_resolver_not_answering(ev: Evidence, rule: Rule) -> list[Finding]:
-    dns = ev.open(dns_probe)
-    if not dns or not all(r.reason in _SILENT for r in dns):
+    down = _dns_down(ev, _SILENT)
+    if down is None:
         return []
-    names = {r.target.host for r in dns}
-    answered = _reference_answered(ev, names)
-    refs = [r for r in ev.results if dns_probe(r, reference=True) and r.target.host in names]
-    evidence = ev.claim(dns) + ev.claim(consequences(ev, names)) + ev.claim(refs)
+    dns, refs, answered = down.dns, down.refs, down.answered
     servers = _resolver_hosts(ev)
     detail = (
         f"None of {len(dns)} names got an answer from the configured resolver ({ev.configured_resolver_text()}):"
@@ -98,7 +113,7 @@ def dns_resolver_not_answering(ev: Evidence, rule: Rule) -> list[Finding]:
     routable = [s for s in servers if not s.startswith("127.") and s != "::1"]
     if routable:
         fixes.insert(1, dns_path_fix(ev.remedies, routable))
-    return [rule.finding("The configured resolver does not answer", detail, evidence, fixes)]
+    return [rule.finding("The configured resolver does not answer", detail, down.evidence, fixes)]
 
 
 @rule(
@@ -113,14 +128,10 @@ def dns_resolver_not_answering(ev: Evidence, rule: Rule) -> list[Finding]:
     remedies=(lambda c: local_resolver_check(), vnet_dns_servers_fix, lambda c: dns_forwarder_fix(c, zones=None)),
 )
 def dns_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
-    dns = ev.open(dns_probe)
-    broken = (Reason.DNS_NO_SERVERS, Reason.DNS_REFUSED, Reason.DNS_SERVFAIL, *_SILENT)
-    if not dns or not all(r.reason in broken for r in dns):
+    down = _dns_down(ev, (Reason.DNS_NO_SERVERS, Reason.DNS_REFUSED, Reason.DNS_SERVFAIL, *_SILENT))
+    if down is None:
         return []
-    names = {r.target.host for r in dns}
-    answered = _reference_answered(ev, names)
-    refs = [r for r in ev.results if dns_probe(r, reference=True) and r.target.host in names]
-    evidence = ev.claim(dns) + ev.claim(consequences(ev, names)) + ev.claim(refs)
+    dns, answered = down.dns, down.answered
     seen = "/".join(sorted({r.reason.value for r in dns}))
     detail = (
         f"None of {len(dns)} names resolved through the configured resolver ({ev.configured_resolver_text()}),"
@@ -131,7 +142,7 @@ def dns_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
     fixes = [local_resolver_check(), vnet_dns_servers_fix(ev.remedies)]
     if any(r.reason is Reason.DNS_SERVFAIL for r in dns):
         fixes.append(dns_forwarder_fix(ev.remedies, zones=None))
-    return [rule.finding("No working DNS: no name resolves", detail, evidence, fixes)]
+    return [rule.finding("No working DNS: no name resolves", detail, down.evidence, fixes)]
 
 
 @rule(

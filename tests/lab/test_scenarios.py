@@ -461,15 +461,19 @@ def test_a_partial_plan_accepted_decides_on_what_was_checked() -> None:
     assert {m.input for m in report.missing_inputs if m.required} >= {"workspace_id", "storage_account"}
 
 
-def test_the_table_lists_the_inputs_to_add() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "amlprobe", "lab", "--scenario", "missing-inputs", "--format", "table"],
+def lab_table(scenario: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "amlprobe", "lab", "--scenario", scenario, "--format", "table"],
         capture_output=True,
         text=True,
         timeout=120,
         env=ENV,
         check=False,
     )
+
+
+def test_the_table_lists_the_inputs_to_add() -> None:
+    proc = lab_table("missing-inputs")
     assert proc.returncode == 3, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("UNKNOWN")
@@ -593,14 +597,7 @@ def test_unknown_scenario_is_exit_3() -> None:
 
 
 def test_table_view_says_which_resources_have_private_endpoints() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "amlprobe", "lab", "--scenario", "service-endpoints", "--format", "table"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-        check=False,
-    )
+    proc = lab_table("service-endpoints")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     start = lines.index("Private endpoints (per resource, from DNS unless you said)")

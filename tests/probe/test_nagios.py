@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ from probe.nagios import perf_label, render_nagios
 from probe.reasons import Reason
 from tests.helpers.cli import amlprobe
 from tests.helpers.ports import free_port
+from tests.helpers.threaded import ThreadedServer, hold
 
 # "Plugin Output" and "Performance data" (monitoring-plugins.org/doc/guidelines.html): the first line is the
 # service, its status and the text, then " | " and space-separated 'label'=value[UOM];[warn];[crit];[min];[max].
@@ -78,11 +78,8 @@ def split(text: str) -> tuple[str, str, str, dict[str, str], list[str]]:
 
 @pytest.fixture
 def listener() -> Iterator[int]:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(16)
-    yield s.getsockname()[1]
-    s.close()
+    with ThreadedServer(hold) as server:  # accepts, and says nothing: a working TCP path
+        yield server.port
 
 
 def test_a_real_check_prints_one_status_line_with_performance_data(listener: int) -> None:
