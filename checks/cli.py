@@ -88,6 +88,14 @@ def add_workspace_arguments(p: argparse.ArgumentParser) -> None:
         help="override the DNS evidence for one resource (repeatable): workspace, notebooks, storage,"
         " storage-blob, storage-file, storage-queue, storage-table, storage-dfs, key-vault, acr",
     )
+    g.add_argument(
+        "--partial",
+        action="store_const",
+        const=True,
+        default=None,
+        help="accept a partial plan: checks skipped for a missing input do not make the verdict unknown"
+        " (the report still lists the inputs to add)",
+    )
 
 
 def _flags(args: argparse.Namespace) -> dict[str, object]:
@@ -99,6 +107,7 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
         "private_networks",
         "private_endpoint",
         "private_endpoints",
+        "partial",
     )
     return {n: getattr(args, n, None) for n in names}
 

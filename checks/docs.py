@@ -70,7 +70,11 @@ def _rule_section(rule: Rule) -> list[str]:
     ]
     shapes = remediation_shapes(rule)
     if shapes:
-        out += ["**Remediation** (the finding's `remediation`; amlprobe fills in each `<...>` it knows):", ""]
+        out += [
+            "**Remediation** (the finding's `remediation`; amlprobe fills in each `<PLACEHOLDER>` it knows, and the"
+            " text says what each one left is):",
+            "",
+        ]
         for shape in shapes:
             out += [*_remedy_block(shape), ""]
     else:
@@ -91,7 +95,8 @@ def render() -> str:
         "A report's `findings` name root causes. Each has an `id` (below), a `severity`, the `evidence`"
         " (ids of the checks it explains) and a `remediation`. The rules run in this order, and each"
         " claims the checks it explains, so a later rule never reports a consequence of an earlier cause:"
-        " with DNS down, the failed TCP probes are evidence of `dns-unavailable`, not findings of their own.",
+        " with the resolver silent, the failed TCP probes are evidence of `dns-resolver-not-answering`, not findings of"
+        " their own.",
         "",
         "| id | severity | finding |",
         "| --- | --- | --- |",

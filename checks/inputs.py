@@ -58,6 +58,9 @@ class Inputs(BaseModel):
     private_endpoints: dict[str, bool] = Field(default_factory=dict)
     private_networks: list[str] = Field(default_factory=list)
     reference_dns: list[str] = Field(default_factory=lambda: [AZURE_DNS])
+    # The user accepts a partial plan: checks skipped for want of an input do not make the run unknown
+    # (they are still listed in the report's missing_inputs).
+    partial: bool = False
     # field name -> where its value came from: "flag", "config:<path>", "config.json:<path>",
     # "env:<NAME>", "imds", "discovered:<what>", "default".
     sources: dict[str, str] = Field(default_factory=dict)

@@ -26,8 +26,13 @@ from checks.localfacts import LocalFacts
 from checks.plan import Plan
 from checks.registry import registry_layer_path
 from checks.resources import apply_file_share_answers, apply_resource_answers
+from checks.verdict import rejudge
 from checks.websocket import apply_websocket_answers
-from probe.model import CheckResult, Finding, Status
+from probe.model import CheckResult, Confidence, Finding, Status
+from probe.reasons import Reason
+
+# Checks the run cut off before they finished: they decide nothing, and nothing is judged against them.
+CUT_OFF = (Reason.INTERRUPTED, Reason.DEADLINE_EXCEEDED)
 
 
 class Interpretation(NamedTuple):
@@ -35,6 +40,21 @@ class Interpretation(NamedTuple):
     findings: list[Finding]
     # What the report's environment gains: private_endpoints, variants, registry_layer_path, notes.
     environment: dict[str, Any]
+
+
+def _not_judged(reference: CheckResult, configured: CheckResult) -> None:
+    """The reference resolver's answer means something only beside the configured resolver's; with that one cut
+    off, neither is judged, and neither can be evidence of a cause (the probe's own answer stays in ``observed``)."""
+    if reference.status is Status.SKIP:
+        return
+    rejudge(
+        reference,
+        Status.SKIP,
+        configured.reason,
+        f"Not judged: the configured resolver's check of the same name was cut off ({configured.reason.value}), and"
+        " this answer means something only beside it.",
+        Confidence.UNCONFIRMED,
+    )
 
 
 def interpret(
@@ -59,6 +79,10 @@ def interpret(
     for exp in plan.dns_expectations:
         configured = by_id.get(exp.check_id)
         reference = by_id.get(exp.reference_check_id) if exp.reference_check_id else None
+        if configured is not None and configured.reason in CUT_OFF and reference is not None:
+            _not_judged(reference, configured)
+        if reference is not None and reference.reason in CUT_OFF:
+            reference = None  # nothing to compare with: the configured answer is judged on its own
         if configured is not None and configured.status is Status.SKIP:
             continue
         apply_dns_expectation(exp, configured, reference, extra, expected(exp, verdicts))

@@ -17,6 +17,9 @@ from checks.verdict import rejudge
 from probe.model import CheckResult, Confidence, Protocol, Status
 from probe.reasons import DNS_FAILURES, Reason
 
+# No answer at all: nothing to compare.
+_NO_ANSWER = (Reason.DNS_TIMEOUT, Reason.DNS_ERROR, Reason.DNS_NO_SERVERS)
+
 
 def _judge(result: CheckResult, status: Status, reason: Reason, detail: str) -> None:
     rejudge(result, status, reason, detail)
@@ -63,9 +66,14 @@ def apply_dns_expectation(
         # doc recommends ("creating the A record in the root of the zone").
     if reference is None:
         return
-    if configured is not None and configured.status is not Status.PASS and configured.reason is reference.reason:
+    if (
+        configured is not None
+        and configured.status is not Status.PASS
+        and configured.reason is reference.reason
+        and reference.reason not in _NO_ANSWER
+    ):
         # Both resolvers say the same (e.g. NXDOMAIN): the comparison agrees; the configured check
-        # carries the fact.
+        # carries the fact. Two silences are no answer: the reference keeps its own failure.
         _judge(reference, Status.PASS, Reason.OK, f"Same answer as the configured resolver: {reference.reason.value}.")
         return
     ours_private = (
@@ -97,8 +105,8 @@ def apply_dns_expectation(
         # The reference resolver is only a comparison; failing to reach it is worth a warning.
         _judge(reference, Status.WARN, reference.reason, f"Reference resolver: {reference.detail}")
         return
-    if configured is None:
-        return
+    if configured is None or configured.reason in _NO_ANSWER:
+        return  # the configured resolver gave no answer to compare: its own failure carries the fact
     ref_addrs = sorted(reference.addresses)
     ours = sorted(configured.addresses) if configured.reason not in DNS_FAILURES else []
     if ours == ref_addrs:

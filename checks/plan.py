@@ -1,6 +1,7 @@
 """From catalog and inputs to what gets probed: concrete checks, DNS expectations, and what is skipped.
 
-Check ids: ``<protocol>:<host>:<port>`` for connections, ``dns:<host>`` for the configured resolver
+Check ids: ``<scheme>:<host>:<port>`` for connections (probe.targets.check_id: the protocol, or https/wss
+for http and websocket over TLS), ``dns:<host>`` for the configured resolver
 and ``dns@reference:<host>`` for the reference resolver (Azure DNS by default). Order is
 deterministic: configured DNS checks, reference DNS checks, then connections, each in catalog order.
 
@@ -25,8 +26,12 @@ from checks.inputs import DEFAULT_SCENARIOS, Cloud, InputError, Inputs
 from checks.services import keep_headers
 from checks.validate import validate_inputs
 from probe.model import CheckSpec, Protocol, Target
+from probe.targets import check_id
 
 _INPUT_ORDER = tuple(Inputs.model_fields)
+# While the plan is built, whether a row is required travels with its labels (rows reaching one check
+# merge them); the finished check carries it as CheckSpec.required.
+_REQUIRED = "required"
 _LABEL_MAX = 63
 
 
@@ -42,6 +47,7 @@ class SkippedRow(BaseModel):
     protocol: str
     needs: list[str] = Field(default_factory=list, description="Missing input names; empty if no input would help.")
     note: str
+    required: bool = Field(False, description="The catalog marks the row required (not situational).")
     labels: dict[str, str] = Field(default_factory=dict)
 
 
@@ -134,7 +140,7 @@ def _common_labels(row: Endpoint | PrivateDns, labels: dict[str, str], pe_of: di
 
 
 def _endpoint_labels(e: Endpoint, values: dict[str, str], pe_of: dict[str, str]) -> dict[str, str]:
-    labels = {"entry": e.id, "purpose": e.purpose, "required": str(e.required).lower(), "doc": e.doc}
+    labels = {"entry": e.id, "purpose": e.purpose, _REQUIRED: str(e.required).lower(), "doc": e.doc}
     labels["fqdn"] = e.fqdn
     if e.service_tag:
         labels["service_tag"] = _expand_soft(e.service_tag, values)
@@ -157,7 +163,7 @@ def _private_dns_labels(row: PrivateDns, expect: str, pe_of: dict[str, str]) -> 
     labels = {
         "entry": row.id,
         "purpose": f"{_PURPOSE[expect]} ({row.resource})",
-        "required": "true",
+        _REQUIRED: "true",
         "doc": row.doc,
     }
     _common_labels(row, labels, pe_of)
@@ -197,8 +203,8 @@ def _merge(into: dict[str, str], new: dict[str, str]) -> None:
         if entry and entry not in entries:
             entries.append(entry)
     into["entry"] = ",".join(entries)
-    if new.get("required") == "true":
-        into["required"] = "true"
+    if new.get(_REQUIRED) == "true":
+        into[_REQUIRED] = "true"
     for key, value in new.items():
         into.setdefault(key, value)
 
@@ -213,6 +219,7 @@ def _skip(
     note: str,
     labels: dict[str, str],
 ) -> SkippedRow:
+    labels = dict(labels)
     return SkippedRow(
         id=row.id,
         host=host,
@@ -221,6 +228,7 @@ def _skip(
         protocol=protocol,
         needs=needs,
         note=note,
+        required=labels.pop(_REQUIRED, "false") == "true",
         labels=labels,
     )
 
@@ -276,7 +284,7 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
         *,
         row: Endpoint | None = None,
     ) -> None:
-        cid = f"{protocol}:{host}:{port}"
+        cid = check_id(Protocol(protocol), host, port)
         if cid in connections:
             _merge(connections[cid].labels, labels)
             return
@@ -381,6 +389,9 @@ def build_plan(catalog: Catalog, inputs: Inputs) -> Plan:
         for name in references
     ]
     checks += connections.values()
+    for spec in checks:
+        # Planned with the rows' labels; reported as the check's typed ``required``.
+        spec.required = spec.labels.pop(_REQUIRED, "false") == "true"
 
     groups: dict[str, list[str]] = {}
     for spec in checks:

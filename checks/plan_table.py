@@ -24,7 +24,7 @@ def render_plan_table(plan: Plan) -> str:
     lines.append(f"Checks to run ({len(plan.checks)}):")
     rows: list[tuple[str, ...]] = []
     for spec in plan.checks:
-        req = "yes" if spec.labels.get("required") == "true" else "no"
+        req = "yes" if spec.required else "no"
         via = f" via {', '.join(spec.dns_servers)}" if spec.dns_servers else ""
         when = spec.labels.get("when_private_endpoint")
         pe = spec.labels.get("pe_resource", "")

@@ -37,6 +37,7 @@ def skipped_results(plan: Plan) -> list[CheckResult]:
                 reason=Reason.SKIPPED_MISSING_INPUT if row.needs else Reason.SKIPPED_NOT_APPLICABLE,
                 detail=detail,
                 confidence=Confidence.CONFIRMED,
+                required=row.required,
                 labels={**row.labels, **({"needs": needs} if needs else {})},
             )
         )
@@ -80,10 +81,14 @@ async def plan_run(args: argparse.Namespace, settings: ProbeSettings) -> Planned
 
         return interpret(results, plan, inputs, local=local, dns_servers=settings.dns_servers)
 
+    from checks.missing import missing_inputs
+
     return PlannedRun(
         specs=plan.checks,
         preset=skipped_results(plan),
         environment=environment,
         finish=finish,
         warnings=list(plan.warnings),
+        missing_inputs=missing_inputs(plan, inputs),
+        partial=inputs.partial,
     )

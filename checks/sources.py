@@ -21,6 +21,7 @@ error. Example::
     private_endpoints = { storage = false }           # per resource, wins over private_endpoint
     private_networks = ["10.0.0.0/8"]
     reference_dns = ["168.63.129.16"]
+    partial = true                                    # accept a partial plan (see below)
 
     [workspace]
     subscription_id = "00000000-0000-0000-0000-000000000000"
@@ -36,8 +37,15 @@ Environment variables: AMLPROBE_CLOUD, AMLPROBE_REGION, AMLPROBE_SUBSCRIPTION_ID
 AMLPROBE_RESOURCE_GROUP, AMLPROBE_WORKSPACE_ID, AMLPROBE_WORKSPACE_NAME, AMLPROBE_STORAGE_ACCOUNT,
 AMLPROBE_KEY_VAULT, AMLPROBE_CONTAINER_REGISTRY, AMLPROBE_INSTANCE_NAME,
 AMLPROBE_INSTANCE_DOMAIN_SUFFIX, AMLPROBE_SCENARIOS, AMLPROBE_PRIVATE_ENDPOINT (true/false, yes/no,
-1/0, on/off), AMLPROBE_PRIVATE_ENDPOINTS ("storage=no,workspace=yes"), AMLPROBE_PRIVATE_NETWORKS and
-AMLPROBE_REFERENCE_DNS. Lists are separated by commas or spaces. An empty variable counts as unset.
+1/0, on/off), AMLPROBE_PRIVATE_ENDPOINTS ("storage=no,workspace=yes"), AMLPROBE_PRIVATE_NETWORKS,
+AMLPROBE_REFERENCE_DNS and AMLPROBE_PARTIAL (a boolean like AMLPROBE_PRIVATE_ENDPOINT). Lists are
+separated by commas or spaces. An empty variable counts as unset.
+
+Partial plans. A check an input is missing for is skipped, and the report's ``missing_inputs`` says
+which input, its flag and where to find it. When a required check is among them the run's verdict
+is ``unknown`` (exit 3): it could not check what it was asked to. ``partial`` (``--partial``,
+``partial = true``, AMLPROBE_PARTIAL) accepts the partial plan: the verdict then rests on what was
+checked, and the missing inputs are still listed.
 
 config.json. With explicit paths, exactly those files are read, first one strongest (like the SDK's
 ``from_config(path=...)``). Without, the SDK's search is mirrored (azure-ai-ml
@@ -155,7 +163,7 @@ def _convert(name: str, value: object, *, text: bool) -> object:
     """Check and normalise one field's value. ``text``: the source only has strings (env vars,
     flags), so lists and booleans are parsed from them; typed sources (TOML, JSON) must use the
     right type."""
-    if name == "private_endpoint":
+    if name in ("private_endpoint", "partial"):
         return _as_bool(value, text)
     if name == "private_endpoints":
         return _private_endpoints(value, text)

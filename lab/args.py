@@ -25,6 +25,9 @@ def add_lab_arguments(p: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help=f"per-probe timeout (default {LAB_TIMEOUT})",
     )
+    p.add_argument(
+        "--partial", action="store_true", help="pass --partial to the check: accept a plan an input is missing for"
+    )
     add_format_argument(p, FORMATS)
     p.add_argument("--output", metavar="FILE", help="write the report here (atomically) instead of stdout")
     add_verbose_argument(p)

@@ -84,7 +84,10 @@ def check_argv(scenario: Scenario, workdir: Path, args: argparse.Namespace) -> l
     argv = ["check", "--dns-server", topo.CUSTOM_DNS, "--reference-dns", topo.AZURE_DNS]
     argv += ["--ca-bundle", str(workdir / "ca-bundle.pem"), "--timeout", str(args.timeout)]
     for key, value in LAB_INPUTS.items():
-        argv += [f"--{key.replace('_', '-')}", value]
+        if scenario.inputs is None or key in scenario.inputs:
+            argv += [f"--{key.replace('_', '-')}", value]
+    if getattr(args, "partial", False):
+        argv.append("--partial")
     for workload in scenario.workloads:
         argv += ["--scenario", workload]
     if args.format:

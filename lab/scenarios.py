@@ -53,6 +53,8 @@ class Scenario:
     smb_ciphers: tuple[int, ...] = AZURE_FILES_CIPHERS
     # Resources reached over service endpoints: their public endpoints see the compute's private address.
     service_endpoints: tuple[str, ...] = ()
+    # Which of the lab's workspace inputs (lab.run.LAB_INPUTS keys) the check is given; None: all of them.
+    inputs: tuple[str, ...] | None = None
 
 
 # Resource kinds whose private endpoints a "zone not linked" scenario affects (docs/requirements.md §3).
@@ -246,6 +248,14 @@ SCENARIOS: dict[str, Scenario] = {
             " answers the same); Microsoft asks for AES-128-GCM to be enabled for mounts (AKS troubleshooting,"
             " minimum encryption).",
             smb_ciphers=(AES_256_GCM,),
+        ),
+        Scenario(
+            "missing-inputs",
+            "A healthy VNet checked with only the region given: the workspace's own checks cannot be planned.",
+            "check --region eastus and nothing else: every row that needs the workspace id, name, storage account,"
+            " key vault or instance name is skipped, so the verdict is unknown and the report lists the inputs to"
+            " add (amlprobe lab --scenario missing-inputs --partial accepts the partial plan).",
+            inputs=("region",),
         ),
         Scenario(
             "dns-timeout",

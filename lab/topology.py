@@ -145,7 +145,7 @@ def build_layout(plan: Plan, scenario: Scenario) -> Layout:
         labels_of.setdefault(spec.target.host, spec.labels)
         if "resource" in spec.labels:
             layout.resource_label.setdefault(spec.target.host, spec.labels["resource"])
-        optional[spec.target.host] = optional.get(spec.target.host, True) and spec.labels.get("required") == "false"
+        optional[spec.target.host] = optional.get(spec.target.host, True) and spec.required is False
     for host, labels in labels_of.items():
         if not _exists(host, labels, scenario):
             layout.absent.add(host)

@@ -96,6 +96,7 @@ def make_result(
             "detail": detail,
             "confidence": confidence,
             "labels": dict(spec.labels),
+            "required": spec.required,
             "started_at": fields.pop("started_at", None) or datetime.now(timezone.utc),
             **fields,
         }

@@ -21,6 +21,7 @@ class FindingRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
+    instance: str = ""
     severity: Severity
     title: str
 
@@ -70,9 +71,10 @@ def load_report(path: str | Path, role: str) -> Report:
         raise DiffInputError(f"{where}: not an amlprobe report ({loc}: {first['msg']})") from None
 
 
-def _finding_key(f: Finding) -> tuple[str, str]:
-    # A finding that changed severity is a different finding: it shows as removed, then added.
-    return (f.id, f.severity.value)
+def _finding_key(f: Finding) -> tuple[str, str, str]:
+    # A finding is its rule's id and its instance (schema 2.0: several findings of one rule are several
+    # findings). One that changed severity is a different finding: it shows as removed, then added.
+    return (f.id, f.instance, f.severity.value)
 
 
 def diff_reports(old: Report, new: Report) -> ReportDiff:
@@ -100,7 +102,7 @@ def diff_reports(old: Report, new: Report) -> ReportDiff:
     new_findings = {_finding_key(f): f for f in new.findings}
 
     def ref(f: Finding) -> FindingRef:
-        return FindingRef(id=f.id, severity=f.severity, title=f.title)
+        return FindingRef(id=f.id, instance=f.instance, severity=f.severity, title=f.title)
 
     return ReportDiff(
         old_started_at=old.started_at.isoformat(),
@@ -125,6 +127,10 @@ def _side(status: object, reason: str | None) -> str:
     return f"{value} ({reason})" if reason and reason != "ok" else str(value)
 
 
+def _key(f: FindingRef) -> str:
+    return f"{f.id} {f.instance}" if f.instance else f.id
+
+
 def render_diff_table(diff: ReportDiff) -> str:
     if not diff.changed:
         return f"No change: status {diff.status.after.value}, same checks and findings.\n"
@@ -145,5 +151,5 @@ def render_diff_table(diff: ReportDiff) -> str:
     if diff.findings_added or diff.findings_removed:
         out += ["", "Findings"]
         for sign, found in (("+", diff.findings_added), ("-", diff.findings_removed)):
-            out += [f"  {sign} {f.severity.value.upper()} {printable(f.title)}  [{printable(f.id)}]" for f in found]
+            out += [f"  {sign} {f.severity.value.upper()} {printable(f.title)}  [{printable(_key(f))}]" for f in found]
     return "\n".join(out) + "\n"

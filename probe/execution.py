@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from probe.context import ProbeSettings
-    from probe.model import CheckResult, CheckSpec, Finding, Report
+    from probe.model import CheckResult, CheckSpec, Finding, MissingInput, Report
     from probe.resolve import LookupFn, Resolution
 
 # results -> (judged results, findings, what the report's environment gains).
@@ -31,6 +31,10 @@ class PlannedRun:
     finish: FinishFn | None = None
     # Doubts about the inputs, taken as they are (the report's warnings).
     warnings: list[str] = field(default_factory=list)
+    # Inputs the planner lacked: one that a required check needed leaves the run undecided (unknown)...
+    missing_inputs: list[MissingInput] = field(default_factory=list)
+    # ...unless the user accepted a partial plan.
+    partial: bool = False
 
 
 # What a knowledge layer offers ``check`` when no --target is given: args and settings -> a plan.
@@ -106,13 +110,18 @@ async def execute(
         environment = {**environment, **gained}
     interrupted = outcome.interrupted or INTERRUPT.requested
     incomplete = interrupted or outcome.deadline_exceeded
+    # A required check skipped for want of an input leaves the run undecided, unless a partial plan was accepted.
+    undecided = incomplete or (any(m.required for m in planned.missing_inputs) and not planned.partial)
     return Report(
         # An interrupted run decided nothing: unknown (exit 3), whatever it saw before the signal.
-        status=OverallStatus.UNKNOWN if interrupted else overall_status(checks, findings, incomplete=incomplete),
+        status=OverallStatus.UNKNOWN if interrupted else overall_status(checks, findings, incomplete=undecided),
         started_at=outcome.started_at,
         duration_ms=outcome.duration_ms,
         interrupted=interrupted,
         deadline_exceeded=outcome.deadline_exceeded,
+        incomplete=incomplete,
+        missing_inputs=planned.missing_inputs,
+        partial=planned.partial,
         environment=environment,
         summary=summarize(checks),
         checks=checks,

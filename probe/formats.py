@@ -53,7 +53,13 @@ def _prometheus(report: Report, options: RenderOptions) -> str:
     return render_prometheus(report, label_keys=options.style.metric_labels)
 
 
-FORMATS: dict[str, Renderer] = {"json": _json, "table": _table, "prometheus": _prometheus}
+def _nagios(report: Report, options: RenderOptions) -> str:
+    from probe.nagios import render_nagios
+
+    return render_nagios(report)
+
+
+FORMATS: dict[str, Renderer] = {"json": _json, "table": _table, "prometheus": _prometheus, "nagios": _nagios}
 
 
 def _diff_json(diff: ReportDiff) -> str:
@@ -70,7 +76,10 @@ def _diff_table(diff: ReportDiff) -> str:
 
 # What `amlprobe diff` prints: the comparison of two reports, not a report.
 DIFF_FORMATS: dict[str, Callable[[ReportDiff], str]] = {"json": _diff_json, "table": _diff_table}
-FORMAT_NOTES = {"prometheus": "prometheus: text exposition format"}
+FORMAT_NOTES = {
+    "prometheus": "prometheus: text exposition format",
+    "nagios": "nagios: a monitoring plugin's status line and performance data (exit code 0-3)",
+}
 
 
 def add_format_argument(
@@ -143,7 +152,7 @@ def emit(report: Report, args: argparse.Namespace, style: ReportStyle = GENERIC)
     from probe.model import OverallStatus
 
     if INTERRUPT.requested and not report.interrupted:  # a signal after the probes had finished
-        report.interrupted, report.status = True, OverallStatus.UNKNOWN
+        report.interrupted, report.incomplete, report.status = True, True, OverallStatus.UNKNOWN
     fmt = chosen_format(args)
     colour = fmt == "table" and use_colour(args, None if args.output else sys.stdout)
     options = RenderOptions(style=style, colour=colour, verbose=bool(getattr(args, "verbose", False)))

@@ -2,7 +2,9 @@
 
 Field names listed in the project's contract (status, started_at, duration_ms, tool.version,
 environment, checks, findings; per check id, target.*, status, reason, detail, latency_ms,
-addresses) are never renamed. New fields may be added; bump SCHEMA_VERSION's minor part then.
+addresses) are never renamed. New fields may be added; bump SCHEMA_VERSION's minor part then. A
+change a consumer must follow (a removed or retyped field, new ids) bumps the major part, and
+docs/report-contract.md says how to migrate.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from probe import __version__
 from probe.reasons import Reason
 from probe.sanitize import MAX_FIELD, clip, printable
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "2.0"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 # Bounds on what a peer can make a check result hold (applied where every result is built, in
@@ -93,6 +95,8 @@ class CheckSpec(_Model):
     id: str
     target: Target
     labels: dict[str, str] = Field(default_factory=dict)
+    # Whether the caller needs this path (True) or only some situations do (False); None: not said.
+    required: bool | None = None
     # websocket/http: use TLS (wss/https) or not (ws/http).
     tls: bool = True
     # udp: the datagram to send; empty means a single zero byte.
@@ -240,6 +244,11 @@ class CheckResult(_Model):
     status: Status
     reason: Reason
     detail: str
+    required: bool | None = Field(
+        None,
+        description="Whether the path is required (true) or situational (false); null when the caller did not say"
+        " (ad-hoc --target checks).",
+    )
     latency_ms: float | None = None
     rtt_ms: float | None = Field(
         None,
@@ -355,7 +364,12 @@ class Remediation(_Model):
 
 
 class Finding(_Model):
-    id: str
+    id: str = Field(description="The rule that found it: a stable code, the same for every finding of the rule.")
+    instance: str = Field(
+        "",
+        description="Which occurrence of the rule this is (a service tag, a resource, a check id); empty when the"
+        " rule finds its cause once per run. (id, instance) is unique within a report.",
+    )
     severity: Severity
     title: str
     detail: str = ""
@@ -385,6 +399,17 @@ class Summary(_Model):
     skipped: int = 0
 
 
+class MissingInput(_Model):
+    """An input the plan needed and did not have: the checks it would have made, and how to supply it."""
+
+    input: str = Field(description="The input's name (a config key).")
+    flag: str = Field(description="The command-line flag that gives it.")
+    env: str | None = Field(None, description="The environment variable that gives it.")
+    how: list[str] = Field(default_factory=list, description="Where to find the value, one way per item.")
+    required: bool = Field(description="Whether a required check was skipped for want of it.")
+    checks: list[str] = Field(default_factory=list, description="Ids of the checks skipped for want of it.")
+
+
 class Report(_Model):
     schema_version: str = SCHEMA_VERSION
     status: OverallStatus
@@ -392,6 +417,19 @@ class Report(_Model):
     duration_ms: float
     interrupted: bool = False
     deadline_exceeded: bool = False
+    incomplete: bool = Field(
+        False,
+        description="Not every planned check finished (interrupted, or past the deadline): the checks cut off say"
+        " so in their reason, and no finding rests on them.",
+    )
+    missing_inputs: list[MissingInput] = Field(
+        default_factory=list,
+        description="Inputs the plan lacked, and the checks skipped for want of them. A required check skipped"
+        " makes the run unknown unless ``partial`` is true.",
+    )
+    partial: bool = Field(
+        False, description="The user accepted a partial plan (--partial): missing inputs do not make the run unknown."
+    )
     tool: ToolInfo = Field(default_factory=ToolInfo)
     environment: dict[str, Any] = Field(default_factory=dict)
     summary: Summary = Field(default_factory=Summary)

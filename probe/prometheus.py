@@ -49,6 +49,7 @@ UP = {Status.PASS: 1, Status.WARN: 1, Status.FAIL: 0}
 _LABEL_VALUE_MAX = 80
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _IDENTITY = ("id", "protocol", "host", "port")
+_REQUIRED = "required"
 
 
 def escape_label_value(value: str) -> str:
@@ -94,7 +95,15 @@ class _Family:
 
 def _extra_label_keys(checks: Sequence[CheckResult], keys: Sequence[str]) -> list[str]:
     present = {k for c in checks for k in c.labels}
+    if any(c.required is not None for c in checks):
+        present.add(_REQUIRED)
     return [k for k in keys if k in present and _LABEL_NAME.match(k) and k not in _IDENTITY and not k.startswith("__")]
+
+
+def _label(c: CheckResult, key: str) -> str:
+    if key == _REQUIRED:  # a typed field of the check (schema 2.0), shown as its label always was
+        return "" if c.required is None else str(c.required).lower()
+    return _short(c.labels.get(key, ""))
 
 
 def _short(value: str) -> str:
@@ -118,7 +127,7 @@ def render_prometheus(report: Report, *, label_keys: Sequence[str] = ()) -> str:
             ("host", c.target.host),
             ("port", "" if c.target.port is None else str(c.target.port)),
         ]
-        return labels + [(k, _short(c.labels.get(k, ""))) for k in extra]
+        return labels + [(k, _label(c, k)) for k in extra]
 
     success = _Family(
         "check_success", "1 if the checked path works (pass or warn), 0 if it fails; skipped checks are absent."

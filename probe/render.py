@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from probe.missing import missing_inputs_lines
 from probe.model import CheckResult, Finding, OverallStatus, Report, Severity, Status
 from probe.sanitize import printable as _p
 from probe.style import GENERIC, ReportStyle
@@ -206,6 +207,9 @@ def render_table(report: Report, *, colour: bool = False, style: ReportStyle = G
     findings = _ranked(report.findings)
     if findings:
         out += _findings_section(findings, paint)
+    # What to add when required checks could not run: near the end, where the eye lands.
+    out += missing_inputs_lines(report)
+    if findings:
         out += _findings_summary(findings, paint)
     out.append(verdict)
     return "\n".join(out) + "\n"

@@ -51,9 +51,26 @@ def validate_host(host: str) -> str:
     return name
 
 
-def check_id(protocol: Protocol, host: str, port: int | None) -> str:
+# http and websocket checks with and without TLS are different targets: their ids say the URL scheme.
+_SCHEME_OF: dict[tuple[Protocol, bool], str] = {
+    (Protocol.HTTP, True): "https",
+    (Protocol.HTTP, False): "http",
+    (Protocol.WEBSOCKET, True): "wss",
+    (Protocol.WEBSOCKET, False): "ws",
+}
+
+
+def check_id(protocol: Protocol, host: str, port: int | None, *, tls: bool = True, path: str | None = None) -> str:
+    """A check's id: ``<scheme>:<host>[:<port>][<path>]``, one per distinct target.
+
+    The scheme is the protocol's, except that http and websocket say whether they use TLS (``https``,
+    ``http``, ``wss``, ``ws``): the same host and port asked with and without TLS are two targets. A
+    path other than ``/`` is part of the target too (``https:example.org:443/v2/``).
+    """
+    scheme = _SCHEME_OF.get((protocol, tls), protocol.value)
     shown = f"[{host}]" if ":" in host else host
-    return f"{protocol.value}:{shown}" if port is None else f"{protocol.value}:{shown}:{port}"
+    out = f"{scheme}:{shown}" if port is None else f"{scheme}:{shown}:{port}"
+    return out + path if path and path != "/" else out
 
 
 def parse_target(text: str) -> CheckSpec:
@@ -85,7 +102,7 @@ def parse_target(text: str) -> CheckSpec:
     if parts.query and path is not None:
         path = f"{path}?{parts.query}"
     return CheckSpec(
-        id=check_id(protocol, host, port),
+        id=check_id(protocol, host, port, tls=tls, path=path),
         target=Target(host=host, port=port, protocol=protocol, path=path),
         tls=tls,
     )

@@ -14,12 +14,14 @@ from probe.model import Finding, Severity
 
 # The order is meaning. Each rule claims the checks it explains, and a later rule sees only what is left,
 # so a consequence is never reported again as a cause of its own: with DNS down, the failed TCP probes are
-# evidence of dns-unavailable, not forty findings. Hence: what explains everything (no DNS, no egress)
-# first; DNS before what fails because of DNS; a middlebox (websocket, TLS inspection, a resource answered
-# for) before the generic "443 blocked"; a required path's cause before the situational rows behind the same
-# tag; the fallback last, so that no failure is ever hidden.
+# evidence of dns-resolver-not-answering, not forty findings. Hence: what explains everything (no network, no
+# DNS, no egress) first; DNS before what fails because of DNS; a middlebox (websocket, TLS inspection, a
+# resource answered for) before the generic "443 blocked"; a required path's cause before the situational
+# rows behind the same tag; the fallback last, so that no failure is ever hidden.
 RULES: tuple[Rule, ...] = (
     egress.wireserver_non_root,  # normal for a non-root user: claimed before any rule calls it a drop
+    egress.network_unavailable,  # nothing answered at all: one cause for every failure
+    dns.dns_resolver_not_answering,  # the resolver is silent: every name's failure is its consequence
     dns.dns_unavailable,
     egress.outbound_unavailable,
     dns.custom_dns_not_forwarding,
@@ -57,7 +59,18 @@ def diagnose(evidence: Evidence) -> list[Finding]:
     for rule in RULES:
         findings.extend(rule(evidence))
     cap_situational(findings, evidence.results)
+    _distinct_instances(findings)
     return sorted(findings, key=lambda f: _SEVERITY_ORDER[f.severity])
+
+
+def _distinct_instances(findings: list[Finding]) -> None:
+    """(id, instance) is a finding's key in the report contract: should a rule ever name two findings alike, the
+    later ones add their first piece of evidence, so that neither a diff nor a monitor folds them into one."""
+    seen: set[tuple[str, str]] = set()
+    for f in findings:
+        if (f.id, f.instance) in seen and f.evidence:
+            f.instance = f"{f.instance}@{f.evidence[0]}" if f.instance else f.evidence[0]
+        seen.add((f.id, f.instance))
 
 
 __all__ = ["RULES", "Evidence", "Rule", "diagnose"]

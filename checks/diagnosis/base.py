@@ -33,6 +33,9 @@ from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
 # Microsoft's documentation the findings link (a finding may link its endpoint's own catalog doc instead).
 DOC_FIREWALL = "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall"
 DOC_CUSTOM_DNS = "https://learn.microsoft.com/azure/machine-learning/how-to-custom-dns"
+DOC_NAME_RESOLUTION = (
+    "https://learn.microsoft.com/azure/virtual-network/virtual-networks-name-resolution-for-vms-and-role-instances"
+)
 DOC_PE_DNS = "https://learn.microsoft.com/azure/private-link/private-endpoint-dns"
 DOC_JUPYTER = "https://learn.microsoft.com/azure/machine-learning/how-to-run-jupyter-notebooks#troubleshooting"
 DOC_TRAINING_VNET = "https://learn.microsoft.com/azure/machine-learning/how-to-secure-training-vnet"
@@ -126,8 +129,9 @@ class Evidence:
         forwarders: dict[str | None, set[str]] = {}
         for exp in self.plan.dns_expectations:
             forwarders.setdefault(exp.zone, set()).update(exp.forwarder_zones)
-        bypass = {r.target.host for r in self.results if r.labels.get("resource") is not None}
-        bypass |= {r.target.host for r in self.results if "instances." in r.target.host}
+        probed = [r for r in self.results if r.status is not Status.SKIP]
+        bypass = {r.target.host for r in probed if r.labels.get("resource") is not None}
+        bypass |= {r.target.host for r in probed if "instances." in r.target.host}
         return RemedyContext(
             resource_group=self.inputs.resource_group,
             region=self.inputs.region,
@@ -160,10 +164,20 @@ class Rule:
         return self.run(ev, self)
 
     def finding(
-        self, title: str, detail: str, evidence: list[str], remediation: list[Remediation], doc: str = ""
+        self,
+        title: str,
+        detail: str,
+        evidence: list[str],
+        remediation: list[Remediation],
+        doc: str = "",
+        *,
+        instance: str = "",
     ) -> Finding:
+        """One finding of this rule. ``instance``: which occurrence it is, for a rule that can find its cause more
+        than once in a run (a service tag, a resource, a check); (id, instance) is unique in a report."""
         return Finding(
             id=self.id,
+            instance=instance,
             severity=self.severity,
             title=title,
             detail=detail,
@@ -193,6 +207,12 @@ def rule(
 
 
 # -- shared predicates --------------------------------------------------------------------------------------
+
+
+def own_reason(r: CheckResult) -> Reason:
+    """What the probe itself saw, before any judgement replaced it (a reference resolver's dns_error becomes "same
+    answer as the configured resolver", a pass, when both fail alike)."""
+    return r.observed.reason if r.observed is not None else r.reason
 
 
 def tcp_failed(r: CheckResult) -> bool:

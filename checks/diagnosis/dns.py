@@ -1,55 +1,148 @@
-"""Rules for name resolution: no resolver at all, custom DNS without forwarders, private DNS zones not
-linked, the two resolvers disagreeing, hosts-file pins. Sources: docs/sources.md, "Private DNS and catalog"."""
+"""Rules for name resolution: a resolver that does not answer, no working DNS, custom DNS without forwarders,
+private DNS zones not linked, the two resolvers disagreeing, hosts-file pins. Sources: docs/sources.md,
+"Private DNS and catalog"."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from checks.diagnosis.base import (
     DOC_CUSTOM_DNS,
+    DOC_NAME_RESOLUTION,
     DOC_PE_DNS,
     Evidence,
     Rule,
     consequences,
     dns_probe,
     hosts,
+    own_reason,
     rule,
     zones_of,
 )
 from checks.inputs import AZURE_DNS
-from checks.remedies import dns_forwarder_fix, dns_link_fix, hosts_fix, verify_zone_links_fix
-from probe.model import Finding, Severity, Status
+from checks.remedies import (
+    dns_forwarder_fix,
+    dns_link_fix,
+    dns_path_fix,
+    hosts_fix,
+    local_resolver_check,
+    resolver_check,
+    verify_zone_links_fix,
+    vnet_dns_servers_fix,
+)
+from probe.model import CheckResult, Finding, Severity, Status
 from probe.reasons import Reason
+
+
+def _resolver_hosts(ev: Evidence) -> list[str]:
+    """The configured resolvers' addresses, without a port, for a remedy (loopback stubs have no path to fix)."""
+    out = []
+    for server in ev.configured_resolvers():
+        # "ip", "ip:port", "[ipv6]:port" or a bare IPv6 address.
+        host = (
+            server[1:].split("]")[0]
+            if server.startswith("[")
+            else server.split(":")[0]
+            if server.count(":") == 1
+            else server
+        )
+        if host not in out:
+            out.append(host)
+    return out
+
+
+@dataclass
+class _DnsDown:
+    """Every configured DNS check failed alike: them, the reference checks of the same names (and which of those
+    got an answer of their own, whatever a judge made of it), and the evidence claimed for the finding."""
+
+    dns: list[CheckResult]
+    refs: list[CheckResult]
+    answered: list[CheckResult]
+    evidence: list[str]
+
+
+def _dns_down(ev: Evidence, reasons: tuple[Reason, ...]) -> _DnsDown | None:
+    dns = ev.open(dns_probe)
+    if not dns or not all(r.reason in reasons for r in dns):
+        return None
+    names = {r.target.host for r in dns}
+    refs = [r for r in ev.results if dns_probe(r, reference=True) and r.target.host in names]
+    answered = [r for r in refs if r.status is not Status.SKIP and own_reason(r) not in _SILENT]
+    evidence = ev.claim(dns) + ev.claim(consequences(ev, names)) + ev.claim(refs)
+    return _DnsDown(dns, refs, answered, evidence)
+
+
+# What a resolver that does not answer looks like: no reply in time, or none possible (no route, refused port).
+_SILENT = (Reason.DNS_TIMEOUT, Reason.DNS_ERROR)
+
+
+@rule(
+    id="dns-resolver-not-answering",
+    severity=Severity.CRITICAL,
+    title="The configured resolver does not answer",
+    cause="The DNS server the compute is told to ask (the VNet's DNS servers, resolv.conf) never replies: it is"
+    " down, or UDP/TCP 53 to it is blocked on the way. Forwarders do not help: no query reaches them.",
+    fix="Make that resolver answer (its service, and UDP and TCP 53 open to it from the compute subnet), or point the"
+    " VNet at a resolver that does.",
+    doc=DOC_NAME_RESOLUTION,
+    remedies=(
+        lambda c: resolver_check(["<DNS_SERVER_IP>"], "<HOST>"),
+        lambda c: dns_path_fix(c, ["<DNS_SERVER_IP>"]),
+        vnet_dns_servers_fix,
+    ),
+)
+def dns_resolver_not_answering(ev: Evidence, rule: Rule) -> list[Finding]:
+    down = _dns_down(ev, _SILENT)
+    if down is None:
+        return []
+    dns, refs, answered = down.dns, down.refs, down.answered
+    servers = _resolver_hosts(ev)
+    detail = (
+        f"None of {len(dns)} names got an answer from the configured resolver ({ev.configured_resolver_text()}):"
+        f" {dns[0].detail}"
+    )
+    if answered:
+        detail += (
+            f" The reference resolver ({ev.reference_resolvers(answered)}) answered {len(answered)} of them from"
+            " here, so the network works: the fault is that resolver, or the path to it."
+        )
+    elif refs:
+        detail += " The reference resolver did not answer either: UDP/TCP 53 may be blocked on the way out."
+    fixes = [resolver_check(servers, dns[0].target.host), vnet_dns_servers_fix(ev.remedies)]
+    routable = [s for s in servers if not s.startswith("127.") and s != "::1"]
+    if routable:
+        fixes.insert(1, dns_path_fix(ev.remedies, routable))
+    return [rule.finding("The configured resolver does not answer", detail, down.evidence, fixes)]
 
 
 @rule(
     id="dns-unavailable",
     severity=Severity.CRITICAL,
-    title="No DNS at all",
-    cause="The configured resolver never answers (down, unreachable, or blocked UDP/TCP 53).",
-    fix=f"Point the VNet at a working resolver, or add Azure DNS ({AZURE_DNS}) as a forwarder.",
-    doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: dns_forwarder_fix(c, zones=None),),
+    title="No working DNS",
+    cause="No name resolves: no resolver is configured, or the one configured answers every query with an error"
+    " (REFUSED: it does not serve this client; SERVFAIL: it cannot resolve, often a broken forwarder).",
+    fix="Configure a resolver that serves the compute subnet (the VNet's DNS servers, resolv.conf); a custom DNS"
+    f" server must forward what it cannot resolve, ultimately to Azure DNS ({AZURE_DNS}).",
+    doc=DOC_NAME_RESOLUTION,
+    remedies=(lambda c: local_resolver_check(), vnet_dns_servers_fix, lambda c: dns_forwarder_fix(c, zones=None)),
 )
 def dns_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
-    dns = ev.open(dns_probe)
-    if not dns or not all(r.reason in (Reason.DNS_TIMEOUT, Reason.DNS_NO_SERVERS, Reason.DNS_ERROR) for r in dns):
+    down = _dns_down(ev, (Reason.DNS_NO_SERVERS, Reason.DNS_REFUSED, Reason.DNS_SERVFAIL, *_SILENT))
+    if down is None:
         return []
-    refs = [r for r in ev.results if dns_probe(r, reference=True)]
-    ref_ok = [r for r in refs if r.reason is not Reason.DNS_TIMEOUT and r.status is not Status.FAIL]
-    evidence = ev.claim(dns) + ev.claim(consequences(ev, {r.target.host for r in dns})) + ev.claim(refs)
+    dns, answered = down.dns, down.answered
+    seen = "/".join(sorted({r.reason.value for r in dns}))
     detail = (
-        f"None of {len(dns)} names resolved through the configured resolver ({ev.configured_resolver_text()}):"
-        f" {dns[0].detail}"
+        f"None of {len(dns)} names resolved through the configured resolver ({ev.configured_resolver_text()}),"
+        f" which answered {seen}: {dns[0].detail}"
     )
-    if ref_ok:
-        detail += f" The reference resolver still answered {len(ref_ok)} of them, so the fault is the resolver."
-    return [
-        rule.finding(
-            "No DNS at all: the configured resolver does not answer",
-            detail,
-            evidence,
-            [dns_forwarder_fix(ev.remedies, zones=None)],
-        )
-    ]
+    if answered:
+        detail += f" The reference resolver answered {len(answered)} of them from here: the fault is the resolver."
+    fixes = [local_resolver_check(), vnet_dns_servers_fix(ev.remedies)]
+    if any(r.reason is Reason.DNS_SERVFAIL for r in dns):
+        fixes.append(dns_forwarder_fix(ev.remedies, zones=None))
+    return [rule.finding("No working DNS: no name resolves", detail, down.evidence, fixes)]
 
 
 @rule(
@@ -59,7 +152,7 @@ def dns_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="The VNet's custom DNS answers privatelink names itself (NXDOMAIN or public) instead of asking Azure DNS.",
     fix=f"Add conditional forwarders for the listed zones to {AZURE_DNS}.",
     doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: dns_forwarder_fix(c, zones=["<zone>"]),),
+    remedies=(lambda c: dns_forwarder_fix(c, zones=["<ZONE>"]),),
 )
 def custom_dns_not_forwarding(ev: Evidence, rule: Rule) -> list[Finding]:
     """The configured resolver fails or answers publicly where Azure DNS answers privately."""
@@ -97,7 +190,7 @@ def custom_dns_not_forwarding(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="Names with private endpoints resolve to public addresses even through Azure DNS.",
     fix="Link the privatelink zones to the VNet (az network private-dns link vnet create).",
     doc=DOC_PE_DNS,
-    remedies=(lambda c: dns_link_fix(c, ["<zone>"]), lambda c: dns_forwarder_fix(c, zones=["<zone>"])),
+    remedies=(lambda c: dns_link_fix(c, ["<ZONE>"]), lambda c: dns_forwarder_fix(c, zones=["<ZONE>"])),
 )
 def private_dns_zone_not_linked(ev: Evidence, rule: Rule) -> list[Finding]:
     """Names of resources with a private endpoint answer publicly (or not at all) through the configured
@@ -142,7 +235,7 @@ def private_dns_zone_not_linked(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="Private DNS zones linked only to the DNS server's VNet (hub and spoke), or manual records: documented.",
     fix="Nothing; verify which VNets the zones are linked to if in doubt.",
     doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: verify_zone_links_fix(c, ["<zone>"]),),
+    remedies=(lambda c: verify_zone_links_fix(c, ["<ZONE>"]),),
 )
 def dns_comparison_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
     """The configured resolver answers privately, Azure DNS from here does not: hub and spoke, or manual
@@ -172,7 +265,7 @@ def dns_comparison_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="Two resolvers give different answers for a workspace name: split-horizon drift.",
     fix=f"Forward the zones to {AZURE_DNS} or fix the records the custom DNS serves.",
     doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: dns_forwarder_fix(c, zones=["<zone>"]),),
+    remedies=(lambda c: dns_forwarder_fix(c, zones=["<ZONE>"]),),
 )
 def dns_resolver_mismatch(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH)
@@ -196,7 +289,7 @@ def dns_resolver_mismatch(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="/etc/hosts pins a catalog name; the pin goes stale when the endpoint moves.",
     fix="Remove the entries and let DNS answer.",
     doc=DOC_CUSTOM_DNS,
-    remedies=(lambda c: hosts_fix(["<host>"]),),
+    remedies=(lambda c: hosts_fix(["<HOST>"]),),
 )
 def hosts_file_override(ev: Evidence, rule: Rule) -> list[Finding]:
     overrides = (ev.local.hosts_overrides if ev.local is not None else None) or {}

@@ -1,5 +1,5 @@
-"""Rules for the way out: no egress at all, egress only through a proxy, 443 blocked to a service tag,
-private endpoints that do not answer, and WireServer as seen by a non-root user."""
+"""Rules for the way out: no network at all, no egress at all, egress only through a proxy, 443 blocked to a
+service tag, private endpoints that do not answer, and WireServer as seen by a non-root user."""
 
 from __future__ import annotations
 
@@ -13,13 +13,21 @@ from checks.diagnosis.base import (
     Evidence,
     Rule,
     hosts,
+    own_reason,
     rule,
     tcp_failed,
 )
 from checks.inputs import AZURE_DNS
-from checks.remedies import firewall_fqdn_fix, nsg_fix, proxy_bypass_fix, wireserver_root_fix
+from checks.remedies import (
+    firewall_fqdn_fix,
+    local_route_check,
+    nsg_fix,
+    proxy_bypass_fix,
+    subnet_egress_check,
+    wireserver_root_fix,
+)
 from probe.model import CheckResult, Finding, Protocol, Severity, Status
-from probe.reasons import Reason
+from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
 
 
 @rule(
@@ -29,7 +37,7 @@ from probe.reasons import Reason
     cause=f"The Azure Linux agent's firewall drops non-root TCP to {AZURE_DNS} (WALinuxAgent PR #914): normal.",
     fix="Nothing; run as root to test WireServer itself.",
     doc=DOC_WIRESERVER,
-    remedies=(lambda c: wireserver_root_fix(["<ports>"]),),
+    remedies=(lambda c: wireserver_root_fix(["<PORTS>"]),),
 )
 def wireserver_non_root(ev: Evidence, rule: Rule) -> list[Finding]:
     seen = ev.open(lambda r: r.labels.get("inconclusive") == "wireserver-non-root")
@@ -44,6 +52,51 @@ def wireserver_non_root(ev: Evidence, rule: Rule) -> list[Finding]:
             " the rest (Azure/WALinuxAgent PR #914). Run amlprobe as root to test the path itself.",
             ev.claim(seen),
             [wireserver_root_fix(ports)],
+        )
+    ]
+
+
+def _answered(r: CheckResult) -> bool:
+    """Whether the probe got an answer of its own from something on the network (a refusal is an answer too)."""
+    seen = own_reason(r)
+    if r.target.protocol is Protocol.DNS:
+        return seen not in (Reason.DNS_TIMEOUT, Reason.DNS_ERROR, Reason.DNS_NO_SERVERS)
+    if r.target.protocol is Protocol.UDP:
+        return seen in (Reason.UDP_OPEN, Reason.UDP_CLOSED)
+    return seen not in TCP_FAILURES and seen not in DNS_FAILURES
+
+
+@rule(
+    id="network-unavailable",
+    severity=Severity.CRITICAL,
+    title="No network: nothing answered",
+    cause="Nothing on the network answered this machine: no resolver, not one connection, not even to an address."
+    " The machine has no route out (its interface or default route, or a route table sending everything nowhere),"
+    " or everything is dropped on the way.",
+    fix="Check this machine's interface and default route, then the compute subnet's route table, NSG and NAT gateway.",
+    doc=DOC_FIREWALL,
+    remedies=(lambda c: local_route_check(), subnet_egress_check, lambda c: nsg_fix(c, "AzureCloud", "Tcp", "443")),
+)
+def network_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
+    """One finding for a machine with no network at all, which swallows every consequence: the names that did not
+    resolve, the connections that could not be made, the reference resolver that was not reached."""
+    probed = [r for r in ev.results if r.status is not Status.SKIP]
+    dns = [r for r in probed if r.target.protocol is Protocol.DNS]
+    direct = [r for r in probed if tcp_failed(r)]
+    # Proof needs two independent facts: the resolvers are silent, and a connection to an address failed too.
+    if not dns or not direct or any(_answered(r) for r in probed):
+        return []
+    everything = ev.open(lambda r: True)
+    ways = sorted({SEEN[r.reason] for r in direct})
+    return [
+        rule.finding(
+            "No network: nothing answered, not the resolvers and not one connection",
+            f"None of {len(dns)} DNS queries got an answer ({dns[0].detail}), and every connection to an address"
+            f" failed ({'; '.join(ways)}: {hosts(direct)}). Every other check failed because of that. Check the"
+            " machine's interface and default route (ip route), then the subnet's route table (a UDR 0.0.0.0/0 to"
+            " an appliance that is down?), NSG and NAT gateway.",
+            ev.claim(everything),
+            [local_route_check(), subnet_egress_check(ev.remedies), nsg_fix(ev.remedies, "AzureCloud", "Tcp", "443")],
         )
     ]
 
@@ -124,8 +177,8 @@ def proxy_only_egress(ev: Evidence, rule: Rule) -> list[Finding]:
     fix="Allow outbound TCP 443 to the service tag.",
     doc=DOC_FIREWALL,
     remedies=(
-        lambda c: nsg_fix(c, "<service-tag>", "Tcp", "443"),
-        lambda c: firewall_fqdn_fix(c, ["<host>"], "443"),
+        lambda c: nsg_fix(c, "<SERVICE_TAG>", "Tcp", "443"),
+        lambda c: firewall_fqdn_fix(c, ["<HOST>"], "443"),
     ),
     links_endpoint_doc=True,
 )
@@ -133,23 +186,26 @@ def outbound_443_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: tcp_failed(r) and r.target.port == 443 and r.target.protocol is not Protocol.SMB)
     by_tag: dict[str, list[CheckResult]] = {}
     for r in bad:
-        by_tag.setdefault(r.labels.get("service_tag") or "(no service tag)", []).append(r)
+        by_tag.setdefault(r.labels.get("service_tag") or "", []).append(r)
     findings = []
     for tag, checks in sorted(by_tag.items()):
-        ways = sorted({SEEN[c.reason] for c in checks})
-        # No service tag: an NSG cannot name the destination; an FQDN rule on the firewall can.
-        fix = (
-            nsg_fix(ev.remedies, tag, "Tcp", "443")
-            if checks[0].labels.get("service_tag")
-            else firewall_fqdn_fix(ev.remedies, sorted({c.target.host for c in checks}), "443")
-        )
+        ways = " / ".join(sorted({SEEN[c.reason] for c in checks}))
+        names = sorted({c.target.host for c in checks})
+        if tag:
+            title = f"Outbound TCP 443 to {tag} is {ways}"
+            detail = f"{len(checks)} endpoint(s) behind {tag} could not be reached on 443: {hosts(checks)}."
+            fix = nsg_fix(ev.remedies, tag, "Tcp", "443")
+        else:
+            # No service tag: an NSG cannot name the destination; an FQDN rule on the firewall can.
+            title = f"Outbound TCP 443 to {hosts(checks)} is {ways}"
+            detail = (
+                f"{len(checks)} endpoint(s) no service tag covers could not be reached on 443: {hosts(checks)}."
+                " An NSG cannot name them; a firewall's FQDN rule can."
+            )
+            fix = firewall_fqdn_fix(ev.remedies, names, "443")
         findings.append(
             rule.finding(
-                f"Outbound TCP 443 to {tag} is {' / '.join(ways)}",
-                f"{len(checks)} endpoint(s) behind {tag} could not be reached on 443: {hosts(checks)}.",
-                ev.claim(checks),
-                [fix],
-                doc=checks[0].labels.get("doc", ""),
+                title, detail, ev.claim(checks), [fix], doc=checks[0].labels.get("doc", ""), instance=tag or "fqdn"
             )
         )
     return findings
@@ -162,7 +218,7 @@ def outbound_443_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
     cause="Names resolve to private endpoint addresses that refuse or drop connections.",
     fix="Allow VirtualNetwork outbound 443/445 and check the private endpoint.",
     doc=DOC_TRAINING_VNET,
-    remedies=(lambda c: nsg_fix(c, "VirtualNetwork", "Tcp", "<ports>"),),
+    remedies=(lambda c: nsg_fix(c, "VirtualNetwork", "Tcp", "<PORTS>"),),
 )
 def private_endpoint_unreachable(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: tcp_failed(r) and r.labels.get("resource") is not None)

@@ -18,5 +18,8 @@ from probe.model import Finding, Severity, Status
 def unexplained_failure(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: r.status in (Status.FAIL, Status.WARN))
     return [
-        rule.finding(f"{r.id}: {r.reason.value}", r.detail, ev.claim([r]), [], doc=r.labels.get("doc", "")) for r in bad
+        rule.finding(
+            f"{r.id}: {r.reason.value}", r.detail, ev.claim([r]), [], doc=r.labels.get("doc", ""), instance=r.id
+        )
+        for r in bad
     ]

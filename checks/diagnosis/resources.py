@@ -56,7 +56,7 @@ def _endpoints(ev: Evidence, kind: str, checks: list[CheckResult]) -> tuple[list
         resource = c.labels.get("resource", "")
         group = {"key-vault": "vault", "acr": "registry"}.get(kind) or c.target.host.split(".")[1]
         if group in _STORAGE_GROUPS or kind != "storage":
-            pairs.setdefault(group, zone_of.get(resource) or "<private-dns-zone>")
+            pairs.setdefault(group, zone_of.get(resource) or "<PRIVATE_DNS_ZONE>")
     return list(pairs), list(pairs.values())
 
 
@@ -87,16 +87,16 @@ def _seen(checks: list[CheckResult]) -> str | None:
     " private endpoint.",
     doc=DOC_RESOURCE_FIREWALL,
     remedies=(
-        lambda c: private_endpoint_connection_check("storage", "<account>"),
-        lambda c: resource_access_check("storage", "<account>"),
-        lambda c: storage_network_rule_fix("<account>"),
-        lambda c: private_endpoint_fix(c, "storage", "<account>", ["<group>"], ["<zone>"]),
-        lambda c: resource_access_check("key-vault", "<vault>"),
-        lambda c: key_vault_network_rule_fix("<vault>", "<address-seen>"),
-        lambda c: private_endpoint_fix(c, "key-vault", "<vault>", ["vault"], ["<zone>"]),
-        lambda c: resource_access_check("acr", "<registry>"),
-        lambda c: registry_network_rule_fix("<registry>", "<address-seen>"),
-        lambda c: private_endpoint_fix(c, "acr", "<registry>", ["registry"], ["<zone>"]),
+        lambda c: private_endpoint_connection_check("storage", "<STORAGE_ACCOUNT>"),
+        lambda c: resource_access_check("storage", "<STORAGE_ACCOUNT>"),
+        lambda c: storage_network_rule_fix("<STORAGE_ACCOUNT>"),
+        lambda c: private_endpoint_fix(c, "storage", "<STORAGE_ACCOUNT>", ["<GROUP_ID>"], ["<ZONE>"]),
+        lambda c: resource_access_check("key-vault", "<KEY_VAULT>"),
+        lambda c: key_vault_network_rule_fix("<KEY_VAULT>", "<ADDRESS_SEEN>"),
+        lambda c: private_endpoint_fix(c, "key-vault", "<KEY_VAULT>", ["vault"], ["<ZONE>"]),
+        lambda c: resource_access_check("acr", "<CONTAINER_REGISTRY>"),
+        lambda c: registry_network_rule_fix("<CONTAINER_REGISTRY>", "<ADDRESS_SEEN>"),
+        lambda c: private_endpoint_fix(c, "acr", "<CONTAINER_REGISTRY>", ["registry"], ["<ZONE>"]),
     ),
 )
 def resource_network_denied(ev: Evidence, rule: Rule) -> list[Finding]:
@@ -145,7 +145,7 @@ def resource_network_denied(ev: Evidence, rule: Rule) -> list[Finding]:
                 " settings say: check that the private endpoint connection is approved."
             )
             fixes.insert(0, private_endpoint_connection_check(kind, name))
-        findings.append(rule.finding(title, detail, ev.claim(checks), fixes))
+        findings.append(rule.finding(title, detail, ev.claim(checks), fixes, instance=f"{kind}:{name}"))
     return findings
 
 
@@ -159,10 +159,10 @@ def resource_network_denied(ev: Evidence, rule: Rule) -> list[Finding]:
     " access for chosen networks.",
     doc=DOC_RESOURCE_FIREWALL,
     remedies=(
-        lambda c: private_endpoint_connection_check("key-vault", "<vault>"),
-        lambda c: private_endpoint_fix(c, "key-vault", "<vault>", ["vault"], ["<zone>"]),
-        lambda c: key_vault_public_access_fix("<vault>"),
-        lambda c: key_vault_network_rule_fix("<vault>", "<address-seen>"),
+        lambda c: private_endpoint_connection_check("key-vault", "<KEY_VAULT>"),
+        lambda c: private_endpoint_fix(c, "key-vault", "<KEY_VAULT>", ["vault"], ["<ZONE>"]),
+        lambda c: key_vault_public_access_fix("<KEY_VAULT>"),
+        lambda c: key_vault_network_rule_fix("<KEY_VAULT>", "<ADDRESS_SEEN>"),
     ),
 )
 def resource_public_access_disabled(ev: Evidence, rule: Rule) -> list[Finding]:
@@ -183,7 +183,7 @@ def resource_public_access_disabled(ev: Evidence, rule: Rule) -> list[Finding]:
             detail += " The request went to a private address: its private endpoint connection may not be approved."
             fixes.insert(0, private_endpoint_connection_check("key-vault", name))
         title = f"The {service} {name} has public network access disabled, and this machine reaches its public endpoint"
-        findings.append(rule.finding(title, detail, ev.claim(checks), fixes))
+        findings.append(rule.finding(title, detail, ev.claim(checks), fixes, instance=f"{kind}:{name}"))
     return findings
 
 
@@ -197,7 +197,7 @@ def resource_public_access_disabled(ev: Evidence, rule: Rule) -> list[Finding]:
     doc=DOC_FIREWALL,
     remedies=(
         proxy_bypass_fix,
-        lambda c: firewall_fqdn_fix(c, ["<host>"], "443", why="the firewall or proxy answers for them itself"),
+        lambda c: firewall_fqdn_fix(c, ["<HOST>"], "443", why="the firewall or proxy answers for them itself"),
     ),
 )
 def resource_request_intercepted(ev: Evidence, rule: Rule) -> list[Finding]:
@@ -256,7 +256,7 @@ def resource_answer_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
     fix="Allow *.blob.core.windows.net on 443 (Storage service tag) for pulls, or give the registry a dedicated data"
     " endpoint a firewall can name.",
     doc=DOC_ACR_ENDPOINTS,
-    remedies=(lambda c: registry_endpoints_check(c, "<registry>"),),
+    remedies=(lambda c: registry_endpoints_check(c, "<CONTAINER_REGISTRY>"),),
 )
 def registry_layers_unprobed(ev: Evidence, rule: Rule) -> list[Finding]:
     """Say where image layers come from when that path cannot be probed without credentials."""

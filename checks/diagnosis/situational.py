@@ -27,17 +27,17 @@ def _tag_port(r: CheckResult) -> tuple[str, int | None]:
     fix="Allow them if you use the features they serve (RStudio, package mirrors, monitoring, PKI over HTTP).",
     doc=DOC_FIREWALL,
     remedies=(
-        lambda c: nsg_fix(c, "<service-tag>", "Tcp", "<port>"),
-        lambda c: firewall_fqdn_fix(c, ["<host>"], "443"),  # HTTP(S): an application rule
-        lambda c: firewall_fqdn_fix(c, ["<host>"], "<port>"),  # other ports: a network rule
+        lambda c: nsg_fix(c, "<SERVICE_TAG>", "Tcp", "<PORT>"),
+        lambda c: firewall_fqdn_fix(c, ["<HOST>"], "443"),  # HTTP(S): an application rule
+        lambda c: firewall_fqdn_fix(c, ["<HOST>"], "<PORT>"),  # other ports: a network rule
     ),
 )
 def situational_endpoints_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
     """Situational rows blocked while nothing required behind the same service tag and port is."""
     failed = ev.open(tcp_failed)
     # A required endpoint behind the same service tag failing too: one cause, left to the rules below.
-    required = {_tag(r) for r in failed if r.labels.get("required") != "false"}
-    bad = [r for r in failed if r.labels.get("required") == "false" and _tag(r) not in required]
+    required = {_tag(r) for r in failed if r.required is not False}
+    bad = [r for r in failed if r.required is False and _tag(r) not in required]
     if not bad:
         return []
     ways = sorted({SEEN[r.reason] for r in bad})
@@ -63,7 +63,7 @@ def situational_endpoints_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
 def cap_situational(findings: list[Finding], results: list[CheckResult]) -> None:
     """A finding whose every piece of evidence is a situational row is at most a warning, whichever rule
     made it."""
-    required = {r.id: r.labels.get("required") != "false" for r in results}
+    required = {r.id: r.required is not False for r in results}
     for f in findings:
         if f.severity is Severity.CRITICAL and f.evidence and not any(required.get(e, True) for e in f.evidence):
             f.severity = Severity.WARNING

@@ -22,7 +22,7 @@ def _account(r: CheckResult) -> str:
     fix="Check the file service's SMB settings (versions, channel encryption), or what answers on 445 instead of"
     " Azure Files.",
     doc=DOC_FILES_SMB,
-    remedies=(lambda c: smb_settings_check("<account>"),),
+    remedies=(lambda c: smb_settings_check("<STORAGE_ACCOUNT>"),),
 )
 def smb_no_common_security(ev: Evidence, rule: Rule) -> list[Finding]:
     """Port 445 answers SMB, but with no dialect or no cipher in common with what a Linux client offers."""
@@ -64,7 +64,10 @@ def _refuses_aes128(r: CheckResult) -> bool:
     " work; Linux clients offer it first, and older kernels offer nothing stronger.",
     fix="Allow AES-128-GCM next to AES-256-GCM in the storage account's SMB channel encryption.",
     doc=DOC_FILES_MOUNT,
-    remedies=(lambda c: smb_channel_encryption_fix("<account>"), lambda c: smb_settings_check("<account>")),
+    remedies=(
+        lambda c: smb_channel_encryption_fix("<STORAGE_ACCOUNT>"),
+        lambda c: smb_settings_check("<STORAGE_ACCOUNT>"),
+    ),
 )
 def smb_encryption_aes256_only(ev: Evidence, rule: Rule) -> list[Finding]:
     """The file share accepts only AES-256-GCM: Microsoft asks for AES-128-GCM to be enabled for mounts to work."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from checks.diagnosis.base import DOC_CA, Evidence, Rule, hosts, rule
 from checks.issuers import inspecting_issuers, is_azure_issuer, issuer_cn, operator
 from checks.remedies import G2_ROOT, ca_store_update_fix, g2_root_fix, tls_bypass_fix
+from checks.remedies.base import doc_name
 from checks.truststores import stores_trusting
 from probe.model import CheckResult, Finding, Severity, TlsFacts
 from probe.reasons import Reason
@@ -35,7 +36,7 @@ def _trust_note(tls: TlsFacts | None) -> str:
     cause="A firewall or proxy re-signs TLS with its own CA; tools whose trust store lacks it fail.",
     fix="Exempt the Azure ML hosts from TLS inspection, or add the CA to every trust store.",
     doc=DOC_CA,
-    remedies=(lambda c: tls_bypass_fix(["<host>"]),),
+    remedies=(lambda c: tls_bypass_fix(["<HOST>"]),),
 )
 def tls_inspection(ev: Evidence, rule: Rule) -> list[Finding]:
     inspecting = inspecting_issuers(ev.results)
@@ -62,7 +63,8 @@ def tls_inspection(ev: Evidence, rule: Rule) -> list[Finding]:
     if ours and others:
         detail += f" The same CA re-signs third-party hosts too ({hosts(others)})."
     detail += _trust_note(bad[0].tls)
-    names = sorted({c.target.host for c in ev.results if c.target.port == 443 and " " not in c.target.host})
+    # Every name on 443, the catalog's documented wildcards among them (rows not probed), as a bypass list takes them.
+    names = sorted({n for c in ev.results if c.target.port == 443 and (n := doc_name(c.target.host, ev.remedies))})
     return [
         rule.finding(
             f"TLS inspection: '{issuers[0]}' re-signs Azure traffic", detail, ev.claim(bad), [tls_bypass_fix(names)]

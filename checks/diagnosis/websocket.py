@@ -39,7 +39,7 @@ def _who_answered(r: CheckResult) -> str:
     " page, 200) or resets it: Jupyter cannot connect.",
     fix="Let websockets to *.instances.azureml.ms pass (bypass the proxy / inspection); check the desktop's path.",
     doc=DOC_JUPYTER,
-    remedies=(proxy_bypass_fix, lambda c: tls_bypass_fix(["<host>"]), lambda c: websocket_desktop_check(["<host>"])),
+    remedies=(proxy_bypass_fix, lambda c: tls_bypass_fix(["<HOST>"]), lambda c: websocket_desktop_check(["<HOST>"])),
 )
 def websocket_stripped(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason in _STRIPPED)
@@ -74,7 +74,7 @@ def websocket_stripped(ev: Evidence, rule: Rule) -> list[Finding]:
     " middlebox.",
     fix="Run the desktop check; if it shows a proxy's marks, let websockets to *.instances.azureml.ms pass.",
     doc=DOC_JUPYTER,
-    remedies=(lambda c: websocket_desktop_check(["<host>"]),),
+    remedies=(lambda c: websocket_desktop_check(["<HOST>"]),),
 )
 def websocket_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
     unsure = ev.open(lambda r: r.target.protocol is Protocol.WEBSOCKET and r.reason is Reason.WS_INCONCLUSIVE)

@@ -8,7 +8,7 @@ import re
 
 from checks.addresses import is_ip
 from checks.inputs import AZURE_DNS
-from checks.remedies.base import RemedyContext, quote, resource_group_arg, resource_group_note
+from checks.remedies.base import RemedyContext, quote, remedy, resource_group_arg, resource_group_note
 from probe.model import Remediation
 
 _PRIORITY = {"443": 200, "5831": 210, "445": 220, "8787 18881": 230, "443 445": 240, "80": 250}
@@ -22,16 +22,16 @@ def _rule_name(tag: str, proto: str, ports: str) -> str:
 
 def nsg_fix(ctx: RemedyContext, tag: str, proto: str, ports: str) -> Remediation:
     region = ctx.region
-    # Regional service tags (Storage.<region>, BatchNodeManagement.<region>) narrow the rule.
+    # Regional service tags (Storage.<REGION>, BatchNodeManagement.<REGION>) narrow the rule.
     dest = tag
     if region and tag in ("Storage", "BatchNodeManagement", "AzureKeyVault") and "." not in tag:
         dest = f"{tag}.{region}"
-    return Remediation(
+    return remedy(
         kind="nsg_rule",
         text=f"Allow outbound {proto.upper()} {ports} to service tag {dest} (NSG on the compute subnet; "
         "the same as a network rule on Azure Firewall).",
         commands=[
-            f"az network nsg rule create --resource-group {resource_group_arg(ctx)} --nsg-name <nsg-name> "
+            f"az network nsg rule create --resource-group {resource_group_arg(ctx)} --nsg-name <NSG_NAME> "
             f"--name {_rule_name(dest, proto, ports)} --priority {_PRIORITY.get(ports, 260)} "
             f"--direction Outbound --access Allow --protocol {quote(proto)} --source-address-prefixes VirtualNetwork "
             f"--destination-address-prefixes {quote(dest)} --destination-port-ranges {ports}"
@@ -51,14 +51,14 @@ def firewall_fqdn_fix(
     command = (
         f"az network firewall {'application-rule' if web else 'network-rule'} create"
         f" --resource-group {resource_group_arg(ctx)} "
-        f"--firewall-name <firewall-name> --collection-name AllowAzureML-FQDN --name Allow-{quote(port)} "
-        "--priority 300 --action Allow --source-addresses <compute-subnet-cidr> "
+        f"--firewall-name <FIREWALL_NAME> --collection-name AllowAzureML-FQDN --name Allow-{quote(port)} "
+        "--priority 300 --action Allow --source-addresses <COMPUTE_SUBNET_CIDR> "
     )
     if web:
         command += f"--protocols {'Http' if port == '80' else 'Https'}={port} --target-fqdns {targets}"
     else:
         command += f"--protocols TCP --destination-ports {quote(port)} --destination-fqdns {targets}"
-    return Remediation(
+    return remedy(
         kind="firewall_rule",
         text=f"Allow these names on port {port} at the firewall or proxy ({why}; the example is Azure Firewall).",
         commands=[command],
@@ -66,7 +66,7 @@ def firewall_fqdn_fix(
 
 
 def wireserver_root_fix(ports: list[str]) -> Remediation:
-    return Remediation(
+    return remedy(
         kind="verify",
         text="Nothing to fix. To test WireServer itself, run as root; the agent's rule is visible in the security"
         " table.",
@@ -79,7 +79,7 @@ def wireserver_root_fix(ports: list[str]) -> Remediation:
 
 def proxy_bypass_fix(ctx: RemedyContext) -> Remediation:
     entries = ",".join(ctx.bypass_hosts) if ctx.bypass_hosts else ".instances.azureml.ms,.api.azureml.ms"
-    return Remediation(
+    return remedy(
         kind="no_proxy",
         text="Send private-endpoint and compute-instance names direct (bypass the proxy), e.g. in /etc/environment"
         " and the PAC file.",
@@ -88,7 +88,7 @@ def proxy_bypass_fix(ctx: RemedyContext) -> Remediation:
 
 
 def tls_bypass_fix(hosts: list[str]) -> Remediation:
-    return Remediation(
+    return remedy(
         kind="tls_bypass",
         text="Exempt these hosts from TLS inspection (decryption bypass list on the firewall or proxy).",
         commands=[f"# bypass: {quote(h)}" for h in hosts],
@@ -102,7 +102,7 @@ _SAMPLE_WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 def websocket_desktop_check(hosts: list[str]) -> Remediation:
     """The same anonymous upgrade, run from the user's desktop: the browser's path is the one Jupyter needs."""
-    return Remediation(
+    return remedy(
         kind="client_check",
         text="Jupyter's websocket runs from the user's browser to the compute instance, through the desktop's"
         " proxy, and that path cannot be seen from the compute. Run this from the desktop (bash, or Git Bash /"
@@ -123,37 +123,60 @@ def udp_outside_checks(ctx: RemedyContext, tundra_ip: str | None) -> Remediation
     rg = resource_group_arg(ctx)
     port = 5831
     known = tundra_ip is not None and is_ip(tundra_ip)
-    remote = quote(tundra_ip) if known and tundra_ip else "<tundra-ip>"
+    remote = quote(tundra_ip) if known and tundra_ip else "<TUNDRA_IP>"
     text = (
         "Nothing answers on UDP 5831 when it works, so ask Azure from outside. A compute instance's VM is not in"
         " your subscription, so put a small test VM in the compute's subnet (same NSG and route table; the first"
         " command, without a public IP or an NSG of its own) and run the others against it; delete it after"
-        " (az vm delete). <compute-subnet-id> is the compute subnet's resource id (az network vnet subnet show ..."
-        " --query id --output tsv), <test-vm> the test VM's name and <test-vm-ip> its private IP (az vm"
-        f" list-ip-addresses --resource-group {rg} --name <test-vm>)."
+        " (az vm delete). <COMPUTE_SUBNET_ID> is the compute subnet's resource id (az network vnet subnet show ..."
+        " --query id --output tsv), <TEST_VM> the test VM's name and <TEST_VM_IP> its private IP (az vm"
+        f" list-ip-addresses --resource-group {rg} --name <TEST_VM>)."
     )
     if not known:
-        text += " <tundra-ip> is the address the tundra name resolves to (nslookup; it did not resolve here)."
+        text += " <TUNDRA_IP> is the address the tundra name resolves to (nslookup; it did not resolve here)."
     else:
         text += f" {tundra_ip} is the address the tundra name resolved to here."
     text += (
         " Network Watcher must be enabled in the region; Azure Firewall verdicts are not in these: read its"
         " AZFWNetworkRule logs for port 5831."
     ) + resource_group_note(ctx, "the resource group to create the test VM in")
-    return Remediation(
+    return remedy(
         kind="outside_check",
         text=text,
         commands=[
-            f"az vm create --resource-group {rg} --name <test-vm> --image Ubuntu2204 --size Standard_B1s"
-            ' --subnet <compute-subnet-id> --public-ip-address "" --nsg "" --generate-ssh-keys',
-            f"az network watcher test-ip-flow --resource-group {rg} --vm <test-vm> --direction Outbound --protocol UDP"
-            f" --local '<test-vm-ip>:*' --remote {remote}:{port}",
-            f"az network watcher run-configuration-diagnostic --resource-group {rg} --resource <test-vm>"
-            " --resource-type virtualMachines --direction Outbound --protocol UDP --source <test-vm-ip>"
+            f"az vm create --resource-group {rg} --name <TEST_VM> --image Ubuntu2204 --size Standard_B1s"
+            ' --subnet <COMPUTE_SUBNET_ID> --public-ip-address "" --nsg "" --generate-ssh-keys',
+            f"az network watcher test-ip-flow --resource-group {rg} --vm <TEST_VM> --direction Outbound --protocol UDP"
+            f" --local '<TEST_VM_IP>:*' --remote {remote}:{port}",
+            f"az network watcher run-configuration-diagnostic --resource-group {rg} --resource <TEST_VM>"
+            " --resource-type virtualMachines --direction Outbound --protocol UDP --source <TEST_VM_IP>"
             f" --destination AzureMachineLearning --port {port}",
-            f'az network nic list-effective-nsg --ids "$(az vm show --resource-group {rg} --name <test-vm>'
+            f'az network nic list-effective-nsg --ids "$(az vm show --resource-group {rg} --name <TEST_VM>'
             " --query 'networkProfile.networkInterfaces[0].id' --output tsv)\"",
-            f"az network watcher show-next-hop --resource-group {rg} --vm <test-vm> --source-ip <test-vm-ip>"
+            f"az network watcher show-next-hop --resource-group {rg} --vm <TEST_VM> --source-ip <TEST_VM_IP>"
             f" --dest-ip {remote}",
+        ],
+    )
+
+
+def local_route_check() -> Remediation:
+    """This machine's own view: its addresses, its default route, the route it would take to WireServer."""
+    return remedy(
+        kind="verify",
+        text="See whether this machine has an address and a default route at all (no packet is sent).",
+        commands=["ip -brief address show", "ip route show default", f"ip route get {AZURE_DNS}"],
+    )
+
+
+def subnet_egress_check(ctx: RemedyContext) -> Remediation:
+    """What the compute subnet's traffic goes through: its route table, NSG and NAT gateway."""
+    return remedy(
+        kind="verify",
+        text="Show what the compute subnet's outbound traffic goes through: a route table (a UDR 0.0.0.0/0 to a"
+        " firewall or appliance), an NSG and a NAT gateway.",
+        commands=[
+            f"az network vnet subnet show --resource-group {resource_group_arg(ctx)} --vnet-name <VNET_NAME>"
+            ' --name <SUBNET_NAME> --query "{routeTable: routeTable.id, nsg: networkSecurityGroup.id, natGateway:'
+            ' natGateway.id}" --output json'
         ],
     )

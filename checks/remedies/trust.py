@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from checks.remedies.base import remedy
 from probe.model import Remediation
 
 # Azure/azhpc-images PR #539 (install_ms_tls_root_g2): where Microsoft publishes the self-signed root, and
@@ -12,7 +13,7 @@ _G2_SHA256 = "6a170583db584151e1c454eeca2a64cc5d8e484a5bd1156e720b4458654ee9e5"
 
 
 def g2_root_fix() -> Remediation:
-    return Remediation(
+    return remedy(
         kind="trust_store",
         text=f"When the missing root is {G2_ROOT}: add the self-signed root to the OS trust store (Debian/Ubuntu;"
         " pinned by its SHA-256). Tools with their own bundle (pip, requests: certifi) need pointing at it, as the"
@@ -30,7 +31,7 @@ def g2_root_fix() -> Remediation:
 
 
 def ca_store_update_fix() -> Remediation:
-    return Remediation(
+    return remedy(
         kind="trust_store",
         text="When another Microsoft root is missing: bring the OS trust store up to date (Debian/Ubuntu), then"
         " check again.",

@@ -135,3 +135,24 @@ def test_instance_domain_suffix_flag_probes_one_instance_name(tmp_path: Path) ->
         "ci1-8787.eastus.instances.azureml.ms",
         "ci1-18881.eastus.instances.azureml.ms",
     }
+
+
+def test_no_network_at_all_is_one_finding(tmp_path: Path) -> None:
+    """Issue 11: a machine with no route out and no resolver that answers. It used to print 52 to 76 findings,
+    most of them unexplained-failure; one cause is one finding, and every failure is its evidence."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 10.0.0.53\n")
+    env = {**ENV, "AMLPROBE_RESOLV_CONF": str(resolv), "AMLPROBE_NBVM_PATH": str(tmp_path / "no-nbvm")}
+    args = ["check", *INPUTS, "--key-vault", "kv-lab", "--instance-name", "ci-lab", "--workspace-name", "ws-lab"]
+    args += ["--dns-server", "10.0.0.53", "--reference-dns", "10.0.0.54", "--timeout", "1", "--format", "json"]
+    # Only lo exists in the namespace: nothing is routed, so no packet can leave (every address is unreachable).
+    out = run_in_netns([f"cd {shlex.quote(str(tmp_path))}"], [sys.executable, "-m", "amlprobe", *args], env=env)
+    assert out.returncode == 2, out.stderr
+    report = validated(out.stdout)
+    assert [f.id for f in report.findings if f.severity.value != "info"] == ["network-unavailable"]
+    (finding,) = [f for f in report.findings if f.id == "network-unavailable"]
+    failed = {c.id for c in report.checks if c.status.value in ("fail", "warn")}
+    assert len(failed) > 50 and failed <= set(finding.evidence)
+    assert "unreachable" in finding.detail
+    # Nothing passed: not even a reference resolver "agreeing" with a silence.
+    assert report.summary.passed == 0

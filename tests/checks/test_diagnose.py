@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from checks.addresses import is_ip
 from checks.catalog import load_catalog
 from checks.diagnosis import RULES, Evidence, diagnose
 from checks.inputs import Inputs
@@ -91,6 +92,20 @@ def test_two_service_tags_are_two_findings() -> None:
     assert [f.id for f in findings] == ["outbound-443-blocked", "outbound-443-blocked"]
     titles = " | ".join(f.title for f in findings)
     assert "AzureActiveDirectory is refused" in titles and "AzureResourceManager is dropped" in titles
+    # Report contract 2.0: one rule's findings differ by their instance, so a diff or a monitor keeps both.
+    assert sorted(f.instance for f in findings) == ["AzureActiveDirectory", "AzureResourceManager"]
+
+
+def test_every_unexplained_failure_is_its_own_instance() -> None:
+    results = healthy()
+    hit = fail(
+        results,
+        lambda r: r.id in ("tls:management.azure.com:443", "tls:login.microsoftonline.com:443"),
+        Reason.TLS_HANDSHAKE_FAILED,
+    )
+    findings = run(results)
+    assert len(hit) == 2
+    assert sorted((f.id, f.instance) for f in findings) == [("unexplained-failure", h) for h in sorted(hit)]
 
 
 def test_dns_down_makes_tcp_failures_consequences() -> None:
@@ -101,8 +116,62 @@ def test_dns_down_makes_tcp_failures_consequences() -> None:
         results, lambda r: r.target.protocol is not Protocol.DNS and not r.target.host[0].isdigit(), Reason.DNS_TIMEOUT
     )
     (finding,) = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
-    assert finding.id == "dns-unavailable"
+    # Issue 11: a resolver that does not answer is its own cause, with its own fix: not forwarders, which no query
+    # reaches (the old dns-unavailable suggested them).
+    assert finding.id == "dns-resolver-not-answering"
     assert set(finding.evidence) >= set(dns) | set(consequences)
+    kinds = [r.kind for r in finding.remediation]
+    assert kinds == ["verify", "nsg_rule", "dns_servers"] and "dns_forwarder" not in kinds
+    commands = [c for r in finding.remediation for c in r.commands]
+    assert commands[0] == "dig @10.0.0.4 login.microsoftonline.com +time=2 +tries=1"
+    assert "--destination-address-prefixes 10.0.0.4 --destination-port-ranges 53" in commands[1]
+    # The reference resolver answered (the hand-built results pass): said so, the network works.
+    assert "answered" in finding.detail and "the fault is that resolver" in finding.detail
+
+
+def test_no_resolver_configured_is_no_working_dns() -> None:
+    results = healthy()
+    fail(results, lambda r: r.id.startswith("dns:"), Reason.DNS_NO_SERVERS)
+    fail(
+        results,
+        lambda r: r.target.protocol is not Protocol.DNS and not is_ip(r.target.host),
+        Reason.DNS_NO_SERVERS,
+    )
+    (finding,) = run(results, LocalFacts())
+    assert finding.id == "dns-unavailable"
+    assert [r.kind for r in finding.remediation] == ["verify", "dns_servers"]  # no forwarders: nothing to forward
+
+
+def test_a_resolver_failing_every_name_servfail_suggests_forwarders() -> None:
+    results = healthy()
+    fail(results, lambda r: r.id.startswith("dns:"), Reason.DNS_SERVFAIL)
+    fail(results, lambda r: r.target.protocol is not Protocol.DNS and not is_ip(r.target.host), Reason.DNS_SERVFAIL)
+    (finding,) = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
+    assert finding.id == "dns-unavailable" and "dns_servfail" in finding.detail
+    assert [r.kind for r in finding.remediation] == ["verify", "dns_servers", "dns_forwarder"]
+
+
+def test_nothing_answering_at_all_is_one_finding() -> None:
+    # No route out: both resolvers unreachable, the connections to addresses (WireServer) too, and everything
+    # else failed for want of a name. One cause, one finding, every failure its evidence.
+    results = healthy()
+    fail(results, lambda r: r.target.protocol is Protocol.DNS, Reason.DNS_ERROR)
+    fail(results, lambda r: is_ip(r.target.host) and r.target.protocol is not Protocol.UDP, Reason.TCP_UNREACHABLE)
+    fail(results, lambda r: r.status is Status.PASS, Reason.DNS_ERROR)
+    (finding,) = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
+    assert finding.id == "network-unavailable"
+    assert set(finding.evidence) == {r.id for r in results}
+    assert "ip route show default" in [c for r in finding.remediation for c in r.commands]
+
+
+def test_a_reference_resolver_answering_means_the_network_works() -> None:
+    # The same, but Azure DNS answered: not "no network", the configured resolver is the fault.
+    results = healthy()
+    fail(results, lambda r: r.id.startswith("dns:"), Reason.DNS_TIMEOUT)
+    fail(results, lambda r: is_ip(r.target.host) and r.target.protocol is not Protocol.UDP, Reason.TCP_TIMEOUT)
+    fail(results, lambda r: r.status is Status.PASS and not r.id.startswith("dns@"), Reason.DNS_TIMEOUT)
+    findings = run(results, LocalFacts(), dns_servers=["10.0.0.4"])
+    assert [f.id for f in findings] == ["dns-resolver-not-answering", "unexplained-failure", "unexplained-failure"]
 
 
 def test_everything_dropped_is_no_outbound() -> None:
@@ -155,7 +224,7 @@ def test_resolvers_disagreeing_on_private_addresses_is_a_mismatch_finding() -> N
 
 def test_situational_rows_blocked_are_one_warning() -> None:
     results = healthy()
-    hit = fail(results, lambda r: r.labels.get("required") == "false" and r.target.protocol is not Protocol.DNS,
+    hit = fail(results, lambda r: r.required is False and r.target.protocol is not Protocol.DNS,
                Reason.TCP_TIMEOUT)  # fmt: skip
     hosts = {r.target.host for r in results if r.id in hit}
     assert {"ghcr.io", "dc.services.visualstudio.com", "crl.microsoft.com"} <= hosts
@@ -201,7 +270,7 @@ def test_situational_and_required_rows_behind_one_tag_are_one_finding() -> None:
         ),
         Reason.TCP_TIMEOUT,
     )
-    assert any(r.labels.get("required") == "false" for r in results if r.id in both)
+    assert any(r.required is False for r in results if r.id in both)
     (finding,) = run(results)
     assert finding.id == "outbound-443-blocked" and finding.severity is Severity.CRITICAL
     assert sorted(finding.evidence) == sorted(both)
@@ -222,7 +291,7 @@ def test_a_finding_made_only_of_situational_rows_is_at_most_a_warning() -> None:
     via_proxy = next(r for r in results if r.id == "tls:login.microsoftonline.com:443")
     via_proxy.route = "proxy"
     # Only situational non-HTTPS rows lack a direct path: the proxy rule claims them, capped at warning.
-    hit = fail(results, lambda r: r.target.port == 80 and r.labels.get("required") == "false", Reason.TCP_TIMEOUT)
+    hit = fail(results, lambda r: r.target.port == 80 and r.required is False, Reason.TCP_TIMEOUT)
     assert hit
     (finding,) = run(results)
     assert finding.id == "proxy-only-egress" and finding.severity is Severity.WARNING
@@ -251,5 +320,5 @@ def test_udp_silence_gets_the_outside_checks_filled_with_the_address_seen() -> N
         if r.target.protocol is Protocol.UDP:
             r.addresses = []
     (finding,) = [f for f in run(results) if f.id == "udp-5831-unconfirmed"]
-    assert any("--remote <tundra-ip>:5831" in c for c in finding.remediation[0].commands)
-    assert "<tundra-ip> is the address the tundra name resolves to" in finding.remediation[0].text
+    assert any("--remote <TUNDRA_IP>:5831" in c for c in finding.remediation[0].commands)
+    assert "<TUNDRA_IP> is the address the tundra name resolves to" in finding.remediation[0].text

@@ -74,13 +74,13 @@ def test_computed_arguments_become_placeholders() -> None:
     shapes = {r.id: docs.remediation_shapes(r) for r in RULES}
     # A service tag gets an NSG rule; FQDNs without one an FQDN rule on the firewall.
     nsg, fqdn = shapes["outbound-443-blocked"]
-    assert "--destination-address-prefixes <service-tag>" in nsg.commands[0]
-    assert "--resource-group <resource-group>" in nsg.commands[0]
-    assert "--target-fqdns <host>" in fqdn.commands[0]
+    assert "--destination-address-prefixes <SERVICE_TAG>" in nsg.commands[0]
+    assert "--resource-group <RESOURCE_GROUP>" in nsg.commands[0]
+    assert "--target-fqdns <HOST>" in fqdn.commands[0]
     # Zones linked to the VNet; with a custom DNS, its forwarders too.
     link, forwarder = shapes["private-dns-zone-not-linked"]
-    assert "--zone-name <zone>" in link.commands[0]
-    assert forwarder.commands == ["Add-DnsServerConditionalForwarderZone -Name <zone> -MasterServers 168.63.129.16"]
+    assert "--zone-name <ZONE>" in link.commands[0]
+    assert forwarder.commands == ["Add-DnsServerConditionalForwarderZone -Name <ZONE> -MasterServers 168.63.129.16"]
     assert [s.kind for s in shapes["proxy-only-egress"]] == ["nsg_rule", "nsg_rule", "nsg_rule", "no_proxy"]
     assert shapes["unexplained-failure"] == []
     printed = " ".join(f"{s.text} {' '.join(s.commands)}" for rule_shapes in shapes.values() for s in rule_shapes)

@@ -183,7 +183,7 @@ async def test_workspace_without_private_endpoints_needs_no_flag(servers: tuple[
     assert out[f"tcp:{CI}:18881"].reason is Reason.SKIPPED_NOT_APPLICABLE
     # The name variants that do not exist are not applicable while the live one resolves.
     assert out[f"dns:{CI_MLAZURE}"].status is Status.SKIP and out[f"dns:{CI_NET}"].status is Status.SKIP
-    assert out[f"websocket:{CI_NET}:443"].status is Status.SKIP
+    assert out[f"wss:{CI_NET}:443"].status is Status.SKIP
     assert f"{CI} resolved" in out[f"dns:{CI_NET}"].detail
 
 

@@ -138,3 +138,39 @@ async def test_unreachable_reference_is_only_a_warning(resolvers: tuple[DnsServe
     ref = out[f"dns@reference:{WS_NAME}"]
     assert ref.reason.value == "dns_timeout" and ref.status.value == "warn"
     assert out[f"dns:{WS_NAME}"].reason.value == "ok"
+
+
+async def judge_cut_off(inputs: Inputs, configured: DnsServer) -> tuple[dict[str, CheckResult], list[Any]]:
+    """As ``judge``, with the run's deadline passing while a silent resolver is still being waited for."""
+    plan = build_plan(load_catalog("public"), inputs)
+    specs = [s for s in plan.checks if s.target.protocol is Protocol.DNS and s.target.host in {WS_NAME, BLOB}]
+    settings = ProbeSettings(timeout=5.0, dns_servers=[configured.server_spec], env={}, trust_env=False)
+    ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
+    outcome = await run_checks(specs, ctx, deadline_s=1.0)
+    assert outcome.deadline_exceeded
+    results, findings, _environment = interpret(outcome.results, plan, inputs)
+    return {r.id: r for r in results}, findings
+
+
+async def test_nothing_is_judged_against_a_configured_check_cut_off(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    # Issue 11: the run was cut off while the configured resolver was silent; the reference resolver had answered
+    # (here NXDOMAIN for the blob name). Its answer means something only beside the configured one: no finding.
+    configured, reference = resolvers
+    configured.mode = "silent"
+    reference.remove(BLOB)
+    out, findings = await judge_cut_off(_inputs(reference_dns=[reference.server_spec]), configured)
+    assert out[f"dns:{BLOB}"].reason.value == "deadline_exceeded"
+    ref = out[f"dns@reference:{BLOB}"]
+    assert ref.status.value == "skip" and ref.detail.startswith("Not judged")
+    assert ref.observed is not None and ref.observed.reason.value == "dns_nxdomain"  # what it saw stays
+    assert findings == []
+
+
+async def test_a_reference_check_cut_off_is_no_evidence(resolvers: tuple[DnsServer, DnsServer]) -> None:
+    configured, reference = resolvers
+    reference.mode = "silent"
+    out, findings = await judge_cut_off(_inputs(reference_dns=[reference.server_spec]), configured)
+    assert out[f"dns:{BLOB}"].reason.value == "ok"
+    assert out[f"dns@reference:{BLOB}"].reason.value == "deadline_exceeded"
+    assert out[f"dns@reference:{BLOB}"].status.value == "skip"
+    assert findings == []

@@ -500,7 +500,7 @@ def test_public_default_with_only_a_region() -> None:
     row = next(s for s in plan.skipped if s.id == "ci-intellisense")
     assert (row.host, row.port, row.protocol) == ("{instance_name}.{region}.instances.azureml.ms", 18881, "tcp")
     assert row.note == "missing input: instance_name"
-    assert row.labels["entry"] == "ci-intellisense" and row.labels["required"] == "true"
+    assert row.labels["entry"] == "ci-intellisense" and row.required is True and "required" not in row.labels
     pdns = next(s for s in plan.skipped if s.id == "dns-ci")
     assert (pdns.host, pdns.port, pdns.protocol) == ("{instance_name}.{region}.instances.azureml.ms", None, "dns")
     # What needs only the region is probed.
@@ -534,10 +534,11 @@ def test_check_ids_and_labels() -> None:
     plan = plan_for(**FULL)
     by_id = {s.id: s for s in plan.checks}
     login = by_id["tls:login.microsoftonline.com:443"]
+    # Whether a path is required is a typed field of the check (schema 2.0), not a label string.
+    assert login.required is True
     assert login.labels == {
         "entry": "entra-id",
         "purpose": "Entra ID authentication",
-        "required": "true",
         "doc": "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall",
         "fqdn": "login.microsoftonline.com",
         "service_tag": "AzureActiveDirectory",
@@ -547,15 +548,17 @@ def test_check_ids_and_labels() -> None:
     assert tundra.target.protocol is Protocol.UDP and tundra.labels["variant_group"] == "tundra"
     assert by_id["tls:stmlprod.blob.core.windows.net:443"].labels["service_tag"] == "Storage.eastus"
     assert by_id["tls:stmlprod.blob.core.windows.net:443"].labels["resource"] == "storage-blob"
+    assert by_id["tcp:ci-alice.eastus.instances.azureml.ms:8787"].required is False
     rstudio = by_id["tcp:ci-alice.eastus.instances.azureml.ms:8787"].labels
-    assert rstudio["required"] == "false" and rstudio["when_private_endpoint"] == "true"
+    assert "required" not in rstudio and rstudio["when_private_endpoint"] == "true"
     assert rstudio["pe_resource"] == "workspace"
     rstudio_named = by_id["tls:ci-alice-8787.eastus.instances.azureml.ms:443"].labels
     assert rstudio_named["when_private_endpoint"] == "false" and rstudio_named["app_port"] == "8787"
     # The instance's own name is needed in both cases: its DNS check is not conditional.
     assert "when_private_endpoint" not in by_id["dns:ci-alice.eastus.instances.azureml.ms"].labels
     assert by_id["dns:ci-alice-8787.eastus.instances.azureml.ms"].labels["when_private_endpoint"] == "false"
-    ws = by_id["websocket:ci-alice.eastus.instances.azureml.ms:443"]
+    # http and websocket ids say their scheme: over TLS, https and wss.
+    ws = by_id["wss:ci-alice.eastus.instances.azureml.ms:443"]
     assert ws.target.path == "/" and ws.tls
     assert by_id["smb:stmlprod.file.core.windows.net:445"].target.protocol is Protocol.SMB
     # One DNS check per name, shared by every row that names it.

@@ -15,17 +15,25 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from checks import remedies
+from checks.catalog import load_catalog
+from checks.diagnosis import RULES, Evidence, diagnose
 from checks.discovery import Discovery
-from checks.inputs import Inputs
-from checks.remedies import RemedyContext
+from checks.inputs import SCENARIOS, Inputs
+from checks.plan import Plan, build_plan
+from checks.remedies import PLACEHOLDERS, RemedyContext
 from checks.sources import gather_inputs
+from probe.context import make_result
+from probe.model import CheckResult, HttpFacts, Protocol, Status
+from probe.reasons import Reason
 from tests.helpers.cli import NOT_AZURE_ENV
 from tests.helpers.netns import requires_netns, run_in_netns
+from tests.helpers.remedies import assert_explained, assert_pastes
 
 # Each tries a different way out of a shell word; each would create a file named pwn* if it ran.
 HOSTILE = [
@@ -101,6 +109,7 @@ def _every_remedy(ctx: RemedyContext, value: str) -> list[str]:
         "groups": [value, "blob"],  # as many as "zones", which private_endpoint_fix pairs them with
         "tundra_ip": value,
         "why": value,
+        "servers": [value, "10.0.0.4"],  # the configured resolvers (--dns-server, resolv.conf)
     }
     commands: list[str] = []
     for name, fn in vars(remedies).items():
@@ -153,7 +162,7 @@ def test_every_remedy_pastes_hostile_values_as_data(source: str, value: str, tmp
     run = _paste(commands, tmp_path)
     assert sorted(p.name for p in run.iterdir()) == []
     # With the placeholders filled in, as a person would, az runs, and still nothing else does.
-    filled = [re.sub(r"<(nsg-name|vnet-name-or-id)>", r"my-\1", c) for c in commands]
+    filled = [re.sub(r"<(NSG_NAME|VNET_NAME_OR_ID)>", r"my-\1", c) for c in commands]
     run = _paste(filled, tmp_path)
     assert sorted(p.name for p in run.iterdir()) == []
     assert not list(tmp_path.glob("**/pwn*"))
@@ -167,7 +176,7 @@ def test_known_values_paste_unchanged() -> None:
     inputs = Inputs.model_validate({"resource_group": "rg-ml", "region": "eastus"})
     ctx = RemedyContext(resource_group=inputs.resource_group, region=inputs.region)
     (command,) = remedies.nsg_fix(ctx, "Storage", "Tcp", "445").commands
-    assert command.startswith("az network nsg rule create --resource-group rg-ml --nsg-name <nsg-name> ")
+    assert command.startswith("az network nsg rule create --resource-group rg-ml --nsg-name <NSG_NAME> ")
     assert "--destination-address-prefixes Storage.eastus --destination-port-ranges 445" in command
     (sed,) = remedies.hosts_fix(["ws.api.azureml.ms"]).commands
     assert sed == "sudo sed -i.bak -E '/\\s(ws\\.api\\.azureml\\.ms)(\\s|$)/d' /etc/hosts"
@@ -218,3 +227,94 @@ def test_naming_rules(field: str, good: list[str], bad: list[str]) -> None:
     pattern = RULES[field][0]
     assert [g for g in good if not pattern.fullmatch(g)] == []
     assert [b for b in bad if pattern.fullmatch(b)] == []
+
+
+# --- every remedy every rule can produce pastes: bash -n, placeholders <LIKE_THIS> and explained ------------
+
+
+def _catalog_plan() -> tuple[Plan, Inputs]:
+    inputs = Inputs.model_validate(
+        {
+            "region": "eastus",
+            "workspace_id": "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8c0e1a37",
+            "workspace_name": "ws-ml",
+            "storage_account": "stml",
+            "key_vault": "kv-ml",
+            "container_registry": "crmlprod",
+            "instance_name": "ci-alice",
+            "resource_group": "rg-ml",
+            "scenarios": list(SCENARIOS),
+        }
+    )
+    return build_plan(load_catalog("public"), inputs), inputs
+
+
+def _passing(plan: Plan) -> list[CheckResult]:
+    return [make_result(s, Status.PASS, Reason.OK, "ok", addresses=["10.0.1.5"]) for s in plan.checks]
+
+
+def _catalog_context() -> RemedyContext:
+    """What the remedies fill in for a workspace with every scenario: the catalog's forwarder zones, its hosts."""
+    plan, inputs = _catalog_plan()
+    return Evidence(results=_passing(plan), plan=plan, inputs=inputs).remedies
+
+
+@pytest.mark.parametrize("context", ["placeholders", "catalog"])
+def test_every_declared_remedy_of_every_rule_pastes(context: str) -> None:
+    # The shapes docs/troubleshooting.md shows (nothing known), and the same with the catalog's values.
+    ctx = PLACEHOLDERS if context == "placeholders" else _catalog_context()
+    seen = 0
+    for rule in RULES:
+        for example in rule.remedies:
+            shape = example(ctx)
+            assert_explained(shape)
+            if shape.commands:
+                assert_pastes(shape.commands)
+                seen += len(shape.commands)
+    assert seen >= 40
+
+
+def _failure_modes(plan: Plan) -> list[tuple[str, Callable[[CheckResult], bool], Reason]]:
+    """Ways the catalog's checks fail, each making the rules produce their remedies with the catalog's values."""
+    tcp_based = (Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP, Protocol.SMB)
+    modes: list[tuple[str, Callable[[CheckResult], bool], Reason]] = []
+    tags = sorted({s.labels.get("service_tag", "") for s in plan.checks})
+    for tag in tags:
+        for reason in (Reason.TCP_TIMEOUT, Reason.TCP_REFUSED):
+            modes.append((f"tag {tag or '(none)'}", lambda r, t=tag: r.labels.get("service_tag", "") == t, reason))
+    for spec in plan.checks:
+        if spec.target.protocol in tcp_based:
+            modes.append((spec.id, lambda r, i=spec.id: r.id == i, Reason.TCP_TIMEOUT))
+    modes += [
+        ("all dns", lambda r: r.target.protocol is Protocol.DNS and "@reference" not in r.id, Reason.DNS_TIMEOUT),
+        ("all tcp", lambda r: r.target.protocol in tcp_based, Reason.TCP_TIMEOUT),
+        ("udp", lambda r: r.target.protocol is Protocol.UDP, Reason.UDP_CLOSED),
+        ("resources", lambda r: r.target.protocol is Protocol.HTTP, Reason.HTTP_NETWORK_DENIED),
+        ("vault", lambda r: ".vault." in r.target.host and r.target.protocol is Protocol.HTTP,
+         Reason.HTTP_PUBLIC_ACCESS_DISABLED),
+        ("intercepted", lambda r: r.target.protocol is Protocol.HTTP, Reason.HTTP_INTERCEPTED),
+        ("nxdomain", lambda r: r.target.protocol is Protocol.DNS and "@reference" not in r.id, Reason.DNS_NXDOMAIN),
+    ]  # fmt: skip
+    return modes
+
+
+def test_every_remedy_the_rules_produce_from_catalog_values_pastes() -> None:
+    plan, inputs = _catalog_plan()
+    commands: set[str] = set()
+    rules: set[str] = set()
+    for _name, pred, reason in _failure_modes(plan):
+        results = _passing(plan)
+        for r in results:
+            if pred(r):
+                r.status, r.reason, r.detail = Status.FAIL, reason, f"{reason.value} for {r.id}"
+                if reason.value.startswith("http_"):
+                    r.http = HttpFacts(status=403)
+        for finding in diagnose(Evidence(results=results, plan=plan, inputs=inputs)):
+            for remediation in finding.remediation:
+                assert_explained(remediation)
+                if remediation.commands:
+                    rules.add(finding.id)
+                    commands.update(remediation.commands)
+    assert_pastes(sorted(commands))
+    assert {"outbound-443-blocked", "outbound-unavailable", "situational-endpoints-blocked"} <= rules, rules
+    assert {"resource-network-denied", "smb-445-blocked", "private-endpoint-unreachable"} <= rules, rules

@@ -192,7 +192,7 @@ async def test_firewalls_refuse_and_the_vault_and_registry_say_whom(
     )
     assert f"The key vault {KV} refuses this machine: its firewall; it saw 127.0.0.1" in titles
     commands = {c for f in findings for r in f.remediation for c in r.commands}
-    assert f"az storage account network-rule add --account-name {SA} --subnet <compute-subnet-id>" in commands
+    assert f"az storage account network-rule add --account-name {SA} --subnet <COMPUTE_SUBNET_ID>" in commands
     assert f"az keyvault network-rule add --name {KV} --ip-address 127.0.0.1" in commands
     assert f"az acr network-rule add --name {ACR} --ip-address 127.0.0.1" in commands
     assert any("--group-id blob" in c for c in commands) and any("--group-id file" in c for c in commands)

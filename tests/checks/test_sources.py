@@ -125,6 +125,7 @@ private_endpoint = false
 private_endpoints = {{ storage = true, acr = false }}
 private_networks = ["10.1.2.3/8", "fd00::/8"]
 reference_dns = ["168.63.129.16", "127.0.0.1:5353", "[::1]:53"]
+partial = true
 
 [workspace]
 subscription_id = "{SUB_A.upper()}"
@@ -149,6 +150,7 @@ instance_domain_suffix = "WestEurope.instances.azureml.ms"
     assert got.instance_domain_suffix == "westeurope.instances.azureml.ms"
     assert got.private_networks == ["10.0.0.0/8", "fd00::/8"]
     assert got.reference_dns == ["168.63.129.16", "127.0.0.1:5353", "[::1]:53"]
+    assert got.partial is True
     assert got.subscription_id == SUB_A
     assert (got.workspace_id, got.workspace_name, got.resource_group) == (WS_ID, "ws-ml", "rg-ml")
     assert (got.storage_account, got.key_vault, got.container_registry, got.instance_name) == (
@@ -222,6 +224,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
         ("AMLPROBE_REFERENCE_DNS", "10.0.0.4,10.0.0.5", ["10.0.0.4", "10.0.0.5"]),
         ("AMLPROBE_WORKSPACE_ID", WS_ID.upper(), WS_ID),
         ("AMLPROBE_CLOUD", "USGov", "usgov"),
+        ("AMLPROBE_PARTIAL", "yes", True),
     ],
 )
 def test_environment_variables(var: str, value: str, expected: object) -> None:

@@ -60,7 +60,7 @@ async def peers() -> AsyncIterator[WebPeers]:
 
 async def upgrade(port: int, ctx: ProbeContext, operator: str = "microsoft") -> CheckResult:
     spec = CheckSpec(
-        id=f"websocket:{CI}:443",
+        id=f"wss:{CI}:443",
         target=Target(host=CI, port=port, protocol=Protocol.WEBSOCKET, path="/"),
         labels={"operator": operator},
     )

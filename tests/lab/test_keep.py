@@ -108,3 +108,27 @@ def test_interrupted_lab_writes_partial_report_and_cleans_up(tmp_path: Path) -> 
     assert report.interrupted, err
     assert any(c.reason.value == "interrupted" for c in report.checks)
     assert _leftovers(env) == []
+
+
+def test_an_interrupted_run_raises_nothing_from_the_checks_it_cut_off(tmp_path: Path) -> None:
+    # Issue 11: Ctrl-C while the VNet's custom DNS stays silent. Azure DNS has answered by then; the custom DNS's
+    # checks are cut off. The run is unknown and incomplete, and no finding rests on what the signal cut off
+    # (it used to call a reference answer, compared with an interrupted one, a failure of its own).
+    env = _private_tmp(tmp_path)
+    argv = [sys.executable, "-m", "amlprobe", "lab", "--scenario", "dns-timeout", "--timeout", "20", "--format", "json"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    report = validated(out)
+    assert report.interrupted and report.incomplete and report.status.value == "unknown"
+    configured = [c for c in report.checks if c.id.startswith("dns:") and not c.reason.value.startswith("skipped_")]
+    assert configured and all(c.reason.value == "interrupted" for c in configured)
+    answered = [c for c in report.checks if c.id.startswith("dns@reference:") and c.observed is not None]
+    assert answered, "Azure DNS should have answered before the signal"
+    assert all(c.status.value == "skip" and c.detail.startswith("Not judged") for c in answered)
+    cut = {c.id for c in report.checks if c.reason.value == "interrupted"}
+    assert [f.id for f in report.findings if set(f.evidence) & cut] == []
+    assert [f.id for f in report.findings if f.severity.value != "info"] == []
+    assert _leftovers(env) == []

@@ -17,7 +17,7 @@ import pytest
 from lab.scenarios import SCENARIOS
 from probe.model import CheckResult, Protocol, Report, Severity, Status
 from tests.helpers.netns import requires_netns
-from tests.helpers.remedies import assert_pastes, commands_of
+from tests.helpers.remedies import assert_explained, assert_pastes, commands_of
 from tests.helpers.report import validated
 
 pytestmark = requires_netns
@@ -28,9 +28,9 @@ AML_NET = "192.0.2."
 
 
 @functools.cache
-def run_lab(scenario: str) -> tuple[int, Report]:
+def run_lab(scenario: str, *extra: str) -> tuple[int, Report]:
     proc = subprocess.run(
-        [sys.executable, "-m", "amlprobe", "lab", "--scenario", scenario, "--format", "json"],
+        [sys.executable, "-m", "amlprobe", "lab", "--scenario", scenario, "--format", "json", *extra],
         capture_output=True,
         text=True,
         timeout=120,
@@ -91,7 +91,7 @@ def test_healthy_has_no_problem() -> None:
         "key-vault": True,
     }
     assert "privatelink" in pes["workspace"]["evidence"]
-    # With a workspace private endpoint the apps answer on their ports; the <ci>-<port> names do not apply.
+    # With a workspace private endpoint the apps answer on their ports; the <ci>-<PORT> names do not apply.
     assert by_id["tcp:lab-ci.eastus.instances.azureml.ms:8787"].status is Status.PASS
     assert by_id["tls:lab-ci-8787.eastus.instances.azureml.ms:443"].status is Status.SKIP
     # WireServer is probed on 80 and 32526 only (the current 168.63.129.16 page).
@@ -160,7 +160,7 @@ def test_hub_and_spoke_is_information_only() -> None:
         "lab-ci-8787.eastus.instances.ml.azure.ms",
         "lab-ci-18881.eastus.instances.ml.azure.ms",
     }
-    # The workspace has a private endpoint: the <ci>-<port> names do not apply, the ports do.
+    # The workspace has a private endpoint: the <ci>-<PORT> names do not apply, the ports do.
     assert {c.id for c in report.checks if "ml.azure.ms" in c.id and c.status is Status.SKIP} == {
         "dns:lab-ci-8787.eastus.instances.ml.azure.ms",
         "dns:lab-ci-18881.eastus.instances.ml.azure.ms",
@@ -202,7 +202,7 @@ def test_only_situational_rows_blocked_is_one_warning() -> None:
     assert f.severity is Severity.WARNING
     blocked = {i for i, r in not_passing(report).items() if r == "tcp_timeout"}
     assert blocked and set(f.evidence) == blocked
-    assert all(c.labels.get("required") == "false" for c in report.checks if c.id in blocked)
+    assert all(c.required is False for c in report.checks if c.id in blocked)
     assert "tcp:lab-ci.eastus.instances.azureml.ms:8787" in blocked
     commands = [c for r in f.remediation for c in r.commands]
     assert any("--target-fqdns" in c and "ghcr.io" in c for c in commands)
@@ -425,21 +425,76 @@ def test_dns_timeout_is_one_finding() -> None:
         "dns_timeout",
         "udp_open_filtered",
     }
-    assert finding_ids(report) == ["dns-unavailable"]
+    # Issue 11: a resolver that does not answer is its own cause, and forwarders are no fix for it (no query
+    # reaches them): ask it directly, open 53 to it, or point the VNet at one that answers.
+    assert finding_ids(report) == ["dns-resolver-not-answering"]
+    (f,) = [f for f in report.findings if f.id == "dns-resolver-not-answering"]
+    assert [r.kind for r in f.remediation] == ["verify", "nsg_rule", "dns_servers"]
+    assert not any("Forwarder" in c or "forward" in r.text for r in f.remediation for c in r.commands)
+    assert "The reference resolver (168.63.129.16) answered" in f.detail
+    assert any(c.startswith("dig @10.0.0.4 ") for c in commands_of([f]))
+
+
+def test_missing_inputs_make_the_verdict_unknown_and_say_what_to_add() -> None:
+    # Issue 11: a healthy VNet checked with only the region. It used to say OK and exit 0 with every workspace
+    # check skipped; it cannot decide, and the report says which inputs to add, with their flags and sources.
+    code, report = run_lab("missing-inputs")
+    assert code == 3 and report.status.value == "unknown"
+    assert not [c for c in report.checks if c.status is Status.FAIL]
+    missing = {m.input: m for m in report.missing_inputs}
+    assert {"workspace_id", "workspace_name", "storage_account", "key_vault", "instance_name"} <= {
+        name for name, m in missing.items() if m.required
+    }
+    ws = missing["workspace_id"]
+    assert (ws.flag, ws.env) == ("--workspace-id", "AMLPROBE_WORKSPACE_ID")
+    assert any("properties.workspaceId" in how for how in ws.how)
+    assert "aml-workspace-api" in ws.checks
+    assert any("config.json" in how for how in missing["workspace_name"].how)
+    # The instance's DNS suffix is only another name for what the instance name gives: not required.
+    assert missing["instance_domain_suffix"].required is False
+    assert report.partial is False
+
+
+def test_a_partial_plan_accepted_decides_on_what_was_checked() -> None:
+    code, report = run_lab("missing-inputs", "--partial")
+    assert code == 0 and report.status.value == "ok" and report.partial
+    assert {m.input for m in report.missing_inputs if m.required} >= {"workspace_id", "storage_account"}
+
+
+def lab_table(scenario: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "amlprobe", "lab", "--scenario", scenario, "--format", "table"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+        check=False,
+    )
+
+
+def test_the_table_lists_the_inputs_to_add() -> None:
+    proc = lab_table("missing-inputs")
+    assert proc.returncode == 3, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("UNKNOWN")
+    head = next(i for i, line in enumerate(lines) if line.startswith("Inputs to add"))
+    assert "the verdict is unknown until they are given" in lines[head]
+    assert any(line.strip().startswith("--workspace-id WORKSPACE_ID or AMLPROBE_WORKSPACE_ID:") for line in lines)
+    assert any("--query properties.workspaceId" in line for line in lines[head:])
 
 
 def test_storage_firewall_is_one_finding_naming_the_account() -> None:
     code, report = run_lab("storage-firewall")
     assert code == 2
     denied = ids(report, lambda c: c.target.protocol is Protocol.HTTP and ".core.windows.net" in c.target.host)
-    assert denied == {"http:amlprobelabsa.blob.core.windows.net:443", "http:amlprobelabsa.file.core.windows.net:443"}
+    assert denied == {"https:amlprobelabsa.blob.core.windows.net:443", "https:amlprobelabsa.file.core.windows.net:443"}
     assert not_passing(report) == {**{i: "http_network_denied" for i in denied}, **udp_silent(report)}
     assert finding_ids(report) == ["resource-network-denied"]
     (f,) = [f for f in report.findings if f.id == "resource-network-denied"]
     assert f.title.startswith("Storage account amlprobelabsa refuses this machine (blob, file)")
     assert "network rules or public network access is disabled" in f.detail and set(f.evidence) == denied
     commands = commands_of([f])
-    assert "az storage account network-rule add --account-name amlprobelabsa --subnet <compute-subnet-id>" in commands
+    assert "az storage account network-rule add --account-name amlprobelabsa --subnet <COMPUTE_SUBNET_ID>" in commands
     # TCP, TLS and SMB NEGOTIATE all work: only the service's own answer shows the refusal.
     smb = next(c for c in report.checks if c.target.protocol is Protocol.SMB)
     assert smb.status is Status.PASS
@@ -448,7 +503,7 @@ def test_storage_firewall_is_one_finding_naming_the_account() -> None:
 def test_registry_firewall_names_the_address_it_refuses() -> None:
     code, report = run_lab("registry-firewall")
     assert code == 2
-    assert not_passing(report) == {"http:amlprobelabacr.azurecr.io:443": "http_network_denied", **udp_silent(report)}
+    assert not_passing(report) == {"https:amlprobelabacr.azurecr.io:443": "http_network_denied", **udp_silent(report)}
     assert finding_ids(report) == ["resource-network-denied"]
     (f,) = [f for f in report.findings if f.id == "resource-network-denied"]
     # The lab routes public traffic from its NAT egress, and the registry names it, as ACR's 403 does.
@@ -462,7 +517,7 @@ def test_registry_firewall_names_the_address_it_refuses() -> None:
 def test_key_vault_with_public_access_disabled() -> None:
     code, report = run_lab("key-vault-public-access-disabled")
     assert code == 2
-    vault = "http:amlprobe-lab-kv.vault.azure.net:443"
+    vault = "https:amlprobe-lab-kv.vault.azure.net:443"
     assert not_passing(report) == {vault: "http_public_access_disabled", **udp_silent(report)}
     assert finding_ids(report) == ["resource-public-access-disabled"]
     (f,) = [f for f in report.findings if f.id == "resource-public-access-disabled"]
@@ -484,8 +539,12 @@ def test_smb_share_allowing_only_aes256_is_one_warning() -> None:
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
 def test_every_fix_pastes(scenario: str) -> None:
-    """bash -n on every remedy command of every finding, placeholders filled; a placeholder is one word."""
+    """bash -n on every remedy command of every finding, placeholders filled; a placeholder is one <LIKE_THIS>
+    word, explained in its remedy's text."""
     _code, report = run_lab(scenario)
+    for finding in report.findings:
+        for remediation in finding.remediation:
+            assert_explained(remediation)
     commands = commands_of(report.findings)
     if commands:
         assert_pastes(commands)
@@ -538,14 +597,7 @@ def test_unknown_scenario_is_exit_3() -> None:
 
 
 def test_table_view_says_which_resources_have_private_endpoints() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "amlprobe", "lab", "--scenario", "service-endpoints", "--format", "table"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-        check=False,
-    )
+    proc = lab_table("service-endpoints")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     start = lines.index("Private endpoints (per resource, from DNS unless you said)")

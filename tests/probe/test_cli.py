@@ -97,6 +97,18 @@ def test_ok_report_exit_0_and_valid_json(listener: int) -> None:
     assert check.latency_ms is not None
 
 
+def test_http_and_https_on_one_port_are_two_checks(listener: int) -> None:
+    # Report contract 2.0: the same host and port with and without TLS are two targets, two ids, two results.
+    urls = [f"http://127.0.0.1:{listener}/", f"https://127.0.0.1:{listener}/", f"https://127.0.0.1:{listener}/v2/"]
+    out = amlprobe("check", *(a for u in urls for a in ("--target", u)), "--format", "json", "--timeout", "1")
+    report = validated(out.stdout)
+    assert [c.id for c in report.checks] == [
+        f"http:127.0.0.1:{listener}",
+        f"https:127.0.0.1:{listener}",
+        f"https:127.0.0.1:{listener}/v2/",
+    ]
+
+
 def test_refused_is_critical_exit_2(listener: int) -> None:
     port = free_port()
     out = amlprobe("check", "--target", f"tcp://127.0.0.1:{listener}", "--target", f"tcp://127.0.0.1:{port}")

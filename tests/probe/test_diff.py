@@ -88,6 +88,21 @@ def test_diff_finds_exactly_the_changes() -> None:
     assert not diff_reports(NEW, NEW).changed
 
 
+def test_findings_of_one_rule_are_told_apart_by_their_instance() -> None:
+    # Report contract 2.0: 51 findings of one rule are 51 findings; the diff keys on (id, instance).
+    def report(*instances: str) -> Report:
+        findings = [
+            Finding(id="unexplained-failure", instance=i, severity=Severity.WARNING, title=i) for i in instances
+        ]
+        return NEW.model_copy(update={"findings": findings})
+
+    diff = diff_reports(report("tcp:a:1", "tcp:b:2", "tcp:c:3"), report("tcp:a:1", "tcp:c:3", "tcp:d:4"))
+    assert [(f.id, f.instance) for f in diff.findings_removed] == [("unexplained-failure", "tcp:b:2")]
+    assert [(f.id, f.instance) for f in diff.findings_added] == [("unexplained-failure", "tcp:d:4")]
+    table = render_diff_table(diff)
+    assert "  - WARNING tcp:b:2  [unexplained-failure tcp:b:2]" in table.splitlines()
+
+
 def test_status_change_alone_is_a_change() -> None:
     other = NEW.model_copy(update={"status": OverallStatus.UNKNOWN})
     diff = diff_reports(NEW, other)

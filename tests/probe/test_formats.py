@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from amlprobe.cli import COMMANDS, build_parser
+from probe.formats import FORMATS
 from tests.helpers.cli import AMLPROBE, ENV
 from tests.helpers.cli import on_a_terminal as run_on_a_terminal
 from tests.helpers.ports import free_port, listening_socket
@@ -144,7 +145,7 @@ def test_output_named_like_a_format_means_format(target: list[str], tmp_path: Pa
 
 def test_output_named_like_an_az_format_says_there_is_none(target: list[str], tmp_path: Path) -> None:
     out = in_a_pipe("check", *target, "--output", "tsv", cwd=tmp_path)
-    assert out.returncode == 3 and "amlprobe has no tsv format (--format json|prometheus|table)" in out.stderr
+    assert out.returncode == 3 and f"amlprobe has no tsv format (--format {'|'.join(sorted(FORMATS))})" in out.stderr
 
 
 def test_a_file_called_table_is_one_dot_slash_away(target: list[str], tmp_path: Path) -> None:

@@ -130,6 +130,17 @@ def test_values_labels_and_choices() -> None:
     assert any(k.startswith('amlprobe_build_info{version="') for k in got)
 
 
+def test_required_is_a_label_from_the_typed_field() -> None:
+    # Schema 2.0 moved `required` out of the free-form labels into a boolean; the metrics keep the label.
+    report = sample_report()
+    report.checks[0].required, report.checks[2].required = True, False
+    got = samples(render_prometheus(report, label_keys=LABEL_KEYS))
+    success = [k for k in got if k.startswith("amlprobe_check_success{")]
+    assert any('id="z-warn"' in k and 'required="true"' in k for k in success)
+    assert any('id="m-fail"' in k and 'required="false"' in k for k in success)
+    assert any('id="a-pass"' in k and 'required=""' in k for k in success)  # not said: empty, same label names
+
+
 def test_label_value_escaping() -> None:
     assert escape_label_value('a\\b"c\nd') == 'a\\\\b\\"c\\nd'
 

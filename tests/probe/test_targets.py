@@ -31,7 +31,7 @@ def test_each_scheme_becomes_its_protocol_with_its_default_port(
     assert spec.target.protocol is protocol and spec.target.port == port and spec.tls is tls
     assert spec.target.host == "example.org"  # lower case, no trailing dot
     assert spec.target.path == path
-    assert spec.id == check_id(protocol, "example.org", port)
+    assert spec.id == check_id(protocol, "example.org", port, tls=tls, path=path)
 
 
 def test_check_ids() -> None:
@@ -39,6 +39,35 @@ def test_check_ids() -> None:
     assert check_id(Protocol.DNS, "example.org", None) == "dns:example.org"
     assert check_id(Protocol.TCP, "fd00::1", 22) == "tcp:[fd00::1]:22"
     assert parse_target("tcp://[FD00::1]:22").id == "tcp:[fd00::1]:22"
+    # http and websocket ids say their URL scheme; a path other than "/" is part of the target.
+    assert parse_target("https://example.org").id == "https:example.org:443"
+    assert parse_target("http://example.org").id == "http:example.org:80"
+    assert parse_target("wss://example.org/").id == "wss:example.org:443"
+    assert parse_target("ws://example.org:8080/socket").id == "ws:example.org:8080/socket"
+    assert parse_target("https://example.org/v2/?api=1").id == "https:example.org:443/v2/?api=1"
+
+
+@pytest.mark.parametrize(
+    "urls",
+    [
+        ["http://127.0.0.1:8080", "https://127.0.0.1:8080"],
+        ["ws://127.0.0.1:8080", "wss://127.0.0.1:8080"],
+        ["https://127.0.0.1:8443/a", "https://127.0.0.1:8443/b", "https://127.0.0.1:8443"],
+    ],
+)
+def test_distinct_targets_have_distinct_ids(urls: list[str]) -> None:
+    # The same host and port with and without TLS, or with another path, are different targets: none may be
+    # dropped as a duplicate of another (report contract 2.0).
+    ids = [parse_target(u).id for u in urls]
+    assert len(set(ids)) == len(urls), ids
+    from argparse import Namespace
+
+    from probe.context import ProbeSettings
+    from probe.execution import plan_targets
+
+    args = Namespace(deadline=None, concurrency=1)
+    planned = plan_targets([*urls, urls[0]], ProbeSettings(timeout=1.0, env={}), args)
+    assert [s.id for s in planned.specs] == ids  # each once, in the order given
 
 
 def test_host_names_are_normalised() -> None:
