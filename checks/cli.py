@@ -16,9 +16,9 @@ T = TypeVar("T")
 # The rest is imported by the command that needs it: loading this plugin must stay cheap.
 if TYPE_CHECKING:
     from checks.inputs import Inputs
-    from probe.context import ProbeSettings
     from probe.model import CheckResult, Finding
     from probe.plugin import PlannedRun
+    from probe.settings import ProbeSettings
 
 # Inputs fields settable by a flag of the same name (dashes for underscores).
 _STRING_FLAGS = (
@@ -156,8 +156,8 @@ class AzureMLPlugin:
 
     async def plan_run(self, args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
         from checks.localfacts import gather_local_facts
+        from probe.importer import preload
         from probe.plugin import PlannedRun
-        from probe.registry import preload
 
         # The judgement is needed once the probes are done: the import thread loads it while they
         # run, after the probers, off the path to the first probe.

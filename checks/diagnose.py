@@ -39,9 +39,10 @@ from checks.resource_rules import (
     rule_smb_no_common_security,
 )
 from checks.truststores import stores_trusting
+from checks.verdicts import Verdict
 from probe.model import CertInfo, CheckResult, Finding, Protocol, Severity, Status, TlsFacts
-from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
-from probe.websocket import middlebox_signs
+from probe.probers.websocket import middlebox_signs
+from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason, ReasonCode
 
 DOC_FIREWALL = "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall"
 DOC_CUSTOM_DNS = "https://learn.microsoft.com/azure/machine-learning/how-to-custom-dns"
@@ -59,7 +60,7 @@ DOC_FILES_MOUNT = (
 DOC_ACR_ENDPOINTS = "https://learn.microsoft.com/azure/container-registry/container-registry-endpoint-reference"
 
 _TCP_BASED = {Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP, Protocol.SMB}
-_SEEN = {
+_SEEN: dict[ReasonCode, str] = {
     Reason.TCP_TIMEOUT: "dropped (no answer to SYN)",
     Reason.TCP_REFUSED: "refused (RST)",
     Reason.TCP_UNREACHABLE: "unreachable (no route / ICMP)",
@@ -156,7 +157,7 @@ def _hosts(checks: Iterable[CheckResult]) -> str:
 
 
 # A resource refusing a request that reached its public endpoint only because its name resolved publicly.
-_REFUSED_PUBLICLY = (Reason.HTTP_NETWORK_DENIED, Reason.HTTP_PUBLIC_ACCESS_DISABLED)
+_REFUSED_PUBLICLY = (Verdict.HTTP_NETWORK_DENIED, Verdict.HTTP_PUBLIC_ACCESS_DISABLED)
 
 
 def _consequences(facts: Facts, hosts: set[str]) -> list[CheckResult]:
@@ -223,7 +224,7 @@ def _zones_of(facts: Facts, checks: Iterable[CheckResult]) -> list[str]:
 def rule_custom_dns_not_forwarding(facts: Facts, rule: Rule) -> list[Finding]:
     """The configured resolver fails or answers publicly where Azure DNS answers privately."""
     bad = []
-    for ref in facts.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH):
+    for ref in facts.open(lambda r: r.reason is Verdict.DNS_RESOLVER_MISMATCH):
         ours = next((r for r in facts.results if r.id == ref.labels.get("mismatch_with")), None)
         if ours is None:
             continue
@@ -254,7 +255,7 @@ def rule_zone_not_linked(facts: Facts, rule: Rule) -> list[Finding]:
     above has claimed them)."""
     bad = facts.open(
         lambda r: (
-            r.reason in (Reason.DNS_PUBLIC_ADDRESS, Reason.DNS_NXDOMAIN)
+            r.reason in (Verdict.DNS_PUBLIC_ADDRESS, Reason.DNS_NXDOMAIN)
             and _dns_probe(r)
             and facts.expects_private(facts.expectation(r.id))
         )
@@ -306,7 +307,7 @@ def rule_reference_inconclusive(facts: Facts, rule: Rule) -> list[Finding]:
 
 
 def rule_resolver_mismatch(facts: Facts, rule: Rule) -> list[Finding]:
-    bad = facts.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH)
+    bad = facts.open(lambda r: r.reason is Verdict.DNS_RESOLVER_MISMATCH)
     if not bad:
         return []
     return [
@@ -363,7 +364,7 @@ def rule_tls_inspection(facts: Facts, rule: Rule) -> list[Finding]:
     def inspected(r: CheckResult) -> bool:
         if r.tls is None or r.tls.leaf is None:
             return False
-        if r.reason is Reason.TLS_UNEXPECTED_ISSUER:
+        if r.reason is Verdict.TLS_UNEXPECTED_ISSUER:
             return True
         if r.reason is not Reason.TLS_UNTRUSTED:
             return False
@@ -638,7 +639,7 @@ def rule_websocket(facts: Facts, rule: Rule) -> list[Finding]:
     hosts = {c.target.host for c in bad}
     # A box that answers a wss:// upgrade has decrypted it: its re-signed certificates on the same hosts are
     # this finding's evidence, not a second cause.
-    decrypted = facts.open(lambda r: r.target.host in hosts and r.reason is Reason.TLS_UNEXPECTED_ISSUER)
+    decrypted = facts.open(lambda r: r.target.host in hosts and r.reason is Verdict.TLS_UNEXPECTED_ISSUER)
     detail = f"Websocket upgrades to {_hosts(bad)} were answered or cut by something in between. {bad[0].detail}"
     if decrypted:
         issuer = decrypted[0].tls.leaf.issuer_common_name if decrypted[0].tls and decrypted[0].tls.leaf else None

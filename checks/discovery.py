@@ -228,10 +228,10 @@ async def query_imds(
 
     import aiohttp
 
-    from probe.timing import now, within
+    from probe.deadline import Deadline
 
     try:
-        return await within(_fetch_imds(url, timeout), now() + timeout)
+        return await Deadline.after(timeout).within(_fetch_imds(url, timeout))
     except asyncio.CancelledError:
         raise
     except TimeoutError:

@@ -3,7 +3,7 @@
 Sources: ``checks.diagnose.RULES`` (one section per finding id: severity, cause, fix, doc), the
 remedies each rule calls (read from the rule's source and called with placeholders, so the command
 shape shown is the one the code prints), the packaged catalog (the docs a finding may link instead
-of the rule's own) and ``probe.reasons.REASON_DESCRIPTIONS`` (the reason-code table).
+of the rule's own) and the reason codes' own meanings (``probe.reasons.Reason``, ``checks.verdicts.Verdict``).
 
     python -m checks.docs            # rewrite docs/troubleshooting.md
     python -m checks.docs --check    # exit 1 when the file differs from what the code says
@@ -24,8 +24,9 @@ from typing import Any
 from checks import remedies
 from checks.catalog import CLOUDS, load_catalog
 from checks.diagnose import RULES, Rule
+from checks.verdicts import Verdict
 from probe.model import Remediation
-from probe.reasons import REASON_DESCRIPTIONS
+from probe.reasons import Reason
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "troubleshooting.md"
 GENERATOR = "python -m checks.docs"
@@ -179,7 +180,7 @@ def render() -> str:
         "",
         "| reason | meaning |",
         "| --- | --- |",
-        *(f"| `{reason.value}` | {_cell(text)} |" for reason, text in REASON_DESCRIPTIONS.items()),
+        *(f"| `{code.code}` | {_cell(code.meaning)} |" for code in (*Reason, *Verdict)),
         "",
         "## Documentation cited by the endpoint catalog",
         "",

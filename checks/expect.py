@@ -14,9 +14,10 @@ from checks.evidence import PeVerdict, decide_private_endpoints, expected, has_p
 from checks.inputs import AZURE_DNS, Inputs
 from checks.plan import DnsExpectation, Plan
 from checks.resources import apply_file_share_answers, apply_resource_answers, registry_layer_path
+from checks.verdicts import Verdict
 from checks.websocket import apply_websocket_answers
 from probe.model import CertInfo, CheckResult, Confidence, Finding, Protocol, Status
-from probe.reasons import DNS_FAILURES, Reason
+from probe.reasons import DNS_FAILURES, Reason, ReasonCode
 
 
 @functools.cache
@@ -45,7 +46,7 @@ def operator(result: CheckResult) -> str | None:
     return result.labels.get("operator")
 
 
-def _judge(result: CheckResult, status: Status, reason: Reason, detail: str) -> None:
+def _judge(result: CheckResult, status: Status, reason: ReasonCode, detail: str) -> None:
     result.status, result.reason, result.detail = status, reason, detail
 
 
@@ -74,7 +75,7 @@ def apply_dns_expectation(
             _judge(
                 configured,
                 Status.FAIL,
-                Reason.DNS_PUBLIC_ADDRESS,
+                Verdict.DNS_PUBLIC_ADDRESS,
                 f"{exp.name} resolved{through} to public {', '.join(public)}; its private endpoint"
                 f" ({exp.zone or 'private DNS'}) should answer with a private address.",
             )
@@ -82,7 +83,7 @@ def apply_dns_expectation(
             _judge(
                 configured,
                 Status.WARN,
-                Reason.DNS_PRIVATE_ADDRESS,
+                Verdict.DNS_PRIVATE_ADDRESS,
                 f"{exp.name} resolved to a private address ({', '.join(addrs)}) though you said it has no"
                 " private endpoint: a stale private DNS zone or hosts entry?",
             )
@@ -110,7 +111,7 @@ def apply_dns_expectation(
         _judge(
             reference,
             Status.WARN,
-            Reason.DNS_RESOLVER_MISMATCH,
+            Verdict.DNS_RESOLVER_MISMATCH,
             f"The configured resolver answered {', '.join(configured.addresses)} (private) for {exp.name}; Azure DNS"
             f" {_server(reference)} asked from this VNet answered {seen}. Expected when the private DNS zones are"
             " linked only to the DNS server's VNet (hub and spoke) or the custom DNS holds manual records:"
@@ -138,7 +139,7 @@ def apply_dns_expectation(
     _judge(
         reference,
         Status.WARN,
-        Reason.DNS_RESOLVER_MISMATCH,
+        Verdict.DNS_RESOLVER_MISMATCH,
         f"The configured resolver answered {seen} for {exp.name}, but the reference resolver"
         f" {_server(reference)} answered {', '.join(ref_addrs)}.",
     )
@@ -266,7 +267,7 @@ def inspecting_issuers(results: list[CheckResult]) -> set[str]:
         r.tls.leaf.issuer
         for r in results
         if operator(r) == "microsoft"
-        and r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
+        and r.reason in (Verdict.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
         and r.tls is not None
         and r.tls.leaf is not None
         and not is_azure_issuer(r.tls.leaf)
@@ -288,7 +289,7 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
             _judge(
                 r,
                 Status.WARN,
-                Reason.TLS_UNEXPECTED_ISSUER,
+                Verdict.TLS_UNEXPECTED_ISSUER,
                 f"The certificate for {r.target.host} was issued by '{_issuer_cn(leaf)}', not by an Azure CA,"
                 " though Microsoft operates the host: something in the path inspects TLS.",
             )
@@ -299,7 +300,7 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
             _judge(
                 r,
                 Status.WARN,
-                Reason.TLS_UNEXPECTED_ISSUER,
+                Verdict.TLS_UNEXPECTED_ISSUER,
                 f"The certificate for {r.target.host} was issued by '{_issuer_cn(leaf)}', the CA that re-signs"
                 " the Microsoft hosts: this host's TLS is inspected too.",
             )

@@ -26,6 +26,7 @@ from checks.remedies import (
     storage_network_rule_fix,
 )
 from checks.services import SERVICE_NAMES
+from checks.verdicts import Verdict
 from probe.model import CheckResult, Finding, Protocol
 from probe.reasons import Reason
 
@@ -79,7 +80,7 @@ def _seen(checks: list[CheckResult]) -> str | None:
 def rule_resource_network_denied(facts: Facts, rule: Rule) -> list[Finding]:
     """A workspace resource answered and refused this machine: its firewall (or, for storage and the registry,
     possibly disabled public network access, which answers alike)."""
-    bad = facts.open(lambda r: r.reason is Reason.HTTP_NETWORK_DENIED and "judge" in r.labels)
+    bad = facts.open(lambda r: r.reason is Verdict.HTTP_NETWORK_DENIED and "judge" in r.labels)
     findings = []
     for (kind, name), checks in sorted(_by_resource(bad).items()):
         service = SERVICE_NAMES[kind]
@@ -129,7 +130,7 @@ def rule_resource_network_denied(facts: Facts, rule: Rule) -> list[Finding]:
 def rule_resource_public_access_disabled(facts: Facts, rule: Rule) -> list[Finding]:
     """The key vault says its public network access is disabled and this request did not come through an
     approved private endpoint (ForbiddenByConnection)."""
-    bad = facts.open(lambda r: r.reason is Reason.HTTP_PUBLIC_ACCESS_DISABLED and "judge" in r.labels)
+    bad = facts.open(lambda r: r.reason is Verdict.HTTP_PUBLIC_ACCESS_DISABLED and "judge" in r.labels)
     findings = []
     for (kind, name), checks in sorted(_by_resource(bad).items()):
         service = SERVICE_NAMES[kind]
@@ -152,7 +153,7 @@ def rule_resource_intercepted(facts: Facts, rule: Rule) -> list[Finding]:
     """Something in between (a proxy, a block page, Azure Firewall's 470) answered for a workspace resource."""
     bad = facts.open(
         lambda r: (
-            r.reason in (Reason.HTTP_INTERCEPTED, Reason.PROXY_AUTH_REQUIRED)
+            r.reason in (Verdict.HTTP_INTERCEPTED, Reason.PROXY_AUTH_REQUIRED)
             and "judge" in r.labels
             and r.http is not None
         )
@@ -174,7 +175,7 @@ def rule_resource_intercepted(facts: Facts, rule: Rule) -> list[Finding]:
 
 
 def rule_resource_inconclusive(facts: Facts, rule: Rule) -> list[Finding]:
-    unsure = facts.open(lambda r: r.reason is Reason.HTTP_INCONCLUSIVE and "judge" in r.labels)
+    unsure = facts.open(lambda r: r.reason is Verdict.HTTP_INCONCLUSIVE and "judge" in r.labels)
     if not unsure:
         return []
     return [

@@ -231,13 +231,14 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
 
 
 def _resolver_for_proxy() -> Any:
-    from probe.context import ProbeSettings
-    from probe.dns import lookup
+    from probe.deadline import Deadline
+    from probe.settings import ProbeSettings
+    from probe.transport.lookup import lookup
 
     settings = ProbeSettings(timeout=LAB_TIMEOUT, dns_servers=[topo.CUSTOM_DNS], env={}, trust_env=False)
 
     async def resolve(name: str) -> list[str]:
-        return (await lookup(name, settings)).addresses
+        return (await lookup(name, settings, Deadline.after(settings.timeout))).addresses
 
     return resolve
 

@@ -28,9 +28,9 @@ from probe.model import Report
 from probe.plugin import PlannedRun
 from probe.redact import redact_text
 from probe.render import render_json, render_table
+from probe.settings import SystemPaths
 
 COMMAND_TIMEOUT = 3.0
-RESOLV_CONF = "/etc/resolv.conf"
 IP_COMMANDS = (
     ("route", "show", "table", "all"),
     ("-6", "route", "show", "table", "all"),
@@ -156,7 +156,7 @@ def collect_members(
     planned: PlannedRun,
     *,
     env: Mapping[str, str],
-    resolv_conf: str = RESOLV_CONF,
+    paths: SystemPaths,
 ) -> dict[str, str]:
     """The bundle's files, before redaction, in the order they are packed."""
     return {
@@ -165,7 +165,7 @@ def collect_members(
         "plan.json": json.dumps(plan_document(planned), indent=2) + "\n",
         "environment.json": json.dumps(report.environment, indent=2, default=str) + "\n",
         "environ.txt": environ_text(env),
-        "resolv.conf": _read(resolv_conf),
+        "resolv.conf": _read(paths.resolv_conf),
         "routes.txt": routes_text(),
         "listening.json": json.dumps(listening_sockets(), indent=2) + "\n",
         "version.txt": version_text(),
@@ -209,10 +209,10 @@ def write_bundle(
     planned: PlannedRun,
     *,
     env: Mapping[str, str],
-    resolv_conf: str = RESOLV_CONF,
+    paths: SystemPaths,
 ) -> list[str]:
     """Collect, redact, pack and atomically write the bundle; return what was redacted. Raises OSError."""
-    members, found = redact_members(collect_members(report, planned, env=env, resolv_conf=resolv_conf))
+    members, found = redact_members(collect_members(report, planned, env=env, paths=paths))
     members["REDACTIONS.txt"] = redactions_text(found)
     folder = os.path.basename(path)
     for suffix in (".tar.gz", ".tgz"):

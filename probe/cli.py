@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
 import os
 import stat
@@ -26,10 +25,9 @@ from probe.sanitize import printable
 # Everything else is imported by the command that needs it: `--version`, `plan` and `schema`
 # must not pay for the engine (pydantic models, asyncio, aiohttp). See bench/bench_startup.py.
 if TYPE_CHECKING:
-    from probe.context import ProbeSettings
     from probe.model import CheckResult, Report
     from probe.plugin import PlannedRun, Plugin
-    from probe.resolve import LookupFn, Resolution
+    from probe.settings import ProbeSettings
 
 # Keyed by OverallStatus values.
 EXIT_CODES = {
@@ -51,21 +49,12 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_dns_server(text: str) -> str:
     """Accept ``ip``, ``ip:port`` or ``[ipv6]:port``; return it normalised."""
-    host, port = text, None
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else None
-    elif text.count(":") == 1:
-        host, port = text.split(":")
+    from probe.hostfiles import parse_server
+
     try:
-        ip = ipaddress.ip_address(host)
-        if port is not None and not 0 < int(port) < 65536:
-            raise ValueError
+        return str(parse_server(text))
     except ValueError:
         raise UsageError(f"--dns-server {text!r}: expected an IP address, ip:port or [ipv6]:port") from None
-    if port is None:
-        return str(ip)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def _positive(kind: type[float] | type[int]) -> Any:
@@ -215,7 +204,7 @@ def build_parser(plugins: Sequence[Plugin]) -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
-    from probe.context import ProbeSettings
+    from probe.settings import ProbeSettings, SystemPaths
 
     servers = [parse_dns_server(s) for s in args.dns_server]
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
@@ -227,10 +216,11 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
         proxy=args.proxy,
         trust_env=not args.no_env,
         env=dict(os.environ),
+        paths=SystemPaths.from_env(os.environ),
         # An explicit server means "ask that server"; otherwise resolve as the system would.
-        hosts_file=None if servers else "/etc/hosts",
+        use_hosts_file=not servers,
     )
-    from probe.proxy import check_proxy_settings
+    from probe.transport.proxyenv import check_proxy_settings
 
     check_trust_files(settings)
     check_proxy_settings(settings)
@@ -239,8 +229,8 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
 
 def check_trust_files(settings: ProbeSettings) -> None:
     """Refuse a CA bundle that is not a regular file of bounded size (OpenSSL would block on a FIFO)."""
-    from probe.context import ca_bundle_in_use
     from probe.files import MAX_CA_BUNDLE_BYTES, file_kind
+    from probe.transport.tlsconfig import ca_bundle_in_use
 
     bundle = ca_bundle_in_use(settings)
     if bundle is None:
@@ -299,13 +289,11 @@ async def execute(
     """Run a planned set of checks and build the report (interpreted by the plan's ``finish``)."""
     import asyncio
 
-    from probe.context import ProbeContext
     from probe.interrupt import INTERRUPT
     from probe.model import Finding, OverallStatus, Report, overall_status, summarize
-    from probe.resolve import SharedResolver
-    from probe.runner import run_checks
+    from probe.runner import probe_context, run_checks
 
-    ctx = ProbeContext(settings=settings, resolver=SharedResolver(_lookup(settings)))
+    ctx = probe_context(settings)
     stop = asyncio.Event()
     if INTERRUPT.requested:  # a signal while the run was being planned
         stop.set()
@@ -317,8 +305,6 @@ async def execute(
             deadline_s=args.deadline,
             stop=stop,
             on_result=on_result,
-            # The resolver's module first: every probe of a name waits for it.
-            preload=("probe.dns",),
         )
     checks: list[CheckResult] = list(planned.preset) + outcome.results
     findings: list[Finding] = []
@@ -338,20 +324,6 @@ async def execute(
         checks=checks,
         findings=findings,
     )
-
-
-def _lookup(settings: ProbeSettings) -> LookupFn:
-    async def run(name: str) -> Resolution:
-        # dnspython is imported when the first name needs resolving (a run of IP literals never
-        # does), off the event loop.
-        from probe.registry import import_in_thread
-
-        await import_in_thread("probe.dns")
-        from probe.dns import lookup
-
-        return await lookup(name, settings)
-
-    return run
 
 
 def emit(report: Report, args: argparse.Namespace) -> None:
@@ -599,7 +571,7 @@ async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int
     import asyncio
     import socket
 
-    from probe.bundle import RESOLV_CONF, default_bundle_path, write_bundle
+    from probe.bundle import default_bundle_path, write_bundle
     from probe.render import verdict_line
 
     out = args.out or default_bundle_path(socket.gethostname())
@@ -607,10 +579,8 @@ async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int
     report, planned, settings, append_history = await run_check(args, plugins)
     emit(report, args)
     await publish(report, args, append_history=append_history)
-    # The checks layer reads resolv.conf from here when told to (the lab does): show the same file.
-    resolv_conf = settings.env.get("AMLPROBE_RESOLV_CONF", RESOLV_CONF)
     try:
-        found = await asyncio.to_thread(write_bundle, out, report, planned, env=settings.env, resolv_conf=resolv_conf)
+        found = await asyncio.to_thread(write_bundle, out, report, planned, env=settings.env, paths=settings.paths)
     except OSError as exc:
         raise UsageError(f"--out {out!r}: {exc.strerror or exc}") from None
     print(f"amlprobe: bundle written to {out} ({verdict_line(report)})", file=sys.stderr)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 if TYPE_CHECKING:  # only annotations here: loading the plugins must stay cheap (``--version``)
-    from probe.context import ProbeSettings
     from probe.model import CheckResult, CheckSpec, Finding
+    from probe.settings import ProbeSettings
 
 # Modules tried at start-up; a missing one is simply not loaded.
 PLUGIN_MODULES = ("checks.cli",)
