@@ -100,8 +100,8 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[Inputs, dict[str, Any]]:
     """Bad input raises InputError, a UsageError: the CLI prints it as one line and exits 3."""
-    from checks.discovery import discover
-    from checks.sources import gather_inputs
+    from checks.discovery import discover  # noqa: PLC0415 - per command (start-up)
+    from checks.sources import gather_inputs  # noqa: PLC0415 - per command (start-up)
 
     env = dict(os.environ)
     discovery = await discover(env, use_imds=use_imds)
@@ -111,15 +111,15 @@ async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[I
 
 def load_plan(args: argparse.Namespace, inputs: Inputs) -> Any:
     """CatalogError and InputError are UsageErrors: one line on stderr, exit 3."""
-    from checks.catalog import load_catalog
-    from checks.plan import build_plan
+    from checks.catalog import load_catalog  # noqa: PLC0415 - per command (start-up)
+    from checks.plan import build_plan  # noqa: PLC0415 - per command (start-up)
 
     return build_plan(load_catalog(inputs.cloud, extra_files=list(args.catalog)), inputs)
 
 
 def skipped_results(plan: Any) -> list[CheckResult]:
-    from probe.model import CheckResult, Confidence, Protocol, Status, Target
-    from probe.reasons import Reason
+    from probe.model import CheckResult, Confidence, Protocol, Status, Target  # noqa: PLC0415 - per command (start-up)
+    from probe.reasons import Reason  # noqa: PLC0415 - per command (start-up)
 
     out = []
     for row in plan.skipped:
@@ -144,7 +144,7 @@ class AzureMLPlugin:
         add_workspace_arguments(parser)
 
     def add_commands(self, subparsers: Any) -> None:
-        from lab.args import add_lab_arguments, cmd_lab
+        from lab.args import add_lab_arguments, cmd_lab  # noqa: PLC0415 - checks -> lab, removed by issue 12b
 
         plan = subparsers.add_parser("plan", help="print what `check` would probe, without touching the network")
         add_workspace_arguments(plan)
@@ -155,9 +155,9 @@ class AzureMLPlugin:
         lab.set_defaults(handler=cmd_lab)
 
     async def plan_run(self, args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
-        from checks.localfacts import gather_local_facts
-        from probe.importer import preload
-        from probe.plugin import PlannedRun
+        from checks.localfacts import gather_local_facts  # noqa: PLC0415 - per command (start-up)
+        from probe.importer import preload  # noqa: PLC0415 - per command (start-up)
+        from probe.plugin import PlannedRun  # noqa: PLC0415 - per command (start-up)
 
         # The judgement is needed once the probes are done: the import thread loads it while they
         # run, after the probers, off the path to the first probe.
@@ -188,7 +188,7 @@ class AzureMLPlugin:
         }
 
         def finish(results: list[CheckResult]) -> tuple[list[CheckResult], list[Finding]]:
-            from checks.expect import interpret
+            from checks.expect import interpret  # noqa: PLC0415 - per command (start-up)
 
             return interpret(results, plan, inputs, environment)
 
@@ -208,9 +208,9 @@ def _complete(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    import json
+    import json  # noqa: PLC0415 - per command (start-up)
 
-    from checks.plan import render_plan_table
+    from checks.plan import render_plan_table  # noqa: PLC0415 - per command (start-up)
 
     inputs, _ = _complete(resolve_inputs(args, use_imds=False))
     plan = load_plan(args, inputs)

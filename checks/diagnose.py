@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from checks.addresses import is_ip
 from checks.inputs import AZURE_DNS, Inputs
 from checks.plan import Plan
 from checks.remedies import (
@@ -59,7 +60,7 @@ DOC_FILES_MOUNT = (
 )
 DOC_ACR_ENDPOINTS = "https://learn.microsoft.com/azure/container-registry/container-registry-endpoint-reference"
 
-_TCP_BASED = {Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP, Protocol.SMB}
+_TCP_BASED = {p for p in Protocol if p.over_tcp}
 _SEEN: dict[ReasonCode, str] = {
     Reason.TCP_TIMEOUT: "dropped (no answer to SYN)",
     Reason.TCP_REFUSED: "refused (RST)",
@@ -357,7 +358,7 @@ def _trust_note(tls: TlsFacts) -> str:
 
 
 def rule_tls_inspection(facts: Facts, rule: Rule) -> list[Finding]:
-    from checks.expect import inspecting_issuers, is_azure_issuer, operator
+    from checks.expect import inspecting_issuers, is_azure_issuer, operator  # noqa: PLC0415 - circle expect <-> diagnose, removed by issue 12b
 
     inspecting = inspecting_issuers(facts.results)
 
@@ -399,7 +400,7 @@ def rule_tls_inspection(facts: Facts, rule: Rule) -> list[Finding]:
 
 def rule_missing_root(facts: Facts, rule: Rule) -> list[Finding]:
     """Azure's own chain, not trusted here: the trust store lacks its root (Azure/azhpc-images#539)."""
-    from checks.expect import is_azure_issuer, operator
+    from checks.expect import is_azure_issuer, operator  # noqa: PLC0415 - circle expect <-> diagnose, removed by issue 12b
 
     bad = facts.open(
         lambda r: (
@@ -571,7 +572,6 @@ def rule_udp_5831(facts: Facts, rule: Rule) -> list[Finding]:
 
 def _udp_address(checks: list[CheckResult]) -> str | None:
     """The IPv4 address the tundra name resolved to here (validated), for the outside checks."""
-    from checks.addresses import is_ip
 
     return next((a for c in checks for a in c.addresses if is_ip(a) and ":" not in a), None)
 

@@ -15,6 +15,7 @@ import re
 import shlex
 from typing import Any
 
+from checks.addresses import is_ip, is_private
 from probe.model import Remediation
 from probe.sanitize import escape_controls
 
@@ -396,8 +397,6 @@ def registry_endpoints_check(facts: Any, registry: str) -> Remediation:
 
 def udp_outside_checks(facts: Any, tundra_ip: str | None) -> Remediation:
     """Network Watcher's verdict on the 5-tuple, run from outside: the decisive check UDP silence cannot give."""
-    from checks.addresses import is_ip
-
     rg = _rg(facts)
     port = 5831
     known = tundra_ip is not None and is_ip(tundra_ip)
@@ -438,8 +437,6 @@ def udp_outside_checks(facts: Any, tundra_ip: str | None) -> Remediation:
 
 
 def _is_private_address(address: str) -> bool:
-    from checks.addresses import is_ip, is_private
-
     return is_ip(address) and is_private(address)
 
 

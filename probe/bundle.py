@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 import time
@@ -20,6 +21,8 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
+
+import psutil
 
 from probe import __version__
 from probe.atomic import write_atomic
@@ -83,10 +86,6 @@ def routes_text() -> str:
 
 def listening_sockets() -> dict[str, Any]:
     """TCP listeners and bound UDP sockets, with the owning process when visible."""
-    import socket
-
-    import psutil
-
     try:
         conns = psutil.net_connections(kind="inet")
     except (psutil.AccessDenied, OSError) as exc:

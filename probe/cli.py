@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_dns_server(text: str) -> str:
     """Accept ``ip``, ``ip:port`` or ``[ipv6]:port``; return it normalised."""
-    from probe.hostfiles import parse_server
+    from probe.hostfiles import parse_server  # noqa: PLC0415 - per command (start-up)
 
     try:
         return str(parse_server(text))
@@ -204,7 +204,7 @@ def build_parser(plugins: Sequence[Plugin]) -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
-    from probe.settings import ProbeSettings, SystemPaths
+    from probe.settings import ProbeSettings, SystemPaths  # noqa: PLC0415 - per command (start-up)
 
     servers = [parse_dns_server(s) for s in args.dns_server]
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
@@ -220,7 +220,7 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
         # An explicit server means "ask that server"; otherwise resolve as the system would.
         use_hosts_file=not servers,
     )
-    from probe.transport.proxyenv import check_proxy_settings
+    from probe.transport.proxyenv import check_proxy_settings  # noqa: PLC0415 - per command (start-up)
 
     check_trust_files(settings)
     check_proxy_settings(settings)
@@ -229,8 +229,8 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
 
 def check_trust_files(settings: ProbeSettings) -> None:
     """Refuse a CA bundle that is not a regular file of bounded size (OpenSSL would block on a FIFO)."""
-    from probe.files import MAX_CA_BUNDLE_BYTES, file_kind
-    from probe.transport.tlsconfig import ca_bundle_in_use
+    from probe.files import MAX_CA_BUNDLE_BYTES, file_kind  # noqa: PLC0415 - per command (start-up)
+    from probe.transport.tlsconfig import ca_bundle_in_use  # noqa: PLC0415 - per command (start-up)
 
     bundle = ca_bundle_in_use(settings)
     if bundle is None:
@@ -258,11 +258,11 @@ def check_trust_files(settings: ProbeSettings) -> None:
 
 
 def base_environment(settings: ProbeSettings, args: argparse.Namespace) -> dict[str, Any]:
-    import platform
-    import socket
+    import platform  # noqa: PLC0415 - per command (start-up)
+    import socket  # noqa: PLC0415 - per command (start-up)
 
-    from probe.redact import redact_url
-    from probe.runner import default_concurrency
+    from probe.redact import redact_url  # noqa: PLC0415 - per command (start-up)
+    from probe.runner import default_concurrency  # noqa: PLC0415 - per command (start-up)
 
     return {
         "hostname": socket.gethostname(),
@@ -287,11 +287,11 @@ async def execute(
     on_result: Any = None,
 ) -> Report:
     """Run a planned set of checks and build the report (interpreted by the plan's ``finish``)."""
-    import asyncio
+    import asyncio  # noqa: PLC0415 - per command (start-up)
 
-    from probe.interrupt import INTERRUPT
-    from probe.model import Finding, OverallStatus, Report, overall_status, summarize
-    from probe.runner import probe_context, run_checks
+    from probe.interrupt import INTERRUPT  # noqa: PLC0415 - per command (start-up)
+    from probe.model import Finding, OverallStatus, Report, overall_status, summarize  # noqa: PLC0415 - per command (start-up)
+    from probe.runner import probe_context, run_checks  # noqa: PLC0415 - per command (start-up)
 
     ctx = probe_context(settings)
     stop = asyncio.Event()
@@ -327,11 +327,11 @@ async def execute(
 
 
 def emit(report: Report, args: argparse.Namespace) -> None:
-    from probe.atomic import write_atomic
-    from probe.interrupt import INTERRUPT
-    from probe.model import OverallStatus
-    from probe.prometheus import render_prometheus
-    from probe.render import render_json, render_table
+    from probe.atomic import write_atomic  # noqa: PLC0415 - per command (start-up)
+    from probe.interrupt import INTERRUPT  # noqa: PLC0415 - per command (start-up)
+    from probe.model import OverallStatus  # noqa: PLC0415 - per command (start-up)
+    from probe.prometheus import render_prometheus  # noqa: PLC0415 - per command (start-up)
+    from probe.render import render_json, render_table  # noqa: PLC0415 - per command (start-up)
 
     if INTERRUPT.requested and not report.interrupted:  # a signal after the probes had finished
         report.interrupted, report.status = True, OverallStatus.UNKNOWN
@@ -417,7 +417,7 @@ def _progress(args: argparse.Namespace, total: int) -> Progress | None:
 
 def check_output_target(option: str, path: str) -> None:
     """Refuse, before probing, a file the report could not replace (a device, a FIFO, no directory)."""
-    from probe.atomic import check_writable_target
+    from probe.atomic import check_writable_target  # noqa: PLC0415 - per command (start-up)
 
     try:
         check_writable_target(path)
@@ -442,7 +442,7 @@ def check_monitoring_args(args: argparse.Namespace) -> None:
         check_output_target("--history", history)  # a regular file, or nothing yet; never a dangling link
     url = getattr(args, "pushgateway", None)
     if url is not None:
-        from urllib.parse import urlsplit
+        from urllib.parse import urlsplit  # noqa: PLC0415 - per command (start-up)
 
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
@@ -464,7 +464,7 @@ def read_history(report: Report, args: argparse.Namespace) -> bool:
 
     The lock wait is bounded: a history locked past it is skipped, with a warning in the report.
     """
-    from probe.history import changes_since, read_previous
+    from probe.history import changes_since, read_previous  # noqa: PLC0415 - per command (start-up)
 
     history = getattr(args, "history", None)
     if not history:
@@ -479,11 +479,11 @@ def read_history(report: Report, args: argparse.Namespace) -> bool:
 
 async def publish(report: Report, args: argparse.Namespace, *, append_history: bool) -> None:
     """After the report: history line, textfile and Pushgateway. Failures warn, never change the exit code."""
-    import socket
+    import socket  # noqa: PLC0415 - per command (start-up)
 
-    from probe.atomic import write_atomic
-    from probe.history import append_entry, run_entry
-    from probe.prometheus import PushError, push, render_prometheus
+    from probe.atomic import write_atomic  # noqa: PLC0415 - per command (start-up)
+    from probe.history import append_entry, run_entry  # noqa: PLC0415 - per command (start-up)
+    from probe.prometheus import PushError, push, render_prometheus  # noqa: PLC0415 - per command (start-up)
 
     history = getattr(args, "history", None)
     if history and append_history:
@@ -520,8 +520,8 @@ def read_targets(path: str) -> list[str]:
 
 
 async def plan_check(args: argparse.Namespace, plugins: Sequence[Plugin], settings: ProbeSettings) -> PlannedRun:
-    from probe.plugin import PlannedRun
-    from probe.targets import parse_target
+    from probe.plugin import PlannedRun  # noqa: PLC0415 - per command (start-up)
+    from probe.targets import parse_target  # noqa: PLC0415 - per command (start-up)
 
     texts = list(args.target) + (read_targets(args.targets) if getattr(args, "targets", None) else [])
     if texts:
@@ -543,7 +543,7 @@ async def run_check(
     args: argparse.Namespace, plugins: Sequence[Plugin]
 ) -> tuple[Report, PlannedRun, ProbeSettings, bool]:
     """Plan, probe (with progress) and read the history; the caller emits, then ``publish``-es."""
-    from probe.descriptors import raise_soft_limit
+    from probe.descriptors import raise_soft_limit  # noqa: PLC0415 - per command (start-up)
 
     # As servers do at start: the run's concurrency follows the descriptors actually available.
     raise_soft_limit()
@@ -568,11 +568,11 @@ async def cmd_check(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int:
 
 
 async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int:
-    import asyncio
-    import socket
+    import asyncio  # noqa: PLC0415 - per command (start-up)
+    import socket  # noqa: PLC0415 - per command (start-up)
 
-    from probe.bundle import default_bundle_path, write_bundle
-    from probe.render import verdict_line
+    from probe.bundle import default_bundle_path, write_bundle  # noqa: PLC0415 - per command (start-up)
+    from probe.render import verdict_line  # noqa: PLC0415 - per command (start-up)
 
     out = args.out or default_bundle_path(socket.gethostname())
     check_output_target("--out", out)
@@ -594,7 +594,7 @@ async def cmd_bundle(args: argparse.Namespace, plugins: Sequence[Plugin]) -> int
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from probe.diff import DiffInputError, diff_reports, load_report, render_diff_json, render_diff_table
+    from probe.diff import DiffInputError, diff_reports, load_report, render_diff_json, render_diff_table  # noqa: PLC0415 - per command (start-up)
 
     try:
         old = load_report(args.old, "old")
@@ -617,14 +617,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         if args.command == "schema":
-            from probe.model import json_schema
+            from probe.model import json_schema  # noqa: PLC0415 - per command (start-up)
 
             sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
             return 0
         if args.command in ("check", "bundle"):
-            import asyncio
+            import asyncio  # noqa: PLC0415 - per command (start-up)
 
-            from probe.interrupt import INTERRUPT
+            from probe.interrupt import INTERRUPT  # noqa: PLC0415 - per command (start-up)
 
             # From here on a signal ends the run with a report, not mid-write (probe.interrupt).
             INTERRUPT.install()

@@ -38,7 +38,7 @@ def _reason(name: str) -> Reason:
     """The engine's code ``name``, for the failures that always report the same one."""
     # The command line imports this module (UsageError) before anything else; the reason codes
     # (~2.5 ms to build) load only when a probe fails.
-    from probe.reasons import Reason
+    from probe.reasons import Reason  # noqa: PLC0415 - lazy for start-up: `amlprobe --version` imports errors
 
     return Reason[name]
 

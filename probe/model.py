@@ -86,14 +86,32 @@ MAX_CHAIN = 10  # certificates kept of a presented chain (real chains have 2-4)
 MAX_ITEMS = 100  # DNS records, addresses, CNAME links, attempts
 
 
+# A URL scheme of a target: its default port (None: the URL must give one, or takes none) and whether
+# the prober speaks TLS.
+Scheme = tuple[int | None, bool]
+
+
 class Protocol(str, Enum):
-    DNS = "dns"
-    TCP = "tcp"
-    TLS = "tls"
-    UDP = "udp"
-    SMB = "smb"
-    WEBSOCKET = "websocket"
-    HTTP = "http"
+    """What a check probes: one prober each (probe.registry.PROBERS), named by its URL schemes."""
+
+    _value_: str
+    schemes: dict[str, Scheme]
+    over_tcp: bool
+
+    def __new__(cls, value: str, schemes: dict[str, Scheme] | None = None, over_tcp: bool = False) -> Protocol:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.schemes = schemes or {}
+        member.over_tcp = over_tcp
+        return member
+
+    DNS = "dns", {"dns": (None, False)}
+    TCP = "tcp", {"tcp": (None, False)}, True
+    TLS = "tls", {"tls": (443, True)}, True
+    UDP = "udp", {"udp": (None, False)}
+    SMB = "smb", {"smb": (445, False)}, True
+    WEBSOCKET = "websocket", {"wss": (443, True), "ws": (80, False)}, True
+    HTTP = "http", {"https": (443, True), "http": (80, False)}, True
 
 
 class OverallStatus(str, Enum):

@@ -43,15 +43,14 @@ from probe.reasons import Reason
 from probe.recorder import Connection, Phase, Recorder
 from probe.transport.context import ProbeContext
 from probe.transport.exchange import exchange, route_phrase
-from probe.transport.http1 import HttpHead, host_header, request_target
+from probe.transport.http1 import HttpHead, answered_by, auth_schemes, host_header, request_target
 
 # RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing.
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 # A masked Close frame with no payload (RFC 6455 §5.5.1): said after a 101 before hanging up.
 _CLOSE_FRAME = b"\x88\x80" + b"\x00\x00\x00\x00"
 # Web proxies and secure web gateways naming themselves in Server when they answer for the origin:
-# Squid's own pages, Zscaler's block page (WhatWaf#178); BlueCoat/ProxySG as named in
-# /work/shared/reference/real-world-azure.md Q1.
+# Squid's own pages, Zscaler's block page (WhatWaf#178), BlueCoat/ProxySG (docs/sources.md).
 _PROXY_SERVER = re.compile(r"squid|zscaler|bluecoat|blue coat|proxysg", re.IGNORECASE)
 # Response headers only proxies write (Squid's error pages).
 _PROXY_HEADERS = ("x-squid-error",)
@@ -73,10 +72,7 @@ def upgrade_headers(key: str) -> list[tuple[str, str]]:
 
 
 def _answered_by(facts: HttpFacts) -> str:
-    parts = [f"Server: {facts.server}"] if facts.server else []
-    if facts.via:
-        parts.append(f"Via: {facts.via}")
-    return f" ({'; '.join(parts)})" if parts else ""
+    return answered_by(facts.server, facts.via)
 
 
 def _status(head: HttpHead | HttpFacts) -> str:
@@ -145,9 +141,7 @@ def _judge(facts: HttpFacts, host: str, url: str, where: str) -> tuple[Reason, s
         compared = f"a plain GET of the same URL got no answer ({facts.plain_get_error})"
     where_url = f"{url} ({where})"
     if facts.status == 407:
-        offered = facts.headers.get("proxy-authenticate", "")
-        tokens = [v.split(None, 1)[0] for v in offered.split(",") if v.strip()]
-        schemes = ", ".join(dict.fromkeys(t for t in tokens if "=" not in t)) or "nothing"
+        schemes = auth_schemes([facts.headers.get("proxy-authenticate", "")])
         detail = f"An intercepting proxy answered the upgrade to {where_url} with {answer}: it wants credentials"
         return Reason.WS_PROXY_AUTH_REQUIRED, f"{detail} (it offers: {schemes})."
     signs = middlebox_signs(facts)

@@ -197,6 +197,27 @@ def body_text(data: bytes, head: HttpHead, keep: int = BODY_KEEP) -> str:
     return text.lstrip("\ufeff")[:keep]
 
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def auth_schemes(challenges: Sequence[str]) -> str:
+    """The schemes a WWW-Authenticate or Proxy-Authenticate answer offers ("Basic, Negotiate"), or "nothing".
+
+    RFC 9110 §11.6.1: a challenge is a scheme token, then its parameters; challenges are separated
+    by commas, as are the parameters (``name=value``), so a scheme is a bare token after a comma.
+    """
+    tokens = [part.split(None, 1)[0] for value in challenges for part in value.split(",") if part.strip()]
+    return ", ".join(dict.fromkeys(t for t in tokens if _TOKEN.fullmatch(t))) or "nothing"
+
+
+def answered_by(server: str | None, via: str | None) -> str:
+    """' (Server: x; Via: y)': who an answer says sent it, for a sentence; empty when it does not say."""
+    parts = [f"Server: {server}"] if server else []
+    if via:
+        parts.append(f"Via: {via}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def request_target(path: str | None) -> str:
     target = path or "/"
     if not target.startswith("/"):

@@ -16,7 +16,7 @@ from probe.errors import BadHttpResponse, ConnectFailed, ProxyFailed
 from probe.facts import ProxyFacts
 from probe.reasons import Reason, ReasonCode
 from probe.transport.connect import connect_tcp, endpoint
-from probe.transport.http1 import HttpHead, parse_head, read_head_exact
+from probe.transport.http1 import answered_by, auth_schemes, parse_head, read_head_exact
 from probe.transport.proxyenv import ProxyChoice
 from probe.transport.resolve import SharedResolver
 
@@ -72,21 +72,6 @@ def proxy_authorization(choice: ProxyChoice) -> str | None:
     return "Basic " + base64.b64encode(token).decode("ascii")
 
 
-def _auth_schemes(head: HttpHead) -> str:
-    offered = [v.split(None, 1)[0] for v in head.get_all("proxy-authenticate") if v.strip()]
-    return ", ".join(dict.fromkeys(offered)) or "nothing"
-
-
-def _answered_by(head: HttpHead) -> str:
-    parts = []
-    server, via = head.get("server"), head.get("via")
-    if server:
-        parts.append(f"Server: {server}")
-    if via:
-        parts.append(f"Via: {via}")
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
 async def open_tunnel(
     resolver: SharedResolver, choice: ProxyChoice, host: str, port: int, deadline: Deadline
 ) -> tuple[socket.socket, ProxyFacts]:
@@ -125,16 +110,17 @@ async def open_tunnel(
     sock.close()
     status = f"{head.status} {head.reason}".strip()
     if head.status == 407:
+        offered = auth_schemes(head.get_all("proxy-authenticate"))
         if choice.username is None:
             detail = (
                 f"{where} demands authentication for CONNECT {target} ({status}); no credentials are "
-                f"configured, and it offers: {_auth_schemes(head)}."
+                f"configured, and it offers: {offered}."
             )
         else:
             detail = (
                 f"{where} rejected the credentials of user '{choice.username}' for CONNECT {target} "
-                f"({status}); it offers: {_auth_schemes(head)}."
+                f"({status}); it offers: {offered}."
             )
         raise ProxyFailed(Reason.PROXY_AUTH_REQUIRED, detail, facts, attempts)
-    detail = f"{where} refused CONNECT {target} with {status}{_answered_by(head)}."
+    detail = f"{where} refused CONNECT {target} with {status}{answered_by(head.get('server'), head.get('via'))}."
     raise ProxyFailed(Reason.PROXY_CONNECT_REJECTED, detail, facts, attempts)
