@@ -167,8 +167,9 @@ class AzureMLPlugin:
         plan = load_plan(args, inputs)
         names = sorted({s.target.host for s in plan.checks})
         facts = gather_local_facts(
-            resolv_conf=Path(os.environ.get("AMLPROBE_RESOLV_CONF", "/etc/resolv.conf")),
-            hosts_file=Path(os.environ.get("AMLPROBE_HOSTS_FILE", "/etc/hosts")),
+            resolv_conf=Path(settings.paths.resolv_conf),
+            hosts_file=Path(settings.paths.hosts),
+            systemd_resolved_conf=Path(settings.paths.resolved_conf),
             env=settings.env,
             names=names,
         )

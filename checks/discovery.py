@@ -15,19 +15,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from probe.files import read_text
+from probe.settings import SystemPaths
 
 # Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
 # Azure in cloud-init (cloudinit/sources/azure/identity.py, ChassisAssetTag.AZURE_CLOUD) and in
 # Microsoft's Update Management troubleshooting doc ("Dmidecode check").
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
-DEFAULT_DMI_PATH = Path("/sys/class/dmi/id/chassis_asset_tag")
+DEFAULT_DMI_PATH = Path(SystemPaths.dmi_asset_tag)
 
 # The instance endpoint of IMDS (learn.microsoft.com/azure/virtual-machines/instance-metadata-service;
 # MicrosoftDocs/azure-compute-docs articles/virtual-machines/instance-metadata-service.md).
 # 2021-02-01 is in the supported-versions list and has every field read below.
 DEFAULT_IMDS_URL = "http://169.254.169.254/metadata/instance?api-version=2021-02-01"
-DMI_PATH_ENV = "AMLPROBE_DMI_PATH"
-IMDS_URL_ENV = "AMLPROBE_IMDS_URL"
 # IMDS answers with a few KiB; anything far larger is not IMDS.
 _IMDS_MAX_BYTES = 1 << 20
 
@@ -37,8 +36,6 @@ _IMDS_MAX_BYTES = 1 << 20
 # rai_core_flask/rai_core_flask/environments/azure_nb_environment.py; azureml-core's
 # authentication.py and its "This is not a compute instance." check use the same path).
 NBVM_PATH = Path("/mnt/azmnt/.nbvm")
-# Like AMLPROBE_DMI_PATH: lets the lab (and tests) hand the agent a compute instance's .nbvm.
-NBVM_PATH_ENV = "AMLPROBE_NBVM_PATH"
 
 # Setup scripts on a compute instance "can use the following environment variables":
 # CI_RESOURCE_GROUP, CI_WORKSPACE, CI_NAME, CI_LOCAL_UBUNTU_USER
@@ -292,9 +289,10 @@ async def discover(
 ) -> Discovery:
     """Collect what this machine says about its workspace. Never raises for missing or odd files.
 
-    ``dmi_path`` / ``imds_url`` default to $AMLPROBE_DMI_PATH / $AMLPROBE_IMDS_URL, then to the real
-    locations. IMDS is only asked when the DMI tag says this is an Azure VM, and ``use_imds`` is true
-    (``amlprobe plan`` promises not to touch the network).
+    ``dmi_path``, ``imds_url`` and ``nbvm_path`` default to the machine's (probe.settings.SystemPaths:
+    the real locations, or the lab's through AMLPROBE_DMI_PATH, AMLPROBE_IMDS_URL, AMLPROBE_NBVM_PATH).
+    IMDS is only asked when the DMI tag says this is an Azure VM, and ``use_imds`` is true (``amlprobe
+    plan`` promises not to touch the network).
     """
     found = Discovery()
 
@@ -311,7 +309,8 @@ async def discover(
         found.aml_compute = found.aml_compute or "job"
         found.set("region", _region_from_service_endpoint(endpoint), f"env {JOB_SERVICE_ENDPOINT_ENV}")
 
-    nbvm_path = nbvm_path or Path(env.get(NBVM_PATH_ENV) or NBVM_PATH)
+    paths = SystemPaths.from_env(env)
+    nbvm_path = nbvm_path or Path(paths.nbvm or NBVM_PATH)
     try:
         nbvm = parse_key_values(_read_small(nbvm_path))
     except FileNotFoundError:
@@ -342,8 +341,8 @@ async def discover(
     if found.aml_compute is None and (home / "cloudfiles" / "code").is_dir():
         found.aml_compute = "compute-instance"
 
-    found.azure_vm = is_azure_vm(dmi_path or Path(env.get(DMI_PATH_ENV) or DEFAULT_DMI_PATH))
+    found.azure_vm = is_azure_vm(dmi_path or Path(paths.dmi_asset_tag))
     if found.azure_vm and use_imds:
-        url = imds_url or env.get(IMDS_URL_ENV) or DEFAULT_IMDS_URL
+        url = imds_url or paths.imds_url or DEFAULT_IMDS_URL
         found.imds = await query_imds(url, imds_timeout, errors=found.errors)
     return found

@@ -9,7 +9,6 @@ reason goes to ``errors[<part>]``; nothing here raises or prints a traceback.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import re
 import shlex
@@ -24,14 +23,16 @@ from typing import Literal
 
 import psutil
 
+from probe import hostfiles
 from probe.files import MAX_HOSTS_BYTES, read_text
 from probe.redact import redact_url
+from probe.settings import SystemPaths
 
 INBOUND_PORT = 44224
-RESOLV_CONF = Path("/etc/resolv.conf")
-HOSTS_FILE = Path("/etc/hosts")
+RESOLV_CONF = Path(SystemPaths.resolv_conf)
+HOSTS_FILE = Path(SystemPaths.hosts)
 # systemd-resolved writes the real upstream servers here while /etc/resolv.conf points at its stub.
-SYSTEMD_RESOLVED_CONF = Path("/run/systemd/resolve/resolv.conf")
+SYSTEMD_RESOLVED_CONF = Path(SystemPaths.resolved_conf)
 # 127.0.0.53 is resolved's stub listener, 127.0.0.54 its "proxy" stub (systemd-resolved(8)).
 RESOLVED_STUBS = frozenset({"127.0.0.53", "127.0.0.54"})
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -103,22 +104,8 @@ def nic_facts() -> dict[str, object]:
 
 
 def parse_resolv_conf(text: str) -> dict[str, list[str]]:
-    servers: list[str] = []
-    search: list[str] = []
-    options: list[str] = []
-    for raw in text.splitlines():
-        parts = raw.split("#", 1)[0].split(";", 1)[0].split()
-        if len(parts) < 2:
-            continue
-        key, args = parts[0], parts[1:]
-        if key == "nameserver":
-            servers.append(args[0])
-        elif key in ("search", "domain"):
-            # The last search/domain line wins (resolv.conf(5)).
-            search = list(args)
-        elif key == "options":
-            options.extend(args)
-    return {"nameservers": servers, "search": search, "options": options}
+    conf = hostfiles.parse_resolv_conf(text)
+    return {"nameservers": conf.nameservers, "search": conf.search, "options": conf.options}
 
 
 def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> dict[str, object]:
@@ -149,20 +136,13 @@ def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> dict[str, objec
 
 def hosts_overrides(text: str, names: Iterable[str]) -> dict[str, list[str]]:
     """Addresses the hosts file gives each of ``names`` (exact, case-insensitive), in file order."""
-    wanted = {n.lower().rstrip("."): n for n in names}
+    hosts = hostfiles.parse_hosts(text)
     out: dict[str, list[str]] = {}
-    for raw in text.splitlines():
-        parts = raw.split("#", 1)[0].split()
-        if len(parts) < 2:
-            continue
-        try:
-            address = str(ipaddress.ip_address(parts[0].split("%", 1)[0]))
-        except ValueError:
-            continue
-        for alias in parts[1:]:
-            name = wanted.get(alias.lower().rstrip("."))
-            if name is not None and address not in out.setdefault(name, []):
-                out[name].append(address)
+    for name in names:
+        # An IPv6 scope (fe80::1%eth0) names this machine's interface: the address is what is pinned.
+        found = list(dict.fromkeys(a.split("%", 1)[0] for a in hosts.addresses(name)))
+        if found:
+            out[name] = found
     return out
 
 
