@@ -29,7 +29,7 @@ from probe.facts import (
     TlsFacts,
     UdpFacts,
 )
-from probe.reasons import Confidence, ReasonCode, Status
+from probe.reasons import Confidence, OverallStatus, ReasonCode, Severity, Status
 from probe.sanitize import MAX_FIELD, clip, printable
 
 # The report contract; the facts and the outcome vocabulary it uses are importable from here too.
@@ -112,19 +112,6 @@ class Protocol(str, Enum):
     SMB = "smb", {"smb": (445, False)}, True
     WEBSOCKET = "websocket", {"wss": (443, True), "ws": (80, False)}, True
     HTTP = "http", {"https": (443, True), "http": (80, False)}, True
-
-
-class OverallStatus(str, Enum):
-    OK = "ok"
-    WARNING = "warning"
-    CRITICAL = "critical"
-    UNKNOWN = "unknown"
-
-
-class Severity(str, Enum):
-    CRITICAL = "critical"
-    WARNING = "warning"
-    INFO = "info"
 
 
 class Target(ContractModel):

@@ -1,4 +1,5 @@
-"""The stable vocabulary of check outcomes: status, confidence and the reason codes.
+"""The stable vocabulary of outcomes: a check's status, confidence and reason code; a finding's severity;
+the run's overall status.
 
 A reason names the layer that failed and what it saw there. Codes are snake_case and a published
 contract (docs/report-contract.md): monitoring, the diagnosis rules and users' scripts match on
@@ -47,6 +48,23 @@ class Confidence(str, Enum):
     CONFIRMED = "confirmed"
     LIKELY = "likely"
     UNCONFIRMED = "unconfirmed"
+
+
+class Severity(str, Enum):
+    """How much a finding matters."""
+
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class OverallStatus(str, Enum):
+    """The run's verdict (probe.model.overall_status), which decides the exit code."""
+
+    OK = "ok"
+    WARNING = "warning"
+    CRITICAL = "critical"
+    UNKNOWN = "unknown"
 
 
 class Trait(Flag):

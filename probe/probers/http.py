@@ -27,17 +27,10 @@ async def probe_http(spec: CheckSpec, ctx: ProbeContext, rec: Recorder) -> Check
     any HTTP answer passes. The answer's status, kept headers and the start of its body are recorded."""
     host, tls = spec.target.host, spec.tls
     port = spec.target.port or (443 if tls else 80)
+    target, headers = request_target(spec.target.path), list(spec.request_headers.items())
     try:
         answer = await exchange(
-            ctx,
-            rec.deadline,
-            rec.conn,
-            host,
-            port,
-            target=request_target(spec.target.path),
-            tls=tls,
-            headers=list(spec.request_headers.items()),
-            body_limit=BODY_LIMIT,
+            ctx, rec.deadline, rec.conn, host, port, target=target, tls=tls, headers=headers, body_limit=BODY_LIMIT
         )
     except HttpFailed as exc:
         detail = exc.detail

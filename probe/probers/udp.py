@@ -73,14 +73,17 @@ UdpState = Literal["open", "closed", "filtered", "open|filtered"]
 
 @dataclass
 class _Outcome:
-    state: UdpState
     reason: Reason
     detail: str
-    sent: int
-    received: int = 0
-    icmp: str | None = None
+    facts: UdpFacts
     latency_ms: float | None = None
-    note: str | None = None
+
+
+def _outcome(
+    state: UdpState, reason: Reason, detail: str, sent: int, *, icmp: str | None = None, latency_ms: float | None = None
+) -> _Outcome:
+    facts = UdpFacts(state=state, icmp=icmp, sent=sent, received=1 if state == "open" else 0)
+    return _Outcome(reason, detail, facts, latency_ms)
 
 
 def _enable_icmp_errors(sock: socket.socket) -> None:
@@ -97,14 +100,14 @@ def _from_error(exc: OSError, peer: str, sent: int, latency_ms: float | None, *,
     name = errno_name(exc)
     if exc.errno == errno.ECONNREFUSED:
         detail = f"ICMP port unreachable from {peer}: nothing listens on this UDP port (closed)."
-        return _Outcome("closed", Reason.UDP_CLOSED, detail, sent, icmp=name, latency_ms=latency_ms)
+        return _outcome("closed", Reason.UDP_CLOSED, detail, sent, icmp=name, latency_ms=latency_ms)
     if at_connect and exc.errno == errno.EINVAL:
         meaning = "the local routing table discards it (blackhole route)"
     else:
         meaning = _MEANING.get(exc.errno or 0, str(exc.strerror or exc))
     when = "before any datagram left" if sent == 0 else f"after {sent} datagram{'s' * (sent > 1)}"
     detail = f"UDP {peer} is filtered: {name}, {meaning}, {when}."
-    return _Outcome("filtered", Reason.UDP_FILTERED, detail, sent, icmp=name, latency_ms=latency_ms)
+    return _outcome("filtered", Reason.UDP_FILTERED, detail, sent, icmp=name, latency_ms=latency_ms)
 
 
 @dataclass
@@ -212,7 +215,7 @@ async def _exchange(
     finally:
         sock.close()
     if not heard.done():
-        return _Outcome("open|filtered", Reason.UDP_OPEN_FILTERED, "", sent)
+        return _outcome("open|filtered", Reason.UDP_OPEN_FILTERED, "", sent)
     got = heard.result()
     ms = round(max(0, got.at_ns - first_ns) / 1e6, 3) if first_ns else None
     if got.error is not None:
@@ -222,7 +225,7 @@ async def _exchange(
         f"UDP {peer} answered with {len(data)} byte{'s' * (len(data) != 1)} after {sent} "
         f"datagram{'s' * (sent > 1)} in {ms:g} ms (open)."
     )
-    return _Outcome("open", Reason.UDP_OPEN, detail, sent, received=1, latency_ms=ms)
+    return _outcome("open", Reason.UDP_OPEN, detail, sent, latency_ms=ms)
 
 
 def _ms_since(first_ns: int) -> float:
@@ -263,29 +266,23 @@ async def probe_udp(spec: CheckSpec, ctx: ProbeContext, rec: Recorder) -> CheckR
             return ctx.rtt.udp_wait(address, ctx.settings.timeout)
 
         out = await _exchange(address, port, payload, rec.deadline, wait_for=wait_for, waited=waited)
-        rec.conn.attempts.append(f"{peer} {out.state} after {out.sent} datagram{'s' * (out.sent != 1)}")
-        if out.sent > 0 or out.state != "filtered":
+        udp = out.facts
+        rec.conn.attempts.append(f"{peer} {udp.state} after {udp.sent} datagram{'s' * (udp.sent != 1)}")
+        if udp.sent > 0 or udp.state != "filtered":
             break
     rec.conn.peer = peer
     udp_ms = rec.conn.phases[Phase.UDP] = watch.ms()
     if out.latency_ms is not None:
         # A reply or an ICMP error is a round trip too.
         ctx.rtt.add(address, out.latency_ms)
-    if out.state == "open|filtered":
+    udp.wait_ms = waited.ms
+    udp.wait_basis = waited.how.basis if waited.how is not None else None
+    if udp.state == "open|filtered":
         how = f" (waited {waited.ms / 1000:.2f} s after the first datagram)" if waited.ms is not None else ""
         out.detail = (
-            f"No reply and no ICMP error from UDP {peer} to {out.sent} "
-            f"datagram{'s' * (out.sent != 1)} in {udp_ms / 1000:.1f} s{how}: open|filtered. "
+            f"No reply and no ICMP error from UDP {peer} to {udp.sent} "
+            f"datagram{'s' * (udp.sent != 1)} in {udp_ms / 1000:.1f} s{how}: open|filtered. "
             "This cannot be confirmed from inside: a silent service and a silent firewall look the same."
         )
-        out.note = OPEN_FILTERED_NOTE
-    udp = UdpFacts(
-        state=out.state,
-        icmp=out.icmp,
-        sent=out.sent,
-        received=out.received,
-        note=out.note,
-        wait_ms=waited.ms,
-        wait_basis=waited.how.basis if waited.how is not None else None,
-    )
+        udp.note = OPEN_FILTERED_NOTE
     return rec.result(out.reason, out.detail, latency_ms=out.latency_ms, udp=udp)
