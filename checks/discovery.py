@@ -15,13 +15,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from probe.files import read_text
-from probe.settings import SystemPaths
+from probe.system import SystemPaths
 
 # Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
 # Azure in cloud-init (cloudinit/sources/azure/identity.py, ChassisAssetTag.AZURE_CLOUD) and in
 # Microsoft's Update Management troubleshooting doc ("Dmidecode check").
 AZURE_ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
-DEFAULT_DMI_PATH = Path(SystemPaths.dmi_asset_tag)
+DEFAULT_DMI_PATH = Path(SystemPaths().dmi_asset_tag)
 
 # The instance endpoint of IMDS (learn.microsoft.com/azure/virtual-machines/instance-metadata-service;
 # MicrosoftDocs/azure-compute-docs articles/virtual-machines/instance-metadata-service.md).
@@ -289,7 +289,7 @@ async def discover(
 ) -> Discovery:
     """Collect what this machine says about its workspace. Never raises for missing or odd files.
 
-    ``dmi_path``, ``imds_url`` and ``nbvm_path`` default to the machine's (probe.settings.SystemPaths:
+    ``dmi_path``, ``imds_url`` and ``nbvm_path`` default to the machine's (probe.system.SystemPaths:
     the real locations, or the lab's through AMLPROBE_DMI_PATH, AMLPROBE_IMDS_URL, AMLPROBE_NBVM_PATH).
     IMDS is only asked when the DMI tag says this is an Azure VM, and ``use_imds`` is true (``amlprobe
     plan`` promises not to touch the network).

@@ -23,16 +23,16 @@ from typing import Literal
 
 import psutil
 
-from probe import hostfiles
+from probe import system
 from probe.files import MAX_HOSTS_BYTES, read_text
 from probe.redact import redact_url
-from probe.settings import SystemPaths
+from probe.system import SystemPaths
 
 INBOUND_PORT = 44224
-RESOLV_CONF = Path(SystemPaths.resolv_conf)
-HOSTS_FILE = Path(SystemPaths.hosts)
+RESOLV_CONF = Path(SystemPaths().resolv_conf)
+HOSTS_FILE = Path(SystemPaths().hosts)
 # systemd-resolved writes the real upstream servers here while /etc/resolv.conf points at its stub.
-SYSTEMD_RESOLVED_CONF = Path(SystemPaths.resolved_conf)
+SYSTEMD_RESOLVED_CONF = Path(SystemPaths().resolved_conf)
 # 127.0.0.53 is resolved's stub listener, 127.0.0.54 its "proxy" stub (systemd-resolved(8)).
 RESOLVED_STUBS = frozenset({"127.0.0.53", "127.0.0.54"})
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -104,7 +104,7 @@ def nic_facts() -> dict[str, object]:
 
 
 def parse_resolv_conf(text: str) -> dict[str, list[str]]:
-    conf = hostfiles.parse_resolv_conf(text)
+    conf = system.parse_resolv_conf(text)
     return {"nameservers": conf.nameservers, "search": conf.search, "options": conf.options}
 
 
@@ -136,7 +136,7 @@ def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> dict[str, objec
 
 def hosts_overrides(text: str, names: Iterable[str]) -> dict[str, list[str]]:
     """Addresses the hosts file gives each of ``names`` (exact, case-insensitive), in file order."""
-    hosts = hostfiles.parse_hosts(text)
+    hosts = system.parse_hosts(text)
     out: dict[str, list[str]] = {}
     for name in names:
         # An IPv6 scope (fe80::1%eth0) names this machine's interface: the address is what is pinned.

@@ -64,7 +64,7 @@ from checks import toml
 from checks.discovery import Discovery
 from checks.inputs import PE_RESOURCES, SCENARIOS, Cloud, InputError, Inputs
 from probe.files import FileTooLarge, read_regular
-from probe.hostfiles import parse_server
+from probe.system import parse_server
 
 FIELDS: tuple[str, ...] = tuple(name for name in Inputs.model_fields if name != "sources")
 ENV_VARS: dict[str, str] = {name: f"AMLPROBE_{name.upper()}" for name in FIELDS}

@@ -31,7 +31,7 @@ from probe.model import Report
 from probe.plugin import PlannedRun
 from probe.redact import redact_text
 from probe.render import render_json, render_table
-from probe.settings import SystemPaths
+from probe.system import SystemPaths
 
 COMMAND_TIMEOUT = 3.0
 IP_COMMANDS = (

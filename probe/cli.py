@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_dns_server(text: str) -> str:
     """Accept ``ip``, ``ip:port`` or ``[ipv6]:port``; return it normalised."""
-    from probe.hostfiles import parse_server  # noqa: PLC0415 - per command (start-up)
+    from probe.system import parse_server  # noqa: PLC0415 - per command (start-up)
 
     try:
         return str(parse_server(text))

@@ -3,7 +3,7 @@
 A first import of a prober's dependencies (dnspython, cryptography) takes tens of milliseconds;
 done on the event loop, it would stall every probe already waiting for an answer, and their
 latencies would count it. The runner starts the imports as the probes start (``preload``) and a
-probe awaits the one it needs (``import_in_thread``).
+probe awaits the one it needs (``import_in_thread``). A leaf: it imports nothing of amlprobe.
 """
 
 from __future__ import annotations

@@ -8,17 +8,12 @@ itself is probe.transport.handshake's.
 
 from __future__ import annotations
 
-import functools
-import os
 import ssl
-import time
-from datetime import datetime, timezone
-
-from cryptography import x509
 
 from probe.deadline import Stopwatch
 from probe.errors import DialFailed
-from probe.facts import CertInfo, TlsFacts
+from probe.facts import TlsFacts
+from probe.importer import import_in_thread, preload
 from probe.model import CheckResult, CheckSpec
 from probe.reasons import Reason
 from probe.recorder import Connection, Phase, Recorder
@@ -28,84 +23,10 @@ from probe.transport.context import ProbeContext
 from probe.transport.dial import dial
 from probe.transport.handshake import Session, handshake, handshake_failure_detail, where_to
 from probe.transport.tlsconfig import ca_bundle_in_use
-from probe.transport.x509 import cert_info, common_name, find_anchor, load_bundle, name_str
 
-
-def _version_label(version: str | None) -> str:
-    return version.replace("TLSv", "TLS ") if version else "TLS"
-
-
-def _short(name: x509.Name) -> str:
-    cn = common_name(name)
-    return f"CN={cn}" if cn else name_str(name)
-
-
-def _day(info: CertInfo) -> str:
-    return info.not_after.date().isoformat() if info.not_after else "?"
-
-
-def _fill_facts(facts: TlsFacts, session: Session, bundle: str | None) -> None:
-    facts.version = session.version
-    facts.cipher = session.cipher
-    facts.alpn = session.alpn
-    if session.chain:
-        facts.chain = [_cert_info(c) for c in session.chain]
-        facts.leaf = facts.chain[0]
-    if not facts.verified:
-        return
-    anchor: x509.Certificate | None = None
-    if session.verified_chain:
-        # OpenSSL's own verified chain ends at the anchor it used: no second verification here.
-        anchor = session.verified_chain[-1]
-    elif bundle is not None and os.path.isfile(bundle):
-        anchor = find_anchor(session.chain, load_bundle(bundle))
-    facts.trust_anchor = name_str(anchor.subject) if anchor is not None else None
-
-
-@functools.lru_cache(maxsize=256)
-def _cert_info_cached(cert: x509.Certificate, minute: int) -> CertInfo:
-    return cert_info(cert, at=datetime.fromtimestamp(minute * 60, timezone.utc))
-
-
-def _cert_info(cert: x509.Certificate) -> CertInfo:
-    """cert_info, once per certificate (and minute: days_left counts from the minute it was seen).
-
-    A thousand handshakes with one server describe its certificate once.
-    """
-    return _cert_info_cached(cert, int(time.time() // 60))
-
-
-def _verify_detail(reason: Reason, exc: ssl.SSLCertVerificationError, host: str, session: Session | None) -> str:
-    message = exc.verify_message or str(exc)
-    leaf = session.chain[0] if session and session.chain else None
-    if leaf is None:
-        return f"Certificate of {host} failed verification ({message}); the presented certificate could not be read."
-    info = _cert_info(leaf)
-    if reason is Reason.TLS_HOSTNAME_MISMATCH:
-        names = ", ".join(info.sans) if info.sans else "no SANs"
-        return f"Certificate {_short(leaf.subject)} ({names}) does not name {host} ({message})."
-    if reason is Reason.TLS_EXPIRED:
-        if info.days_left is not None and info.days_left < 0:
-            return (
-                f"Certificate {_short(leaf.subject)} expired on {_day(info)} ({-info.days_left} days ago) ({message})."
-            )
-        start = info.not_before.date().isoformat() if info.not_before else "?"
-        return f"Certificate {_short(leaf.subject)} is not valid before {start} ({message})."
-    if info.self_signed:
-        return f"Self-signed certificate {_short(leaf.subject)} is not trusted ({message})."
-    top = session.chain[-1] if session else leaf
-    return f"Certificate issued by '{name_str(top.issuer)}' is not trusted ({message})."
-
-
-def _ok_detail(facts: TlsFacts, session: Session) -> str:
-    head = f"{_version_label(facts.version)} {facts.cipher or ''}".strip()
-    if facts.leaf is None or not session.chain:
-        return f"{head}, certificate verified."
-    leaf = session.chain[0]
-    return (
-        f"{head}, leaf {_short(leaf.subject)} issued by {_short(leaf.issuer)}, "
-        f"expires {_day(facts.leaf)} ({facts.leaf.days_left} days)."
-    )
+# Describes certificates with cryptography (~25 ms to import): loaded in the import thread while the
+# first handshake runs, so that probe.registry, which imports every prober, stays light.
+CERTS = "probe.probers.tlscerts"
 
 
 async def _fetch_presented(ctx: ProbeContext, rec: Recorder, host: str, port: int, server_name: str) -> Session | None:
@@ -128,6 +49,7 @@ async def probe_tls(spec: CheckSpec, ctx: ProbeContext, rec: Recorder) -> CheckR
     server_name = _server_name(host)
     bundle = ca_bundle_in_use(ctx.settings)
     facts = TlsFacts(server_name=server_name, verified=False, ca_bundle=bundle)
+    preload([CERTS])
     try:
         ssl_ctx = ctx.tls.get(verify=True)
     except (OSError, ssl.SSLError) as exc:
@@ -150,12 +72,21 @@ async def probe_tls(spec: CheckSpec, ctx: ProbeContext, rec: Recorder) -> CheckR
             return rec.result(reason, handshake_failure_detail(reason, exc, where, watch.ms() / 1000), tls=facts)
         facts.verify_error = exc.verify_message or str(exc)
         presented = await _fetch_presented(ctx, rec, host, port, server_name)
+        await import_in_thread(CERTS)
+        from probe.probers import tlscerts  # noqa: PLC0415 - imported just above, in the import thread
+
+        chain = tlscerts.Chain.of(presented)
         if presented is not None:
-            _fill_facts(facts, presented, bundle)
+            tlscerts.fill_facts(facts, presented, chain, bundle)
             rec.conn.attempts.append("dialled again without verification to read the presented certificate")
-        return rec.result(reason, _verify_detail(reason, exc, host, presented), tls=facts)
+        return rec.result(reason, tlscerts.verify_detail(reason, exc, host, chain), tls=facts)
 
     rec.conn.phases[Phase.TLS] = session.handshake_ms if session.handshake_ms is not None else watch.ms()
     facts.verified = True
-    _fill_facts(facts, session, bundle)
-    return rec.result(Reason.OK, _ok_detail(facts, session), tls=facts, latency_ms=rec.elapsed_ms())
+    latency = rec.elapsed_ms()  # the probe's own time, not a wait for the module below
+    await import_in_thread(CERTS)
+    from probe.probers import tlscerts  # noqa: PLC0415 - imported just above, in the import thread
+
+    chain = tlscerts.Chain.of(session)
+    tlscerts.fill_facts(facts, session, chain, bundle)
+    return rec.result(Reason.OK, tlscerts.ok_detail(facts, chain), tls=facts, latency_ms=latency)

@@ -4,7 +4,8 @@ The handshake is driven here over memory BIOs on the connected socket, not throu
 SSL transport: a probe needs no stream afterwards, asyncio's transport costs a 256 KiB buffer and
 a third of a handshake's CPU per connection, and the completion is stamped in the socket's
 reader callback, where it happens. OpenSSL verifies the chain and names; its verified chain
-names the trust anchor; each certificate is parsed once (``load_der`` is memoised by DER).
+names the trust anchor. Certificates are kept as DER: describing them needs cryptography, which the
+tls prober loads off the path of the other probes (probe.probers.tlscerts).
 """
 
 from __future__ import annotations
@@ -20,12 +21,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography import x509
-
 from probe.deadline import Deadline
 from probe.reasons import Reason
 from probe.recorder import Connection
-from probe.transport.x509 import load_der
 
 # One read: a TLS record is at most 16 KiB plus its header and expansion.
 _RECV_SIZE = 17 * 1024
@@ -33,13 +31,14 @@ _RECV_SIZE = 17 * 1024
 
 @dataclass
 class Session:
-    """What one completed handshake revealed."""
+    """What one completed handshake revealed; certificates as DER, leaf first (read with probe.transport.x509)."""
 
     version: str | None
     cipher: str | None
     alpn: str | None
-    chain: list[x509.Certificate] = field(default_factory=list)
-    verified_chain: list[x509.Certificate] = field(default_factory=list)
+    chain: list[bytes] = field(default_factory=list)
+    # OpenSSL's own verified chain, ending at the trust anchor it used (empty when not verified).
+    verified_chain: list[bytes] = field(default_factory=list)
     handshake_ms: float | None = None
 
 
@@ -71,16 +70,11 @@ def read_session(sslobj: Any) -> Session:
         cipher=cipher[0] if cipher else None,
         alpn=sslobj.selected_alpn_protocol(),
     )
-    try:
-        chain = [load_der(d) for d in _der_list(sslobj, "get_unverified_chain")]
-        if not chain:
-            leaf = sslobj.getpeercert(binary_form=True)
-            chain = [load_der(leaf)] if leaf else []
-        session.chain = chain
-        session.verified_chain = [load_der(d) for d in _der_list(sslobj, "get_verified_chain")]
-    except ValueError:
-        # A certificate cryptography cannot parse: report the session without it.
-        pass
+    session.chain = _der_list(sslobj, "get_unverified_chain")
+    if not session.chain:
+        leaf = sslobj.getpeercert(binary_form=True)
+        session.chain = [leaf] if leaf else []
+    session.verified_chain = _der_list(sslobj, "get_verified_chain")
     return session
 
 

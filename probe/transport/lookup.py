@@ -24,10 +24,10 @@ import dns.rdatatype
 from probe import descriptors
 from probe.deadline import Deadline, Stopwatch
 from probe.facts import AddressRecord, CnameLink, DnsFacts
-from probe.hostfiles import Server, parse_server, read_hosts, read_resolv_conf
 from probe.reasons import Reason
 from probe.rtt import CMSG_SPACE, arrival_ns, stamp_arrivals
 from probe.settings import ProbeSettings
+from probe.system import Server, parse_server, read_hosts, read_resolv_conf
 from probe.transport.resolve import LookupFn, Resolution, literal_resolution
 
 # Modern resolvers' default EDNS buffer (DNS flag day 2020): big enough, never fragmented.

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
 from probe.errors import UsageError
-from probe.redact import redact_url
 from probe.sanitize import printable
 from probe.settings import ProbeSettings
 from probe.transport.connect import endpoint
@@ -131,6 +130,10 @@ def check_proxy_settings(settings: ProbeSettings) -> None:
         if explicit and problem is None and "://" not in value and urlsplit("http://" + value.strip()).port is None:
             problem = "expected http://host:port"
         if problem is not None:
+            # probe.redact compiles ~2 ms of patterns: the command line pays it here, not the path to the
+            # first probe (probe.registry imports this module).
+            from probe.redact import redact_url  # noqa: PLC0415 - lazy for start-up (measured)
+
             raise UsageError(f"{source} '{printable(redact_url(value), 200)}': {problem}")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from lab.servers.dns import DnsServer, Record
 from probe.deadline import Deadline, Stopwatch
-from probe.hostfiles import Server, parse_server
+from probe.system import Server, parse_server
 from probe.model import CheckSpec, Protocol, Status, Target
 from probe.probers.dns import probe_dns
 from probe.reasons import Reason

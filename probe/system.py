@@ -1,20 +1,57 @@
-"""The machine's resolver files, each read by one parser: resolv.conf(5), hosts(5), and the
-``ip[:port]`` form of a DNS server that --dns-server, the config and resolv.conf share.
+"""The machine's own files: where they are (SystemPaths, filled once from AMLPROBE_* by the command
+line), and one parser each: resolv.conf(5), hosts(5), and the ``ip[:port]`` form of a DNS server
+that --dns-server, the config and resolv.conf share.
 
-Used by the prober's resolver, the machine facts and the bundle alike, so they all read a file the
-same way. Files are read as user-named files must be (probe.files): regular files only, bounded.
+Used by the prober's resolver, the machine facts, discovery and the bundle alike, so they all look
+at the same files and read them the same way. Files are read as user-named files must be
+(probe.files): regular files only, bounded.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from probe.files import MAX_CONFIG_BYTES, MAX_HOSTS_BYTES, read_text
 
 
-@dataclass(frozen=True)
-class Server:
+# NamedTuples, not dataclasses: `amlprobe plan` imports this module, and a dataclass costs ~0.5 ms to make.
+class SystemPaths(NamedTuple):
+    """The machine's own files (and its metadata endpoint), each overridable for the lab and tests.
+
+    ``from_env`` reads the overrides (AMLPROBE_RESOLV_CONF, ...); nothing else reads those variables.
+    ``imds_url`` and ``nbvm`` are None unless overridden: the layer that reads them knows where the
+    real ones are.
+    """
+
+    resolv_conf: str = "/etc/resolv.conf"
+    hosts: str = "/etc/hosts"
+    # systemd-resolved writes the real upstream servers here while /etc/resolv.conf points at its stub.
+    resolved_conf: str = "/run/systemd/resolve/resolv.conf"
+    dmi_asset_tag: str = "/sys/class/dmi/id/chassis_asset_tag"
+    imds_url: str | None = None
+    nbvm: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SystemPaths:
+        """The defaults, with every non-empty AMLPROBE_* override of ``env`` applied."""
+        given = {name: value for name, var in _OVERRIDES.items() if (value := env.get(var))}
+        return cls(**given)
+
+
+# SystemPaths field -> the environment variable that overrides it.
+_OVERRIDES = {
+    "resolv_conf": "AMLPROBE_RESOLV_CONF",
+    "hosts": "AMLPROBE_HOSTS_FILE",
+    "resolved_conf": "AMLPROBE_RESOLVED_CONF",
+    "dmi_asset_tag": "AMLPROBE_DMI_PATH",
+    "imds_url": "AMLPROBE_IMDS_URL",
+    "nbvm": "AMLPROBE_NBVM_PATH",
+}
+
+
+class Server(NamedTuple):
     host: str
     port: int = 53
 
@@ -48,13 +85,12 @@ def parse_server(spec: str) -> Server:
     return Server(host, number)
 
 
-@dataclass(frozen=True)
-class ResolvConf:
+class ResolvConf(NamedTuple):
     """The lines of resolv.conf(5) amlprobe reads, in file order."""
 
-    nameservers: list[str] = field(default_factory=list)
-    search: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
+    nameservers: list[str]
+    search: list[str]
+    options: list[str]
 
     def servers(self) -> list[str]:
         """The nameservers a query can be sent to (plain addresses), each once."""
@@ -93,11 +129,10 @@ def read_resolv_conf(path: str) -> ResolvConf:
     return parse_resolv_conf(read_text(path, MAX_CONFIG_BYTES))
 
 
-@dataclass(frozen=True)
-class Hosts:
+class Hosts(NamedTuple):
     """hosts(5) entries: (address, names) in file order; addresses as written (IPv6 scope included)."""
 
-    entries: list[tuple[str, list[str]]] = field(default_factory=list)
+    entries: list[tuple[str, list[str]]]
 
     def addresses(self, name: str) -> list[str]:
         """The addresses given ``name`` (case and a trailing dot ignored), each once, in file order."""
