@@ -3,7 +3,8 @@
 Every prober has the one signature ``ProbeFn``: it reads its target from the spec, uses the run's
 context (settings, shared resolver, SSL contexts), and reports through the check's Recorder, whose
 deadline it only reads. A prober reads as its protocol: dial, exchange, judge. The map from
-protocol to prober is ``probe.registry.PROBERS``.
+protocol to prober is ``probe.registry.PROBERS``, which imports them all, so a prober's module stays
+light: what needs a heavy library loads in the import thread when used (``tlscerts``, cryptography).
 """
 
 from __future__ import annotations
