@@ -9,7 +9,7 @@ that needs it: ``--version`` and ``plan`` stay cheap (bench/bench_startup.py, te
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from checks import cli as azureml
@@ -19,29 +19,22 @@ from probe import cli as engine
 from probe.errors import UsageError
 
 if TYPE_CHECKING:
-    from probe.context import ProbeSettings
     from probe.execution import PlannedRun
+    from probe.settings import ProbeSettings
 
 DESCRIPTION = "Connectivity diagnostics for Azure Machine Learning in a VNet."
 
 
 async def _plan_workspace(args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
-    from checks.run import plan_run
+    from checks.run import plan_run  # noqa: PLC0415 - per command (start-up)
 
     return await plan_run(args, settings)
-
-
-def _resolv_conf(env: Mapping[str, str]) -> str:
-    from checks.paths import system_paths
-
-    return str(system_paths(env).resolv_conf)
 
 
 AZURE = engine.Knowledge(
     planner=_plan_workspace,
     arguments=(azureml.add_workspace_arguments,),
     style=AZURE_ML,
-    resolv_conf=_resolv_conf,
 )
 
 
@@ -55,7 +48,7 @@ def prepare_check(argv: Sequence[str]) -> Callable[[], Awaitable[int]]:
 
 
 def _lab(args: argparse.Namespace) -> int:
-    from lab.run import cmd_lab
+    from lab.run import cmd_lab  # noqa: PLC0415 - per command (start-up)
 
     return cmd_lab(args, prepare_check)
 

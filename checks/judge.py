@@ -14,11 +14,12 @@ from checks.inputs import AZURE_DNS
 from checks.issuers import inspecting_issuers, is_azure_issuer, issuer_cn, operator
 from checks.plan import DnsExpectation
 from checks.verdict import rejudge
+from checks.verdicts import Verdict
 from probe.model import CheckResult, Confidence, Protocol, Status
-from probe.reasons import DNS_FAILURES, Reason
+from probe.reasons import DNS_FAILURES, Reason, ReasonCode
 
 
-def _judge(result: CheckResult, status: Status, reason: Reason, detail: str) -> None:
+def _judge(result: CheckResult, status: Status, reason: ReasonCode, detail: str) -> None:
     rejudge(result, status, reason, detail)
 
 
@@ -47,7 +48,7 @@ def apply_dns_expectation(
             _judge(
                 configured,
                 Status.FAIL,
-                Reason.DNS_PUBLIC_ADDRESS,
+                Verdict.DNS_PUBLIC_ADDRESS,
                 f"{exp.name} resolved{through} to public {', '.join(public)}; its private endpoint"
                 f" ({exp.zone or 'private DNS'}) should answer with a private address.",
             )
@@ -55,7 +56,7 @@ def apply_dns_expectation(
             _judge(
                 configured,
                 Status.WARN,
-                Reason.DNS_PRIVATE_ADDRESS,
+                Verdict.DNS_PRIVATE_ADDRESS,
                 f"{exp.name} resolved to a private address ({', '.join(addrs)}) though you said it has no"
                 " private endpoint: a stale private DNS zone or hosts entry?",
             )
@@ -83,7 +84,7 @@ def apply_dns_expectation(
         _judge(
             reference,
             Status.WARN,
-            Reason.DNS_RESOLVER_MISMATCH,
+            Verdict.DNS_RESOLVER_MISMATCH,
             f"The configured resolver answered {', '.join(configured.addresses)} (private) for {exp.name}; Azure DNS"
             f" {_server(reference)} asked from this VNet answered {seen}. Expected when the private DNS zones are"
             " linked only to the DNS server's VNet (hub and spoke) or the custom DNS holds manual records:"
@@ -110,7 +111,7 @@ def apply_dns_expectation(
     _judge(
         reference,
         Status.WARN,
-        Reason.DNS_RESOLVER_MISMATCH,
+        Verdict.DNS_RESOLVER_MISMATCH,
         f"The configured resolver answered {seen} for {exp.name}, but the reference resolver"
         f" {_server(reference)} answered {', '.join(ref_addrs)}.",
     )
@@ -242,7 +243,7 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
             _judge(
                 r,
                 Status.WARN,
-                Reason.TLS_UNEXPECTED_ISSUER,
+                Verdict.TLS_UNEXPECTED_ISSUER,
                 f"The certificate for {r.target.host} was issued by '{issuer_cn(leaf)}', not by an Azure CA,"
                 " though Microsoft operates the host: something in the path inspects TLS.",
             )
@@ -253,7 +254,7 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
             _judge(
                 r,
                 Status.WARN,
-                Reason.TLS_UNEXPECTED_ISSUER,
+                Verdict.TLS_UNEXPECTED_ISSUER,
                 f"The certificate for {r.target.host} was issued by '{issuer_cn(leaf)}', the CA that re-signs"
                 " the Microsoft hosts: this host's TLS is inspected too.",
             )

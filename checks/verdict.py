@@ -8,11 +8,11 @@ expects may turn that into a failure ("should be private"). The report shows bot
 from __future__ import annotations
 
 from probe.model import CheckResult, Confidence, Observed, Status, bound_result
-from probe.reasons import Reason
+from probe.reasons import ReasonCode
 
 
 def rejudge(
-    result: CheckResult, status: Status, reason: Reason, detail: str, confidence: Confidence | None = None
+    result: CheckResult, status: Status, reason: ReasonCode, detail: str, confidence: Confidence | None = None
 ) -> None:
     """Give ``result`` a new verdict, in place. The probe's reason and detail go to ``observed`` the first
     time they are replaced (a detail that only grows keeps the probe's words in it, and needs no copy)."""

@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 
 from checks.verdict import rejudge
 from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status
+from probe.probers.websocket import demands_auth, middlebox_signs, same_answer
 from probe.reasons import Reason
-from probe.websocket import demands_auth, middlebox_signs, same_answer
 
 # Where the front end sends an unauthenticated browser: Entra ID sign-in and the studio, per cloud
 # (login hosts: the catalog's entra-id rows; studio hosts: the catalog's studio rows).

@@ -6,7 +6,6 @@ Bad input is a UsageError: one line on stderr, exit code 3.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import stat
 from typing import TYPE_CHECKING, Any
@@ -18,28 +17,19 @@ from probe.monitoring import add_monitoring_arguments
 from probe.sanitize import printable
 
 if TYPE_CHECKING:
-    from probe.context import ProbeSettings
+    from probe.settings import ProbeSettings
 
 DEFAULT_DEADLINE = 60.0
 
 
 def parse_dns_server(text: str) -> str:
     """Accept ``ip``, ``ip:port`` or ``[ipv6]:port``; return it normalised."""
-    host, port = text, None
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else None
-    elif text.count(":") == 1:
-        host, port = text.split(":")
+    from probe.system import parse_server  # noqa: PLC0415 - per command (start-up: ipaddress)
+
     try:
-        ip = ipaddress.ip_address(host)
-        if port is not None and not 0 < int(port) < 65536:
-            raise ValueError
+        return str(parse_server(text))
     except ValueError:
         raise UsageError(f"--dns-server {text!r}: expected an IP address, ip:port or [ipv6]:port") from None
-    if port is None:
-        return str(ip)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def _positive(kind: type[float] | type[int]) -> Any:
@@ -121,7 +111,7 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
-    from probe.context import ProbeSettings
+    from probe.settings import ProbeSettings, SystemPaths  # noqa: PLC0415 - per command (start-up)
 
     servers = [parse_dns_server(s) for s in args.dns_server]
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
@@ -133,10 +123,11 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
         proxy=args.proxy,
         trust_env=not args.no_env,
         env=dict(os.environ),
+        paths=SystemPaths.from_env(os.environ),
         # An explicit server means "ask that server"; otherwise resolve as the system would.
-        hosts_file=None if servers else "/etc/hosts",
+        use_hosts_file=not servers,
     )
-    from probe.proxy import check_proxy_settings
+    from probe.transport.proxyenv import check_proxy_settings  # noqa: PLC0415 - per command (start-up)
 
     check_trust_files(settings)
     check_proxy_settings(settings)
@@ -145,8 +136,8 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
 
 def check_trust_files(settings: ProbeSettings) -> None:
     """Refuse a CA bundle that is not a regular file of bounded size (OpenSSL would block on a FIFO)."""
-    from probe.context import ca_bundle_in_use
-    from probe.files import MAX_CA_BUNDLE_BYTES, file_kind
+    from probe.files import MAX_CA_BUNDLE_BYTES, file_kind  # noqa: PLC0415 - per command (start-up)
+    from probe.transport.tlsconfig import ca_bundle_in_use  # noqa: PLC0415 - per command (start-up)
 
     bundle = ca_bundle_in_use(settings)
     if bundle is None:

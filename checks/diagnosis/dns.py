@@ -16,6 +16,7 @@ from checks.diagnosis.base import (
 )
 from checks.inputs import AZURE_DNS
 from checks.remedies import dns_forwarder_fix, dns_link_fix, hosts_fix, verify_zone_links_fix
+from checks.verdicts import Verdict
 from probe.model import Finding, Severity, Status
 from probe.reasons import Reason
 
@@ -64,7 +65,7 @@ def dns_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
 def custom_dns_not_forwarding(ev: Evidence, rule: Rule) -> list[Finding]:
     """The configured resolver fails or answers publicly where Azure DNS answers privately."""
     bad = []
-    for ref in ev.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH):
+    for ref in ev.open(lambda r: r.reason is Verdict.DNS_RESOLVER_MISMATCH):
         ours = next((r for r in ev.results if r.id == ref.labels.get("mismatch_with")), None)
         if ours is None:
             continue
@@ -105,7 +106,7 @@ def private_dns_zone_not_linked(ev: Evidence, rule: Rule) -> list[Finding]:
     above has claimed them)."""
     bad = ev.open(
         lambda r: (
-            r.reason in (Reason.DNS_PUBLIC_ADDRESS, Reason.DNS_NXDOMAIN)
+            r.reason in (Verdict.DNS_PUBLIC_ADDRESS, Reason.DNS_NXDOMAIN)
             and dns_probe(r)
             and ev.expects_private(ev.expectation(r.id))
         )
@@ -175,7 +176,7 @@ def dns_comparison_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
     remedies=(lambda c: dns_forwarder_fix(c, zones=["<zone>"]),),
 )
 def dns_resolver_mismatch(ev: Evidence, rule: Rule) -> list[Finding]:
-    bad = ev.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH)
+    bad = ev.open(lambda r: r.reason is Verdict.DNS_RESOLVER_MISMATCH)
     if not bad:
         return []
     return [

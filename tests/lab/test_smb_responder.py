@@ -7,7 +7,7 @@ import struct
 import uuid
 
 from lab.servers.smb import Smb2Responder
-from probe.smb import build_negotiate_request
+from probe.transport.smb2 import build_negotiate_request
 
 HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")
 RESPONSE = struct.Struct("<HHHH16sIIIIQQHHI")

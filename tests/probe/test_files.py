@@ -22,11 +22,11 @@ import pytest
 
 from checks.localfacts import gather_local_facts
 from probe.atomic import write_atomic
-from probe.dns import hosts_lookup, system_servers
 from probe.files import FileTooLarge, NotRegularFile, read_regular
-from tests.helpers.cli import ENV
+from probe.transport.lookup import hosts_lookup, system_servers
 from tests.helpers.netns import requires_netns
 from tests.helpers.threaded import ThreadedServer, hold
+from tests.helpers.cli import ENV
 
 # Every subprocess gets this long: a hang is a failure, never a stuck suite.
 HANG = 20
