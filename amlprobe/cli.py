@@ -9,6 +9,7 @@ that needs it: ``--version`` and ``plan`` stay cheap (bench/bench_startup.py, te
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,19 @@ def prepare_check(argv: Sequence[str]) -> Callable[[], Awaitable[int]]:
     return lambda: engine.cmd_check(args, AZURE)
 
 
+def _with_verdicts(command: engine.Command) -> engine.Command:
+    """``command`` with the Azure layer's reason codes (checks.verdicts) known to the report model: the
+    reports ``diff`` reads carry them, and the schema ``schema`` prints lists them (probe.reasons.families).
+    ``check`` and ``bundle`` load them with the judgement."""
+
+    def run(args: argparse.Namespace) -> int:
+        import checks.verdicts  # noqa: F401, PLC0415 - importing registers the family; per command (start-up)
+
+        return command.run(args)
+
+    return dataclasses.replace(command, run=run)
+
+
 def _lab(args: argparse.Namespace) -> int:
     from lab.run import cmd_lab  # noqa: PLC0415 - per command (start-up)
 
@@ -56,8 +70,8 @@ def _lab(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, engine.Command] = {
     "check": engine.check_command(AZURE),
     "bundle": engine.bundle_command(AZURE),
-    "diff": engine.DIFF,
-    "schema": engine.SCHEMA,
+    "diff": _with_verdicts(engine.DIFF),
+    "schema": _with_verdicts(engine.SCHEMA),
     "plan": engine.Command(
         help="print what `check` would probe, without touching the network",
         arguments=(azureml.add_plan_arguments,),
