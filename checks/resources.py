@@ -1,6 +1,6 @@
 """Read the anonymous answers of the workspace's own resources: storage, key vault, container registry.
 
-The http prober (probe/http.py) sends one request without credentials and records the answer; this
+The http prober (probe/probers/http.py) sends one request without credentials and records the answer; this
 module knows what each service answers, as public sources document it, and so tells the network layer
 (a firewall, public network access) from the identity layer (credentials everyone must bring).
 Nothing here guesses: an answer no source documents is "the service answered" or "inconclusive".

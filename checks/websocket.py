@@ -1,7 +1,7 @@
 """Judge the websocket answers of Microsoft-operated hosts (the compute-instance front end) against
 what that front end really answers an anonymous client.
 
-The probe (probe/websocket.py) classifies what any server says; this module knows which answers come
+The probe (probe/probers/websocket.py) classifies what any server says; this module knows which answers come
 from Azure ML. The compute-instance front end authenticates every request, so an anonymous upgrade is
 never answered 101:
   * "User ... does not have access to compute instance ... Only the creator can access a compute

@@ -8,7 +8,7 @@ stays readable for one.
 
 Each code carries its own definition, as dnspython's exceptions do: its meaning, and traits
 (``Trait``) from which its status and confidence follow, in nmap's spirit: a refusal is proof,
-silence is not. The descriptions table and the failure sets below are derived from the members.
+silence is not. The failure sets below and the docs' reason-code table are derived from the members.
 
     ok
     dns_*        the name did not resolve
@@ -303,10 +303,6 @@ class Reason(ReasonCode):
     INTERRUPTED = "interrupted", "Not finished: the run was interrupted (SIGINT/SIGTERM).", SKIPS | UNDECIDED
     DEADLINE_EXCEEDED = "deadline_exceeded", "Not finished: the whole-run deadline passed.", SKIPS | UNDECIDED
     INTERNAL_ERROR = "internal_error", "amlprobe itself failed on this check: a bug, please report it.", UNDECIDED
-
-
-# The engine's codes and what each means (the reason-code table of the docs adds the other families').
-REASON_DESCRIPTIONS: dict[Reason, str] = {r: r.meaning for r in Reason if not r.retired}
 
 
 def _failures(layer: str) -> frozenset[Reason]:
