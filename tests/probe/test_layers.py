@@ -13,6 +13,7 @@ import pytest
 
 from probe.model import Protocol
 from probe.registry import PROBERS
+from tests.helpers import imports
 
 PROBE = Path(__file__).resolve().parents[2] / "probe"
 
@@ -69,40 +70,6 @@ FLOORS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def _modules(root: Path = PROBE) -> dict[str, Path]:
-    found = {}
-    for path in root.rglob("*.py"):
-        parts = list(path.relative_to(root.parent).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        found[".".join(parts)] = path
-    return found
-
-
-def _imports(module: str, path: Path, known: set[str]) -> set[str]:
-    """The modules of ``known`` that ``module`` imports, wherever the import statement is."""
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-                for _ in range(node.level - 1):
-                    package = package.rpartition(".")[0]
-                base = f"{package}.{base}" if base else package
-            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
-        else:
-            continue
-        for name in names:
-            while name and name not in known:
-                name = name.rpartition(".")[0]
-            if name and name != module:
-                out.add(name)
-    return out
-
-
 def _floor(module: str) -> int | None:
     for i, (_, patterns) in enumerate(FLOORS):
         for pattern in patterns:
@@ -112,8 +79,7 @@ def _floor(module: str) -> int | None:
 
 
 def _graph(root: Path = PROBE) -> dict[str, set[str]]:
-    modules = _modules(root)
-    return {m: _imports(m, p, set(modules)) for m, p in modules.items()}
+    return imports.graph(imports.modules(root))
 
 
 def _upward(graph: dict[str, set[str]]) -> list[str]:
@@ -129,43 +95,8 @@ def _upward(graph: dict[str, set[str]]) -> list[str]:
     ]
 
 
-def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan), or a self-import."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                found.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
-
-
 def test_every_module_has_a_floor() -> None:
-    unplaced = sorted(m for m in _modules() if _floor(m) is None)
+    unplaced = sorted(m for m in imports.modules(PROBE) if _floor(m) is None)
     assert not unplaced, f"place these modules in FLOORS: {unplaced}"
 
 
@@ -175,7 +106,7 @@ def test_no_import_runs_up_a_floor() -> None:
 
 
 def test_no_import_circle() -> None:
-    assert _cycles(_graph()) == []
+    assert imports.circles(_graph()) == []
 
 
 def test_the_engine_imports_neither_the_knowledge_layer_nor_the_lab() -> None:
@@ -200,7 +131,7 @@ def test_the_checker_sees_a_circle_behind_a_function_level_import(tmp_path: Path
     (root / "transport" / "dial.py").write_text("def dial():\n    from probe.probers.tcp import probe_tcp\n")
     (root / "probers" / "tcp.py").write_text("from probe.transport.dial import dial\n")
     graph = _graph(root)
-    assert _cycles(graph) == [["probe.probers.tcp", "probe.transport.dial"]]
+    assert imports.circles(graph) == [["probe.probers.tcp", "probe.transport.dial"]]
     assert _upward(graph) == ["probe.transport.dial (transport) imports probe.probers.tcp (probers)"]
 
 
