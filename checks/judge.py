@@ -1,7 +1,7 @@
 """Judge raw probe results against what Azure ML expects: private answers, privatelink CNAMEs,
 agreeing resolvers, Azure certificate issuers, the services' own answers.
 
-A judgement replaces a check's verdict through checks.verdict.rejudge, which keeps what the probe
+A judgement replaces a check's verdict through checks.verdicts.rejudge, which keeps what the probe
 itself said in ``observed``. The diagnosis (checks.diagnosis) reads the judged results; this module
 knows nothing of it (checks.interpret runs one, then the other).
 """
@@ -13,8 +13,7 @@ from checks.evidence import PeVerdict, has_privatelink
 from checks.inputs import AZURE_DNS
 from checks.issuers import inspecting_issuers, is_azure_issuer, issuer_cn, operator
 from checks.plan import DnsExpectation
-from checks.verdict import rejudge
-from checks.verdicts import Verdict
+from checks.verdicts import Verdict, rejudge
 from probe.model import CheckResult, Confidence, Protocol, Status
 from probe.reasons import DNS_FAILURES, Reason, ReasonCode
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Literal
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 
-from checks.firewall import Verdict, iptables_verdict, nft_verdict
+from checks.firewall import PortVerdict, iptables_verdict, nft_verdict
 from checks.paths import HOSTS_FILE, RESOLV_CONF, SYSTEMD_RESOLVED_CONF
 from probe import system
 from probe.files import MAX_HOSTS_BYTES, read_text
@@ -92,7 +92,7 @@ class DnsConfig(_Facts):
 
 class FirewallFacts(_Facts):
     drops: bool | None = Field(description="True: a rule drops the port; False: every tool's rules accept it.")
-    verdicts: dict[str, Verdict] = Field(default_factory=dict, description="Per tool that answered.")
+    verdicts: dict[str, PortVerdict] = Field(default_factory=dict, description="Per tool that answered.")
     notes: list[str] = Field(default_factory=list, description="Why a tool did not answer.")
 
 
@@ -272,11 +272,11 @@ def _run_bounded(argv: list[str], timeout: float) -> tuple[int, str, str]:
 
 def firewall_facts(port: int, env: Mapping[str, str], timeout: float = FIREWALL_TIMEOUT) -> FirewallFacts:
     """Run iptables-save / nft (when installed and permitted) and judge the inbound port."""
-    tools: list[tuple[str, list[str], Callable[[str, int], Verdict]]] = [
+    tools: list[tuple[str, list[str], Callable[[str, int], PortVerdict]]] = [
         ("iptables-save", ["-t", "filter"], iptables_verdict),
         ("nft", ["list", "ruleset"], nft_verdict),
     ]
-    seen: dict[str, Verdict] = {}
+    seen: dict[str, PortVerdict] = {}
     notes: list[str] = []
     for tool, argv, judge in tools:
         exe = _which(tool, env)

@@ -51,8 +51,7 @@ from typing import Any
 
 from checks.addresses import is_ip, is_private
 from checks.services import SERVICE_NAMES
-from checks.verdict import rejudge
-from checks.verdicts import Verdict
+from checks.verdicts import Verdict, rejudge
 from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status, bound_result
 from probe.probers.websocket import middlebox_signs
 from probe.reasons import Reason, ReasonCode

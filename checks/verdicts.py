@@ -1,13 +1,18 @@
-"""The reason codes this layer adds: verdicts that need the Azure ML knowledge to reach.
+"""The reason codes this layer adds, and how a verdict replaces a probe's.
 
 The engine's probers report what they saw (``probe.reasons.Reason``); judging a result against
 what the catalog expects (a private endpoint's address, the issuers a service uses, what a service
 answers an anonymous request) can turn it into one of these. They are reason codes like any other
 in the report (``checks[].reason``): the same published contract, the same strings.
+
+``rejudge`` gives a result its new verdict and keeps what the probe itself said ("resolved to
+20.60.1.5 via ...") in ``observed``, so the report shows both: the verdict in
+``status``/``reason``/``detail``, the probe's own reason and sentence beside it.
 """
 
 from __future__ import annotations
 
+from probe.model import CheckResult, Confidence, Observed, Status, bound_result
 from probe.reasons import INFERRED, PASSES, RETIRED, UNDECIDED, WARNS, ReasonCode
 
 
@@ -70,3 +75,17 @@ class Verdict(ReasonCode):
         "An answer without the service's marks and without a middlebox's: who sent it cannot be told.",
         WARNS | UNDECIDED,
     )
+
+
+def rejudge(
+    result: CheckResult, status: Status, reason: ReasonCode, detail: str, confidence: Confidence | None = None
+) -> None:
+    """Give ``result`` a new verdict, in place. The probe's reason and detail go to ``observed`` the first
+    time they are replaced (a detail that only grows keeps the probe's words in it, and needs no copy)."""
+    if result.observed is None and (reason is not result.reason or result.detail not in detail):
+        result.observed = Observed(reason=result.reason, detail=result.detail)
+    result.status, result.reason, result.detail = status, reason, detail
+    if confidence is not None:
+        result.confidence = confidence
+    # The new detail may quote a peer (a service's own message): escaped and bounded like every detail.
+    bound_result(result)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from checks.verdict import rejudge
+from checks.verdicts import rejudge
 from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status
 from probe.probers.websocket import demands_auth, middlebox_signs, same_answer
 from probe.reasons import Reason
