@@ -9,7 +9,8 @@ that needs it: ``--version`` and ``plan`` stay cheap (bench/bench_startup.py, te
 from __future__ import annotations
 
 import argparse
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from checks import cli as azureml
@@ -19,29 +20,22 @@ from probe import cli as engine
 from probe.errors import UsageError
 
 if TYPE_CHECKING:
-    from probe.context import ProbeSettings
     from probe.execution import PlannedRun
+    from probe.settings import ProbeSettings
 
 DESCRIPTION = "Connectivity diagnostics for Azure Machine Learning in a VNet."
 
 
 async def _plan_workspace(args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
-    from checks.run import plan_run
+    from checks.run import plan_run  # noqa: PLC0415 - per command (start-up)
 
     return await plan_run(args, settings)
-
-
-def _resolv_conf(env: Mapping[str, str]) -> str:
-    from checks.paths import system_paths
-
-    return str(system_paths(env).resolv_conf)
 
 
 AZURE = engine.Knowledge(
     planner=_plan_workspace,
     arguments=(azureml.add_workspace_arguments,),
     style=AZURE_ML,
-    resolv_conf=_resolv_conf,
 )
 
 
@@ -54,8 +48,21 @@ def prepare_check(argv: Sequence[str]) -> Callable[[], Awaitable[int]]:
     return lambda: engine.cmd_check(args, AZURE)
 
 
+def _with_verdicts(command: engine.Command) -> engine.Command:
+    """``command`` with the Azure layer's reason codes (checks.verdicts) known to the report model: the
+    reports ``diff`` reads carry them, and the schema ``schema`` prints lists them (probe.reasons.families).
+    ``check`` and ``bundle`` load them with the judgement."""
+
+    def run(args: argparse.Namespace) -> int:
+        import checks.verdicts  # noqa: F401, PLC0415 - importing registers the family; per command (start-up)
+
+        return command.run(args)
+
+    return dataclasses.replace(command, run=run)
+
+
 def _lab(args: argparse.Namespace) -> int:
-    from lab.run import cmd_lab
+    from lab.run import cmd_lab  # noqa: PLC0415 - per command (start-up)
 
     return cmd_lab(args, prepare_check)
 
@@ -63,8 +70,8 @@ def _lab(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, engine.Command] = {
     "check": engine.check_command(AZURE),
     "bundle": engine.bundle_command(AZURE),
-    "diff": engine.DIFF,
-    "schema": engine.SCHEMA,
+    "diff": _with_verdicts(engine.DIFF),
+    "schema": _with_verdicts(engine.SCHEMA),
     "plan": engine.Command(
         help="print what `check` would probe, without touching the network",
         arguments=(azureml.add_plan_arguments,),

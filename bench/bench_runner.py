@@ -26,9 +26,10 @@ RUNS = 5
 
 _CODE = """
 import asyncio, json, socket, time
-from probe.context import ProbeContext, ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.settings import ProbeSettings
 from probe.model import CheckSpec, Protocol, Target
-from probe.resolve import SharedResolver
+from probe.transport.resolve import SharedResolver
 from probe.runner import run_checks
 
 async def main():

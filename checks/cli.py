@@ -114,8 +114,8 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[Inputs, Discovery]:
     """Bad input raises InputError, a UsageError: the CLI prints it as one line and exits 3."""
-    from checks.discovery import discover
-    from checks.sources import gather_inputs
+    from checks.discovery import discover  # noqa: PLC0415 - per command (start-up)
+    from checks.sources import gather_inputs  # noqa: PLC0415 - per command (start-up)
 
     env = dict(os.environ)
     discovery = await discover(env, use_imds=use_imds)
@@ -125,8 +125,8 @@ async def resolve_inputs(args: argparse.Namespace, *, use_imds: bool) -> tuple[I
 
 def load_plan(args: argparse.Namespace, inputs: Inputs) -> Plan:
     """CatalogError and InputError are UsageErrors: one line on stderr, exit 3."""
-    from checks.catalog import load_catalog
-    from checks.plan import build_plan
+    from checks.catalog import load_catalog  # noqa: PLC0415 - per command (start-up)
+    from checks.plan import build_plan  # noqa: PLC0415 - per command (start-up)
 
     return build_plan(load_catalog(inputs.cloud, extra_files=list(args.catalog)), inputs)
 
@@ -144,13 +144,13 @@ def _complete(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def _plan_json(plan: Plan) -> str:
-    import json
+    import json  # noqa: PLC0415 - per command (start-up)
 
     return json.dumps(plan.model_dump(mode="json"), indent=2) + "\n"
 
 
 def _plan_table(plan: Plan) -> str:
-    from checks.plan_table import render_plan_table
+    from checks.plan_table import render_plan_table  # noqa: PLC0415 - per command (start-up)
 
     return render_plan_table(plan)
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.paths import DMI_PATH, IMDS_URL, system_paths
+from checks.paths import DMI_PATH, IMDS_URL, NBVM_PATH, system_paths
 from probe.files import read_text
 
 # Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
@@ -172,7 +172,7 @@ def parse_imds(doc: object) -> ImdsFacts:
 
 
 async def _fetch_imds(url: str, timeout: float) -> ImdsFacts:
-    import aiohttp  # only when IMDS is asked: `plan` never does
+    import aiohttp  # noqa: PLC0415 - aiohttp ~110 ms, only when IMDS is asked: `plan` never does
 
     # trust_env=False: IMDS must never go through a proxy (instance-metadata-service.md, "Proxies").
     client_timeout = aiohttp.ClientTimeout(total=timeout)
@@ -195,14 +195,14 @@ async def _fetch_imds(url: str, timeout: float) -> ImdsFacts:
 async def query_imds(url: str = IMDS_URL, timeout: float = 2.0, *, errors: list[str] | None = None) -> ImdsFacts | None:
     """Ask IMDS for this VM's facts; None on any failure (its one-line reason appended to ``errors``)."""
     # Imported here: discovery without IMDS (`plan`) needs neither an event loop nor an HTTP client.
-    import asyncio
+    import asyncio  # noqa: PLC0415 - asyncio ~40 ms: `plan` needs no event loop
 
-    import aiohttp
+    import aiohttp  # noqa: PLC0415 - aiohttp ~110 ms, only when IMDS is asked
 
-    from probe.timing import now, within
+    from probe.deadline import Deadline  # noqa: PLC0415 - asyncio ~40 ms: `plan` needs no event loop
 
     try:
-        return await within(_fetch_imds(url, timeout), now() + timeout)
+        return await Deadline.after(timeout).within(_fetch_imds(url, timeout))
     except asyncio.CancelledError:
         raise
     except TimeoutError:
@@ -263,10 +263,10 @@ async def discover(
 ) -> Discovery:
     """Collect what this machine says about its workspace. Never raises for missing or odd files.
 
-    ``dmi_path`` / ``imds_url`` / ``nbvm_path`` default to the machine's files as checks.paths finds
-    them ($AMLPROBE_DMI_PATH, $AMLPROBE_IMDS_URL, $AMLPROBE_NBVM_PATH, then the real locations). IMDS
-    is only asked when the DMI tag says this is an Azure VM, and ``use_imds`` is true (``amlprobe
-    plan`` promises not to touch the network).
+    ``dmi_path``, ``imds_url`` and ``nbvm_path`` default to the machine's (probe.system.SystemPaths
+    through checks.paths: the real locations, or the lab's through AMLPROBE_DMI_PATH, AMLPROBE_IMDS_URL,
+    AMLPROBE_NBVM_PATH). IMDS is only asked when the DMI tag says this is an Azure VM, and ``use_imds`` is
+    true (``amlprobe plan`` promises not to touch the network).
     """
     found = Discovery()
     paths = system_paths(env)
@@ -284,7 +284,7 @@ async def discover(
         found.aml_compute = found.aml_compute or "job"
         found.set("region", _region_from_service_endpoint(endpoint), f"env {JOB_SERVICE_ENDPOINT_ENV}")
 
-    nbvm_path = nbvm_path or paths.nbvm
+    nbvm_path = nbvm_path or Path(paths.nbvm or NBVM_PATH)
     try:
         nbvm = parse_key_values(_read_small(nbvm_path))
     except FileNotFoundError:
@@ -315,8 +315,8 @@ async def discover(
     if found.aml_compute is None and (home / "cloudfiles" / "code").is_dir():
         found.aml_compute = "compute-instance"
 
-    found.azure_vm = is_azure_vm(dmi_path or paths.dmi)
+    found.azure_vm = is_azure_vm(dmi_path or Path(paths.dmi_asset_tag))
     if found.azure_vm and use_imds:
-        url = imds_url or paths.imds_url
+        url = imds_url or paths.imds_url or IMDS_URL
         found.imds = await query_imds(url, imds_timeout, errors=found.errors)
     return found

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-Verdict = Literal["accept", "drop", "unknown"]
+PortVerdict = Literal["accept", "drop", "unknown"]
 
 _YES, _NO, _MAYBE = "yes", "no", "maybe"
 
@@ -73,7 +73,7 @@ def _evaluate(chains: Mapping[str, _Chain], name: str, depth: int = 0) -> str:
     return "return"
 
 
-def _base_verdict(chains: Mapping[str, _Chain], name: str) -> Verdict:
+def _base_verdict(chains: Mapping[str, _Chain], name: str) -> PortVerdict:
     outcome = _evaluate(chains, name)
     if outcome == "return":
         outcome = chains[name].policy or "unknown"
@@ -134,7 +134,7 @@ def _iptables_rule(args: list[str], port: int, chain_names: set[str]) -> _Rule:
     return _Rule(match, "continue")
 
 
-def iptables_verdict(text: str, port: int) -> Verdict:
+def iptables_verdict(text: str, port: int) -> PortVerdict:
     """The fate of a new inbound TCP connection to ``port`` per ``iptables-save`` (filter table)."""
     chains: dict[str, _Chain] = {}
     rule_lines: list[tuple[str, list[str]]] = []
@@ -214,7 +214,7 @@ def _nft_rule(line: str, port: int) -> _Rule:
     return _Rule(match, "continue")
 
 
-def nft_verdict(text: str, port: int) -> Verdict:
+def nft_verdict(text: str, port: int) -> PortVerdict:
     """The packet's fate over every ``hook input`` base chain of ``nft list ruleset``.
 
     Only ip, ip6 and inet tables see inbound IP traffic, and a drop in any base chain is final."""

@@ -26,7 +26,7 @@ from checks.localfacts import LocalFacts
 from checks.plan import Plan
 from checks.registry import registry_layer_path
 from checks.resources import apply_file_share_answers, apply_resource_answers
-from checks.verdict import rejudge
+from checks.verdicts import rejudge
 from checks.websocket import apply_websocket_answers
 from probe.model import CheckResult, Confidence, Finding, Status
 from probe.reasons import Reason

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from checks import toml
+from checks.verdicts import Verdict
 from probe.model import CertInfo, CheckResult
 from probe.reasons import Reason
 
@@ -53,7 +54,7 @@ def inspecting_issuers(results: list[CheckResult]) -> set[str]:
         r.tls.leaf.issuer
         for r in results
         if operator(r) == "microsoft"
-        and r.reason in (Reason.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
+        and r.reason in (Verdict.TLS_UNEXPECTED_ISSUER, Reason.TLS_UNTRUSTED)
         and r.tls is not None
         and r.tls.leaf is not None
         and not is_azure_issuer(r.tls.leaf)

@@ -1,7 +1,7 @@
 """Judge raw probe results against what Azure ML expects: private answers, privatelink CNAMEs,
 agreeing resolvers, Azure certificate issuers, the services' own answers.
 
-A judgement replaces a check's verdict through checks.verdict.rejudge, which keeps what the probe
+A judgement replaces a check's verdict through checks.verdicts.rejudge, which keeps what the probe
 itself said in ``observed``. The diagnosis (checks.diagnosis) reads the judged results; this module
 knows nothing of it (checks.interpret runs one, then the other).
 """
@@ -13,15 +13,15 @@ from checks.evidence import PeVerdict, has_privatelink
 from checks.inputs import AZURE_DNS
 from checks.issuers import inspecting_issuers, is_azure_issuer, issuer_cn, operator
 from checks.plan import DnsExpectation
-from checks.verdict import rejudge
+from checks.verdicts import Verdict, rejudge
 from probe.model import CheckResult, Confidence, Protocol, Status
-from probe.reasons import DNS_FAILURES, Reason
+from probe.reasons import DNS_FAILURES, Reason, ReasonCode
 
 # No answer at all: nothing to compare.
 _NO_ANSWER = (Reason.DNS_TIMEOUT, Reason.DNS_ERROR, Reason.DNS_NO_SERVERS)
 
 
-def _judge(result: CheckResult, status: Status, reason: Reason, detail: str) -> None:
+def _judge(result: CheckResult, status: Status, reason: ReasonCode, detail: str) -> None:
     rejudge(result, status, reason, detail)
 
 
@@ -50,7 +50,7 @@ def apply_dns_expectation(
             _judge(
                 configured,
                 Status.FAIL,
-                Reason.DNS_PUBLIC_ADDRESS,
+                Verdict.DNS_PUBLIC_ADDRESS,
                 f"{exp.name} resolved{through} to public {', '.join(public)}; its private endpoint"
                 f" ({exp.zone or 'private DNS'}) should answer with a private address.",
             )
@@ -58,7 +58,7 @@ def apply_dns_expectation(
             _judge(
                 configured,
                 Status.WARN,
-                Reason.DNS_PRIVATE_ADDRESS,
+                Verdict.DNS_PRIVATE_ADDRESS,
                 f"{exp.name} resolved to a private address ({', '.join(addrs)}) though you said it has no"
                 " private endpoint: a stale private DNS zone or hosts entry?",
             )
@@ -91,7 +91,7 @@ def apply_dns_expectation(
         _judge(
             reference,
             Status.WARN,
-            Reason.DNS_RESOLVER_MISMATCH,
+            Verdict.DNS_RESOLVER_MISMATCH,
             f"The configured resolver answered {', '.join(configured.addresses)} (private) for {exp.name}; Azure DNS"
             f" {_server(reference)} asked from this VNet answered {seen}. Expected when the private DNS zones are"
             " linked only to the DNS server's VNet (hub and spoke) or the custom DNS holds manual records:"
@@ -118,7 +118,7 @@ def apply_dns_expectation(
     _judge(
         reference,
         Status.WARN,
-        Reason.DNS_RESOLVER_MISMATCH,
+        Verdict.DNS_RESOLVER_MISMATCH,
         f"The configured resolver answered {seen} for {exp.name}, but the reference resolver"
         f" {_server(reference)} answered {', '.join(ref_addrs)}.",
     )
@@ -250,7 +250,7 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
             _judge(
                 r,
                 Status.WARN,
-                Reason.TLS_UNEXPECTED_ISSUER,
+                Verdict.TLS_UNEXPECTED_ISSUER,
                 f"The certificate for {r.target.host} was issued by '{issuer_cn(leaf)}', not by an Azure CA,"
                 " though Microsoft operates the host: something in the path inspects TLS.",
             )
@@ -261,7 +261,7 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
             _judge(
                 r,
                 Status.WARN,
-                Reason.TLS_UNEXPECTED_ISSUER,
+                Verdict.TLS_UNEXPECTED_ISSUER,
                 f"The certificate for {r.target.host} was issued by '{issuer_cn(leaf)}', the CA that re-signs"
                 " the Microsoft hosts: this host's TLS is inspected too.",
             )

@@ -11,7 +11,6 @@ pydantic models; the report's ``environment["local"]`` is their JSON dump (docs/
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import shutil
 import signal
@@ -24,8 +23,9 @@ from typing import Any, ClassVar, Literal
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, computed_field, model_serializer
 
-from checks.firewall import Verdict, iptables_verdict, nft_verdict
+from checks.firewall import PortVerdict, iptables_verdict, nft_verdict
 from checks.paths import HOSTS_FILE, RESOLV_CONF, SYSTEMD_RESOLVED_CONF
+from probe import system
 from probe.files import MAX_HOSTS_BYTES, read_text
 from probe.redact import redact_url
 
@@ -92,7 +92,7 @@ class DnsConfig(_Facts):
 
 class FirewallFacts(_Facts):
     drops: bool | None = Field(description="True: a rule drops the port; False: every tool's rules accept it.")
-    verdicts: dict[str, Verdict] = Field(default_factory=dict, description="Per tool that answered.")
+    verdicts: dict[str, PortVerdict] = Field(default_factory=dict, description="Per tool that answered.")
     notes: list[str] = Field(default_factory=list, description="Why a tool did not answer.")
 
 
@@ -189,22 +189,8 @@ def nic_facts() -> dict[str, Nic]:
 
 
 def parse_resolv_conf(text: str) -> dict[str, list[str]]:
-    servers: list[str] = []
-    search: list[str] = []
-    options: list[str] = []
-    for raw in text.splitlines():
-        parts = raw.split("#", 1)[0].split(";", 1)[0].split()
-        if len(parts) < 2:
-            continue
-        key, args = parts[0], parts[1:]
-        if key == "nameserver":
-            servers.append(args[0])
-        elif key in ("search", "domain"):
-            # The last search/domain line wins (resolv.conf(5)).
-            search = list(args)
-        elif key == "options":
-            options.extend(args)
-    return {"nameservers": servers, "search": search, "options": options}
+    conf = system.parse_resolv_conf(text)
+    return {"nameservers": conf.nameservers, "search": conf.search, "options": conf.options}
 
 
 def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> DnsConfig:
@@ -234,20 +220,13 @@ def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> DnsConfig:
 
 def hosts_overrides(text: str, names: Iterable[str]) -> dict[str, list[str]]:
     """Addresses the hosts file gives each of ``names`` (exact, case-insensitive), in file order."""
-    wanted = {n.lower().rstrip("."): n for n in names}
+    hosts = system.parse_hosts(text)
     out: dict[str, list[str]] = {}
-    for raw in text.splitlines():
-        parts = raw.split("#", 1)[0].split()
-        if len(parts) < 2:
-            continue
-        try:
-            address = str(ipaddress.ip_address(parts[0].split("%", 1)[0]))
-        except ValueError:
-            continue
-        for alias in parts[1:]:
-            name = wanted.get(alias.lower().rstrip("."))
-            if name is not None and address not in out.setdefault(name, []):
-                out[name].append(address)
+    for name in names:
+        # An IPv6 scope (fe80::1%eth0) names this machine's interface: the address is what is pinned.
+        found = list(dict.fromkeys(a.split("%", 1)[0] for a in hosts.addresses(name)))
+        if found:
+            out[name] = found
     return out
 
 
@@ -293,11 +272,11 @@ def _run_bounded(argv: list[str], timeout: float) -> tuple[int, str, str]:
 
 def firewall_facts(port: int, env: Mapping[str, str], timeout: float = FIREWALL_TIMEOUT) -> FirewallFacts:
     """Run iptables-save / nft (when installed and permitted) and judge the inbound port."""
-    tools: list[tuple[str, list[str], Callable[[str, int], Verdict]]] = [
+    tools: list[tuple[str, list[str], Callable[[str, int], PortVerdict]]] = [
         ("iptables-save", ["-t", "filter"], iptables_verdict),
         ("nft", ["list", "ruleset"], nft_verdict),
     ]
-    seen: dict[str, Verdict] = {}
+    seen: dict[str, PortVerdict] = {}
     notes: list[str] = []
     for tool, argv, judge in tools:
         exe = _which(tool, env)

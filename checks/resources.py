@@ -1,6 +1,6 @@
 """Read the anonymous answers of the workspace's own resources: storage, key vault, container registry.
 
-The http prober (probe/http.py) sends one request without credentials and records the answer; this
+The http prober (probe/probers/http.py) sends one request without credentials and records the answer; this
 module knows what each service answers, as public sources document it, and so tells the network layer
 (a firewall, public network access) from the identity layer (credentials everyone must bring).
 Nothing here guesses: an answer no source documents is "the service answered" or "inconclusive".
@@ -37,7 +37,7 @@ Azure Container Registry (GET /v2/, the registry API's version check: distributi
       registry's firewall, or its public network access disabled, which answers alike (Azure/acr#603, #633;
       docker/build-push-action#1214; support article "client IP address not allowed access").
 Something else answered (the marks of a middlebox, never of the service):
-  Via (RFC 9110 §7.6.3), Squid's Server and X-Squid-Error, Zscaler's Server (probe.websocket.middlebox_signs);
+  Via (RFC 9110 §7.6.3), Squid's Server and X-Squid-Error, Zscaler's Server (probe.probers.websocket.middlebox_signs);
   Azure Firewall's application-rule refusal, HTTP 470 "Action: Deny. Reason: No rule matched. Proceeding
   with default action." (public lab captures, research A4); 407 (RFC 9110 §15.5.8).
 """
@@ -51,10 +51,10 @@ from typing import Any
 
 from checks.addresses import is_ip, is_private
 from checks.services import SERVICE_NAMES
-from checks.verdict import rejudge
+from checks.verdicts import Verdict, rejudge
 from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status, bound_result
-from probe.reasons import Reason
-from probe.websocket import middlebox_signs
+from probe.probers.websocket import middlebox_signs
+from probe.reasons import Reason, ReasonCode
 
 # Azure Firewall's application-rule refusal (research A4: "HTTP/1.1 470 status code 470 ... Action: Deny.
 # Reason: No rule matched. Proceeding with default action.").
@@ -157,7 +157,7 @@ def service_marks(judge: str, facts: HttpFacts, error: ServiceError) -> list[str
 @dataclass
 class Judged:
     status: Status
-    reason: Reason
+    reason: ReasonCode
     confidence: Confidence
     detail: str
     # The address the service says it saw (Key Vault, the registry); None when it does not say.
@@ -208,7 +208,7 @@ def _judge_storage(r: CheckResult, facts: HttpFacts, err: ServiceError, name: st
             " a firewall and disabled public network access the same answer, and does not say which address it"
             f" saw.{relayed}"
         )
-        return Judged(Status.FAIL, Reason.HTTP_NETWORK_DENIED, Confidence.CONFIRMED, detail)
+        return Judged(Status.FAIL, Verdict.HTTP_NETWORK_DENIED, Confidence.CONFIRMED, detail)
     challenge = bearer_challenge(facts)
     if challenge is not None and ("resource_id" in challenge or "authorization_uri" in challenge):
         shown = f"resource_id={challenge['resource_id']}" if "resource_id" in challenge else "authorization_uri"
@@ -218,7 +218,7 @@ def _judge_storage(r: CheckResult, facts: HttpFacts, err: ServiceError, name: st
             " The path works; Azure Storage does not document whether its network rules are checked before this"
             f" challenge.{relayed}"
         )
-        return Judged(Status.PASS, Reason.HTTP_AUTH_REQUIRED, Confidence.LIKELY, detail)
+        return Judged(Status.PASS, Verdict.HTTP_AUTH_REQUIRED, Confidence.LIKELY, detail)
     return None
 
 
@@ -236,12 +236,12 @@ def _judge_key_vault(r: CheckResult, facts: HttpFacts, err: ServiceError, name: 
                 f" its public network access is disabled, and this request did not come through an approved private"
                 f" endpoint.{_seen_phrase(seen, 'vault', r)}{relayed}"
             )
-            return Judged(Status.FAIL, Reason.HTTP_PUBLIC_ACCESS_DISABLED, Confidence.CONFIRMED, detail, seen)
+            return Judged(Status.FAIL, Verdict.HTTP_PUBLIC_ACCESS_DISABLED, Confidence.CONFIRMED, detail, seen)
         detail = (
             f"{_cap(what)} refused the anonymous request {_where(r)} with 403 ForbiddenByFirewall{said}: its firewall"
             f" does not admit this machine.{_seen_phrase(seen, 'vault', r)}{relayed}"
         )
-        return Judged(Status.FAIL, Reason.HTTP_NETWORK_DENIED, Confidence.CONFIRMED, detail, seen)
+        return Judged(Status.FAIL, Verdict.HTTP_NETWORK_DENIED, Confidence.CONFIRMED, detail, seen)
     challenge = bearer_challenge(facts)
     if challenge is not None and ("resource" in challenge or "authorization" in challenge):
         shown = f"resource={challenge['resource']}" if "resource" in challenge else "authorization"
@@ -250,7 +250,7 @@ def _judge_key_vault(r: CheckResult, facts: HttpFacts, err: ServiceError, name: 
             f" with its bearer challenge ({shown}). The path works; Key Vault does not document whether its"
             f" firewall answers an anonymous request before this challenge.{_seen_phrase(seen, 'vault', r)}{relayed}"
         )
-        return Judged(Status.PASS, Reason.HTTP_AUTH_REQUIRED, Confidence.LIKELY, detail, seen)
+        return Judged(Status.PASS, Verdict.HTTP_AUTH_REQUIRED, Confidence.LIKELY, detail, seen)
     return None
 
 
@@ -264,7 +264,7 @@ def _judge_acr(r: CheckResult, facts: HttpFacts, err: ServiceError, name: str, r
             " does not admit this machine, or its public network access is disabled; the registry answers both"
             f" alike.{_seen_phrase(seen, 'registry', r)}{relayed}"
         )
-        return Judged(Status.FAIL, Reason.HTTP_NETWORK_DENIED, Confidence.CONFIRMED, detail, seen)
+        return Judged(Status.FAIL, Verdict.HTTP_NETWORK_DENIED, Confidence.CONFIRMED, detail, seen)
     challenge = bearer_challenge(facts)
     if challenge is not None and "realm" in challenge:
         detail = (
@@ -272,7 +272,7 @@ def _judge_acr(r: CheckResult, facts: HttpFacts, err: ServiceError, name: str, r
             f" challenge (realm={challenge['realm']}). The registry checks its firewall before credentials, so"
             f" its network rules admit this machine.{relayed}"
         )
-        return Judged(Status.PASS, Reason.HTTP_AUTH_REQUIRED, Confidence.CONFIRMED, detail)
+        return Judged(Status.PASS, Verdict.HTTP_AUTH_REQUIRED, Confidence.CONFIRMED, detail)
     return None
 
 
@@ -293,7 +293,7 @@ def judge_resource_answer(result: CheckResult) -> Judged | None:
             f"A firewall refused the request to the {service} {name} ({url}) itself: HTTP {facts.status}"
             f' "{body.strip()[:120]}", Azure Firewall\'s answer when no application rule allows the name.'
         )
-        return Judged(Status.FAIL, Reason.HTTP_INTERCEPTED, Confidence.CONFIRMED, detail)
+        return Judged(Status.FAIL, Verdict.HTTP_INTERCEPTED, Confidence.CONFIRMED, detail)
     if facts.status == 407:
         detail = f"A proxy answered the request to the {service} {name} ({url}) with 407: it wants credentials."
         return Judged(Status.FAIL, Reason.PROXY_AUTH_REQUIRED, Confidence.CONFIRMED, detail)
@@ -315,21 +315,21 @@ def judge_resource_answer(result: CheckResult) -> Judged | None:
             f" {'; '.join(marks)}), but not with the challenge or refusal its documentation describes: the path"
             f" works; what the answer says about its network rules is not documented.{relayed}"
         )
-        return Judged(Status.PASS, Reason.HTTP_SERVICE_ANSWERED, Confidence.UNCONFIRMED, detail)
+        return Judged(Status.PASS, Verdict.HTTP_SERVICE_ANSWERED, Confidence.UNCONFIRMED, detail)
     signs = middlebox_signs(facts)
     if signs:
         detail = (
             f"Something in between answered the request to the {service} {name} ({url}): HTTP {facts.status}"
             f" carrying {'; '.join(signs)}, and no mark of the {service} itself. The request never reached it."
         )
-        return Judged(Status.FAIL, Reason.HTTP_INTERCEPTED, Confidence.CONFIRMED, detail)
+        return Judged(Status.FAIL, Verdict.HTTP_INTERCEPTED, Confidence.CONFIRMED, detail)
     server = f", Server: {facts.server}" if facts.server else ""
     detail = (
         f"The anonymous request to the {service} {name} ({url}) got HTTP {facts.status}{server}, with neither the"
         f" {service}'s marks (its request id, error code or challenge) nor a middlebox's: who answered cannot be"
         " told."
     )
-    return Judged(Status.WARN, Reason.HTTP_INCONCLUSIVE, Confidence.UNCONFIRMED, detail)
+    return Judged(Status.WARN, Verdict.HTTP_INCONCLUSIVE, Confidence.UNCONFIRMED, detail)
 
 
 def apply_resource_answers(results: list[CheckResult]) -> None:

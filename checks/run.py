@@ -8,23 +8,25 @@ returns the checks with ``finish``, which judges the results and names root caus
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checks.cli import load_plan, resolve_inputs
-from checks.paths import system_paths
+from checks.localfacts import gather_local_facts
+from checks.missing import missing_inputs
 from probe.execution import PlannedRun
+from probe.importer import preload
+from probe.model import CheckResult, Confidence, Protocol, Status, Target
+from probe.reasons import Reason
 
 if TYPE_CHECKING:
     from checks.plan import Plan
-    from probe.context import ProbeSettings
-    from probe.model import CheckResult, Finding
+    from probe.model import Finding
+    from probe.settings import ProbeSettings
 
 
 def skipped_results(plan: Plan) -> list[CheckResult]:
     """The plan's rows that are not probed, as skipped checks that say what they need."""
-    from probe.model import CheckResult, Confidence, Protocol, Status, Target
-    from probe.reasons import Reason
-
     out = []
     for row in plan.skipped:
         needs = ", ".join(row.needs)
@@ -45,19 +47,19 @@ def skipped_results(plan: Plan) -> list[CheckResult]:
 
 
 async def plan_run(args: argparse.Namespace, settings: ProbeSettings) -> PlannedRun:
-    from checks.localfacts import gather_local_facts
-    from probe.registry import preload
-
     # The judgement is needed once the probes are done: the import thread loads it while they
     # run, after the probers, off the path to the first probe.
     preload(["checks.interpret"], later=True)
 
     inputs, discovery = await resolve_inputs(args, use_imds=True)
     plan = load_plan(args, inputs)
-    paths = system_paths(settings.env)
+    # The machine's files as the command line found them (probe.system.SystemPaths): the same
+    # resolv.conf the prober's resolver and the bundle read.
+    paths = settings.paths
     local = gather_local_facts(
-        resolv_conf=paths.resolv_conf,
-        hosts_file=paths.hosts,
+        resolv_conf=Path(paths.resolv_conf),
+        hosts_file=Path(paths.hosts),
+        systemd_resolved_conf=Path(paths.resolved_conf),
         env=settings.env,
         names=sorted({s.target.host for s in plan.checks}),
     )
@@ -77,11 +79,9 @@ async def plan_run(args: argparse.Namespace, settings: ProbeSettings) -> Planned
     }
 
     def finish(results: list[CheckResult]) -> tuple[list[CheckResult], list[Finding], dict[str, Any]]:
-        from checks.interpret import interpret
+        from checks.interpret import interpret  # noqa: PLC0415 - loaded in the import thread (preload above)
 
         return interpret(results, plan, inputs, local=local, dns_servers=settings.dns_servers)
-
-    from checks.missing import missing_inputs
 
     return PlannedRun(
         specs=plan.checks,

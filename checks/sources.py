@@ -72,6 +72,7 @@ from checks import toml
 from checks.discovery import Discovery
 from checks.inputs import PE_RESOURCES, SCENARIOS, Cloud, InputError, Inputs
 from probe.files import FileTooLarge, read_regular
+from probe.system import parse_server
 
 FIELDS: tuple[str, ...] = tuple(name for name in Inputs.model_fields if name != "sources")
 ENV_VARS: dict[str, str] = {name: f"AMLPROBE_{name.upper()}" for name in FIELDS}
@@ -110,16 +111,8 @@ def _as_str_list(value: object, text: bool) -> list[str]:
 
 def _check_dns_server(item: str) -> str:
     # The engine's resolver format: "ip", "ip:port" or "[ipv6]:port".
-    host, port = item, None
-    if item.startswith("["):
-        host, _, rest = item[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else (rest or None)
-    elif item.count(":") == 1:
-        host, port = item.split(":")
     try:
-        ipaddress.ip_address(host)
-        if port is not None and not 0 < int(port) < 65536:
-            raise ValueError(port)
+        parse_server(item)
     except ValueError:
         raise _Bad(f"expected an IP address, ip:port or [ipv6]:port, got {item!r}") from None
     return item

@@ -26,7 +26,7 @@ def candidate_stores(env: dict[str, str] | None = None) -> dict[str, Path]:
             stores[f"OS bundle ({p})"] = p
             break
     try:
-        import certifi  # type: ignore[import-not-found,unused-ignore]
+        import certifi  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415 - optional dependency
 
         stores[f"Python certifi ({certifi.where()})"] = Path(certifi.where())
     except ImportError:
@@ -44,7 +44,7 @@ def candidate_stores(env: dict[str, str] | None = None) -> dict[str, Path]:
 
 @functools.lru_cache(maxsize=16)
 def _subjects(path: Path) -> frozenset[str]:
-    from cryptography import x509
+    from cryptography import x509  # noqa: PLC0415 - cryptography ~60 ms, only when a bundle is read
 
     try:
         certs = x509.load_pem_x509_certificates(read_regular(path, MAX_CA_BUNDLE_BYTES))

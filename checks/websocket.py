@@ -1,7 +1,7 @@
 """Judge the websocket answers of Microsoft-operated hosts (the compute-instance front end) against
 what that front end really answers an anonymous client.
 
-The probe (probe/websocket.py) classifies what any server says; this module knows which answers come
+The probe (probe/probers/websocket.py) classifies what any server says; this module knows which answers come
 from Azure ML. The compute-instance front end authenticates every request, so an anonymous upgrade is
 never answered 101:
   * "User ... does not have access to compute instance ... Only the creator can access a compute
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from checks.verdict import rejudge
+from checks.verdicts import rejudge
 from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status
+from probe.probers.websocket import demands_auth, middlebox_signs, same_answer
 from probe.reasons import Reason
-from probe.websocket import demands_auth, middlebox_signs, same_answer
 
 # Where the front end sends an unauthenticated browser: Entra ID sign-in and the studio, per cloud
 # (login hosts: the catalog's entra-id rows; studio hosts: the catalog's studio rows).

@@ -155,7 +155,7 @@ def server_tls(layout: topo.Layout, scenario: Scenario, workdir: Path) -> tuple[
     The bundle holds every lab root except Microsoft TLS RSA Root G2 (the root distro bundles lag on,
     Azure/azhpc-images PR #539): hosts on that chain verify only where the root was added.
     """
-    from lab.servers.web import sni_context
+    from lab.servers.web import sni_context  # noqa: PLC0415 - the peers load when the lab starts
 
     profiles = host_profiles(layout, scenario)
     used = {p.key: p for p in profiles.values()}
@@ -177,11 +177,11 @@ def server_tls(layout: topo.Layout, scenario: Scenario, workdir: Path) -> tuple[
 @contextlib.asynccontextmanager
 async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) -> AsyncIterator[None]:
     """Start every peer of the simulated VNet; stop them all on exit, whatever happened."""
-    from lab.servers.dns import DnsServer
-    from lab.servers.proxy import ConnectProxy
-    from lab.servers.smb import Smb2Responder
-    from lab.servers.udp import UdpSink
-    from lab.servers.web import AcceptOnly, HttpsFrontEnd, InspectingGateway
+    from lab.servers.dns import DnsServer  # noqa: PLC0415 - the peers load when the lab starts
+    from lab.servers.proxy import ConnectProxy  # noqa: PLC0415 - the peers load when the lab starts
+    from lab.servers.smb import Smb2Responder  # noqa: PLC0415 - the peers load when the lab starts
+    from lab.servers.udp import UdpSink  # noqa: PLC0415 - the peers load when the lab starts
+    from lab.servers.web import AcceptOnly, HttpsFrontEnd, InspectingGateway  # noqa: PLC0415 - the peers load when the lab starts
 
     tls, cas = server_tls(layout, scenario, workdir)
     custom_zone = topo.zone_for(
@@ -248,13 +248,14 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
 
 
 def _resolver_for_proxy() -> Any:
-    from probe.context import ProbeSettings
-    from probe.dns import lookup
+    from probe.deadline import Deadline  # noqa: PLC0415 - per command (start-up)
+    from probe.settings import ProbeSettings  # noqa: PLC0415 - per command (start-up)
+    from probe.transport.lookup import lookup  # noqa: PLC0415 - per command (start-up)
 
     settings = ProbeSettings(timeout=LAB_TIMEOUT, dns_servers=[topo.CUSTOM_DNS], env={}, trust_env=False)
 
     async def resolve(name: str) -> list[str]:
-        return (await lookup(name, settings)).addresses
+        return (await lookup(name, settings, Deadline.after(settings.timeout))).addresses
 
     return resolve
 

@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 import time
@@ -21,6 +22,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from probe import __version__
 from probe.atomic import write_atomic
 from probe.files import MAX_CONFIG_BYTES, read_text
@@ -28,12 +31,12 @@ from probe.formats import FORMATS, RenderOptions
 from probe.model import Report
 from probe.redact import redact_text
 from probe.style import GENERIC, ReportStyle
+from probe.system import SystemPaths
 
 if TYPE_CHECKING:
     from probe.execution import PlannedRun
 
 COMMAND_TIMEOUT = 3.0
-RESOLV_CONF = "/etc/resolv.conf"
 IP_COMMANDS = (
     ("route", "show", "table", "all"),
     ("-6", "route", "show", "table", "all"),
@@ -86,10 +89,6 @@ def routes_text() -> str:
 
 def listening_sockets() -> dict[str, Any]:
     """TCP listeners and bound UDP sockets, with the owning process when visible."""
-    import socket
-
-    import psutil
-
     try:
         conns = psutil.net_connections(kind="inet")
     except (psutil.AccessDenied, OSError) as exc:
@@ -160,7 +159,7 @@ def collect_members(
     planned: PlannedRun,
     *,
     env: Mapping[str, str],
-    resolv_conf: str = RESOLV_CONF,
+    paths: SystemPaths,
     style: ReportStyle = GENERIC,
 ) -> dict[str, str]:
     """The bundle's files, before redaction, in the order they are packed."""
@@ -171,7 +170,7 @@ def collect_members(
         "plan.json": json.dumps(plan_document(planned), indent=2) + "\n",
         "environment.json": json.dumps(report.environment, indent=2, default=str) + "\n",
         "environ.txt": environ_text(env, style.bundle_env),
-        "resolv.conf": _read(resolv_conf),
+        "resolv.conf": _read(paths.resolv_conf),
         "routes.txt": routes_text(),
         "listening.json": json.dumps(listening_sockets(), indent=2) + "\n",
         "version.txt": version_text(),
@@ -215,11 +214,11 @@ def write_bundle(
     planned: PlannedRun,
     *,
     env: Mapping[str, str],
-    resolv_conf: str = RESOLV_CONF,
+    paths: SystemPaths,
     style: ReportStyle = GENERIC,
 ) -> list[str]:
     """Collect, redact, pack and atomically write the bundle; return what was redacted. Raises OSError."""
-    members, found = redact_members(collect_members(report, planned, env=env, resolv_conf=resolv_conf, style=style))
+    members, found = redact_members(collect_members(report, planned, env=env, paths=paths, style=style))
     members["REDACTIONS.txt"] = redactions_text(found)
     folder = os.path.basename(path)
     for suffix in (".tar.gz", ".tgz"):

@@ -29,9 +29,9 @@ from probe.style import GENERIC, ReportStyle
 # Everything else is imported by the command that needs it: `--version`, `plan` and `schema`
 # must not pay for the engine (pydantic models, asyncio, aiohttp). See bench/bench_startup.py.
 if TYPE_CHECKING:
-    from probe.context import ProbeSettings
     from probe.execution import PlannedRun, Planner
     from probe.model import Report
+    from probe.settings import ProbeSettings
 
 # Keyed by OverallStatus values.
 EXIT_CODES = {
@@ -61,17 +61,15 @@ class Command:
 @dataclass(frozen=True)
 class Knowledge:
     """What a knowledge layer brings to ``check`` and ``bundle``: a plan when no --target is given, its
-    arguments, how its reports are worded, and where the machine's resolv.conf is (for the bundle)."""
+    arguments, and how its reports are worded."""
 
     planner: Planner | None = None
     arguments: tuple[AddArguments, ...] = ()
     style: ReportStyle = GENERIC
-    # The environment -> the resolv.conf the layer reads; None: the system's (probe.bundle.RESOLV_CONF).
-    resolv_conf: Callable[[Mapping[str, str]], str] | None = None
 
 
 async def plan_check(args: argparse.Namespace, knowledge: Knowledge, settings: ProbeSettings) -> PlannedRun:
-    from probe.execution import base_environment, plan_targets
+    from probe.execution import base_environment, plan_targets  # noqa: PLC0415 - per command (start-up)
 
     texts = list(args.target) + (read_targets(args.targets) if getattr(args, "targets", None) else [])
     if texts:
@@ -85,10 +83,10 @@ async def plan_check(args: argparse.Namespace, knowledge: Knowledge, settings: P
 
 async def run_check(args: argparse.Namespace, knowledge: Knowledge) -> tuple[Report, PlannedRun, ProbeSettings, bool]:
     """Plan, probe (with progress) and read the history; the caller emits, then ``publish``-es."""
-    from probe.descriptors import raise_soft_limit
-    from probe.execution import execute
-    from probe.monitoring import read_history
-    from probe.progress import progress_for
+    from probe.descriptors import raise_soft_limit  # noqa: PLC0415 - per command (start-up)
+    from probe.execution import execute  # noqa: PLC0415 - per command (start-up)
+    from probe.monitoring import read_history  # noqa: PLC0415 - per command (start-up)
+    from probe.progress import progress_for  # noqa: PLC0415 - per command (start-up)
 
     # As servers do at start: the run's concurrency follows the descriptors actually available.
     raise_soft_limit()
@@ -113,22 +111,21 @@ async def cmd_check(args: argparse.Namespace, knowledge: Knowledge) -> int:
 
 
 async def cmd_bundle(args: argparse.Namespace, knowledge: Knowledge) -> int:
-    import asyncio
-    import socket
+    import asyncio  # noqa: PLC0415 - per command (start-up)
+    import socket  # noqa: PLC0415 - per command (start-up)
 
-    from probe.bundle import RESOLV_CONF, default_bundle_path, write_bundle
-    from probe.render import count, verdict_line
+    from probe.bundle import default_bundle_path, write_bundle  # noqa: PLC0415 - per command (start-up)
+    from probe.render import count, verdict_line  # noqa: PLC0415 - per command (start-up)
 
     out = args.out or default_bundle_path(socket.gethostname())
     check_output_target("--out", out)
     report, planned, settings, append_history = await run_check(args, knowledge)
     emit(report, args, knowledge.style)
     await publish(report, args, append_history=append_history, style=knowledge.style)
-    # The knowledge layer may read resolv.conf from elsewhere (the lab's): show the same file.
-    resolv_conf = knowledge.resolv_conf(settings.env) if knowledge.resolv_conf else RESOLV_CONF
     try:
+        # settings.paths: the same resolv.conf the run read (the lab's, when it points there).
         found = await asyncio.to_thread(
-            write_bundle, out, report, planned, env=settings.env, resolv_conf=resolv_conf, style=knowledge.style
+            write_bundle, out, report, planned, env=settings.env, paths=settings.paths, style=knowledge.style
         )
     except OSError as exc:
         raise UsageError(f"--out {out!r}: {exc.strerror or exc}") from None
@@ -144,9 +141,9 @@ async def cmd_bundle(args: argparse.Namespace, knowledge: Knowledge) -> int:
 
 def run_probing(coro: Coroutine[Any, Any, int]) -> int:
     """Run a command that probes: from here on a signal ends the run with a report, not mid-write."""
-    import asyncio
+    import asyncio  # noqa: PLC0415 - per command (start-up)
 
-    from probe.interrupt import INTERRUPT
+    from probe.interrupt import INTERRUPT  # noqa: PLC0415 - per command (start-up)
 
     INTERRUPT.install()
     return asyncio.run(coro)
@@ -187,7 +184,7 @@ def _add_diff_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from probe.diff import diff_reports, load_report
+    from probe.diff import diff_reports, load_report  # noqa: PLC0415 - per command (start-up)
 
     old = load_report(args.old, "old")  # a file that cannot be compared is a UsageError (exit 3)
     new = load_report(args.new, "new")
@@ -197,9 +194,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    import json
+    import json  # noqa: PLC0415 - per command (start-up)
 
-    from probe.model import json_schema
+    from probe.model import json_schema  # noqa: PLC0415 - per command (start-up)
 
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
     return 0

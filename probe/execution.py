@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from probe.context import ProbeSettings
     from probe.model import CheckResult, CheckSpec, Finding, MissingInput, Report
-    from probe.resolve import LookupFn, Resolution
+    from probe.settings import ProbeSettings
 
 # results -> (judged results, findings, what the report's environment gains).
 FinishFn: TypeAlias = "Callable[[list[CheckResult]], tuple[list[CheckResult], list[Finding], dict[str, Any]]]"
@@ -42,11 +41,11 @@ Planner: TypeAlias = "Callable[[argparse.Namespace, ProbeSettings], Awaitable[Pl
 
 
 def base_environment(settings: ProbeSettings, args: argparse.Namespace) -> dict[str, Any]:
-    import platform
-    import socket
+    import platform  # noqa: PLC0415 - per command (start-up)
+    import socket  # noqa: PLC0415 - per command (start-up)
 
-    from probe.redact import redact_url
-    from probe.runner import default_concurrency
+    from probe.redact import redact_url  # noqa: PLC0415 - per command (start-up)
+    from probe.runner import default_concurrency  # noqa: PLC0415 - per command (start-up)
 
     return {
         "hostname": socket.gethostname(),
@@ -65,7 +64,7 @@ def base_environment(settings: ProbeSettings, args: argparse.Namespace) -> dict[
 
 def plan_targets(texts: list[str], settings: ProbeSettings, args: argparse.Namespace) -> PlannedRun:
     """The checks of ad-hoc target URLs, each once, in the order given."""
-    from probe.targets import parse_target
+    from probe.targets import parse_target  # noqa: PLC0415 - per command (start-up)
 
     specs = list({s.id: s for s in (parse_target(t) for t in texts)}.values())
     return PlannedRun(specs=specs, environment=base_environment(settings, args))
@@ -79,15 +78,13 @@ async def execute(
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> Report:
     """Run a planned set of checks and build the report (interpreted by the plan's ``finish``)."""
-    import asyncio
+    import asyncio  # noqa: PLC0415 - per command (start-up)
 
-    from probe.context import ProbeContext
-    from probe.interrupt import INTERRUPT
-    from probe.model import OverallStatus, Report, overall_status, summarize
-    from probe.resolve import SharedResolver
-    from probe.runner import run_checks
+    from probe.interrupt import INTERRUPT  # noqa: PLC0415 - per command (start-up)
+    from probe.model import OverallStatus, Report, overall_status, summarize  # noqa: PLC0415 - per command (start-up)
+    from probe.runner import probe_context, run_checks  # noqa: PLC0415 - per command (start-up)
 
-    ctx = ProbeContext(settings=settings, resolver=SharedResolver(_lookup(settings)))
+    ctx = probe_context(settings)
     stop = asyncio.Event()
     if INTERRUPT.requested:  # a signal while the run was being planned
         stop.set()
@@ -99,8 +96,6 @@ async def execute(
             deadline_s=args.deadline,
             stop=stop,
             on_result=on_result,
-            # The resolver's module first: every probe of a name waits for it.
-            preload=("probe.dns",),
         )
     checks: list[CheckResult] = list(planned.preset) + outcome.results
     findings: list[Finding] = []
@@ -128,17 +123,3 @@ async def execute(
         findings=findings,
         warnings=list(planned.warnings),
     )
-
-
-def _lookup(settings: ProbeSettings) -> LookupFn:
-    async def run(name: str) -> Resolution:
-        # dnspython is imported when the first name needs resolving (a run of IP literals never
-        # does), off the event loop.
-        from probe.registry import import_in_thread
-
-        await import_in_thread("probe.dns")
-        from probe.dns import lookup
-
-        return await lookup(name, settings)
-
-    return run

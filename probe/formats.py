@@ -36,25 +36,25 @@ Renderer = Callable[["Report", RenderOptions], str]
 
 
 def _json(report: Report, options: RenderOptions) -> str:
-    from probe.render import render_json
+    from probe.render import render_json  # noqa: PLC0415 - a renderer loads when used (start-up)
 
     return render_json(report)
 
 
 def _table(report: Report, options: RenderOptions) -> str:
-    from probe.render import render_table
+    from probe.render import render_table  # noqa: PLC0415 - a renderer loads when used (start-up)
 
     return render_table(report, colour=options.colour, style=options.style, verbose=options.verbose)
 
 
 def _prometheus(report: Report, options: RenderOptions) -> str:
-    from probe.prometheus import render_prometheus
+    from probe.prometheus import render_prometheus  # noqa: PLC0415 - a renderer loads when used (start-up)
 
     return render_prometheus(report, label_keys=options.style.metric_labels)
 
 
 def _nagios(report: Report, options: RenderOptions) -> str:
-    from probe.nagios import render_nagios
+    from probe.nagios import render_nagios  # noqa: PLC0415 - per format (start-up)
 
     return render_nagios(report)
 
@@ -63,13 +63,13 @@ FORMATS: dict[str, Renderer] = {"json": _json, "table": _table, "prometheus": _p
 
 
 def _diff_json(diff: ReportDiff) -> str:
-    from probe.diff import render_diff_json
+    from probe.diff import render_diff_json  # noqa: PLC0415 - a renderer loads when used (start-up)
 
     return render_diff_json(diff)
 
 
 def _diff_table(diff: ReportDiff) -> str:
-    from probe.diff import render_diff_table
+    from probe.diff import render_diff_table  # noqa: PLC0415 - a renderer loads when used (start-up)
 
     return render_diff_table(diff)
 
@@ -147,9 +147,9 @@ def chosen_format(args: argparse.Namespace) -> str:
 
 def emit(report: Report, args: argparse.Namespace, style: ReportStyle = GENERIC) -> None:
     """Print (or atomically write, with --output) the report in the chosen format."""
-    from probe.atomic import write_atomic
-    from probe.interrupt import INTERRUPT
-    from probe.model import OverallStatus
+    from probe.atomic import write_atomic  # noqa: PLC0415 - a renderer loads when used (start-up)
+    from probe.interrupt import INTERRUPT  # noqa: PLC0415 - a renderer loads when used (start-up)
+    from probe.model import OverallStatus  # noqa: PLC0415 - a renderer loads when used (start-up)
 
     if INTERRUPT.requested and not report.interrupted:  # a signal after the probes had finished
         report.interrupted, report.incomplete, report.status = True, True, OverallStatus.UNKNOWN

@@ -170,9 +170,3 @@ def append_entry(path: str | os.PathLike[str], entry: dict[str, Any], wait: floa
             written += os.write(fd, data[written:])
     finally:
         os.close(fd)
-
-
-def record_run(path: str | os.PathLike[str], report: Report) -> None:
-    """Fill ``report.changes`` from the history's last line, then append this run. Raises OSError on write."""
-    report.changes = changes_since(read_previous(path), report)
-    append_entry(path, run_entry(report))

@@ -12,13 +12,68 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from probe import __version__
-from probe.reasons import Reason
+from probe.facts import (
+    AddressRecord,
+    CertInfo,
+    CnameLink,
+    ContractModel,
+    DnsFacts,
+    HttpFacts,
+    ProxyFacts,
+    Route,
+    SmbCipherCheck,
+    SmbFacts,
+    TlsFacts,
+    UdpFacts,
+)
+from probe.reasons import Confidence, OverallStatus, ReasonCode, Severity, Status
 from probe.sanitize import MAX_FIELD, clip, printable
+
+# The report contract; the facts and the outcome vocabulary it uses are importable from here too.
+__all__ = [
+    "MAX_CHAIN",
+    "MAX_DETAIL",
+    "MAX_ITEMS",
+    "MAX_PEER_TEXT",
+    "MAX_SANS",
+    "SCHEMA_VERSION",
+    "AddressRecord",
+    "CertInfo",
+    "Change",
+    "CheckResult",
+    "CheckSpec",
+    "CnameLink",
+    "Confidence",
+    "DnsFacts",
+    "Finding",
+    "HttpFacts",
+    "MissingInput",
+    "Observed",
+    "OverallStatus",
+    "Protocol",
+    "ProxyFacts",
+    "Remediation",
+    "Report",
+    "Route",
+    "Severity",
+    "SmbCipherCheck",
+    "SmbFacts",
+    "Status",
+    "Summary",
+    "Target",
+    "TlsFacts",
+    "ToolInfo",
+    "UdpFacts",
+    "bound_result",
+    "json_schema",
+    "overall_status",
+    "summarize",
+]
 
 SCHEMA_VERSION = "2.0"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -35,61 +90,42 @@ MAX_CHAIN = 10  # certificates kept of a presented chain (real chains have 2-4)
 MAX_ITEMS = 100  # DNS records, addresses, CNAME links, attempts
 
 
+# A URL scheme of a target: its default port (None: the URL must give one, or takes none) and whether
+# the prober speaks TLS.
+Scheme = tuple[int | None, bool]
+
+
 class Protocol(str, Enum):
-    DNS = "dns"
-    TCP = "tcp"
-    TLS = "tls"
-    UDP = "udp"
-    SMB = "smb"
-    WEBSOCKET = "websocket"
-    HTTP = "http"
+    """What a check probes: one prober each (probe.registry.PROBERS), named by its URL schemes."""
+
+    _value_: str
+    schemes: dict[str, Scheme]
+    over_tcp: bool
+
+    def __new__(cls, value: str, schemes: dict[str, Scheme] | None = None, over_tcp: bool = False) -> Protocol:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.schemes = schemes or {}
+        member.over_tcp = over_tcp
+        return member
+
+    DNS = "dns", {"dns": (None, False)}
+    TCP = "tcp", {"tcp": (None, False)}, True
+    TLS = "tls", {"tls": (443, True)}, True
+    UDP = "udp", {"udp": (None, False)}
+    SMB = "smb", {"smb": (445, False)}, True
+    WEBSOCKET = "websocket", {"wss": (443, True), "ws": (80, False)}, True
+    HTTP = "http", {"https": (443, True), "http": (80, False)}, True
 
 
-class Status(str, Enum):
-    PASS = "pass"
-    WARN = "warn"
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-class OverallStatus(str, Enum):
-    OK = "ok"
-    WARNING = "warning"
-    CRITICAL = "critical"
-    UNKNOWN = "unknown"
-
-
-class Severity(str, Enum):
-    CRITICAL = "critical"
-    WARNING = "warning"
-    INFO = "info"
-
-
-class Confidence(str, Enum):
-    """How sure the result is, in nmap's spirit: a refusal is proof, silence is not."""
-
-    CONFIRMED = "confirmed"
-    LIKELY = "likely"
-    UNCONFIRMED = "unconfirmed"
-
-
-Route = Literal["direct", "proxy"]
-
-
-class _Model(BaseModel):
-    # defer_build: a model's validator is built on first use, so commands that never touch the report
-    # (`plan`, `--version`) do not pay for building all of them at import.
-    model_config = ConfigDict(extra="forbid", use_enum_values=False, defer_build=True)
-
-
-class Target(_Model):
+class Target(ContractModel):
     host: str
     port: int | None = None
     protocol: Protocol
     path: str | None = None
 
 
-class CheckSpec(_Model):
+class CheckSpec(ContractModel):
     """What to probe: the input of every prober. ``labels`` carry the caller's metadata through."""
 
     id: str
@@ -104,7 +140,7 @@ class CheckSpec(_Model):
     # dns: ask these servers directly instead of the run's shared resolver (e.g. a reference resolver).
     dns_servers: list[str] = Field(default_factory=list)
     # http: extra request headers (e.g. the API version a service needs to answer in its current form), and
-    # response headers to record besides the ones every http check keeps (probe.http.KEPT_HEADERS).
+    # response headers to record besides the ones every http check keeps (probe.transport.http1.KEPT_HEADERS).
     request_headers: dict[str, str] = Field(default_factory=dict)
     keep_headers: list[str] = Field(default_factory=list)
 
@@ -118,131 +154,18 @@ class CheckSpec(_Model):
         return value
 
 
-class CnameLink(_Model):
-    name: str
-    target: str
-    ttl: int
-
-
-class AddressRecord(_Model):
-    address: str
-    family: Literal["ipv4", "ipv6"]
-    ttl: int | None = None
-
-
-class DnsFacts(_Model):
-    query: str
-    server: str | None = Field(None, description="The server (ip or ip:port) that gave the final answer.")
-    rcode: str | None = None
-    chain: list[CnameLink] = Field(default_factory=list)
-    canonical_name: str | None = None
-    records: list[AddressRecord] = Field(default_factory=list)
-    transport: Literal["udp", "tcp"] | None = None
-    truncated_retry: bool = Field(False, description="A truncated UDP answer was retried over TCP.")
-    source: Literal["dns", "literal", "hosts"] = "dns"
-    # Per-resolver answers when several resolvers were compared (configured vs reference).
-    compared: dict[str, list[str]] = Field(default_factory=dict)
-
-
-class CertInfo(_Model):
-    subject: str
-    issuer: str
-    # The issuer's name attributes as the certificate holds them (not parsed back out of the RFC 4514
-    # string, where "O=DigiCert\, Inc." would have to be unescaped).
-    issuer_common_name: str | None = None
-    issuer_organization: str | None = None
-    sans: list[str] = Field(default_factory=list)
-    serial: str | None = None
-    not_before: datetime | None = None
-    not_after: datetime | None = None
-    days_left: int | None = None
-    sha256: str | None = None
-    self_signed: bool = False
-
-
-class TlsFacts(_Model):
-    server_name: str
-    verified: bool
-    verify_error: str | None = None
-    version: str | None = None
-    cipher: str | None = None
-    alpn: str | None = None
-    leaf: CertInfo | None = None
-    chain: list[CertInfo] = Field(default_factory=list, description="Presented chain, leaf first, when known.")
-    trust_anchor: str | None = Field(None, description="The root in the trust store the chain led to.")
-    ca_bundle: str | None = Field(None, description="The CA bundle used; null for the system default.")
-
-
-class HttpFacts(_Model):
-    status: int | None = None
-    reason_phrase: str | None = None
-    server: str | None = None
-    via: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    upgraded: bool | None = None
-    # http: the start of the response body as text (at most MAX_PEER_TEXT characters): error codes live there.
-    body: str | None = None
-    body_truncated: bool = False
-    # websocket: the same URL asked as a plain GET, to tell an upgrade-aware answer from one given to any request.
-    plain_get: HttpFacts | None = None
-    plain_get_error: str | None = Field(None, description="Why the plain GET got no HTTP answer.")
-
-
-class SmbCipherCheck(_Model):
-    """A NEGOTIATE that offered only ``offered``: the cipher the server agreed to ("none": it refused them all)."""
-
-    offered: list[str]
-    agreed: str | None = None
-    error: str | None = Field(None, description="Why this NEGOTIATE got no usable answer.")
-
-
-class SmbFacts(_Model):
-    dialect: str | None = None
-    dialect_revision: str | None = None
-    signing_required: bool | None = None
-    server_guid: str | None = None
-    ciphers_offered: list[str] = Field(default_factory=list, description="The first NEGOTIATE's ciphers, in order.")
-    cipher: str | None = Field(
-        None, description='The cipher agreed for the first NEGOTIATE; "none": no cipher in common; null: not named.'
-    )
-    signing_algorithm: str | None = None
-    cipher_checks: list[SmbCipherCheck] = Field(default_factory=list)
-
-
-class UdpFacts(_Model):
-    state: Literal["open", "closed", "filtered", "open|filtered"]
-    icmp: str | None = Field(None, description="The ICMP error seen, as the errno name.")
-    sent: int = 0
-    received: int = 0
-    note: str | None = None
-    wait_ms: float | None = Field(
-        None,
-        description="How long the prober waited for an answer after its first datagram (derived from round "
-        "trips measured to the same network, bounded below and above; the timeout when none was measured).",
-    )
-    wait_basis: str | None = Field(None, description="What the wait was derived from.")
-
-
-class ProxyFacts(_Model):
-    url: str = Field(description="The proxy URL with credentials redacted.")
-    source: str = Field(description="Where the proxy came from: --proxy or the environment variable name.")
-    connect_status: int | None = None
-    server: str | None = None
-    via: str | None = None
-
-
-class Observed(_Model):
+class Observed(ContractModel):
     """What a probe itself reported, kept when a later judgement replaced its reason or detail."""
 
-    reason: Reason
+    reason: ReasonCode
     detail: str
 
 
-class CheckResult(_Model):
+class CheckResult(ContractModel):
     id: str
     target: Target
     status: Status
-    reason: Reason
+    reason: ReasonCode
     detail: str
     required: bool | None = Field(
         None,
@@ -353,7 +276,7 @@ def bound_result(r: CheckResult) -> None:
         r.proxy.via = cuts.optional("proxy.via", r.proxy.via)
 
 
-class Remediation(_Model):
+class Remediation(ContractModel):
     kind: str = Field(
         description="What the remedy changes or checks: nsg_rule, firewall_rule, dns_link, dns_forwarder, hosts_file,"
         " no_proxy, tls_bypass, trust_store, resource_firewall, private_endpoint, storage_setting, verify,"
@@ -363,7 +286,7 @@ class Remediation(_Model):
     commands: list[str] = Field(default_factory=list)
 
 
-class Finding(_Model):
+class Finding(ContractModel):
     id: str = Field(description="The rule that found it: a stable code, the same for every finding of the rule.")
     instance: str = Field(
         "",
@@ -378,7 +301,7 @@ class Finding(_Model):
     remediation: list[Remediation] = Field(default_factory=list)
 
 
-class Change(_Model):
+class Change(ContractModel):
     id: str
     before: Status | None
     after: Status | None
@@ -386,12 +309,12 @@ class Change(_Model):
     reason_after: str | None = None
 
 
-class ToolInfo(_Model):
+class ToolInfo(ContractModel):
     name: str = "amlprobe"
     version: str = __version__
 
 
-class Summary(_Model):
+class Summary(ContractModel):
     total: int = 0
     passed: int = 0
     warned: int = 0
@@ -399,7 +322,7 @@ class Summary(_Model):
     skipped: int = 0
 
 
-class MissingInput(_Model):
+class MissingInput(ContractModel):
     """An input the plan needed and did not have: the checks it would have made, and how to supply it."""
 
     input: str = Field(description="The input's name (a config key).")
@@ -410,7 +333,7 @@ class MissingInput(_Model):
     checks: list[str] = Field(default_factory=list, description="Ids of the checks skipped for want of it.")
 
 
-class Report(_Model):
+class Report(ContractModel):
     schema_version: str = SCHEMA_VERSION
     status: OverallStatus
     started_at: datetime

@@ -47,7 +47,7 @@ def add_monitoring_arguments(p: argparse.ArgumentParser) -> None:
 
 def check_output_target(option: str, path: str) -> None:
     """Refuse, before probing, a file the report could not replace (a device, a FIFO, no directory)."""
-    from probe.atomic import check_writable_target
+    from probe.atomic import check_writable_target  # noqa: PLC0415 - per command (start-up)
 
     try:
         check_writable_target(path)
@@ -58,7 +58,7 @@ def check_output_target(option: str, path: str) -> None:
 def check_monitoring_args(args: argparse.Namespace) -> None:
     """Refuse unusable publishing options before probing, not after a minute of work."""
     if getattr(args, "output", None):
-        from probe.formats import check_output_name
+        from probe.formats import check_output_name  # noqa: PLC0415 - per command (start-up)
 
         check_output_name("--output", args.output)
         check_output_target("--output", args.output)
@@ -75,7 +75,7 @@ def check_monitoring_args(args: argparse.Namespace) -> None:
         check_output_target("--history", history)  # a regular file, or nothing yet; never a dangling link
     url = getattr(args, "pushgateway", None)
     if url is not None:
-        from urllib.parse import urlsplit
+        from urllib.parse import urlsplit  # noqa: PLC0415 - per command (start-up)
 
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
@@ -97,7 +97,7 @@ def read_history(report: Report, args: argparse.Namespace) -> bool:
 
     The lock wait is bounded: a history locked past it is skipped, with a warning in the report.
     """
-    from probe.history import changes_since, read_previous
+    from probe.history import changes_since, read_previous  # noqa: PLC0415 - per command (start-up)
 
     history = getattr(args, "history", None)
     if not history:
@@ -114,11 +114,11 @@ async def publish(
     report: Report, args: argparse.Namespace, *, append_history: bool, style: ReportStyle = GENERIC
 ) -> None:
     """After the report: history line, textfile and Pushgateway. Failures warn, never change the exit code."""
-    import socket
+    import socket  # noqa: PLC0415 - per command (start-up)
 
-    from probe.atomic import write_atomic
-    from probe.history import append_entry, run_entry
-    from probe.prometheus import PushError, push, render_prometheus
+    from probe.atomic import write_atomic  # noqa: PLC0415 - per command (start-up)
+    from probe.history import append_entry, run_entry  # noqa: PLC0415 - per command (start-up)
+    from probe.prometheus import PushError, push, render_prometheus  # noqa: PLC0415 - per command (start-up)
 
     history = getattr(args, "history", None)
     if history and append_history:

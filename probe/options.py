@@ -6,7 +6,6 @@ Bad input is a UsageError: one line on stderr, exit code 3.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import math
 import os
 import stat
@@ -21,7 +20,7 @@ from probe.monitoring import add_monitoring_arguments
 from probe.sanitize import printable
 
 if TYPE_CHECKING:
-    from probe.context import ProbeSettings
+    from probe.settings import ProbeSettings
 
 DEFAULT_DEADLINE = 60.0
 # A day: a longer timeout or deadline is a mistake, and asyncio and the kernel take no timeout beyond range.
@@ -30,21 +29,12 @@ MAX_SECONDS = 86400.0
 
 def parse_dns_server(text: str) -> str:
     """Accept ``ip``, ``ip:port`` or ``[ipv6]:port``; return it normalised."""
-    host, port = text, None
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else None
-    elif text.count(":") == 1:
-        host, port = text.split(":")
+    from probe.system import parse_server  # noqa: PLC0415 - per command (start-up: ipaddress)
+
     try:
-        ip = ipaddress.ip_address(host)
-        if port is not None and not 0 < int(port) < 65536:
-            raise ValueError
+        return str(parse_server(text))
     except ValueError:
         raise UsageError(f"--dns-server {text!r}: expected an IP address, ip:port or [ipv6]:port") from None
-    if port is None:
-        return str(ip)
-    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
 
 
 def seconds(text: str) -> float:
@@ -192,7 +182,7 @@ def add_verbose_argument(p: argparse.ArgumentParser) -> None:
 def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
     """The probes' settings; first fills the options the command line left unset from the environment
     (``apply_environment``), so every later reader of ``args`` sees the values in force."""
-    from probe.context import ProbeSettings
+    from probe.settings import ProbeSettings, SystemPaths  # noqa: PLC0415 - per command (start-up)
 
     apply_environment(args, os.environ)
     servers = [parse_dns_server(s) for s in args.dns_server]
@@ -205,10 +195,11 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
         proxy=args.proxy,
         trust_env=not args.no_env,
         env=dict(os.environ),
+        paths=SystemPaths.from_env(os.environ),
         # An explicit server means "ask that server"; otherwise resolve as the system would.
-        hosts_file=None if servers else "/etc/hosts",
+        use_hosts_file=not servers,
     )
-    from probe.proxy import check_proxy_settings
+    from probe.transport.proxyenv import check_proxy_settings  # noqa: PLC0415 - per command (start-up)
 
     check_trust_files(settings)
     if settings.ca_bundle:
@@ -220,7 +211,7 @@ def settings_from_args(args: argparse.Namespace) -> ProbeSettings:
 def check_pem_bundle(path: str) -> None:
     """Refuse a --ca-bundle that holds no PEM certificate: every TLS check would fail "untrusted" for
     a mistake of input (a DER file, a key, the wrong file), a false diagnosis."""
-    import ssl
+    import ssl  # noqa: PLC0415 - per command (start-up: ssl loads OpenSSL)
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     shown = printable(path, 200)
@@ -237,8 +228,8 @@ def check_pem_bundle(path: str) -> None:
 
 def check_trust_files(settings: ProbeSettings) -> None:
     """Refuse a CA bundle that is not a regular file of bounded size (OpenSSL would block on a FIFO)."""
-    from probe.context import ca_bundle_in_use
-    from probe.files import MAX_CA_BUNDLE_BYTES, file_kind
+    from probe.files import MAX_CA_BUNDLE_BYTES, file_kind  # noqa: PLC0415 - per command (start-up)
+    from probe.transport.tlsconfig import ca_bundle_in_use  # noqa: PLC0415 - per command (start-up)
 
     bundle = ca_bundle_in_use(settings)
     if bundle is None:

@@ -29,6 +29,8 @@ to migrate.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import math
 import platform
 import re
@@ -188,7 +190,6 @@ class PushError(Exception):
 
 def push_url(base: str, instance: str, job: str = PUSH_JOB) -> str:
     """``{base}/metrics/job/{job}/instance/{instance}``, as the Pushgateway's API spells a group."""
-    import base64
 
     def segment(name: str, value: str) -> str:
         if re.fullmatch(r"[A-Za-z0-9._-]+", value):
@@ -206,9 +207,8 @@ async def push(base: str, text: str, *, instance: str, timeout: float = PUSH_TIM
     environment's HTTP(S)_PROXY on these machines is for egress; pushing through it would send
     metrics out of the network or fail for the wrong reason.
     """
-    import asyncio
-
-    import aiohttp
+    # aiohttp (~100 ms to import) only when metrics are pushed: every `check` imports this module.
+    import aiohttp  # noqa: PLC0415 - lazy for start-up: only --pushgateway needs it
 
     url = push_url(base, instance)
     try:

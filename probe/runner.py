@@ -10,18 +10,28 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from probe import descriptors
-from probe.context import ProbeContext, make_result
+from probe.deadline import Deadline, Stopwatch
 from probe.descriptors import DescriptorsExhausted
-from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status
+from probe.importer import import_in_thread
+from probe.importer import preload as preload_modules
+from probe.model import CheckResult, CheckSpec, Protocol
+from probe.probers import ProbeFn
 from probe.reasons import Reason
-from probe.registry import load_prober, module_of
-from probe.registry import preload as preload_modules
-from probe.timing import Stopwatch, now, within
+from probe.recorder import Recorder
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.resolve import LookupFn, Resolution, SharedResolver
+
+# The stub resolver (dnspython) and the map of probers (every prober and its libraries): imported in
+# the import thread, in this order, while the first probes start: every probe of a name waits for the
+# resolver, and every probe for its prober.
+LOOKUP_MODULE = "probe.transport.lookup"
+REGISTRY_MODULE = "probe.registry"
 
 # Extra time a prober gets past its own timeout before the runner gives up on it: probers
 # enforce their deadline themselves, this only catches a prober bug.
@@ -74,38 +84,63 @@ class RunOutcome:
     duration_ms: float
     interrupted: bool = False
     deadline_exceeded: bool = False
-    # check ids in completion order
-    order: list[str] = field(default_factory=list)
+
+
+def probe_context(settings: ProbeSettings) -> ProbeContext:
+    """The run's context: its settings, and one shared lookup per name through the stub resolver.
+
+    The resolver's module (dnspython) is imported when the first name needs resolving (a run of IP
+    literals never does), off the event loop.
+    """
+
+    async def lookup(name: str) -> Resolution:
+        stub = await import_in_thread(LOOKUP_MODULE)
+        make: Callable[[ProbeSettings], LookupFn] = stub.make_lookup
+        return await make(settings)(name)
+
+    return ProbeContext(settings=settings, resolver=SharedResolver(lookup))
+
+
+async def prober_for(protocol: Protocol) -> ProbeFn:
+    """The prober of ``protocol`` (probe.registry.PROBERS), its module imported off the event loop."""
+    registry = await import_in_thread(REGISTRY_MODULE)
+    prober: ProbeFn = registry.PROBERS[protocol]
+    return prober
+
+
+def unprobed(spec: CheckSpec, reason: Reason, detail: str) -> CheckResult:
+    """The result of a check that got no probe (or none that finished): nothing was seen."""
+    return Recorder(spec, Deadline(0.0)).result(reason, detail)
+
+
+async def run_prober(prober: ProbeFn, spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
+    """``prober`` on ``spec`` with the check's one deadline, made now, and a fresh record.
+
+    Raises TimeoutError when the prober overruns its deadline (probers keep it themselves; the
+    grace only catches a prober bug).
+    """
+    rec = Recorder.start(spec, ctx.settings.timeout)
+    return await rec.deadline.later(OVERRUN_GRACE).within(prober(spec, ctx, rec))
 
 
 async def run_one(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    """Run one prober; a prober bug becomes an ``internal_error`` result, never an exception.
+    """Run one prober with the check's deadline and record; a prober bug becomes an ``internal_error``
+    result, never an exception.
 
     Raises DescriptorsExhausted when the prober could not get a socket: the caller retries.
     """
     try:
-        prober = await load_prober(spec.target.protocol)
-        return await within(prober(spec, ctx), now() + ctx.settings.timeout + OVERRUN_GRACE)
+        # The deadline starts when the probe does, not while the prober's module was loading.
+        return await run_prober(await prober_for(spec.target.protocol), spec, ctx)
     except (asyncio.CancelledError, DescriptorsExhausted):
         raise
     except TimeoutError:
-        return make_result(
-            spec,
-            Status.FAIL,
-            Reason.INTERNAL_ERROR,
-            f"The {spec.target.protocol.value} prober overran its {ctx.settings.timeout:g} s timeout.",
-            confidence=Confidence.UNCONFIRMED,
-        )
+        detail = f"The {spec.target.protocol.value} prober overran its {ctx.settings.timeout:g} s timeout."
     except Exception as exc:  # isolation: one broken prober must not sink the run
         # Out of descriptors somewhere no prober classifies (loading a CA file, ...): back-pressure too.
         descriptors.check(exc)
-        return make_result(
-            spec,
-            Status.FAIL,
-            Reason.INTERNAL_ERROR,
-            f"amlprobe failed on this check: {type(exc).__name__}: {exc}",
-            confidence=Confidence.UNCONFIRMED,
-        )
+        detail = f"amlprobe failed on this check: {type(exc).__name__}: {exc}"
+    return unprobed(spec, Reason.INTERNAL_ERROR, detail)
 
 
 async def run_checks(
@@ -120,14 +155,13 @@ async def run_checks(
 ) -> RunOutcome:
     """Run every spec; return results in spec order once all finished, the deadline passed, or ``stop`` was set.
 
-    ``preload``: modules the probes will need besides their probers' (the resolver's), imported
-    first, in a worker thread, while the probes start.
+    ``preload``: modules needed besides the resolver's and the probers', imported after them in the
+    import thread.
     """
     started_at = datetime.now(timezone.utc)
     watch = Stopwatch()
     limit = asyncio.Semaphore(concurrency or default_concurrency())
     done: dict[str, CheckResult] = {}
-    order: list[str] = []
 
     released = _Released()
 
@@ -145,7 +179,6 @@ async def run_checks(
             pause = min(RETRY_AFTER_MAX, pause * 2)
         released.notify()
         done[spec.id] = result
-        order.append(spec.id)
         if on_result is not None:
             on_result(result)
 
@@ -153,9 +186,9 @@ async def run_checks(
     # datagrams should not queue behind everything else. Results stay in spec order.
     starting = sorted(specs, key=lambda s: s.target.protocol is not Protocol.UDP)
     tasks: list[asyncio.Future[None]] = []
-    # Importing the probers' modules (aiohttp, cryptography, ...) takes a while: in the import thread,
-    # in the order the probes start, so that the event loop keeps serving the probes already waiting.
-    preload_modules(list(dict.fromkeys([*preload, *(module_of(s.target.protocol) for s in starting)])))
+    # Importing the resolver and the probers (dnspython, cryptography, ...) takes a while: in the import
+    # thread, so that the event loop keeps serving the probes already waiting.
+    preload_modules(list(dict.fromkeys([LOOKUP_MODULE, REGISTRY_MODULE, *preload])))
 
     async def launch() -> None:
         # UDP probes get a head start: their names are looked up first (UDP is never proxied), and
@@ -179,8 +212,8 @@ async def run_checks(
     if stop is not None:
         stop_wait = asyncio.ensure_future(_wait_event(stop))
         waiters.add(stop_wait)
-    end = now() + deadline_s if deadline_s is not None else None
-    timeout = None if end is None else max(0.0, end - now())
+    run_deadline = Deadline.after(deadline_s) if deadline_s is not None else None
+    timeout = None if run_deadline is None else run_deadline.remaining()
     finished, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
 
     interrupted = stop_wait is not None and stop_wait in finished and all_done not in finished
@@ -199,15 +232,10 @@ async def run_checks(
         result = done.get(spec.id)
         if result is None:
             if interrupted:
-                result = make_result(spec, Status.SKIP, Reason.INTERRUPTED, "Not finished: the run was interrupted.")
+                result = unprobed(spec, Reason.INTERRUPTED, "Not finished: the run was interrupted.")
             else:
-                result = make_result(
-                    spec,
-                    Status.SKIP,
-                    Reason.DEADLINE_EXCEEDED,
-                    f"Not finished: the run's {deadline_s:g} s deadline passed first.",
-                )
-            result.confidence = Confidence.UNCONFIRMED
+                detail = f"Not finished: the run's {deadline_s:g} s deadline passed first."
+                result = unprobed(spec, Reason.DEADLINE_EXCEEDED, detail)
         results.append(result)
     return RunOutcome(
         results=results,
@@ -215,7 +243,6 @@ async def run_checks(
         duration_ms=watch.ms(),
         interrupted=interrupted,
         deadline_exceeded=deadline_exceeded,
-        order=order,
     )
 
 

@@ -14,17 +14,9 @@ class TargetError(UsageError, ValueError):
     """A target or host name the user gave is malformed; str() is one line for stderr."""
 
 
-# scheme -> (protocol, default port, tls)
+# scheme -> (protocol, default port, tls), from the protocols' own schemes.
 _SCHEMES: dict[str, tuple[Protocol, int | None, bool]] = {
-    "dns": (Protocol.DNS, None, False),
-    "tcp": (Protocol.TCP, None, False),
-    "tls": (Protocol.TLS, 443, True),
-    "udp": (Protocol.UDP, None, False),
-    "smb": (Protocol.SMB, 445, False),
-    "wss": (Protocol.WEBSOCKET, 443, True),
-    "ws": (Protocol.WEBSOCKET, 80, False),
-    "https": (Protocol.HTTP, 443, True),
-    "http": (Protocol.HTTP, 80, False),
+    scheme: (protocol, port, tls) for protocol in Protocol for scheme, (port, tls) in protocol.schemes.items()
 }
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")

@@ -10,88 +10,23 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.helpers import imports
+
 REPO = Path(__file__).resolve().parents[1]
 # Lowest first: a package may import only from itself and from those before it.
 LAYERS = ("probe", "checks", "lab", "amlprobe")
 
 
 def _modules() -> dict[str, Path]:
-    out: dict[str, Path] = {}
-    for package in LAYERS:
-        for path in sorted((REPO / package).rglob("*.py")):
-            parts = path.relative_to(REPO).with_suffix("").parts
-            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-            out[name] = path
-    return out
-
-
-def _imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """The project modules ``name`` imports (``from a import b`` counts as a.b when that is a module)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join([*anchor, *([node.module] if node.module else [])])
-            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
-        for named in targets:
-            # The deepest project module the import names (import a.b.c loads a.b.c).
-            module = named
-            while module and module not in known:
-                module = module.rpartition(".")[0]
-            if module and module != name:
-                found.add(module)
-    return found
+    return {name: path for package in LAYERS for name, path in imports.modules(REPO / package).items()}
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = _modules()
-    known = set(modules)
-    return {name: _imports(name, path, known) for name, path in modules.items()}
+    return imports.graph(_modules())
 
 
 def _layer(module: str) -> int:
     return LAYERS.index(module.split(".", maxsplit=1)[0])
-
-
-def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    out: list[list[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in sorted(graph[v]):
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = []
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.append(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                out.append(sorted(component))
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return out
 
 
 def test_the_graph_is_read_from_the_code() -> None:
@@ -115,7 +50,7 @@ def test_no_import_runs_from_a_lower_layer_up() -> None:
 def test_no_import_circle_in_the_knowledge_layer_the_lab_or_the_root() -> None:
     graph = _graph()
     outside_engine = {m: {t for t in ts if _layer(t) > 0} for m, ts in graph.items() if _layer(m) > 0}
-    assert _circles(outside_engine) == []
+    assert imports.circles(outside_engine) == []
 
 
 def test_the_engine_names_no_higher_module_even_as_a_string() -> None:

@@ -27,8 +27,9 @@ from checks.localfacts import LocalFacts
 from checks.plan import DnsExpectation, Plan
 from checks.registry import RegistryLayers
 from checks.remedies import RemedyContext
+from checks.verdicts import Verdict
 from probe.model import CheckResult, Finding, Protocol, Remediation, Severity, Status
-from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason
+from probe.reasons import DNS_FAILURES, TCP_FAILURES, Reason, ReasonCode
 
 # Microsoft's documentation the findings link (a finding may link its endpoint's own catalog doc instead).
 DOC_FIREWALL = "https://learn.microsoft.com/azure/machine-learning/how-to-access-azureml-behind-firewall"
@@ -49,9 +50,9 @@ DOC_FILES_MOUNT = (
 )
 DOC_ACR_ENDPOINTS = "https://learn.microsoft.com/azure/container-registry/container-registry-endpoint-reference"
 
-TCP_BASED = frozenset({Protocol.TCP, Protocol.TLS, Protocol.WEBSOCKET, Protocol.HTTP, Protocol.SMB})
+TCP_BASED = frozenset(p for p in Protocol if p.over_tcp)
 # How a failed connection was refused, in a finding's words.
-SEEN = {
+SEEN: dict[ReasonCode, str] = {
     Reason.TCP_TIMEOUT: "dropped (no answer to SYN)",
     Reason.TCP_REFUSED: "refused (RST)",
     Reason.TCP_UNREACHABLE: "unreachable (no route / ICMP)",
@@ -209,7 +210,7 @@ def rule(
 # -- shared predicates --------------------------------------------------------------------------------------
 
 
-def own_reason(r: CheckResult) -> Reason:
+def own_reason(r: CheckResult) -> ReasonCode:
     """What the probe itself saw, before any judgement replaced it (a reference resolver's dns_error becomes "same
     answer as the configured resolver", a pass, when both fail alike)."""
     return r.observed.reason if r.observed is not None else r.reason
@@ -236,7 +237,7 @@ def by_key(checks: Iterable[CheckResult], key: Callable[[CheckResult], Any]) -> 
 
 
 # A resource refusing a request that reached its public endpoint only because its name resolved publicly.
-_REFUSED_PUBLICLY = (Reason.HTTP_NETWORK_DENIED, Reason.HTTP_PUBLIC_ACCESS_DISABLED)
+_REFUSED_PUBLICLY = (Verdict.HTTP_NETWORK_DENIED, Verdict.HTTP_PUBLIC_ACCESS_DISABLED)
 
 
 def consequences(ev: Evidence, names: set[str]) -> list[CheckResult]:

@@ -30,6 +30,7 @@ from checks.remedies import (
     verify_zone_links_fix,
     vnet_dns_servers_fix,
 )
+from checks.verdicts import Verdict
 from probe.model import CheckResult, Finding, Severity, Status
 from probe.reasons import Reason
 
@@ -157,7 +158,7 @@ def dns_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
 def custom_dns_not_forwarding(ev: Evidence, rule: Rule) -> list[Finding]:
     """The configured resolver fails or answers publicly where Azure DNS answers privately."""
     bad = []
-    for ref in ev.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH):
+    for ref in ev.open(lambda r: r.reason is Verdict.DNS_RESOLVER_MISMATCH):
         ours = next((r for r in ev.results if r.id == ref.labels.get("mismatch_with")), None)
         if ours is None:
             continue
@@ -198,7 +199,7 @@ def private_dns_zone_not_linked(ev: Evidence, rule: Rule) -> list[Finding]:
     above has claimed them)."""
     bad = ev.open(
         lambda r: (
-            r.reason in (Reason.DNS_PUBLIC_ADDRESS, Reason.DNS_NXDOMAIN)
+            r.reason in (Verdict.DNS_PUBLIC_ADDRESS, Reason.DNS_NXDOMAIN)
             and dns_probe(r)
             and ev.expects_private(ev.expectation(r.id))
         )
@@ -268,7 +269,7 @@ def dns_comparison_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
     remedies=(lambda c: dns_forwarder_fix(c, zones=["<ZONE>"]),),
 )
 def dns_resolver_mismatch(ev: Evidence, rule: Rule) -> list[Finding]:
-    bad = ev.open(lambda r: r.reason is Reason.DNS_RESOLVER_MISMATCH)
+    bad = ev.open(lambda r: r.reason is Verdict.DNS_RESOLVER_MISMATCH)
     if not bad:
         return []
     return [

@@ -29,6 +29,7 @@ from checks.remedies import (
     storage_network_rule_fix,
 )
 from checks.services import SERVICE_NAMES
+from checks.verdicts import Verdict
 from probe.model import CheckResult, Finding, Severity
 from probe.reasons import Reason
 
@@ -102,7 +103,7 @@ def _seen(checks: list[CheckResult]) -> str | None:
 def resource_network_denied(ev: Evidence, rule: Rule) -> list[Finding]:
     """A workspace resource answered and refused this machine: its firewall (or, for storage and the registry,
     possibly disabled public network access, which answers alike)."""
-    bad = ev.open(lambda r: r.reason is Reason.HTTP_NETWORK_DENIED and "judge" in r.labels)
+    bad = ev.open(lambda r: r.reason is Verdict.HTTP_NETWORK_DENIED and "judge" in r.labels)
     findings = []
     for (kind, name), checks in sorted(_by_resource(bad).items()):
         service = SERVICE_NAMES[kind]
@@ -168,7 +169,7 @@ def resource_network_denied(ev: Evidence, rule: Rule) -> list[Finding]:
 def resource_public_access_disabled(ev: Evidence, rule: Rule) -> list[Finding]:
     """The key vault says its public network access is disabled and this request did not come through an
     approved private endpoint (ForbiddenByConnection)."""
-    bad = ev.open(lambda r: r.reason is Reason.HTTP_PUBLIC_ACCESS_DISABLED and "judge" in r.labels)
+    bad = ev.open(lambda r: r.reason is Verdict.HTTP_PUBLIC_ACCESS_DISABLED and "judge" in r.labels)
     findings = []
     for (kind, name), checks in sorted(_by_resource(bad).items()):
         service = SERVICE_NAMES[kind]
@@ -204,7 +205,7 @@ def resource_request_intercepted(ev: Evidence, rule: Rule) -> list[Finding]:
     """Something in between (a proxy, a block page, Azure Firewall's 470) answered for a workspace resource."""
     bad = ev.open(
         lambda r: (
-            r.reason in (Reason.HTTP_INTERCEPTED, Reason.PROXY_AUTH_REQUIRED)
+            r.reason in (Verdict.HTTP_INTERCEPTED, Reason.PROXY_AUTH_REQUIRED)
             and "judge" in r.labels
             and r.http is not None
         )
@@ -234,7 +235,7 @@ def resource_request_intercepted(ev: Evidence, rule: Rule) -> list[Finding]:
     doc=DOC_RESOURCE_FIREWALL,
 )
 def resource_answer_inconclusive(ev: Evidence, rule: Rule) -> list[Finding]:
-    unsure = ev.open(lambda r: r.reason is Reason.HTTP_INCONCLUSIVE and "judge" in r.labels)
+    unsure = ev.open(lambda r: r.reason is Verdict.HTTP_INCONCLUSIVE and "judge" in r.labels)
     if not unsure:
         return []
     return [

@@ -8,6 +8,7 @@ from checks.issuers import inspecting_issuers, is_azure_issuer, issuer_cn, opera
 from checks.remedies import G2_ROOT, ca_store_update_fix, g2_root_fix, tls_bypass_fix
 from checks.remedies.base import doc_name
 from checks.truststores import stores_trusting
+from checks.verdicts import Verdict
 from probe.model import CheckResult, Finding, Severity, TlsFacts
 from probe.reasons import Reason
 
@@ -44,7 +45,7 @@ def tls_inspection(ev: Evidence, rule: Rule) -> list[Finding]:
     def inspected(r: CheckResult) -> bool:
         if r.tls is None or r.tls.leaf is None:
             return False
-        if r.reason is Reason.TLS_UNEXPECTED_ISSUER:
+        if r.reason is Verdict.TLS_UNEXPECTED_ISSUER:
             return True
         if r.reason is not Reason.TLS_UNTRUSTED:
             return False

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from checks.diagnosis.base import DOC_JUPYTER, Evidence, Rule, hosts, rule
 from checks.remedies import proxy_bypass_fix, tls_bypass_fix, websocket_desktop_check
+from checks.verdicts import Verdict
 from probe.model import CheckResult, Finding, Protocol, Severity
+from probe.probers.websocket import middlebox_signs
 from probe.reasons import Reason
-from probe.websocket import middlebox_signs
 
 _STRIPPED = (Reason.WS_INTERCEPTED, Reason.WS_PROXY_AUTH_REQUIRED, Reason.WS_UPGRADE_IGNORED, Reason.WS_RESET)
 _BROWSER_SIDE = (
@@ -48,7 +49,7 @@ def websocket_stripped(ev: Evidence, rule: Rule) -> list[Finding]:
     names = {c.target.host for c in bad}
     # A box that answers a wss:// upgrade has decrypted it: its re-signed certificates on the same hosts are
     # this finding's evidence, not a second cause.
-    decrypted = ev.open(lambda r: r.target.host in names and r.reason is Reason.TLS_UNEXPECTED_ISSUER)
+    decrypted = ev.open(lambda r: r.target.host in names and r.reason is Verdict.TLS_UNEXPECTED_ISSUER)
     detail = f"Websocket upgrades to {hosts(bad)} were answered or cut by something in between. {bad[0].detail}"
     if decrypted:
         issuer = decrypted[0].tls.leaf.issuer_common_name if decrypted[0].tls and decrypted[0].tls.leaf else None

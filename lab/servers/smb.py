@@ -3,7 +3,7 @@
 It stands in for an Azure Files endpoint on 445 in the lab without Samba: it answers one
 NEGOTIATE with a valid response (the highest dialect both sides know, with the SMB 3.1.1
 negotiate contexts when 3.1.1 is chosen) and closes. It never authenticates anyone. The wire
-format is written here independently of probe/smb.py, so each checks the other.
+format is written here independently of probe/transport/smb2.py, so each checks the other.
 
 Ciphers. Azure Files supports AES-128-CCM, AES-128-GCM and AES-256-GCM, and an account may allow a
 subset ("channel encryption": learn.microsoft.com/azure/storage/files/files-smb-protocol). The

@@ -10,9 +10,10 @@ from checks.diagnosis import RULES, Evidence, diagnose
 from checks.inputs import Inputs
 from checks.localfacts import LocalFacts
 from checks.plan import Plan, build_plan
-from probe.context import make_result
+from checks.verdicts import Verdict
 from probe.model import CheckResult, OverallStatus, Protocol, Severity, Status, overall_status
 from probe.reasons import Reason
+from tests.helpers.report import made_up_result
 
 INPUTS = Inputs.model_validate(
     {
@@ -32,7 +33,7 @@ PLAN: Plan = build_plan(load_catalog("public"), INPUTS)
 def healthy() -> list[CheckResult]:
     out = []
     for spec in PLAN.checks:
-        r = make_result(spec, Status.PASS, Reason.OK, "ok", addresses=["10.0.1.5"])
+        r = made_up_result(spec, Status.PASS, Reason.OK, "ok", addresses=["10.0.1.5"])
         out.append(r)
     return out
 
@@ -211,7 +212,7 @@ def test_resolvers_disagreeing_on_private_addresses_is_a_mismatch_finding() -> N
     results = healthy()
     exp = next(e for e in PLAN.dns_expectations if e.reference_check_id and ".workspace." in e.name)
     ref = next(r for r in results if r.id == exp.reference_check_id)
-    ref.status, ref.reason = Status.WARN, Reason.DNS_RESOLVER_MISMATCH
+    ref.status, ref.reason = Status.WARN, Verdict.DNS_RESOLVER_MISMATCH
     ref.detail = "The configured resolver answered 10.0.1.5, but the reference resolver answered 10.0.1.9."
     ref.labels["mismatch_with"] = exp.check_id
     findings = run(results)

@@ -12,6 +12,7 @@ from checks.catalog import load_catalog
 from checks.diagnosis import RULES, Evidence
 from checks.inputs import Inputs
 from checks.plan import build_plan
+from checks.verdicts import Verdict
 from probe.model import CheckResult, Protocol, Status, Target
 from probe.reasons import Reason
 from tests.helpers.deploy import REPO
@@ -34,7 +35,7 @@ def test_every_finding_and_every_reason_code_is_documented() -> None:
         assert f"Severity: **{rule.severity.value}**" in body
         assert rule.cause in body and rule.fix in body and f"<{rule.doc}>" in body
     rows = re.findall(r"^\| `([a-z0-9_]+)` \| ", text, re.M)
-    assert rows == [r.value for r in Reason], "one row per reason code, every code described"
+    assert rows == [c.code for c in (*Reason, *Verdict)], "one row per reason code, every code described"
 
 
 def _facts(results: list[CheckResult]) -> Evidence:

@@ -16,13 +16,16 @@ from checks.inputs import Inputs
 from checks.interpret import interpret
 from checks.localfacts import LocalFacts
 from checks.plan import Plan, build_plan
+from checks.verdicts import Verdict
 from lab.servers.dns import DnsServer
-from probe.context import ProbeContext, ProbeSettings, make_result
-from probe.dns import make_lookup
 from probe.model import CheckResult, Finding, Protocol, Severity, Status
 from probe.reasons import Reason
-from probe.resolve import SharedResolver
 from probe.runner import run_checks
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.lookup import make_lookup
+from probe.transport.resolve import SharedResolver
+from tests.helpers.report import made_up_result
 
 WS = "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8c0e1a37"
 WS_NAME = f"{WS}.workspace.eastus.api.azureml.ms"
@@ -141,10 +144,10 @@ async def run(
             continue
         name = by_host.get(spec.target.host)
         if name is not None and name.status is not Status.PASS:
-            results.append(make_result(spec, Status.FAIL, name.reason, name.detail))
+            results.append(made_up_result(spec, Status.FAIL, name.reason, name.detail))
         else:
             addresses = name.addresses if name is not None else [spec.target.host]
-            results.append(make_result(spec, Status.PASS, Reason.OK, "ok", addresses=addresses))
+            results.append(made_up_result(spec, Status.PASS, Reason.OK, "ok", addresses=addresses))
     judged, findings, environment = interpret(
         results, plan, inp, local=LocalFacts(euid=0), dns_servers=[configured.server_spec]
     )
@@ -264,10 +267,10 @@ async def test_non_root_wireserver_drop_is_information(servers: tuple[DnsServer,
     plan = build_plan(load_catalog("public"), inputs())
     wire = [s for s in plan.checks if s.target.host == "168.63.129.16"]
     assert sorted(s.target.port or 0 for s in wire) == [80, 32526]
-    results = [make_result(s, Status.FAIL, Reason.TCP_TIMEOUT, "no answer to SYN") for s in wire]
-    others = [make_result(s, Status.PASS, Reason.OK, "ok", addresses=["192.0.2.1"]) for s in plan.checks]
+    results = [made_up_result(s, Status.FAIL, Reason.TCP_TIMEOUT, "no answer to SYN") for s in wire]
+    others = [made_up_result(s, Status.PASS, Reason.OK, "ok", addresses=["192.0.2.1"]) for s in plan.checks]
     others = [r for r in others if r.target.host != "168.63.129.16" and r.target.protocol is not Protocol.DNS]
-    dns = [make_result(s, Status.PASS, Reason.OK, "ok", addresses=["192.0.2.1"]) for s in plan.checks]
+    dns = [made_up_result(s, Status.PASS, Reason.OK, "ok", addresses=["192.0.2.1"]) for s in plan.checks]
     dns = [r for r in dns if r.target.protocol is Protocol.DNS]
     for euid, expected in ((1000, ["wireserver-non-root"]), (0, [])):
         fresh = [r.model_copy(deep=True) for r in (*results, *others, *dns)]
@@ -292,7 +295,7 @@ async def test_zone_not_linked_when_azure_dns_also_answers_public(servers: tuple
     out, findings, env = await run(configured, azure_dns, inputs())
     assert loud(findings) == ["private-dns-zone-not-linked"]
     assert set(pe(env).values()) == {True}  # the public privatelink CNAME shows the endpoints exist
-    assert out[f"dns:{BLOB}"].reason is Reason.DNS_PUBLIC_ADDRESS
+    assert out[f"dns:{BLOB}"].reason is Verdict.DNS_PUBLIC_ADDRESS
     f = findings[0]
     assert "privatelink.blob.core.windows.net" in f.title
     commands = [c for r in f.remediation for c in r.commands]
@@ -325,7 +328,7 @@ async def test_explicit_input_overrides_the_evidence(servers: tuple[DnsServer, D
         "input": False,
     }
     assert "--private-endpoint" in env["private_endpoints"]["storage-blob"]["evidence"]
-    assert out[f"dns:{BLOB}"].reason is Reason.DNS_PRIVATE_ADDRESS
+    assert out[f"dns:{BLOB}"].reason is Verdict.DNS_PRIVATE_ADDRESS
     assert out[f"dns:{WS_NAME}"].status is Status.PASS
 
 

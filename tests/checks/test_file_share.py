@@ -19,8 +19,9 @@ from checks.interpret import interpret
 from checks.plan import build_plan
 from lab.servers.smb import Smb2Responder
 from probe.model import CheckResult, CheckSpec, Protocol, Severity, Status
+from probe.probers.smb import probe_smb
 from probe.reasons import Reason
-from probe.smb import probe_smb
+from probe.runner import run_prober
 from tests.helpers.probes import probe_context
 from tests.helpers.remedies import assert_pastes
 from tests.helpers.smbd import Smbd, requires_smbd, running_smbd
@@ -34,7 +35,7 @@ HOST = SMB.target.host
 
 async def negotiate(host: str, port: int) -> CheckResult:
     spec = CheckSpec.model_validate({**SMB.model_dump(), "target": {**SMB.target.model_dump(), "port": port}})
-    return await probe_smb(spec, probe_context(timeout=2.0, hosts={HOST: [host]}))
+    return await run_prober(probe_smb, spec, probe_context(timeout=2.0, hosts={HOST: [host]}))
 
 
 def judged(result: CheckResult) -> tuple[CheckResult, list[str]]:

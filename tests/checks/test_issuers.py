@@ -24,6 +24,7 @@ from checks.inputs import Inputs
 from checks.issuers import is_azure_issuer
 from checks.judge import apply_tls_issuers
 from checks.plan import build_plan
+from checks.verdicts import Verdict
 from lab.ca import (
     AMAZON,
     AZURE_03,
@@ -39,12 +40,13 @@ from lab.ca import (
     Profile,
 )
 from lab.servers.web import sni_context
-from probe.certinfo import cert_info
-from probe.context import make_result
 from probe.model import CheckResult, CheckSpec, Protocol, Status, Target
 from probe.reasons import Reason
-from probe.registry import prober_for
+from probe.registry import PROBERS
+from probe.runner import run_prober
+from probe.transport.x509 import cert_info
 from tests.helpers.probes import probe_context
+from tests.helpers.report import made_up_result
 
 INPUTS = Inputs(region="eastus")
 PLAN = build_plan(load_catalog("public"), INPUTS)
@@ -102,7 +104,7 @@ class Lab:
             spec = CheckSpec(
                 id=f"tls:{s.name}:443", target=Target(host=s.name, port=self.port, protocol=Protocol.TLS), labels=labels
             )
-            results.append(await prober_for(Protocol.TLS)(spec, ctx))
+            results.append(await run_prober(PROBERS[Protocol.TLS], spec, ctx))
         return results
 
 
@@ -172,7 +174,7 @@ async def test_inspection_of_microsoft_and_third_party_hosts_alike_is_one_findin
     lab = await tls_lab(sites)
     results = await lab.probe(sites)
     verdicts = judged(results)
-    assert all(v == (Status.WARN, Reason.TLS_UNEXPECTED_ISSUER) for h, v in verdicts.items() if h != "adhoc.lab.test")
+    assert all(v == (Status.WARN, Verdict.TLS_UNEXPECTED_ISSUER) for h, v in verdicts.items() if h != "adhoc.lab.test")
     assert verdicts["adhoc.lab.test"] == (Status.PASS, Reason.OK)  # ad-hoc targets are not judged
     (finding,) = diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS))
     assert finding.id == "tls-inspection"
@@ -185,7 +187,7 @@ async def test_a_third_party_host_bypassed_by_the_inspector_is_normal(tls_lab: S
     lab = await tls_lab(sites)
     verdicts = judged(await lab.probe(sites))
     assert verdicts == {
-        "mgmt.lab.test": (Status.WARN, Reason.TLS_UNEXPECTED_ISSUER),
+        "mgmt.lab.test": (Status.WARN, Verdict.TLS_UNEXPECTED_ISSUER),
         "pypi.lab.test": (Status.PASS, Reason.OK),
     }
 
@@ -193,7 +195,7 @@ async def test_a_third_party_host_bypassed_by_the_inspector_is_normal(tls_lab: S
 async def test_a_microsoft_host_with_a_public_non_azure_ca_is_flagged(tls_lab: Start) -> None:
     sites = [Site("mgmt.lab.test", "microsoft", SECTIGO)]
     lab = await tls_lab(sites)
-    assert judged(await lab.probe(sites)) == {"mgmt.lab.test": (Status.WARN, Reason.TLS_UNEXPECTED_ISSUER)}
+    assert judged(await lab.probe(sites)) == {"mgmt.lab.test": (Status.WARN, Verdict.TLS_UNEXPECTED_ISSUER)}
 
 
 async def test_the_trust_store_lacking_microsofts_g2_root_is_named(tls_lab: Start) -> None:
@@ -217,7 +219,7 @@ def test_an_untrusted_third_party_host_is_not_called_inspection() -> None:
         labels={"operator": "third-party"},
     )
     leaf = cert_info(_cert(LabCA.like(GLOBALSIGN).issue(["pypi.org"]).cert_pem))
-    result = make_result(
+    result = made_up_result(
         spec,
         Status.FAIL,
         Reason.TLS_UNTRUSTED,

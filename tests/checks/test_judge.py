@@ -12,11 +12,12 @@ from checks.inputs import Inputs
 from checks.interpret import interpret
 from checks.plan import build_plan
 from lab.servers.dns import DnsServer
-from probe.context import ProbeContext, ProbeSettings
-from probe.dns import make_lookup
 from probe.model import CheckResult, Protocol
-from probe.resolve import SharedResolver
 from probe.runner import run_checks
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.lookup import make_lookup
+from probe.transport.resolve import SharedResolver
 
 WS = "7f3c2a9e-5b1d-4c8e-9a6f-2d4b8c0e1a37"
 WS_NAME = f"{WS}.workspace.eastus.api.azureml.ms"

@@ -28,12 +28,13 @@ from checks.inputs import SCENARIOS, Inputs
 from checks.plan import Plan, build_plan
 from checks.remedies import PLACEHOLDERS, RemedyContext
 from checks.sources import gather_inputs
-from probe.context import make_result
+from checks.verdicts import Verdict
 from probe.model import CheckResult, HttpFacts, Protocol, Status
 from probe.reasons import Reason
 from tests.helpers.cli import NOT_AZURE_ENV
 from tests.helpers.netns import requires_netns, run_in_netns
 from tests.helpers.remedies import assert_explained, assert_pastes
+from tests.helpers.report import made_up_result
 
 # Each tries a different way out of a shell word; each would create a file named pwn* if it ran.
 HOSTILE = [
@@ -250,7 +251,7 @@ def _catalog_plan() -> tuple[Plan, Inputs]:
 
 
 def _passing(plan: Plan) -> list[CheckResult]:
-    return [make_result(s, Status.PASS, Reason.OK, "ok", addresses=["10.0.1.5"]) for s in plan.checks]
+    return [made_up_result(s, Status.PASS, Reason.OK, "ok", addresses=["10.0.1.5"]) for s in plan.checks]
 
 
 def _catalog_context() -> RemedyContext:
@@ -289,10 +290,10 @@ def _failure_modes(plan: Plan) -> list[tuple[str, Callable[[CheckResult], bool],
         ("all dns", lambda r: r.target.protocol is Protocol.DNS and "@reference" not in r.id, Reason.DNS_TIMEOUT),
         ("all tcp", lambda r: r.target.protocol in tcp_based, Reason.TCP_TIMEOUT),
         ("udp", lambda r: r.target.protocol is Protocol.UDP, Reason.UDP_CLOSED),
-        ("resources", lambda r: r.target.protocol is Protocol.HTTP, Reason.HTTP_NETWORK_DENIED),
+        ("resources", lambda r: r.target.protocol is Protocol.HTTP, Verdict.HTTP_NETWORK_DENIED),
         ("vault", lambda r: ".vault." in r.target.host and r.target.protocol is Protocol.HTTP,
-         Reason.HTTP_PUBLIC_ACCESS_DISABLED),
-        ("intercepted", lambda r: r.target.protocol is Protocol.HTTP, Reason.HTTP_INTERCEPTED),
+         Verdict.HTTP_PUBLIC_ACCESS_DISABLED),
+        ("intercepted", lambda r: r.target.protocol is Protocol.HTTP, Verdict.HTTP_INTERCEPTED),
         ("nxdomain", lambda r: r.target.protocol is Protocol.DNS and "@reference" not in r.id, Reason.DNS_NXDOMAIN),
     ]  # fmt: skip
     return modes

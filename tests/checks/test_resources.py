@@ -23,12 +23,14 @@ from checks.inputs import Inputs
 from checks.plan import build_plan
 from checks.registry import registry_layer_path
 from checks.resources import apply_resource_answers, bearer_challenge, service_error
+from checks.verdicts import Verdict
 from lab.servers.resources import LAB_TENANT
 from lab.servers.web import HttpsFrontEnd
-from probe.context import ProbeContext
 from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Protocol, Severity, Status
 from probe.reasons import Reason
-from probe.registry import prober_for
+from probe.registry import PROBERS
+from probe.runner import run_prober
+from probe.transport.context import ProbeContext
 from tests.helpers.probes import probe_context, server_ssl_context
 from tests.helpers.remedies import assert_pastes
 from tests.helpers.web import WebPeers
@@ -93,7 +95,7 @@ async def ask(entries: list[str], port: int, ctx: ProbeContext, **changes: objec
         spec = SPECS[entry]
         target = spec.target.model_copy(update={"port": port})
         spec = CheckSpec.model_validate({**spec.model_dump(), "target": target.model_dump(), **changes})
-        results.append(await prober_for(Protocol.HTTP)(spec, ctx))
+        results.append(await run_prober(PROBERS[Protocol.HTTP], spec, ctx))
     apply_resource_answers(results)
     return results
 
@@ -116,7 +118,7 @@ async def test_admitted_resources_ask_for_credentials(tls: ssl.SSLContext, conte
     by = {r.labels["entry"]: r for r in results}
     for entry in STORAGE:
         r = by[entry]
-        assert (r.status, r.reason, r.confidence) == (Status.PASS, Reason.HTTP_AUTH_REQUIRED, Confidence.LIKELY), (
+        assert (r.status, r.reason, r.confidence) == (Status.PASS, Verdict.HTTP_AUTH_REQUIRED, Confidence.LIKELY), (
             r.detail
         )
         assert (
@@ -130,11 +132,11 @@ async def test_admitted_resources_ask_for_credentials(tls: ssl.SSLContext, conte
     assert service_error(by["storage-dfs-http"].http or HttpFacts()).code == "NoAuthenticationInformation"
     assert (by["storage-table-http"].http or HttpFacts()).body.startswith('{"odata.error"')  # type: ignore[union-attr]
     kv = by["key-vault-http"]
-    assert (kv.status, kv.reason) == (Status.PASS, Reason.HTTP_AUTH_REQUIRED)
+    assert (kv.status, kv.reason) == (Status.PASS, Verdict.HTTP_AUTH_REQUIRED)
     assert kv.labels["seen_address"] == "127.0.0.1" and "saw this machine as 127.0.0.1" in kv.detail
     acr = by["acr-http"]
     # The registry checks its firewall before credentials: its challenge proves the network admits us.
-    assert (acr.status, acr.reason, acr.confidence) == (Status.PASS, Reason.HTTP_AUTH_REQUIRED, Confidence.CONFIRMED)
+    assert (acr.status, acr.reason, acr.confidence) == (Status.PASS, Verdict.HTTP_AUTH_REQUIRED, Confidence.CONFIRMED)
     assert diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS)) == []
 
 
@@ -174,13 +176,13 @@ async def test_firewalls_refuse_and_the_vault_and_registry_say_whom(
     by = {r.labels["entry"]: r for r in results}
     for entry in ("storage-blob-http", "storage-file-http"):
         r = by[entry]
-        assert (r.status, r.reason) == (Status.FAIL, Reason.HTTP_NETWORK_DENIED), r.detail
+        assert (r.status, r.reason) == (Status.FAIL, Verdict.HTTP_NETWORK_DENIED), r.detail
         assert "denied by the storage account's network rules or public network access is disabled" in r.detail
         assert "seen_address" not in r.labels, "storage never says which address it saw"
     kv, acr = by["key-vault-http"], by["acr-http"]
-    assert (kv.reason, kv.labels["seen_address"]) == (Reason.HTTP_NETWORK_DENIED, "127.0.0.1")
+    assert (kv.reason, kv.labels["seen_address"]) == (Verdict.HTTP_NETWORK_DENIED, "127.0.0.1")
     assert "ForbiddenByFirewall" in kv.detail
-    assert (acr.reason, acr.labels["seen_address"]) == (Reason.HTTP_NETWORK_DENIED, "127.0.0.1")
+    assert (acr.reason, acr.labels["seen_address"]) == (Verdict.HTTP_NETWORK_DENIED, "127.0.0.1")
     assert "client with IP '127.0.0.1' is not allowed access" in acr.detail
 
     findings = diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS))
@@ -207,8 +209,8 @@ async def test_public_access_disabled(tls: ssl.SSLContext, context: Callable[[],
         await front.stop()
     blob, kv = results
     # Storage answers both alike: the judge does not pretend to tell them apart.
-    assert blob.reason is Reason.HTTP_NETWORK_DENIED
-    assert (kv.status, kv.reason) == (Status.FAIL, Reason.HTTP_PUBLIC_ACCESS_DISABLED)
+    assert blob.reason is Verdict.HTTP_NETWORK_DENIED
+    assert (kv.status, kv.reason) == (Status.FAIL, Verdict.HTTP_PUBLIC_ACCESS_DISABLED)
     assert "ForbiddenByConnection" in kv.detail and "Public network access is disabled" in kv.detail
     ids = sorted(f.id for f in diagnose(Evidence(results=results, plan=PLAN, inputs=INPUTS)))
     assert ids == ["resource-network-denied", "resource-public-access-disabled"]
@@ -222,7 +224,7 @@ async def test_through_a_private_endpoint_the_resource_admits_whatever_its_state
         results = await ask(["storage-blob-http", "key-vault-http"], front.ports[0], context())
     finally:
         await front.stop()
-    assert [r.reason for r in results] == [Reason.HTTP_AUTH_REQUIRED] * 2
+    assert [r.reason for r in results] == [Verdict.HTTP_AUTH_REQUIRED] * 2
 
 
 async def test_an_old_version_gets_storages_other_documented_answer(
@@ -237,7 +239,7 @@ async def test_an_old_version_gets_storages_other_documented_answer(
     # The service answered itself: the path works; nothing documented says what it means for access.
     assert (blob.status, blob.reason, blob.confidence) == (
         Status.PASS,
-        Reason.HTTP_SERVICE_ANSWERED,
+        Verdict.HTTP_SERVICE_ANSWERED,
         Confidence.UNCONFIRMED,
     )
     assert "PublicAccessNotPermitted" in blob.detail
@@ -269,11 +271,11 @@ AZURE_FIREWALL = "Action: Deny. Reason: No rule matched. Proceeding with default
 @pytest.mark.parametrize(
     ("answer", "reason", "status"),
     [
-        (lambda r: zscaler(), Reason.HTTP_INTERCEPTED, Status.FAIL),
-        (lambda r: web.Response(status=470, text=AZURE_FIREWALL), Reason.HTTP_INTERCEPTED, Status.FAIL),
+        (lambda r: zscaler(), Verdict.HTTP_INTERCEPTED, Status.FAIL),
+        (lambda r: web.Response(status=470, text=AZURE_FIREWALL), Verdict.HTTP_INTERCEPTED, Status.FAIL),
         (
             lambda r: web.Response(status=403, text="no", headers={"Via": "1.1 corp-gw", "Server": "corp-gw"}),
-            Reason.HTTP_INTERCEPTED,
+            Verdict.HTTP_INTERCEPTED,
             Status.FAIL,
         ),
         (
@@ -281,7 +283,7 @@ AZURE_FIREWALL = "Action: Deny. Reason: No rule matched. Proceeding with default
             Reason.PROXY_AUTH_REQUIRED,
             Status.FAIL,
         ),
-        (lambda r: web.Response(status=403, text="Forbidden"), Reason.HTTP_INCONCLUSIVE, Status.WARN),
+        (lambda r: web.Response(status=403, text="Forbidden"), Verdict.HTTP_INCONCLUSIVE, Status.WARN),
     ],
     ids=["zscaler", "azure-firewall-470", "gateway-via", "proxy-407", "bare-403"],
 )
@@ -316,7 +318,7 @@ async def test_azures_refusal_relayed_by_a_proxy_keeps_its_meaning(
         _app(lambda r: web.Response(status=403, text=body, content_type="application/xml", headers=headers)), tls
     )
     (blob,) = await ask(["storage-blob-http"], port, context())
-    assert blob.reason is Reason.HTTP_NETWORK_DENIED
+    assert blob.reason is Verdict.HTTP_NETWORK_DENIED
     assert (
         "came through a proxy (Via: 1.1 corp-proxy (squid/5.7)), so the storage account saw the proxy's address"
         in blob.detail
@@ -380,5 +382,5 @@ async def test_a_network_security_perimeters_refusal_is_named(
         _app(lambda r: web.Response(status=403, text=body, content_type="application/xml", headers=headers)), tls
     )
     (blob,) = await ask(["storage-blob-http"], port, context())
-    assert blob.reason is Reason.HTTP_NETWORK_DENIED
+    assert blob.reason is Verdict.HTTP_NETWORK_DENIED
     assert "a network security perimeter refuses this machine" in blob.detail

@@ -22,10 +22,11 @@ from checks.inputs import Inputs
 from checks.plan import build_plan
 from checks.websocket import apply_websocket_answers
 from lab.servers.web import AUTH_ANSWERS, HttpsFrontEnd
-from probe.context import ProbeContext
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
-from probe.registry import prober_for
+from probe.registry import PROBERS
+from probe.runner import run_prober
+from probe.transport.context import ProbeContext
 from tests.helpers.probes import probe_context, server_ssl_context
 from tests.helpers.web import WebPeers
 
@@ -64,7 +65,7 @@ async def upgrade(port: int, ctx: ProbeContext, operator: str = "microsoft") -> 
         target=Target(host=CI, port=port, protocol=Protocol.WEBSOCKET, path="/"),
         labels={"operator": operator},
     )
-    result = await prober_for(Protocol.WEBSOCKET)(spec, ctx)
+    result = await run_prober(PROBERS[Protocol.WEBSOCKET], spec, ctx)
     apply_websocket_answers([result])
     return result
 

@@ -13,10 +13,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from probe.context import ProbeContext, ProbeSettings
 from probe.model import AddressRecord, DnsFacts
 from probe.reasons import Reason
-from probe.resolve import Resolution, SharedResolver
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.resolve import Resolution, SharedResolver
 
 # --- probe context with a fixed resolver -------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Every report a test produces must validate against the published JSON Schema."""
+"""Every report a test produces must validate against the published JSON Schema; results made up for
+tests that judge them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from typing import Any
 
 import jsonschema
 
-from probe.model import Report, json_schema
+from probe.model import CheckResult, CheckSpec, Report, Status, json_schema
+from probe.reasons import ReasonCode
 
 
 @functools.cache
@@ -24,3 +26,19 @@ def validated(text: str | dict[str, Any]) -> Report:
     data = json.loads(text) if isinstance(text, str) else text
     _validator().validate(data)
     return Report.model_validate(data)
+
+
+def made_up_result(spec: CheckSpec, status: Status, reason: ReasonCode, detail: str, **fields: Any) -> CheckResult:
+    """A result for ``spec`` as a prober would report it (labels carried through), without probing."""
+    return CheckResult.model_validate(
+        {
+            "id": spec.id,
+            "target": spec.target,
+            "status": status,
+            "reason": reason,
+            "detail": detail,
+            "labels": dict(spec.labels),
+            "required": spec.required,
+            **fields,
+        }
+    )

@@ -168,12 +168,13 @@ def test_serves_port_53_inside_a_namespace() -> None:
         """
         import asyncio
         from lab.servers.dns import DnsServer
-        from probe.context import ProbeSettings
-        from probe.dns import lookup
+        from probe.deadline import Deadline
+        from probe.settings import ProbeSettings
+        from probe.transport.lookup import lookup
 
         async def main():
             async with DnsServer("10.0.0.53", 53, records={"ws.example": [("A", "10.1.0.5", 30)]}) as s:
-                res = await lookup("ws.example", ProbeSettings(timeout=1.0, dns_servers=["10.0.0.53"]))
+                res = await lookup("ws.example", ProbeSettings(timeout=1.0, dns_servers=["10.0.0.53"]), Deadline.after(1.0))
                 print(s.server_spec, res.reason.value, res.facts.server, ",".join(res.addresses))
 
         asyncio.run(main())

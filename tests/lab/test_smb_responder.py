@@ -7,7 +7,7 @@ import struct
 import uuid
 
 from lab.servers.smb import Smb2Responder
-from probe.smb import build_negotiate_request
+from probe.transport.smb2 import build_negotiate_request
 
 HEADER = struct.Struct("<4sHHIHHIIQIIQ16s")
 RESPONSE = struct.Struct("<HHHH16sIIIIQQHHI")
@@ -16,7 +16,7 @@ STATUS_NOT_SUPPORTED = 0xC00000BB
 
 
 def request(dialects: list[int], contexts: list[tuple[int, bytes]] | None = None, message_id: int = 0) -> bytes:
-    """A NEGOTIATE built here by hand, independently of probe/smb.py."""
+    """A NEGOTIATE built here by hand, independently of probe/transport/smb2.py."""
     header = HEADER.pack(b"\xfeSMB", 64, 0, 0, 0, 1, 0, 0, message_id, 0, 0, 0, bytes(16))
     dialect_bytes = struct.pack(f"<{len(dialects)}H", *dialects)
     end = 64 + 36 + len(dialect_bytes)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from probe.context import ProbeContext
+from probe.transport.context import ProbeContext
 from tests.helpers.ports import free_port
 from tests.helpers.probes import probe_context, server_ssl_context
 

@@ -1,4 +1,4 @@
-"""probe.dns against real DNS servers (lab.servers.dns) on loopback; never the machine's resolver."""
+"""The stub resolver (probe.transport.lookup) and the dns prober against real DNS servers (lab.servers.dns) on loopback; never the machine's resolver."""
 
 from __future__ import annotations
 
@@ -9,14 +9,17 @@ from pathlib import Path
 
 import pytest
 
-import probe.dns
 from lab.servers.dns import DnsServer, Record
-from probe.context import ProbeContext, ProbeSettings
-from probe.dns import Server, compare_resolvers, lookup, make_lookup, parse_server, probe_dns, system_servers
+from probe.deadline import Deadline, Stopwatch
 from probe.model import CheckSpec, Protocol, Status, Target
+from probe.probers.dns import probe_dns
 from probe.reasons import Reason
-from probe.resolve import SharedResolver
-from probe.timing import Stopwatch
+from probe.runner import run_prober
+from probe.settings import ProbeSettings, SystemPaths
+from probe.system import Server, parse_server
+from probe.transport.context import ProbeContext
+from probe.transport.lookup import lookup, make_lookup, system_servers
+from probe.transport.resolve import Resolution, SharedResolver
 
 TIMEOUT = 0.6
 
@@ -51,9 +54,18 @@ async def start_dns() -> AsyncIterator[StartDns]:
         await server.stop()
 
 
+async def resolve(name: str, settings: ProbeSettings) -> Resolution:
+    return await lookup(name, settings, Deadline.after(settings.timeout))
+
+
 def settings_for(*servers: DnsServer, timeout: float = TIMEOUT, hosts_file: str | None = None) -> ProbeSettings:
     return ProbeSettings(
-        timeout=timeout, dns_servers=[s.server_spec for s in servers], trust_env=False, env={}, hosts_file=hosts_file
+        timeout=timeout,
+        dns_servers=[s.server_spec for s in servers],
+        trust_env=False,
+        env={},
+        paths=SystemPaths(hosts=hosts_file) if hosts_file else SystemPaths(),
+        use_hosts_file=hosts_file is not None,
     )
 
 
@@ -66,7 +78,7 @@ def dns_spec(host: str) -> CheckSpec:
 
 async def test_cname_chain_with_ttls_and_both_families(start_dns: StartDns) -> None:
     server = await start_dns()
-    res = await lookup("WS.example.", settings_for(server))
+    res = await resolve("WS.example.", settings_for(server))
 
     assert res.reason is Reason.OK, res.detail
     facts = res.facts
@@ -89,7 +101,7 @@ async def test_cname_chain_with_ttls_and_both_families(start_dns: StartDns) -> N
 
 async def test_one_family_is_enough(start_dns: StartDns) -> None:
     server = await start_dns()
-    res = await lookup("v4only.example", settings_for(server))
+    res = await resolve("v4only.example", settings_for(server))
     assert res.reason is Reason.OK
     assert res.addresses == ["10.1.0.7"]
 
@@ -97,14 +109,14 @@ async def test_one_family_is_enough(start_dns: StartDns) -> None:
 async def test_records_changed_between_queries_are_seen(start_dns: StartDns) -> None:
     server = await start_dns()
     settings = settings_for(server)
-    assert (await lookup("v4only.example", settings)).addresses == ["10.1.0.7"]
+    assert (await resolve("v4only.example", settings)).addresses == ["10.1.0.7"]
     server.set("v4only.example", ("A", "10.1.0.8", 30))
-    assert (await lookup("v4only.example", settings)).addresses == ["10.1.0.8"]
+    assert (await resolve("v4only.example", settings)).addresses == ["10.1.0.8"]
 
 
 async def test_nxdomain(start_dns: StartDns) -> None:
     server = await start_dns()
-    res = await lookup("nope.example", settings_for(server))
+    res = await resolve("nope.example", settings_for(server))
     assert res.reason is Reason.DNS_NXDOMAIN
     assert res.facts.rcode == "NXDOMAIN" and res.facts.server == server.server_spec
     assert res.addresses == []
@@ -113,7 +125,7 @@ async def test_nxdomain(start_dns: StartDns) -> None:
 
 async def test_nxdomain_at_the_end_of_a_cname_keeps_the_chain(start_dns: StartDns) -> None:
     server = await start_dns()
-    res = await lookup("dangling.example", settings_for(server))
+    res = await resolve("dangling.example", settings_for(server))
     assert res.reason is Reason.DNS_NXDOMAIN
     assert [(c.name, c.target) for c in res.facts.chain] == [("dangling.example", "gone.privatelink.example")]
     assert "gone.privatelink.example does not exist" in res.detail
@@ -122,7 +134,7 @@ async def test_nxdomain_at_the_end_of_a_cname_keeps_the_chain(start_dns: StartDn
 async def test_name_without_addresses_is_no_answer(start_dns: StartDns) -> None:
     server = await start_dns()
     # mail.example has no records but a name below it: it exists (NOERROR), with no data.
-    res = await lookup("mail.example", settings_for(server))
+    res = await resolve("mail.example", settings_for(server))
     assert res.reason is Reason.DNS_NO_ANSWER, res.detail
     assert res.facts.rcode == "NOERROR" and res.addresses == []
 
@@ -132,7 +144,7 @@ async def test_name_without_addresses_is_no_answer(start_dns: StartDns) -> None:
 
 async def test_servfail(start_dns: StartDns) -> None:
     server = await start_dns(faults={"ws.region.privatelink.example": "servfail"})
-    res = await lookup("ws.example", settings_for(server))
+    res = await resolve("ws.example", settings_for(server))
     assert res.reason is Reason.DNS_SERVFAIL
     assert res.facts.rcode == "SERVFAIL" and res.facts.server == server.server_spec
     assert "SERVFAIL" in res.detail and server.server_spec in res.detail
@@ -141,7 +153,7 @@ async def test_servfail(start_dns: StartDns) -> None:
 async def test_servfail_falls_back_to_the_next_server(start_dns: StartDns) -> None:
     broken = await start_dns(mode="servfail")
     good = await start_dns("127.0.0.2")
-    res = await lookup("ws.example", settings_for(broken, good))
+    res = await resolve("ws.example", settings_for(broken, good))
     assert res.reason is Reason.OK, res.detail
     assert res.facts.server == good.server_spec
     assert broken.count("ws.example", "A") == 1 and good.count("ws.example", "A") == 1
@@ -149,7 +161,7 @@ async def test_servfail_falls_back_to_the_next_server(start_dns: StartDns) -> No
 
 async def test_refused(start_dns: StartDns) -> None:
     server = await start_dns(mode="refused")
-    res = await lookup("ws.example", settings_for(server))
+    res = await resolve("ws.example", settings_for(server))
     assert res.reason is Reason.DNS_REFUSED
     assert res.facts.rcode == "REFUSED"
 
@@ -157,7 +169,7 @@ async def test_refused(start_dns: StartDns) -> None:
 async def test_an_answer_beats_silence_when_every_server_fails(start_dns: StartDns) -> None:
     silent = await start_dns(mode="silent")
     refusing = await start_dns("127.0.0.2", mode="refused")
-    res = await lookup("ws.example", settings_for(silent, refusing))
+    res = await resolve("ws.example", settings_for(silent, refusing))
     assert res.reason is Reason.DNS_REFUSED
     assert silent.server_spec in res.detail and refusing.server_spec in res.detail
 
@@ -165,7 +177,7 @@ async def test_an_answer_beats_silence_when_every_server_fails(start_dns: StartD
 async def test_silent_server_times_out_within_the_budget(start_dns: StartDns) -> None:
     server = await start_dns(mode="silent")
     watch = Stopwatch()
-    res = await lookup("ws.example", settings_for(server, timeout=0.4))
+    res = await resolve("ws.example", settings_for(server, timeout=0.4))
     elapsed = watch.ms() / 1000
     assert res.reason is Reason.DNS_TIMEOUT
     assert res.facts.server is None and res.facts.rcode is None
@@ -178,7 +190,7 @@ async def test_silent_server_times_out_within_the_budget(start_dns: StartDns) ->
 async def test_silent_first_server_leaves_time_for_the_second(start_dns: StartDns) -> None:
     silent = await start_dns(mode="silent")
     good = await start_dns("127.0.0.2")
-    res = await lookup("ws.example", settings_for(silent, good, timeout=1.0))
+    res = await resolve("ws.example", settings_for(silent, good, timeout=1.0))
     assert res.reason is Reason.OK, res.detail
     assert res.facts.server == good.server_spec
 
@@ -186,7 +198,7 @@ async def test_silent_first_server_leaves_time_for_the_second(start_dns: StartDn
 async def test_one_family_silent_the_other_answered(start_dns: StartDns) -> None:
     # Some broken forwarders drop AAAA queries: the A answer still counts, with a note.
     server = await start_dns(faults={"ws.example/AAAA": "silent"})
-    res = await lookup("ws.example", settings_for(server, timeout=0.4))
+    res = await resolve("ws.example", settings_for(server, timeout=0.4))
     assert res.reason is Reason.OK
     assert res.addresses == ["10.1.0.5"]
     assert "AAAA query failed" in res.detail
@@ -194,7 +206,7 @@ async def test_one_family_silent_the_other_answered(start_dns: StartDns) -> None
 
 async def test_truncated_answer_is_retried_over_tcp(start_dns: StartDns) -> None:
     server = await start_dns(faults={"ws.example": "truncate"})
-    res = await lookup("ws.example", settings_for(server))
+    res = await resolve("ws.example", settings_for(server))
     assert res.reason is Reason.OK, res.detail
     assert res.facts.truncated_retry is True and res.facts.transport == "tcp"
     assert sorted(res.addresses) == ["10.1.0.5", "fd00::5"]
@@ -205,7 +217,7 @@ async def test_truncated_answer_is_retried_over_tcp(start_dns: StartDns) -> None
 async def test_answer_too_big_for_udp_comes_over_tcp(start_dns: StartDns) -> None:
     many = [("A", f"10.2.{i // 250}.{i % 250 + 1}", 60) for i in range(120)]
     server = await start_dns(records={"big.example": many})
-    res = await lookup("big.example", settings_for(server))
+    res = await resolve("big.example", settings_for(server))
     assert res.reason is Reason.OK
     assert len(res.addresses) == 120
     assert res.facts.truncated_retry is True
@@ -224,23 +236,24 @@ async def test_malformed_answer_is_dns_error() -> None:
     transport, _ = await loop.create_datagram_endpoint(Garbage, local_addr=("127.0.0.1", 0))
     try:
         port = transport.get_extra_info("sockname")[1]
-        res = await lookup("ws.example", ProbeSettings(timeout=TIMEOUT, dns_servers=[f"127.0.0.1:{port}"]))
+        res = await resolve("ws.example", ProbeSettings(timeout=TIMEOUT, dns_servers=[f"127.0.0.1:{port}"]))
     finally:
         transport.close()
     assert res.reason is Reason.DNS_ERROR, res.detail
 
 
 async def test_invalid_server_is_dns_error() -> None:
-    res = await lookup("ws.example", ProbeSettings(timeout=TIMEOUT, dns_servers=["not-an-ip:53"]))
+    res = await resolve("ws.example", ProbeSettings(timeout=TIMEOUT, dns_servers=["not-an-ip:53"]))
     assert res.reason is Reason.DNS_ERROR
     assert "not-an-ip" in res.detail
 
 
-async def test_no_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_no_servers(tmp_path: Path) -> None:
     empty = tmp_path / "resolv.conf"
     empty.write_text("search example\n")
-    monkeypatch.setattr(probe.dns, "RESOLV_CONF", str(empty))
-    res = await lookup("ws.example", ProbeSettings(timeout=TIMEOUT, dns_servers=[]))
+    res = await resolve(
+        "ws.example", ProbeSettings(timeout=TIMEOUT, dns_servers=[], paths=SystemPaths(resolv_conf=str(empty)))
+    )
     assert res.reason is Reason.DNS_NO_SERVERS
     assert str(empty) in res.detail
 
@@ -252,13 +265,13 @@ async def test_hosts_file_wins_without_a_query(start_dns: StartDns, tmp_path: Pa
     server = await start_dns()
     hosts = tmp_path / "hosts"
     hosts.write_text("# comment\n127.0.0.1 localhost\n10.1.0.9  other.example WS.example  # PE\nfd00::9 ws.example\n")
-    res = await lookup("ws.example", settings_for(server, hosts_file=str(hosts)))
+    res = await resolve("ws.example", settings_for(server, hosts_file=str(hosts)))
     assert res.reason is Reason.OK
     assert res.facts.source == "hosts"
     assert res.addresses == ["10.1.0.9", "fd00::9"]
     assert server.count() == 0
     # A name the hosts file lacks still goes to DNS.
-    assert (await lookup("v4only.example", settings_for(server, hosts_file=str(hosts)))).facts.source == "dns"
+    assert (await resolve("v4only.example", settings_for(server, hosts_file=str(hosts)))).facts.source == "dns"
 
 
 def _ipv6_loopback() -> bool:
@@ -274,7 +287,7 @@ def _ipv6_loopback() -> bool:
 async def test_ipv6_server(start_dns: StartDns) -> None:
     server = await start_dns("::1")
     assert server.server_spec.startswith("[::1]:")
-    res = await lookup("ws.example", settings_for(server))
+    res = await resolve("ws.example", settings_for(server))
     assert res.reason is Reason.OK, res.detail
     assert res.facts.server == server.server_spec
 
@@ -306,7 +319,9 @@ async def test_probe_dns_shares_one_lookup_per_name(start_dns: StartDns) -> None
     server = await start_dns()
     settings = settings_for(server)
     ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
-    first, second = await asyncio.gather(probe_dns(dns_spec("ws.example"), ctx), probe_dns(dns_spec("WS.example"), ctx))
+    first, second = await asyncio.gather(
+        run_prober(probe_dns, dns_spec("ws.example"), ctx), run_prober(probe_dns, dns_spec("WS.example"), ctx)
+    )
 
     assert server.count("ws.example", "A") == 1
     for result in (first, second):
@@ -321,7 +336,7 @@ async def test_probe_dns_failure(start_dns: StartDns) -> None:
     server = await start_dns()
     settings = settings_for(server)
     ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
-    result = await probe_dns(dns_spec("nope.example"), ctx)
+    result = await run_prober(probe_dns, dns_spec("nope.example"), ctx)
     assert result.status is Status.FAIL and result.reason is Reason.DNS_NXDOMAIN
     assert result.dns is not None and result.dns.rcode == "NXDOMAIN"
 
@@ -334,18 +349,9 @@ async def test_probe_dns_with_its_own_servers_bypasses_the_shared_resolver(start
     settings = settings_for(configured, hosts_file=str(hosts))
     ctx = ProbeContext(settings=settings, resolver=SharedResolver(make_lookup(settings)))
     spec = dns_spec("ws.example").model_copy(update={"dns_servers": [reference.server_spec]})
-    shared, direct = await asyncio.gather(probe_dns(dns_spec("ws.example"), ctx), probe_dns(spec, ctx))
+    shared, direct = await asyncio.gather(
+        run_prober(probe_dns, dns_spec("ws.example"), ctx), run_prober(probe_dns, spec, ctx)
+    )
     assert shared.addresses == ["10.9.9.9"] and shared.dns is not None and shared.dns.source == "hosts"
     assert direct.addresses == ["20.1.2.3"] and direct.dns is not None and direct.dns.server == reference.server_spec
     assert configured.count() == 0 and reference.count("ws.example", "A") == 1
-
-
-async def test_compare_resolvers(start_dns: StartDns, tmp_path: Path) -> None:
-    private = await start_dns()
-    public = await start_dns("127.0.0.2", records={"ws.example": [("A", "20.1.2.3", 60)]})
-    hosts = tmp_path / "hosts"
-    hosts.write_text("10.9.9.9 ws.example\n")
-    settings = settings_for(private, hosts_file=str(hosts))
-    configured, reference = await compare_resolvers("ws.example", settings, [private.server_spec], [public.server_spec])
-    assert configured.facts.source == "dns" and "10.1.0.5" in configured.addresses
-    assert reference.addresses == ["20.1.2.3"] and reference.facts.server == public.server_spec

@@ -22,8 +22,8 @@ import pytest
 
 from checks.localfacts import gather_local_facts
 from probe.atomic import write_atomic
-from probe.dns import hosts_lookup, system_servers
 from probe.files import FileTooLarge, NotRegularFile, read_regular
+from probe.transport.lookup import hosts_lookup, system_servers
 from tests.helpers.cli import ENV
 from tests.helpers.netns import requires_netns
 from tests.helpers.threaded import ThreadedServer, hold

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from probe.history import append_entry, changes_since, read_previous, record_run, run_entry
+from probe.history import append_entry, changes_since, read_previous, run_entry
 from probe.model import CheckResult, OverallStatus, Protocol, Report, Status, Target
 from probe.reasons import Reason
 from tests.helpers.cli import ENV, amlprobe
@@ -79,7 +79,8 @@ def test_a_fragment_left_by_a_crashed_writer_is_not_extended(tmp_path: Path) -> 
     path.write_text('{"v":1,"checks":{"a":["pa')  # no newline: a writer died mid-line
     assert read_previous(path) is None
     report = _report(("a", Status.FAIL, Reason.TCP_REFUSED))
-    record_run(path, report)
+    report.changes = changes_since(read_previous(path), report)
+    append_entry(path, run_entry(report))
     assert report.changes == []
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["checks"] == {"a": ["fail", "tcp_refused"]}

@@ -1,4 +1,4 @@
-"""probe.http against real peers: aiohttp services over HTTP and HTTPS, squid, broken servers."""
+"""The http prober (probe.probers.http) against real peers: aiohttp services over HTTP and HTTPS, squid, broken servers."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import trustme
 from aiohttp import web
 
 from lab.servers.proxy import VIA, ConnectProxy
-from probe.context import ProbeContext
-from probe.http import BODY_KEEP, BODY_LIMIT, BadHttpResponse, find_head_end, parse_head, request_target
+from probe.errors import BadHttpResponse
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
+from probe.runner import run_prober
+from probe.transport.context import ProbeContext
+from probe.transport.http1 import BODY_KEEP, BODY_LIMIT, find_head_end, parse_head, request_target
 from tests.helpers.ports import free_port
 from tests.helpers.probes import probe_context, server_ssl_context
 from tests.helpers.squid import Squid, requires_squid, run_squid
@@ -31,9 +33,9 @@ def http_spec(port: int, *, tls: bool = True, path: str | None = None, host: str
 
 
 async def run(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    from probe.http import probe_http
+    from probe.probers.http import probe_http
 
-    return await probe_http(spec, ctx)
+    return await run_prober(probe_http, spec, ctx)
 
 
 @pytest.fixture
@@ -114,7 +116,7 @@ async def test_https_answer_passes_with_facts(
     assert result.peer == f"127.0.0.1:{port}"
     assert result.addresses == ["127.0.0.1"]
     assert result.tls is not None and result.tls.verified and result.tls.version
-    assert {"resolve", "connect", "tls", "http"} <= set(result.phases_ms)
+    assert {"resolve", "connect", "tls_handshake", "http"} <= set(result.phases_ms)
     assert result.latency_ms is not None and result.latency_ms > 0
 
 

@@ -1,4 +1,5 @@
-"""probe.proxy: proxy choice (env, --proxy, NO_PROXY) and CONNECT tunnels through real proxies.
+"""Proxy choice (probe.transport.proxyenv: env, --proxy, NO_PROXY) and CONNECT tunnels (probe.transport.tunnel)
+through real proxies.
 
 The peers are a real squid (two ports: open and Basic auth; CONNECT to one port denied), the
 lab's ConnectProxy, and raw loopback servers that play broken proxies (silent, reset, not HTTP).
@@ -17,12 +18,16 @@ import pytest
 import trustme
 
 from lab.servers.proxy import VIA, ConnectProxy
-from probe.context import ProbeContext, ProbeSettings
-from probe.dial import DialFailed, dial
+from probe.deadline import Deadline, now
+from probe.errors import DialFailed, ProxyFailed
 from probe.model import ProxyFacts
-from probe.proxy import ProxyChoice, ProxyFailed, choose_proxy, no_proxy_matches, open_tunnel, parse_proxy_url
 from probe.reasons import Reason
-from probe.timing import now
+from probe.recorder import Connection, Phase
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.dial import dial
+from probe.transport.proxyenv import ProxyChoice, choose_proxy, no_proxy_matches, parse_proxy_url
+from probe.transport.tunnel import open_tunnel
 from tests.helpers.ports import free_port
 from tests.helpers.probes import probe_context
 from tests.helpers.squid import Squid, requires_squid, run_squid
@@ -185,11 +190,12 @@ def test_unusable_proxy_urls_carry_a_problem(url: str, problem: str) -> None:
 
 async def test_unsupported_scheme_fails_the_tunnel_instead_of_going_direct() -> None:
     ctx = probe_context(hosts=HOSTS, env={"HTTPS_PROXY": "socks5://proxy.lab.test:1080"})
+    conn = Connection()
     with pytest.raises(DialFailed) as info:
-        await dial(ctx, NAME, 443, ctx.deadline(), tls=True)
+        await dial(ctx, deadline(ctx), conn, NAME, 443, tls=True)
     assert info.value.reason is Reason.PROXY_REFUSED
     assert "unsupported proxy scheme socks5" in info.value.detail.lower()
-    assert info.value.info.route == "proxy"
+    assert conn.route == "proxy"
 
 
 # --- tunnels through real proxies -------------------------------------------------------------
@@ -216,15 +222,19 @@ def tls_port(start_tls_server: Callable[..., Awaitable[int]], tls_ca: trustme.CA
     return start
 
 
+def deadline(ctx: ProbeContext) -> Deadline:
+    return Deadline.after(ctx.settings.timeout)
+
+
 def context(tls_ca_file: str, env: dict[str, str] | None = None, timeout: float = 1.0) -> ProbeContext:
     return probe_context(timeout=timeout, hosts=HOSTS, ca_bundle=tls_ca_file, env=env or {})
 
 
 async def tunnel(ctx: ProbeContext, proxy_url: str, host: str, port: int) -> tuple[ProxyFacts, ProxyChoice]:
     choice = parse_proxy_url(proxy_url, "--proxy")
-    sock, facts = await open_tunnel(ctx, choice, host, port, ctx.deadline())
+    sock, facts = await open_tunnel(ctx.resolver, choice, host, port, deadline(ctx))
     try:
-        _reader, writer = await asyncio.open_connection(sock=sock, ssl=ctx.ssl_context(), server_hostname=NAME)
+        _reader, writer = await asyncio.open_connection(sock=sock, ssl=ctx.tls.get(), server_hostname=NAME)
         assert writer.get_extra_info("ssl_object").version().startswith("TLS")
         writer.close()
     except BaseException:
@@ -236,7 +246,7 @@ async def tunnel(ctx: ProbeContext, proxy_url: str, host: str, port: int) -> tup
 async def expect_failure(ctx: ProbeContext, proxy_url: str, host: str, port: int) -> ProxyFailed:
     choice = parse_proxy_url(proxy_url, "HTTPS_PROXY")
     with pytest.raises(ProxyFailed) as info:
-        await open_tunnel(ctx, choice, host, port, ctx.deadline())
+        await open_tunnel(ctx.resolver, choice, host, port, deadline(ctx))
     return info.value
 
 
@@ -312,14 +322,16 @@ async def test_dial_uses_the_environment_proxy_and_no_proxy_bypasses_it(
 ) -> None:
     port = await tls_port()
     ctx = context(tls_ca_file, env={"HTTPS_PROXY": squid.url})
-    sock, info = await dial(ctx, NAME, port, ctx.deadline(), tls=True)
+    info = Connection()
+    sock = await dial(ctx, deadline(ctx), info, NAME, port, tls=True)
     sock.close()
     assert info.route == "proxy"
     assert info.proxy is not None and info.proxy.source == "HTTPS_PROXY"
-    assert "proxy_connect" in info.phases_ms
+    assert Phase.PROXY_CONNECT in info.phases
 
     ctx = context(tls_ca_file, env={"HTTPS_PROXY": squid.url, "NO_PROXY": ".lab.test"})
-    sock, info = await dial(ctx, NAME, port, ctx.deadline(), tls=True)
+    info = Connection()
+    sock = await dial(ctx, deadline(ctx), info, NAME, port, tls=True)
     sock.close()
     assert info.route == "direct"
     assert info.proxy is None
@@ -441,7 +453,7 @@ async def test_tunnel_keeps_bytes_the_server_sends_first(peers: WebPeers, tls_ca
     async with ConnectProxy() as proxy:
         for _ in range(5):
             choice = parse_proxy_url(proxy.url, "--proxy")
-            sock, _facts = await open_tunnel(ctx, choice, "127.0.0.1", port, ctx.deadline())
+            sock, _facts = await open_tunnel(ctx.resolver, choice, "127.0.0.1", port, deadline(ctx))
             try:
                 loop = asyncio.get_running_loop()
                 got = b""
@@ -495,7 +507,7 @@ async def test_cancelled_tunnel_closes_its_socket(
     ctx = context(tls_ca_file, timeout=5.0)
     choice = parse_proxy_url(f"http://127.0.0.1:{port}", "--proxy")
     with no_unclosed_sockets():
-        task = asyncio.ensure_future(open_tunnel(ctx, choice, NAME, 443, ctx.deadline()))
+        task = asyncio.ensure_future(open_tunnel(ctx.resolver, choice, NAME, 443, deadline(ctx)))
         await asyncio.sleep(0.1)
         task.cancel()
         await asyncio.wait([task])
@@ -514,7 +526,7 @@ async def test_lab_proxy_connects_upstream_from_its_source_address(peers: WebPee
     ctx = context(tls_ca_file)
     async with ConnectProxy(source="127.0.0.2") as proxy:
         choice = parse_proxy_url(proxy.url, "--proxy")
-        sock, _facts = await open_tunnel(ctx, choice, "127.0.0.1", port, ctx.deadline())
+        sock, _facts = await open_tunnel(ctx.resolver, choice, "127.0.0.1", port, deadline(ctx))
         sock.close()
         for _ in range(20):
             if seen:

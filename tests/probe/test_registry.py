@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from probe.registry import import_in_thread, preload
+from probe.importer import import_in_thread, preload
 
 
 @pytest.fixture

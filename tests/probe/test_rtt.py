@@ -15,14 +15,17 @@ import dns.rrset
 import pytest
 
 from lab.servers.udp import UdpSink
-from probe.context import ProbeContext, ProbeSettings
-from probe.dns import lookup
+from probe.deadline import Deadline
 from probe.model import CheckSpec, Protocol, Status, Target
+from probe.probers.tcp import probe_tcp
+from probe.probers.udp import probe_udp
 from probe.reasons import Reason
-from probe.resolve import SharedResolver
 from probe.rtt import UDP_WAIT_FLOOR, RttBook, kernel_rtt_ms, network_of
-from probe.tcp import probe_tcp
-from probe.udp import probe_udp
+from probe.runner import run_prober
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.lookup import lookup
+from probe.transport.resolve import SharedResolver
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is read on Linux")
 
@@ -87,7 +90,7 @@ def test_kernel_rtt_of_a_loopback_connection(listener: int) -> None:
 @linux_only
 async def test_tcp_result_reports_the_kernel_rtt_next_to_the_phase(listener: int) -> None:
     ctx = _ctx(1.0)
-    result = await probe_tcp(_spec(Protocol.TCP, listener), ctx)
+    result = await run_prober(probe_tcp, _spec(Protocol.TCP, listener), ctx)
     assert result.status is Status.PASS, result.detail
     assert result.rtt_ms is not None and 0 < result.rtt_ms < 100
     assert "connect" in result.phases_ms
@@ -99,9 +102,9 @@ async def test_tcp_result_reports_the_kernel_rtt_next_to_the_phase(listener: int
 @linux_only
 async def test_udp_silence_is_waited_for_as_long_as_round_trips_say(listener: int) -> None:
     ctx = _ctx(2.0)
-    assert (await probe_tcp(_spec(Protocol.TCP, listener), ctx)).reason is Reason.OK
+    assert (await run_prober(probe_tcp, _spec(Protocol.TCP, listener), ctx)).reason is Reason.OK
     async with UdpSink() as sink:
-        result = await probe_udp(_spec(Protocol.UDP, sink.port), ctx)
+        result = await run_prober(probe_udp, _spec(Protocol.UDP, sink.port), ctx)
     assert result.reason is Reason.UDP_OPEN_FILTERED, result.detail
     assert result.udp is not None and result.udp.wait_ms is not None
     # At least the floor, far below the 2 s timeout.
@@ -112,7 +115,7 @@ async def test_udp_silence_is_waited_for_as_long_as_round_trips_say(listener: in
 
 async def test_udp_without_round_trips_waits_the_timeout_and_says_so() -> None:
     async with UdpSink() as sink:
-        result = await probe_udp(_spec(Protocol.UDP, sink.port), _ctx(0.6))
+        result = await run_prober(probe_udp, _spec(Protocol.UDP, sink.port), _ctx(0.6))
     assert result.reason is Reason.UDP_OPEN_FILTERED, result.detail
     assert result.udp is not None and result.udp.wait_ms is not None
     assert result.udp.wait_ms >= 0.5 * 600
@@ -175,7 +178,7 @@ async def test_dns_latency_is_when_the_answer_arrived_not_when_the_loop_got_to_i
     with _ThreadPeer("dns") as peer:
         settings = ProbeSettings(timeout=2.0, dns_servers=[f"127.0.0.1:{peer.port}"], env={}, trust_env=False)
         _hog_the_loop_soon(0.4)
-        res = await lookup("busy.example", settings)
+        res = await lookup("busy.example", settings, Deadline.after(settings.timeout))
     assert res.reason is Reason.OK, res.detail
     assert res.addresses == ["10.9.9.9"]
     assert res.latency_ms is not None and 40 < res.latency_ms < 200, res.latency_ms
@@ -185,6 +188,6 @@ async def test_dns_latency_is_when_the_answer_arrived_not_when_the_loop_got_to_i
 async def test_udp_answer_latency_is_when_it_arrived(listener: int) -> None:
     with _ThreadPeer("echo") as peer:
         _hog_the_loop_soon(0.4)
-        result = await probe_udp(_spec(Protocol.UDP, peer.port), _ctx(2.0))
+        result = await run_prober(probe_udp, _spec(Protocol.UDP, peer.port), _ctx(2.0))
     assert result.reason is Reason.UDP_OPEN, result.detail
     assert result.latency_ms is not None and 40 < result.latency_ms < 200, result.latency_ms

@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from probe.context import ProbeContext, ProbeSettings
 from probe.model import CheckSpec, Protocol, Status, Target
 from probe.reasons import Reason
-from probe.resolve import SharedResolver
 from probe.runner import default_concurrency, run_checks
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.resolve import SharedResolver
 from tests.helpers.netns import DROP_SETUP, drop_route, python_in_netns, requires_netns
 from tests.helpers.ports import free_port
 
@@ -63,9 +64,10 @@ async def test_results_in_spec_order_and_recorded_as_they_complete() -> None:
 
 _PARALLEL = """
 import asyncio, json, socket, time
-from probe.context import ProbeContext, ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.settings import ProbeSettings
 from probe.model import CheckSpec, Protocol, Target
-from probe.resolve import SharedResolver
+from probe.transport.resolve import SharedResolver
 from probe.runner import run_checks
 
 async def main():
@@ -148,9 +150,9 @@ async def test_empty_and_small_runs(n: int) -> None:
 async def test_a_prober_that_cannot_be_imported_is_an_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
     # Probers' modules are imported in a worker thread while the run starts (issue 13); a failure
     # there must still be this check's result, not an unfinished check blamed on the deadline.
-    from probe import registry
+    from probe import runner
 
-    monkeypatch.setitem(registry._PROBERS, Protocol.TCP, ("probe.no_such_prober", "probe_tcp"))
+    monkeypatch.setattr(runner, "REGISTRY_MODULE", "probe.no_such_registry")
     outcome = await run_checks([_tcp("127.0.0.1", free_port())], _ctx(1.0), deadline_s=10)
     assert not outcome.deadline_exceeded
     assert outcome.results[0].reason is Reason.INTERNAL_ERROR

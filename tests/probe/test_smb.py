@@ -11,11 +11,14 @@ import pytest
 from aiohttp import web
 
 from lab.servers.smb import Smb2Responder
-from probe.context import ProbeContext, ProbeSettings
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
+from probe.probers.smb import probe_smb
 from probe.reasons import Reason
-from probe.resolve import LookupFn, Resolution, SharedResolver
-from probe.smb import build_negotiate_request, probe_smb
+from probe.runner import run_prober
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.resolve import LookupFn, Resolution, SharedResolver
+from probe.transport.smb2 import build_negotiate_request
 from tests.helpers.smbd import Smbd, free_port, requires_smbd, running_smbd
 
 TIMEOUT = 0.5
@@ -32,7 +35,7 @@ def make_ctx(timeout: float = TIMEOUT, lookup: LookupFn = _no_lookup) -> ProbeCo
 
 async def smb(host: str, port: int, timeout: float = TIMEOUT) -> CheckResult:
     spec = CheckSpec(id="smb", target=Target(host=host, port=port, protocol=Protocol.SMB))
-    return await probe_smb(spec, make_ctx(timeout))
+    return await run_prober(probe_smb, spec, make_ctx(timeout))
 
 
 @asynccontextmanager
@@ -212,7 +215,7 @@ async def test_name_goes_through_the_shared_resolver(make_probe_context: Callabl
     ctx = make_probe_context(timeout=TIMEOUT, hosts={name: ["127.0.0.1"]})
     async with Smb2Responder() as responder:
         spec = CheckSpec(id="smb", target=Target(host=name, port=responder.port, protocol=Protocol.SMB))
-        result = await probe_smb(spec, ctx)
+        result = await run_prober(probe_smb, spec, ctx)
     assert result.status is Status.PASS, result.detail
     assert result.addresses == ["127.0.0.1"]
     assert result.dns is not None and result.dns.query == name
@@ -221,7 +224,7 @@ async def test_name_goes_through_the_shared_resolver(make_probe_context: Callabl
 
 async def test_dns_failure_keeps_the_dns_reason(make_probe_context: Callable[..., ProbeContext]) -> None:
     spec = CheckSpec(id="smb", target=Target(host="gone.example.test", port=445, protocol=Protocol.SMB))
-    result = await probe_smb(spec, make_probe_context(timeout=TIMEOUT))
+    result = await run_prober(probe_smb, spec, make_probe_context(timeout=TIMEOUT))
     assert result.reason is Reason.DNS_NXDOMAIN, result.detail
     assert result.smb is None
 

@@ -46,4 +46,5 @@ def test_schema_and_plan_import_no_network_code(tmp_path: Path, args: list[str])
     # plan promises not to touch the network: it needs neither an event loop nor a prober.
     loaded = imported(*args, cwd=tmp_path)
     assert top(loaded).isdisjoint(ENGINE), top(loaded) & set(ENGINE)
-    assert not {m for m in loaded if m.startswith("probe.") and m.split(".")[1] in ("tcp", "tls", "udp", "dns")}
+    network = ("probers", "transport", "registry")
+    assert not {m for m in loaded if m.startswith("probe.") and m.split(".")[1] in network}

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
+
 import pytest
 
 from probe.errors import UsageError
+from probe.execution import plan_targets
 from probe.model import Protocol
+from probe.settings import ProbeSettings
 from probe.targets import TargetError, check_id, parse_target, validate_host
 
 
@@ -60,11 +64,6 @@ def test_distinct_targets_have_distinct_ids(urls: list[str]) -> None:
     # dropped as a duplicate of another (report contract 2.0).
     ids = [parse_target(u).id for u in urls]
     assert len(set(ids)) == len(urls), ids
-    from argparse import Namespace
-
-    from probe.context import ProbeSettings
-    from probe.execution import plan_targets
-
     args = Namespace(deadline=None, concurrency=1)
     planned = plan_targets([*urls, urls[0]], ProbeSettings(timeout=1.0, env={}), args)
     assert [s.id for s in planned.specs] == ids  # each once, in the order given

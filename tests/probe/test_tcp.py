@@ -1,4 +1,4 @@
-"""probe.tcp against real peers: loopback listeners, closed ports, full accept queues, namespaces."""
+"""The tcp prober and TCP connect (probe.transport.connect) against real peers: loopback listeners, closed ports, full accept queues, namespaces."""
 
 from __future__ import annotations
 
@@ -11,11 +11,14 @@ from typing import Any
 
 import pytest
 
-from probe.context import ProbeContext
+from probe.deadline import Deadline
+from probe.errors import ConnectFailed
 from probe.model import CheckSpec, Confidence, Protocol, Status, Target
+from probe.probers.tcp import probe_tcp
 from probe.reasons import Reason
-from probe.tcp import ConnectFailed, connect_tcp, interleave, probe_tcp
-from probe.timing import now
+from probe.runner import run_prober
+from probe.transport.connect import connect_tcp, interleave
+from probe.transport.context import ProbeContext
 from tests.helpers.netns import DROP_SETUP, drop_route, python_in_netns, requires_netns
 from tests.helpers.probes import probe_context
 
@@ -54,7 +57,7 @@ def test_interleave_puts_ipv6_first_and_alternates() -> None:
 
 async def test_open_port_passes_with_connect_time(listener: Callable[..., int]) -> None:
     port = listener()
-    result = await probe_tcp(tcp_spec("127.0.0.1", port), probe_context())
+    result = await run_prober(probe_tcp, tcp_spec("127.0.0.1", port), probe_context())
     assert result.status is Status.PASS
     assert result.reason is Reason.OK
     assert result.peer == f"127.0.0.1:{port}"
@@ -68,7 +71,7 @@ async def test_open_port_passes_with_connect_time(listener: Callable[..., int]) 
 
 
 async def test_closed_port_is_refused_and_confirmed(closed_port: int) -> None:
-    result = await probe_tcp(tcp_spec("127.0.0.1", closed_port), probe_context())
+    result = await run_prober(probe_tcp, tcp_spec("127.0.0.1", closed_port), probe_context())
     assert result.status is Status.FAIL
     assert result.reason is Reason.TCP_REFUSED
     assert result.confidence is Confidence.CONFIRMED
@@ -79,7 +82,7 @@ async def test_closed_port_is_refused_and_confirmed(closed_port: int) -> None:
 
 async def test_full_accept_queue_times_out_and_is_only_likely(full_backlog: Callable[..., int]) -> None:
     port = full_backlog()
-    result = await probe_tcp(tcp_spec("127.0.0.1", port), probe_context(timeout=0.4))
+    result = await run_prober(probe_tcp, tcp_spec("127.0.0.1", port), probe_context(timeout=0.4))
     assert result.status is Status.FAIL
     assert result.reason is Reason.TCP_TIMEOUT
     assert result.confidence is Confidence.LIKELY
@@ -92,14 +95,14 @@ async def test_full_accept_queue_times_out_and_is_only_likely(full_backlog: Call
 async def test_name_is_resolved_once_and_dns_facts_kept(listener: Callable[..., int]) -> None:
     port = listener()
     ctx = probe_context(hosts={"svc.test": ["127.0.0.1"]})
-    result = await probe_tcp(tcp_spec("svc.test", port), ctx)
+    result = await run_prober(probe_tcp, tcp_spec("svc.test", port), ctx)
     assert result.status is Status.PASS
     assert result.dns is not None and result.dns.query == "svc.test"
     assert "resolve" in result.phases_ms
 
 
 async def test_unresolvable_name_keeps_the_dns_reason() -> None:
-    result = await probe_tcp(tcp_spec("missing.test", 443), probe_context())
+    result = await run_prober(probe_tcp, tcp_spec("missing.test", 443), probe_context())
     assert result.status is Status.FAIL
     assert result.reason is Reason.DNS_NXDOMAIN
     assert result.dns is not None and result.dns.rcode == "NXDOMAIN"
@@ -107,7 +110,7 @@ async def test_unresolvable_name_keeps_the_dns_reason() -> None:
 
 
 async def test_missing_port_is_skipped() -> None:
-    result = await probe_tcp(tcp_spec("127.0.0.1", None), probe_context())
+    result = await run_prober(probe_tcp, tcp_spec("127.0.0.1", None), probe_context())
     assert result.status is Status.SKIP
     assert result.reason is Reason.SKIPPED_MISSING_INPUT
 
@@ -116,7 +119,7 @@ async def test_ipv6_is_tried_first_when_both_families_answer(listener: Callable[
     port = listener("::1")
     listener("127.0.0.1", port)
     ctx = probe_context(hosts={"dual.test": ["127.0.0.1", "::1"]})
-    result = await probe_tcp(tcp_spec("dual.test", port), ctx)
+    result = await run_prober(probe_tcp, tcp_spec("dual.test", port), ctx)
     assert result.status is Status.PASS
     assert result.peer == f"[::1]:{port}"
     assert len(result.attempts) == 1
@@ -126,7 +129,7 @@ async def test_refused_ipv6_falls_back_to_ipv4_at_once(listener: Callable[..., i
     port = listener("127.0.0.1")
     if free_port_or_none("::1", port) is None:
         pytest.skip("the port happens to be in use on ::1")
-    conn = await connect_tcp(["127.0.0.1", "::1"], port, now() + 1.0)
+    conn = await connect_tcp(["127.0.0.1", "::1"], port, Deadline.after(1.0))
     conn.sock.close()
     assert conn.peer == f"127.0.0.1:{port}"
     assert conn.attempts[0].startswith(f"[::1]:{port} refused")
@@ -140,7 +143,7 @@ async def test_silent_ipv6_gives_way_to_ipv4_after_the_attempt_delay(
 ) -> None:
     port = full_backlog("::1")
     listener("127.0.0.1", port)
-    conn = await connect_tcp(["127.0.0.1", "::1"], port, now() + 2.0)
+    conn = await connect_tcp(["127.0.0.1", "::1"], port, Deadline.after(2.0))
     try:
         assert conn.sock.getpeername()[:2] == ("127.0.0.1", port)
         assert conn.sock.getblocking() is False
@@ -156,14 +159,14 @@ async def test_silent_ipv6_gives_way_to_ipv4_after_the_attempt_delay(
 async def test_connect_is_bounded_by_the_deadline(full_backlog: Callable[..., int]) -> None:
     port = full_backlog()
     with pytest.raises(ConnectFailed) as info:
-        await connect_tcp(["127.0.0.1"], port, now() + 0.3)
+        await connect_tcp(["127.0.0.1"], port, Deadline.after(0.3))
     assert info.value.reason is Reason.TCP_TIMEOUT
     assert info.value.elapsed_ms < 3000
 
 
 async def test_no_addresses_fails_cleanly() -> None:
     with pytest.raises(ConnectFailed) as info:
-        await connect_tcp([], 443, now() + 0.3)
+        await connect_tcp([], 443, Deadline.after(0.3))
     assert info.value.reason is Reason.TCP_ERROR
 
 
@@ -171,7 +174,7 @@ async def test_probe_through_make_probe_context_fixture(
     make_probe_context: Callable[..., ProbeContext], listener: Callable[..., int]
 ) -> None:
     port = listener()
-    result = await probe_tcp(tcp_spec("127.0.0.1", port), make_probe_context(timeout=0.5))
+    result = await run_prober(probe_tcp, tcp_spec("127.0.0.1", port), make_probe_context(timeout=0.5))
     assert result.status is Status.PASS
 
 
@@ -192,7 +195,8 @@ NS_PRELUDE = textwrap.dedent(
     import asyncio, json, socket, sys
     sys.path.insert(0, {str(REPO)!r})
     from probe.model import CheckSpec, Protocol, Target
-    from probe.tcp import probe_tcp
+    from probe.probers.tcp import probe_tcp
+    from probe.runner import run_prober
     from tests.helpers.probes import probe_context
 
     def spec(host, port):
@@ -213,7 +217,7 @@ def test_silent_drop_in_namespace_times_out() -> None:
     result = run_ns(
         DROP_SETUP + drop_route("192.0.2.0/24"),
         """
-        r = asyncio.run(probe_tcp(spec("192.0.2.10", 443), probe_context(timeout=0.5)))
+        r = asyncio.run(run_prober(probe_tcp, spec("192.0.2.10", 443), probe_context(timeout=0.5)))
         print(r.model_dump_json())
         """,
     )
@@ -228,7 +232,7 @@ def test_unreachable_route_in_namespace() -> None:
     result = run_ns(
         ["ip route add unreachable 198.51.100.7/32"],
         """
-        r = asyncio.run(probe_tcp(spec("198.51.100.7", 443), probe_context(timeout=0.5)))
+        r = asyncio.run(run_prober(probe_tcp, spec("198.51.100.7", 443), probe_context(timeout=0.5)))
         print(r.model_dump_json())
         """,
     )
@@ -241,7 +245,7 @@ def test_prohibit_route_in_namespace() -> None:
     result = run_ns(
         ["ip route add prohibit 198.51.100.8/32"],
         """
-        r = asyncio.run(probe_tcp(spec("198.51.100.8", 443), probe_context(timeout=0.5)))
+        r = asyncio.run(run_prober(probe_tcp, spec("198.51.100.8", 443), probe_context(timeout=0.5)))
         print(r.model_dump_json())
         """,
     )
@@ -256,7 +260,7 @@ def test_most_informative_reason_wins_across_addresses() -> None:
         """
         hosts = {"multi.test": ["192.0.2.10", "198.51.100.7", "127.0.0.1"]}
         s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
-        r = asyncio.run(probe_tcp(spec("multi.test", port), probe_context(timeout=1.0, hosts=hosts)))
+        r = asyncio.run(run_prober(probe_tcp, spec("multi.test", port), probe_context(timeout=1.0, hosts=hosts)))
         print(r.model_dump_json())
         """,
     )

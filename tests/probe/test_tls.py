@@ -1,4 +1,4 @@
-"""probe.tls against real TLS servers on loopback, with certificates from test CAs."""
+"""The tls prober (probe.probers.tls) against real TLS servers on loopback, with certificates from test CAs."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import trustme
 
-from probe.context import ProbeSettings
 from probe.model import CheckSpec, Confidence, Protocol, Status, Target
+from probe.probers.tls import probe_tls
 from probe.reasons import Reason
-from probe.tls import ca_bundle_in_use, make_ssl_context, probe_tls
+from probe.runner import run_prober
+from probe.settings import ProbeSettings
+from probe.transport.tlsconfig import ca_bundle_in_use, make_ssl_context
 from tests.helpers.probes import probe_context, self_signed_pem
 
 Start = Callable[..., Awaitable[int]]
@@ -51,7 +53,7 @@ async def test_trusted_handshake_reports_session_and_certificate(
 ) -> None:
     port = await start_tls_server(tls_ca.issue_cert("tls.test", common_name="tls.test"))
     ctx = probe_context(hosts=HOSTS, ca_bundle=tls_ca_file)
-    result = await probe_tls(tls_spec("tls.test", port), ctx)
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), ctx)
     assert result.status is Status.PASS, result.detail
     assert result.reason is Reason.OK
     assert result.route == "direct" and result.proxy is None
@@ -81,7 +83,7 @@ async def test_chain_through_an_intermediate_leads_to_the_root(
 ) -> None:
     intermediate = tls_ca.create_child_ca()
     port = await start_tls_server(intermediate.issue_cert("tls.test"))
-    result = await probe_tls(tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
     assert result.status is Status.PASS, result.detail
     assert result.tls is not None
     # Leaf and intermediate as presented (the full chain needs Python's chain API, 3.10+).
@@ -94,7 +96,7 @@ async def test_ip_literal_target_is_verified_against_ip_sans(
     tls_ca: trustme.CA, tls_ca_file: str, start_tls_server: Start
 ) -> None:
     port = await start_tls_server(tls_ca.issue_cert("127.0.0.1"))
-    result = await probe_tls(tls_spec("127.0.0.1", port), probe_context(ca_bundle=tls_ca_file))
+    result = await run_prober(probe_tls, tls_spec("127.0.0.1", port), probe_context(ca_bundle=tls_ca_file))
     assert result.status is Status.PASS, result.detail
     assert result.tls is not None and result.tls.leaf is not None and result.tls.leaf.sans == ["127.0.0.1"]
 
@@ -103,7 +105,7 @@ async def test_untrusted_issuer_still_reports_the_presented_certificate(
     inspection_ca: trustme.CA, tls_ca_file: str, start_tls_server: Start
 ) -> None:
     port = await start_tls_server(inspection_ca.issue_cert("tls.test", common_name="tls.test"))
-    result = await probe_tls(tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
     assert result.status is Status.FAIL
     assert result.reason is Reason.TLS_UNTRUSTED
     tls = result.tls
@@ -119,7 +121,7 @@ async def test_untrusted_issuer_still_reports_the_presented_certificate(
 
 async def test_self_signed_certificate_is_untrusted_and_flagged(tls_ca_file: str, start_tls_server: Start) -> None:
     port = await start_tls_server(self_signed_pem("tls.test", ["tls.test"]))
-    result = await probe_tls(tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
     assert result.reason is Reason.TLS_UNTRUSTED
     assert result.tls is not None and result.tls.leaf is not None
     assert result.tls.leaf.self_signed
@@ -128,7 +130,7 @@ async def test_self_signed_certificate_is_untrusted_and_flagged(tls_ca_file: str
 
 async def test_hostname_mismatch(tls_ca: trustme.CA, tls_ca_file: str, start_tls_server: Start) -> None:
     port = await start_tls_server(tls_ca.issue_cert("other.test", common_name="other.test"))
-    result = await probe_tls(tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
     assert result.status is Status.FAIL
     assert result.reason is Reason.TLS_HOSTNAME_MISMATCH
     assert result.tls is not None and result.tls.leaf is not None
@@ -140,7 +142,7 @@ async def test_expired_certificate(tls_ca: trustme.CA, tls_ca_file: str, start_t
     past = datetime.now(timezone.utc) - timedelta(days=3)
     leaf = tls_ca.issue_cert("tls.test", not_before=past - timedelta(days=30), not_after=past)
     port = await start_tls_server(leaf)
-    result = await probe_tls(tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
     assert result.status is Status.FAIL
     assert result.reason is Reason.TLS_EXPIRED
     assert result.tls is not None and result.tls.leaf is not None
@@ -150,7 +152,7 @@ async def test_expired_certificate(tls_ca: trustme.CA, tls_ca_file: str, start_t
 
 async def test_peer_that_never_speaks_is_a_handshake_timeout(start_silent_server: Start) -> None:
     port = await start_silent_server()
-    result = await probe_tls(tls_spec("127.0.0.1", port), probe_context(timeout=0.5))
+    result = await run_prober(probe_tls, tls_spec("127.0.0.1", port), probe_context(timeout=0.5))
     assert result.status is Status.FAIL
     assert result.reason is Reason.TLS_TIMEOUT
     assert result.confidence is Confidence.LIKELY
@@ -161,7 +163,7 @@ async def test_peer_that_never_speaks_is_a_handshake_timeout(start_silent_server
 
 async def test_reset_during_handshake(start_reset_server: Start) -> None:
     port = await start_reset_server()
-    result = await probe_tls(tls_spec("127.0.0.1", port), probe_context())
+    result = await run_prober(probe_tls, tls_spec("127.0.0.1", port), probe_context())
     assert result.status is Status.FAIL
     assert result.reason is Reason.TLS_RESET, result.detail
     assert "reset the connection (RST) during the TLS handshake" in result.detail
@@ -169,14 +171,14 @@ async def test_reset_during_handshake(start_reset_server: Start) -> None:
 
 async def test_peer_closing_during_handshake_is_a_reset_too(start_plain_server: Start) -> None:
     port = await start_plain_server(b"")
-    result = await probe_tls(tls_spec("127.0.0.1", port), probe_context())
+    result = await run_prober(probe_tls, tls_spec("127.0.0.1", port), probe_context())
     assert result.reason is Reason.TLS_RESET, result.detail
     assert "closed the connection" in result.detail
 
 
 async def test_plain_http_on_a_tls_port_fails_the_handshake(start_plain_server: Start) -> None:
     port = await start_plain_server(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
-    result = await probe_tls(tls_spec("127.0.0.1", port), probe_context())
+    result = await run_prober(probe_tls, tls_spec("127.0.0.1", port), probe_context())
     assert result.status is Status.FAIL
     assert result.reason is Reason.TLS_HANDSHAKE_FAILED, result.detail
     assert result.detail.startswith(f"TLS handshake with 127.0.0.1:{port} failed")
@@ -184,20 +186,20 @@ async def test_plain_http_on_a_tls_port_fails_the_handshake(start_plain_server: 
 
 
 async def test_tcp_failure_keeps_the_tcp_reason(closed_port: int) -> None:
-    result = await probe_tls(tls_spec("127.0.0.1", closed_port), probe_context())
+    result = await run_prober(probe_tls, tls_spec("127.0.0.1", closed_port), probe_context())
     assert result.reason is Reason.TCP_REFUSED
     assert result.tls is not None and result.tls.server_name == "127.0.0.1"
     assert "tls_handshake" not in result.phases_ms
 
 
 async def test_dns_failure_keeps_the_dns_reason() -> None:
-    result = await probe_tls(tls_spec("missing.test", 443), probe_context())
+    result = await run_prober(probe_tls, tls_spec("missing.test", 443), probe_context())
     assert result.reason is Reason.DNS_NXDOMAIN
 
 
 async def test_unreadable_ca_bundle_is_reported_not_raised(tmp_path: pytest.TempPathFactory) -> None:
     missing = f"{tmp_path}/nope.pem"
-    result = await probe_tls(tls_spec("127.0.0.1", 443), probe_context(ca_bundle=missing))
+    result = await run_prober(probe_tls, tls_spec("127.0.0.1", 443), probe_context(ca_bundle=missing))
     assert result.status is Status.FAIL
     assert result.reason is Reason.TLS_UNTRUSTED
     assert "could not be loaded" in result.detail
@@ -211,7 +213,7 @@ async def test_ca_bundle_from_environment_is_honoured(
     var: str, tls_ca: trustme.CA, tls_ca_file: str, start_tls_server: Start
 ) -> None:
     port = await start_tls_server(tls_ca.issue_cert("tls.test"))
-    result = await probe_tls(tls_spec("tls.test", port), probe_context(hosts=HOSTS, env={var: tls_ca_file}))
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), probe_context(hosts=HOSTS, env={var: tls_ca_file}))
     assert result.status is Status.PASS, result.detail
     assert result.tls is not None and result.tls.ca_bundle == tls_ca_file
 
@@ -221,7 +223,7 @@ async def test_environment_is_ignored_without_trust_env(
 ) -> None:
     port = await start_tls_server(tls_ca.issue_cert("tls.test"))
     ctx = probe_context(hosts=HOSTS, env={"SSL_CERT_FILE": tls_ca_file}, trust_env=False)
-    result = await probe_tls(tls_spec("tls.test", port), ctx)
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), ctx)
     # The system store does not know the test CA.
     assert result.reason is Reason.TLS_UNTRUSTED
     assert result.tls is not None and result.tls.ca_bundle is None
@@ -232,7 +234,7 @@ async def test_explicit_ca_bundle_wins_over_environment(
 ) -> None:
     port = await start_tls_server(tls_ca.issue_cert("tls.test"))
     ctx = probe_context(hosts=HOSTS, ca_bundle=inspection_ca_file, env={"SSL_CERT_FILE": tls_ca_file})
-    result = await probe_tls(tls_spec("tls.test", port), ctx)
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), ctx)
     assert result.reason is Reason.TLS_UNTRUSTED
     assert result.tls is not None and result.tls.ca_bundle == inspection_ca_file
 
@@ -247,7 +249,7 @@ async def test_handshake_through_connect_proxy_records_route_and_proxy(
     proxy_port = await start_connect_proxy({"tls.test": "127.0.0.1"})
     env = {"HTTPS_PROXY": f"http://127.0.0.1:{proxy_port}"}
     # The client resolves nothing but the proxy: "tls.test" is unknown to its resolver.
-    result = await probe_tls(tls_spec("tls.test", port), probe_context(ca_bundle=tls_ca_file, env=env))
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), probe_context(ca_bundle=tls_ca_file, env=env))
     assert result.status is Status.PASS, result.detail
     assert result.route == "proxy"
     assert result.proxy is not None and result.proxy.connect_status == 200
@@ -261,7 +263,7 @@ async def test_untrusted_certificate_through_proxy_is_fetched_through_it_too(
     port = await start_tls_server(inspection_ca.issue_cert("tls.test"))
     proxy_port = await start_connect_proxy({"tls.test": "127.0.0.1"})
     env = {"HTTPS_PROXY": f"http://127.0.0.1:{proxy_port}"}
-    result = await probe_tls(tls_spec("tls.test", port), probe_context(ca_bundle=tls_ca_file, env=env))
+    result = await run_prober(probe_tls, tls_spec("tls.test", port), probe_context(ca_bundle=tls_ca_file, env=env))
     assert result.reason is Reason.TLS_UNTRUSTED
     assert result.route == "proxy"
     assert result.tls is not None and result.tls.leaf is not None
@@ -274,7 +276,7 @@ async def test_silent_peer_through_proxy_names_target_and_proxy(
     port = await start_silent_server()
     proxy_port = await start_connect_proxy({"quiet.test": "127.0.0.1"})
     env = {"HTTPS_PROXY": f"http://127.0.0.1:{proxy_port}"}
-    result = await probe_tls(tls_spec("quiet.test", port), probe_context(timeout=0.5, env=env))
+    result = await run_prober(probe_tls, tls_spec("quiet.test", port), probe_context(timeout=0.5, env=env))
     assert result.reason is Reason.TLS_TIMEOUT
     assert f"quiet.test:{port} through proxy http://127.0.0.1:{proxy_port}" in result.detail
 
@@ -282,7 +284,7 @@ async def test_silent_peer_through_proxy_names_target_and_proxy(
 async def test_proxy_rejection_keeps_the_proxy_reason(start_connect_proxy: Start) -> None:
     proxy_port = await start_connect_proxy({})
     env = {"HTTPS_PROXY": f"http://127.0.0.1:{proxy_port}"}
-    result = await probe_tls(tls_spec("nowhere.test", 443), probe_context(env=env))
+    result = await run_prober(probe_tls, tls_spec("nowhere.test", 443), probe_context(env=env))
     assert result.reason is Reason.PROXY_CONNECT_REJECTED
     assert result.route == "proxy"
     assert result.proxy is not None and result.proxy.connect_status == 502

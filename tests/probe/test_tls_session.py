@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 
 import trustme
 
-from probe.certinfo import load_der
 from probe.model import CheckSpec, Protocol, Status, Target
-from probe.tls import probe_tls
+from probe.probers.tls import probe_tls
+from probe.runner import run_prober
+from probe.transport.x509 import load_der
 from tests.helpers.probes import probe_context
 
 Start = Callable[..., Awaitable[int]]
@@ -30,10 +31,10 @@ async def test_many_handshakes_with_one_server_parse_its_certificates_once(
     intermediate = tls_ca.create_child_ca()
     port = await start_tls_server(intermediate.issue_cert("tls.test"))
     ctx = probe_context(hosts=HOSTS, ca_bundle=tls_ca_file)
-    first = await probe_tls(_spec(port), ctx)
+    first = await run_prober(probe_tls, _spec(port), ctx)
     assert first.status is Status.PASS, first.detail
     parsed = load_der.cache_info().misses
-    results = await asyncio.gather(*(probe_tls(_spec(port, i), ctx) for i in range(1, 9)))
+    results = await asyncio.gather(*(run_prober(probe_tls, _spec(port, i), ctx) for i in range(1, 9)))
     assert all(r.status is Status.PASS for r in results), [r.detail for r in results]
     assert load_der.cache_info().misses == parsed, "the same certificates were parsed again"
     for r in results:
@@ -69,7 +70,7 @@ async def test_the_server_completes_its_handshake_and_sees_a_clean_close(tls_ca:
     thread.start()
     try:
         port = listener.getsockname()[1]
-        result = await probe_tls(_spec(port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
+        result = await run_prober(probe_tls, _spec(port), probe_context(hosts=HOSTS, ca_bundle=tls_ca_file))
         assert result.status is Status.PASS, result.detail
         await asyncio.to_thread(thread.join, 5)
         assert outcome == [b""]

@@ -13,12 +13,14 @@ import asyncio_dgram
 import pytest
 
 from lab.servers.udp import UdpEcho, UdpSink
-from probe.context import ProbeContext, ProbeSettings
+from probe.deadline import Deadline
 from probe.model import CheckResult, CheckSpec, Confidence, DnsFacts, Protocol, Status, Target
+from probe.probers.udp import SENDS, probe_udp
 from probe.reasons import Reason
-from probe.resolve import LookupFn, Resolution, SharedResolver, literal_resolution
-from probe.timing import within
-from probe.udp import SENDS, probe_udp
+from probe.runner import run_prober
+from probe.settings import ProbeSettings
+from probe.transport.context import ProbeContext
+from probe.transport.resolve import LookupFn, Resolution, SharedResolver, literal_resolution
 from tests.helpers.netns import python_in_netns, requires_netns
 from tests.helpers.ports import closed_udp_port
 
@@ -49,7 +51,7 @@ def ipv6_loopback() -> bool:
 
 async def test_echo_is_open() -> None:
     async with UdpEcho() as echo:
-        result = await probe_udp(spec("127.0.0.1", echo.port, "deadbeef"), make_ctx())
+        result = await run_prober(probe_udp, spec("127.0.0.1", echo.port, "deadbeef"), make_ctx())
     assert result.status is Status.PASS, result.detail
     assert result.reason is Reason.UDP_OPEN
     assert result.udp is not None
@@ -65,7 +67,7 @@ async def test_closed_port_is_closed_not_open_filtered() -> None:
     # The asyncio-dgram trap: its recv() is not woken by ICMP port unreachable, so a naive
     # prober waits out the timeout and reports open|filtered here.
     port = closed_udp_port()
-    result = await probe_udp(spec("127.0.0.1", port), make_ctx(timeout=2.0))
+    result = await run_prober(probe_udp, spec("127.0.0.1", port), make_ctx(timeout=2.0))
     assert result.reason is Reason.UDP_CLOSED, result.detail
     assert result.status is Status.FAIL
     assert result.confidence is Confidence.CONFIRMED
@@ -85,7 +87,7 @@ async def test_the_trap_is_real_for_a_naive_recv() -> None:
         await stream.send(b"\x00")
         loop = asyncio.get_running_loop()
         with pytest.raises(TimeoutError):
-            await within(stream.recv(), loop.time() + 0.2)
+            await Deadline(loop.time() + 0.2).within(stream.recv())
         with pytest.raises(ConnectionRefusedError):
             _ = stream.exception
     finally:
@@ -94,7 +96,7 @@ async def test_the_trap_is_real_for_a_naive_recv() -> None:
 
 async def test_sink_is_open_filtered_and_says_it_cannot_be_confirmed() -> None:
     async with UdpSink() as sink:
-        result = await probe_udp(spec("127.0.0.1", sink.port), make_ctx())
+        result = await run_prober(probe_udp, spec("127.0.0.1", sink.port), make_ctx())
         await asyncio.sleep(0.05)
         received = sink.received
     assert result.status is Status.WARN, result.detail
@@ -116,8 +118,8 @@ async def test_sink_is_open_filtered_and_says_it_cannot_be_confirmed() -> None:
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback")
 async def test_ipv6_echo_and_closed() -> None:
     async with UdpEcho("::1") as echo:
-        opened = await probe_udp(spec("::1", echo.port), make_ctx())
-    closed = await probe_udp(spec("::1", closed_udp_port("::1")), make_ctx(timeout=2.0))
+        opened = await run_prober(probe_udp, spec("::1", echo.port), make_ctx())
+    closed = await run_prober(probe_udp, spec("::1", closed_udp_port("::1")), make_ctx(timeout=2.0))
     assert opened.reason is Reason.UDP_OPEN, opened.detail
     assert opened.peer == f"[::1]:{echo.port}"
     assert closed.reason is Reason.UDP_CLOSED, closed.detail
@@ -134,7 +136,7 @@ async def test_name_is_resolved_through_the_shared_resolver() -> None:
         return Resolution(Reason.OK, "resolved", facts, 1.0)
 
     async with UdpEcho() as echo:
-        result = await probe_udp(spec("tundra.example.test", echo.port), make_ctx(lookup=lookup))
+        result = await run_prober(probe_udp, spec("tundra.example.test", echo.port), make_ctx(lookup=lookup))
     assert asked == ["tundra.example.test"]
     assert result.reason is Reason.UDP_OPEN, result.detail
     assert result.addresses == ["127.0.0.1"]
@@ -145,14 +147,14 @@ async def test_dns_failure_keeps_the_dns_reason() -> None:
     async def lookup(name: str) -> Resolution:
         return Resolution(Reason.DNS_NXDOMAIN, f"{name} does not exist.", DnsFacts(query=name, rcode="NXDOMAIN"))
 
-    result = await probe_udp(spec("missing.example.test", 9), make_ctx(lookup=lookup))
+    result = await run_prober(probe_udp, spec("missing.example.test", 9), make_ctx(lookup=lookup))
     assert result.status is Status.FAIL
     assert result.reason is Reason.DNS_NXDOMAIN
     assert result.udp is None
 
 
 async def test_missing_port_is_skipped() -> None:
-    result = await probe_udp(spec("127.0.0.1", None), make_ctx())
+    result = await run_prober(probe_udp, spec("127.0.0.1", None), make_ctx())
     assert result.status is Status.SKIP
     assert result.reason is Reason.SKIPPED_MISSING_INPUT
 
@@ -162,13 +164,15 @@ async def test_missing_port_is_skipped() -> None:
 _NETNS_PROBE = textwrap.dedent(
     """
     import asyncio, json, socket
-    from probe.context import ProbeContext, ProbeSettings
-    from probe.tcp import probe_tcp
+    from probe.transport.context import ProbeContext
+    from probe.settings import ProbeSettings
+    from probe.probers.tcp import probe_tcp
     from lab.servers.udp import UdpEcho
     from probe.model import AddressRecord, CheckSpec, DnsFacts, Protocol, Target
     from probe.reasons import Reason
-    from probe.resolve import Resolution, SharedResolver
-    from probe.udp import probe_udp
+    from probe.transport.resolve import Resolution, SharedResolver
+    from probe.probers.udp import probe_udp
+    from probe.runner import run_prober
     from tests.helpers.icmp import DelayedUnreachable
 
     async def lookup(name):
@@ -179,7 +183,7 @@ _NETNS_PROBE = textwrap.dedent(
     async def probe(host, port, timeout):
         ctx = ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(lookup))
         spec = CheckSpec(id=host, target=Target(host=host, port=port, protocol=Protocol.UDP))
-        return json.loads((await probe_udp(spec, ctx)).model_dump_json())
+        return json.loads((await run_prober(probe_udp, spec, ctx)).model_dump_json())
 
     async def probe_after_a_round_trip(host, port, timeout):
         # A TCP handshake with another host of the same /24 first: the UDP wait is then derived from
@@ -188,10 +192,10 @@ _NETNS_PROBE = textwrap.dedent(
         ctx = ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(lookup))
         tcp_port = listener.getsockname()[1]
         tcp = CheckSpec(id="tcp", target=Target(host="127.0.0.1", port=tcp_port, protocol=Protocol.TCP))
-        assert (await probe_tcp(tcp, ctx)).reason is Reason.OK
+        assert (await run_prober(probe_tcp, tcp, ctx)).reason is Reason.OK
         listener.close()
         spec = CheckSpec(id=host, target=Target(host=host, port=port, protocol=Protocol.UDP))
-        return json.loads((await probe_udp(spec, ctx)).model_dump_json())
+        return json.loads((await run_prober(probe_udp, spec, ctx)).model_dump_json())
 
     async def main():
         out = {}

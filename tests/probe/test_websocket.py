@@ -1,4 +1,4 @@
-"""probe.websocket against real peers: an aiohttp websocket service, authenticating services,
+"""The websocket prober (probe.probers.websocket) against real peers: an aiohttp websocket service, authenticating services,
 gateways and proxies that answer the upgrade themselves, servers that reset or stay silent, squid
 and the lab proxy."""
 
@@ -12,10 +12,11 @@ import pytest
 import trustme
 
 from lab.servers.proxy import ConnectProxy
-from probe.context import ProbeContext
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
-from probe.registry import prober_for
+from probe.registry import PROBERS
+from probe.runner import run_prober
+from probe.transport.context import ProbeContext
 from tests.helpers.ports import free_port
 from tests.helpers.probes import probe_context, server_ssl_context
 from tests.helpers.squid import Squid, requires_squid, run_squid
@@ -41,7 +42,7 @@ def ws_spec(port: int, *, path: str = "/ws", tls: bool = True, host: str = NAME)
 
 
 async def run(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    return await prober_for(Protocol.WEBSOCKET)(spec, ctx)
+    return await run_prober(PROBERS[Protocol.WEBSOCKET], spec, ctx)
 
 
 @pytest.fixture
@@ -308,8 +309,8 @@ async def test_proxy_that_accepts_connect_then_closes_is_classified_as_tls_does(
     proxy = f"http://127.0.0.1:{closing}"
     ctx = context(env={"HTTPS_PROXY": proxy, "http_proxy": proxy})
     wss = await run(ws_spec(wss_port), ctx)
-    tls = await prober_for(Protocol.TLS)(
-        CheckSpec(id="tls", target=Target(host=NAME, port=wss_port, protocol=Protocol.TLS)), ctx
+    tls = await run_prober(
+        PROBERS[Protocol.TLS], CheckSpec(id="tls", target=Target(host=NAME, port=wss_port, protocol=Protocol.TLS)), ctx
     )
     assert wss.reason is tls.reason is Reason.TLS_RESET
     assert (wss.route, wss.proxy is not None and wss.proxy.connect_status) == ("proxy", 200)

@@ -16,8 +16,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
+from probe.facts import CertInfo
 from probe.files import MAX_CA_BUNDLE_BYTES, read_regular
-from probe.model import CertInfo
 
 
 def name_str(name: x509.Name) -> str:
@@ -96,10 +96,6 @@ def cert_info(cert: x509.Certificate, *, at: datetime | None = None) -> CertInfo
         sha256=hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
         self_signed=issued_by(cert, cert),
     )
-
-
-def cert_info_der(der: bytes, *, at: datetime | None = None) -> CertInfo:
-    return cert_info(load_der(der), at=at)
 
 
 def load_bundle(path: str) -> list[x509.Certificate]:

@@ -22,9 +22,10 @@ as though the Upgrade header had not been sent (for example, with a 200 OK)".
 To tell an answer aimed at the upgrade from one given to every request, a non-101 answer is followed
 by a plain GET of the same URL (the differential probe); both answers are recorded.
 
-Connections go through probe.http.exchange (probe.dial underneath), so DNS, TCP, proxy and TLS
-failures are classified exactly as the tcp, tls and http probers classify them; through a proxy,
-ws:// is tunnelled with CONNECT as wss:// is, like the http prober's http://.
+Connections go through probe.transport.exchange (probe.transport.dial underneath), so DNS, TCP,
+proxy and TLS failures are classified exactly as the tcp, tls and http probers classify them, and
+there is no second copy of proxy handling here; through a proxy, ws:// is tunnelled with CONNECT as
+wss:// is, like the http prober's http://.
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ import base64
 import hashlib
 import os
 import re
-from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
-from probe.context import ProbeContext, make_result
-from probe.dial import DialInfo
-from probe.http import HttpAnswer, HttpFailed, HttpHead, exchange, host_header, request_target, route_phrase
-from probe.model import CheckResult, CheckSpec, Confidence, HttpFacts, Status
+from probe.errors import HttpFailed
+from probe.facts import HttpFacts
+from probe.model import CheckResult, CheckSpec
 from probe.reasons import Reason
-from probe.timing import Stopwatch
+from probe.recorder import Connection, Phase, Recorder
+from probe.transport.context import ProbeContext
+from probe.transport.exchange import exchange, route_phrase
+from probe.transport.http1 import HttpHead, answered_by, auth_schemes, host_header, request_target
 
 # RFC 6455 §1.3: the GUID appended to Sec-WebSocket-Key before hashing.
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -71,10 +73,7 @@ def upgrade_headers(key: str) -> list[tuple[str, str]]:
 
 
 def _answered_by(facts: HttpFacts) -> str:
-    parts = [f"Server: {facts.server}"] if facts.server else []
-    if facts.via:
-        parts.append(f"Via: {facts.via}")
-    return f" ({'; '.join(parts)})" if parts else ""
+    return answered_by(facts.server, facts.via)
 
 
 def _status(head: HttpHead | HttpFacts) -> str:
@@ -120,28 +119,14 @@ def same_answer(a: HttpFacts, b: HttpFacts) -> bool:
     return a.status == b.status and _location_host(a) == _location_host(b)
 
 
-def _confidence(reason: Reason) -> Confidence:
-    if reason is Reason.WS_INCONCLUSIVE:
-        return Confidence.UNCONFIRMED
-    if reason is Reason.WS_AUTH_REQUIRED or reason.value.endswith("_timeout"):
-        return Confidence.LIKELY
-    return Confidence.CONFIRMED
-
-
-def _status_of(reason: Reason) -> Status:
-    if reason in (Reason.OK, Reason.WS_AUTH_REQUIRED):
-        return Status.PASS
-    if reason is Reason.WS_INCONCLUSIVE:
-        return Status.WARN
-    return Status.FAIL
-
-
 async def _plain_get(
-    ctx: ProbeContext, host: str, port: int, target: str, deadline: float, *, tls: bool
+    ctx: ProbeContext, rec: Recorder, host: str, port: int, target: str, *, tls: bool
 ) -> tuple[HttpFacts | None, str | None]:
     """The differential probe: the same URL without Upgrade. (answer, None) or (None, why there is none)."""
+    # Its own connection: only its answer joins the check's record.
+    conn = Connection()
     try:
-        answer = await exchange(ctx, host, port, target, deadline, tls=tls, phase="plain_get")
+        answer = await exchange(ctx, rec.deadline, conn, host, port, target=target, tls=tls)
     except HttpFailed as exc:
         return None, f"{exc.reason.value}: {exc.detail}"
     return answer.head.facts(), None
@@ -157,9 +142,7 @@ def _judge(facts: HttpFacts, host: str, url: str, where: str) -> tuple[Reason, s
         compared = f"a plain GET of the same URL got no answer ({facts.plain_get_error})"
     where_url = f"{url} ({where})"
     if facts.status == 407:
-        offered = facts.headers.get("proxy-authenticate", "")
-        tokens = [v.split(None, 1)[0] for v in offered.split(",") if v.strip()]
-        schemes = ", ".join(dict.fromkeys(t for t in tokens if "=" not in t)) or "nothing"
+        schemes = auth_schemes([facts.headers.get("proxy-authenticate", "")])
         detail = f"An intercepting proxy answered the upgrade to {where_url} with {answer}: it wants credentials"
         return Reason.WS_PROXY_AUTH_REQUIRED, f"{detail} (it offers: {schemes})."
     signs = middlebox_signs(facts)
@@ -187,77 +170,63 @@ def _judge(facts: HttpFacts, host: str, url: str, where: str) -> tuple[Reason, s
     return Reason.WS_UPGRADE_REJECTED, f"The upgrade to {where_url} got {answer} instead of 101; {compared}."
 
 
-async def probe_websocket(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
+async def probe_websocket(spec: CheckSpec, ctx: ProbeContext, rec: Recorder) -> CheckResult:
     """Open ``wss://host:port/path`` (``ws://`` when not ``spec.tls``) with an RFC 6455 handshake."""
-    started = datetime.now(timezone.utc)
-    deadline = ctx.deadline()
-    total = Stopwatch()
     host, tls = spec.target.host, spec.tls
     port = spec.target.port or (443 if tls else 80)
     target = request_target(spec.target.path)
     url = f"{'wss' if tls else 'ws'}://{host_header(host, port, tls=tls)}{target}"
 
-    def result(reason: Reason, detail: str, info: DialInfo, **extra: object) -> CheckResult:
-        return make_result(
-            spec,
-            _status_of(reason),
-            reason,
-            detail,
-            confidence=_confidence(reason),
-            started_at=started,
-            **info.result_fields(),
-            **extra,
-        )
-
     key = base64.b64encode(os.urandom(16)).decode("ascii")
     try:
-        answer: HttpAnswer = await exchange(
+        answer = await exchange(
             ctx,
+            rec.deadline,
+            rec.conn,
             host,
             port,
-            target,
-            deadline,
+            target=target,
             tls=tls,
             headers=upgrade_headers(key),
-            phase="upgrade",
+            phase=Phase.UPGRADE,
             farewell=_CLOSE_FRAME,
         )
     except HttpFailed as exc:
         if exc.stage != "request":
             # DNS, TCP, proxy or TLS: the same reason and sentence as the other probers give.
-            return result(exc.reason, exc.detail, exc.info, tls=exc.tls)
-        where = f"{url} ({route_phrase(exc.info)})"
+            return rec.failed(exc, tls=exc.tls)
+        where = f"{url} ({route_phrase(rec.conn)})"
         if exc.reason is Reason.HTTP_TIMEOUT:
-            return result(Reason.WS_TIMEOUT, f"No answer to the upgrade request at {where} in time.", exc.info)
+            return rec.result(Reason.WS_TIMEOUT, f"No answer to the upgrade request at {where} in time.")
         if not exc.closed:
-            return result(exc.reason, exc.detail, exc.info, tls=exc.tls)
-        plain, error = await _plain_get(ctx, host, port, target, deadline, tls=tls)
+            return rec.failed(exc, tls=exc.tls)
+        plain, error = await _plain_get(ctx, rec, host, port, target, tls=tls)
         if plain is not None:
             why = f"A plain GET of the same URL got {_status(plain)}, so whatever closed it reacted to the upgrade."
         else:
             why = f"A plain GET of the same URL got no answer either ({error})."
         detail = f"The connection to {where} was closed right after the upgrade request was sent. {why}"
         http = HttpFacts(plain_get=plain, plain_get_error=error)
-        return result(Reason.WS_RESET, detail, exc.info, tls=exc.tls, http=http)
+        return rec.result(Reason.WS_RESET, detail, tls=exc.tls, http=http)
 
-    head, info = answer.head, answer.info
-    where = route_phrase(info)
+    head = answer.head
+    where = route_phrase(rec.conn)
     if head.status == 101:
         facts = head.facts(upgraded=True)
         upgrade = (head.get("upgrade") or "").lower()
         accept = head.get("sec-websocket-accept")
         if upgrade == "websocket" and accept == _accept_key(key):
             detail = f"Websocket upgrade accepted (101) by {url} ({where})."
-            return result(Reason.OK, detail, info, tls=answer.tls, http=facts, latency_ms=total.ms())
+            return rec.result(Reason.OK, detail, tls=answer.tls, http=facts, latency_ms=rec.elapsed_ms())
         facts.upgraded = False
         detail = (
             f"{url} ({where}) answered 101 but the handshake is invalid (Upgrade: {upgrade or 'none'},"
             f" Sec-WebSocket-Accept {'wrong' if accept else 'missing'})."
         )
-        return result(Reason.WS_UPGRADE_REJECTED, detail, info, tls=answer.tls, http=facts)
+        return rec.result(Reason.WS_UPGRADE_REJECTED, detail, tls=answer.tls, http=facts)
 
     facts = head.facts(upgraded=False)
-    facts.plain_get, facts.plain_get_error = await _plain_get(ctx, host, port, target, deadline, tls=tls)
+    facts.plain_get, facts.plain_get_error = await _plain_get(ctx, rec, host, port, target, tls=tls)
     reason, detail = _judge(facts, host, url, where)
-    latency = total.ms() if reason is Reason.WS_AUTH_REQUIRED else None
-    return result(reason, detail, info, tls=answer.tls, http=facts, latency_ms=latency)
+    latency = rec.elapsed_ms() if reason is Reason.WS_AUTH_REQUIRED else None
+    return rec.result(reason, detail, tls=answer.tls, http=facts, latency_ms=latency)

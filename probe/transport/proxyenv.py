@@ -1,4 +1,4 @@
-"""Which HTTP proxy applies to a destination, and opening a CONNECT tunnel through it.
+"""Which HTTP proxy applies to a destination: pure selection, no I/O (the tunnel is probe.transport.tunnel).
 
 Proxy selection follows curl, the reference most proxy setups are written against:
 
@@ -29,28 +29,16 @@ the bypasses requests, urllib or Go make where curl would not:
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import ipaddress
 import re
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
-from probe import __version__
-from probe.context import ProbeContext, ProbeSettings
 from probe.errors import UsageError
-from probe.model import ProxyFacts
-from probe.reasons import Reason
-from probe.redact import redact_url
 from probe.sanitize import printable
-from probe.tcp import ConnectFailed, connect_tcp, endpoint
-from probe.timing import within
-
-if TYPE_CHECKING:
-    from probe.http import HttpHead
+from probe.settings import ProbeSettings
+from probe.transport.connect import endpoint
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks4a": 1080, "socks5": 1080, "socks5h": 1080}
 
@@ -133,7 +121,7 @@ def parse_proxy_url(url: str, source: str) -> ProxyChoice:
 
 def _host_problem(host: str) -> str | None:
     """Why ``host`` is no host name or address (a space, an empty label), or None."""
-    from probe.targets import TargetError, validate_host
+    from probe.targets import TargetError, validate_host  # noqa: PLC0415 - only for a bad proxy (start-up: pydantic)
 
     try:
         validate_host(host)
@@ -164,6 +152,10 @@ def check_proxy_settings(settings: ProbeSettings) -> None:
         if explicit and problem is None and "://" not in value and urlsplit("http://" + value.strip()).port is None:
             problem = "expected http://host:port"
         if problem is not None:
+            # probe.redact compiles ~2 ms of patterns: the command line pays it here, not the path to the
+            # first probe (probe.registry imports this module).
+            from probe.redact import redact_url  # noqa: PLC0415 - lazy for start-up (measured)
+
             raise UsageError(f"{source} '{printable(redact_url(value), 200)}': {problem}")
 
 
@@ -241,179 +233,3 @@ def no_proxy_matches(no_proxy: str, host: str, port: int) -> bool:
         if entry and (name == entry or name.endswith("." + entry)):
             return True
     return False
-
-
-class ProxyFailed(Exception):
-    def __init__(self, reason: Reason, detail: str, facts: ProxyFacts, attempts: list[str]) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-        self.facts = facts
-        self.attempts = attempts
-
-
-_UNREACHED = {
-    Reason.TCP_REFUSED: "refused the connection",
-    Reason.TCP_TIMEOUT: "did not answer the TCP connection attempt in time",
-    Reason.TCP_UNREACHABLE: "is unreachable (no route)",
-    Reason.TCP_PROHIBITED: "is forbidden by local policy",
-    Reason.TCP_RESET: "reset the connection",
-}
-
-
-async def connect_proxy(
-    ctx: ProbeContext, choice: ProxyChoice, deadline: float, facts: ProxyFacts
-) -> tuple[socket.socket, list[str]]:
-    """A TCP connection to the proxy itself; every failure is ``proxy_refused``."""
-    if choice.problem is not None:
-        raise ProxyFailed(Reason.PROXY_REFUSED, choice.problem, facts, [])
-    try:
-        resolution = await within(ctx.resolver.resolve(choice.host), deadline)
-    except TimeoutError:
-        detail = f"Resolving the proxy name {choice.host} did not finish in time."
-        raise ProxyFailed(Reason.PROXY_REFUSED, detail, facts, []) from None
-    if not resolution.ok:
-        detail = f"The proxy name {choice.host} did not resolve ({resolution.reason.value}): {resolution.detail}"
-        raise ProxyFailed(Reason.PROXY_REFUSED, detail, facts, [])
-    try:
-        connected = await connect_tcp(resolution.addresses, choice.port, deadline)
-    except ConnectFailed as exc:
-        what = _UNREACHED.get(exc.reason, f"could not be reached ({exc.reason.value})")
-        detail = f"Proxy {choice.endpoint} {what}: {exc.detail}"
-        raise ProxyFailed(Reason.PROXY_REFUSED, detail, facts, exc.attempts) from None
-    return connected.sock, connected.attempts
-
-
-def connect_request(choice: ProxyChoice, host: str, port: int) -> bytes:
-    authority = endpoint(host.strip("[]"), port)
-    lines = [
-        f"CONNECT {authority} HTTP/1.1",
-        f"Host: {authority}",
-        f"User-Agent: amlprobe/{__version__}",
-    ]
-    auth = proxy_authorization(choice)
-    if auth is not None:
-        lines.append(f"Proxy-Authorization: {auth}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def proxy_authorization(choice: ProxyChoice) -> str | None:
-    if choice.username is None:
-        return None
-    token = f"{choice.username}:{choice.password or ''}".encode()
-    return "Basic " + base64.b64encode(token).decode("ascii")
-
-
-def _readable(sock: socket.socket) -> asyncio.Future[None]:
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[None] = loop.create_future()
-    fd = sock.fileno()
-
-    def ready() -> None:
-        if not fut.done():
-            fut.set_result(None)
-
-    loop.add_reader(fd, ready)
-    fut.add_done_callback(lambda _: loop.remove_reader(fd))
-    return fut
-
-
-async def read_head_exact(sock: socket.socket, deadline: float, limit: int | None = None) -> bytes:
-    """Read a response head (at most ``limit`` bytes, default HEAD_LIMIT) from a raw socket without
-    consuming one byte past it.
-
-    The socket is handed on for TLS (or another protocol) afterwards, so peeking then taking
-    exactly what belongs to the head keeps whatever the peer sends next in the kernel buffer.
-    """
-    # probe.http (and through it TLS and cryptography) is loaded when a tunnel is opened, not when
-    # the command line checks the proxy settings.
-    from probe.http import HEAD_LIMIT, BadHttpResponse, find_head_end
-
-    limit = HEAD_LIMIT if limit is None else limit
-    head = bytearray()
-    while True:
-        await within(_readable(sock), deadline)
-        try:
-            chunk = sock.recv(limit, socket.MSG_PEEK)
-        except BlockingIOError:
-            continue
-        if not chunk:
-            raise ConnectionResetError("closed by the peer")
-        keep = min(3, len(head))
-        end = find_head_end(bytes(head[len(head) - keep :]) + chunk)
-        if end is not None:
-            head += sock.recv(end - keep)
-            return bytes(head)
-        if len(head) + len(chunk) >= limit:
-            raise BadHttpResponse(f"response head larger than {limit} bytes")
-        head += sock.recv(len(chunk))
-
-
-def _auth_schemes(head: HttpHead) -> str:
-    offered = [v.split(None, 1)[0] for v in head.get_all("proxy-authenticate") if v.strip()]
-    return ", ".join(dict.fromkeys(offered)) or "nothing"
-
-
-def _answered_by(head: HttpHead) -> str:
-    parts = []
-    server, via = head.get("server"), head.get("via")
-    if server:
-        parts.append(f"Server: {server}")
-    if via:
-        parts.append(f"Via: {via}")
-    return f" ({'; '.join(parts)})" if parts else ""
-
-
-async def open_tunnel(
-    ctx: ProbeContext, choice: ProxyChoice, host: str, port: int, deadline: float
-) -> tuple[socket.socket, ProxyFacts]:
-    """Return a socket tunnelled by ``CONNECT host:port`` through the proxy, ready for TLS.
-
-    Raises ProxyFailed with a proxy_* reason; the socket is closed on every failure.
-    """
-    from probe.http import BadHttpResponse, parse_head
-
-    facts = ProxyFacts(url=choice.redacted_url, source=choice.source)
-    sock, attempts = await connect_proxy(ctx, choice, deadline, facts)
-    target = endpoint(host.strip("[]"), port)
-    where = f"Proxy {choice.endpoint} (from {choice.source})"
-    try:
-        loop = asyncio.get_running_loop()
-        await within(loop.sock_sendall(sock, connect_request(choice, host, port)), deadline)
-        head = parse_head(await read_head_exact(sock, deadline))
-    except TimeoutError:
-        sock.close()
-        detail = f"{where} did not answer CONNECT {target} in time."
-        raise ProxyFailed(Reason.PROXY_TIMEOUT, detail, facts, attempts) from None
-    except BadHttpResponse as exc:
-        sock.close()
-        detail = f"{where} answered CONNECT {target} with something that is not HTTP: {exc}."
-        raise ProxyFailed(Reason.PROXY_CONNECT_REJECTED, detail, facts, attempts) from None
-    except OSError as exc:
-        sock.close()
-        detail = f"{where} closed the connection during CONNECT {target} ({exc.strerror or exc})."
-        raise ProxyFailed(Reason.PROXY_RESET, detail, facts, attempts) from None
-    except BaseException:
-        sock.close()
-        raise
-    facts.connect_status = head.status
-    facts.server = head.get("server")
-    facts.via = head.get("via")
-    if 200 <= head.status < 300:
-        return sock, facts
-    sock.close()
-    status = f"{head.status} {head.reason}".strip()
-    if head.status == 407:
-        if choice.username is None:
-            detail = (
-                f"{where} demands authentication for CONNECT {target} ({status}); no credentials are "
-                f"configured, and it offers: {_auth_schemes(head)}."
-            )
-        else:
-            detail = (
-                f"{where} rejected the credentials of user '{choice.username}' for CONNECT {target} "
-                f"({status}); it offers: {_auth_schemes(head)}."
-            )
-        raise ProxyFailed(Reason.PROXY_AUTH_REQUIRED, detail, facts, attempts)
-    detail = f"{where} refused CONNECT {target} with {status}{_answered_by(head)}."
-    raise ProxyFailed(Reason.PROXY_CONNECT_REJECTED, detail, facts, attempts)

@@ -1,17 +1,16 @@
-"""Name resolution with evidence: which server answered, the CNAME chain, TTLs, and why it failed.
+"""The stub resolver: asks DNS servers itself, one by one, in order, as resolv.conf would have them
+asked, and keeps the evidence a diagnosis needs: which server answered, the CNAME chain, TTLs,
+whether TCP was needed, and why a name did not resolve.
 
-The stub resolver hides which server answered and whether TCP was needed, which is exactly what
-a diagnosis needs, so servers are queried here one by one, in order, as resolv.conf would be.
+The system's stub resolver hides exactly those facts. dnspython builds and parses the messages.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Literal
 
 import dns.asyncquery
@@ -23,15 +22,14 @@ import dns.rcode
 import dns.rdatatype
 
 from probe import descriptors
-from probe.context import ProbeContext, ProbeSettings, make_result
-from probe.files import MAX_CONFIG_BYTES, MAX_HOSTS_BYTES, read_text
-from probe.model import AddressRecord, CheckResult, CheckSpec, CnameLink, DnsFacts, Status
+from probe.deadline import Deadline, Stopwatch
+from probe.facts import AddressRecord, CnameLink, DnsFacts
 from probe.reasons import Reason
-from probe.resolve import LookupFn, Resolution, literal_resolution
 from probe.rtt import CMSG_SPACE, arrival_ns, stamp_arrivals
-from probe.timing import Stopwatch, now, remaining, within
+from probe.settings import ProbeSettings
+from probe.system import Server, parse_server, read_hosts, read_resolv_conf
+from probe.transport.resolve import LookupFn, Resolution, literal_resolution
 
-RESOLV_CONF = "/etc/resolv.conf"
 # Modern resolvers' default EDNS buffer (DNS flag day 2020): big enough, never fragmented.
 _EDNS_PAYLOAD = 1232
 # Finish a little before the caller's deadline so a slow lookup still returns its evidence
@@ -45,80 +43,6 @@ _FAMILY: dict[dns.rdatatype.RdataType, Literal["ipv4", "ipv6"]] = {
 }
 # When no server gave a usable answer, the outcome worth reporting: an answer beats silence.
 _FAILURE_RANK = {Reason.DNS_SERVFAIL: 0, Reason.DNS_REFUSED: 1, Reason.DNS_ERROR: 2, Reason.DNS_TIMEOUT: 3}
-
-
-@dataclass(frozen=True)
-class Server:
-    host: str
-    port: int = 53
-
-    def __str__(self) -> str:
-        if self.port == 53:
-            return self.host
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def parse_server(spec: str) -> Server:
-    """Parse "ip", "ip:port", "[v6]:port" or a bare IPv6 address; ValueError if it is none of them."""
-    text = spec.strip()
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"invalid DNS server {spec!r}")
-        port = rest[1:] or "53"
-    else:
-        try:
-            ipaddress.ip_address(text)
-            host, port = text, "53"
-        except ValueError:
-            host, _, port = text.rpartition(":")
-    try:
-        ipaddress.ip_address(host)
-        number = int(port)
-    except ValueError:
-        raise ValueError(f"invalid DNS server {spec!r}: expected ip, ip:port or [ipv6]:port") from None
-    if not 0 < number < 65536:
-        raise ValueError(f"invalid DNS server {spec!r}: port out of range")
-    return Server(host, number)
-
-
-def system_servers(path: str = RESOLV_CONF) -> list[str]:
-    """The ``nameserver`` entries of resolv.conf that are plain addresses (in order)."""
-    found: list[str] = []
-    try:
-        lines = read_text(path, MAX_CONFIG_BYTES).splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver" and words[1] not in found:
-            try:
-                parse_server(words[1])
-            except ValueError:
-                continue
-            found.append(words[1])
-    return found
-
-
-def hosts_lookup(name: str, path: str) -> list[str]:
-    """Addresses a hosts file gives ``name``, in file order (empty if none or unreadable)."""
-    wanted = name.rstrip(".").lower()
-    found: list[str] = []
-    try:
-        lines = read_text(path, MAX_HOSTS_BYTES).splitlines()
-    except OSError:
-        return found
-    for line in lines:
-        words = line.split("#", 1)[0].split()
-        if len(words) < 2 or wanted not in (w.rstrip(".").lower() for w in words[1:]):
-            continue
-        try:
-            address = str(ipaddress.ip_address(words[0]))
-        except ValueError:
-            continue
-        if address not in found:
-            found.append(address)
-    return found
 
 
 @dataclass
@@ -175,7 +99,7 @@ def _read_answer(out: _Outcome, qname: dns.name.Name, response: dns.message.Mess
             )
 
 
-async def _udp(query: dns.message.Message, server: Server, deadline: float, out: _Outcome) -> dns.message.Message:
+async def _udp(query: dns.message.Message, server: Server, deadline: Deadline, out: _Outcome) -> dns.message.Message:
     """One query over UDP on a connected socket; the answer's arrival is stamped by the kernel.
 
     ``out.answered_ns`` is the kernel's receive time of the answer (SO_TIMESTAMPNS; else when the
@@ -219,37 +143,39 @@ async def _udp(query: dns.message.Message, server: Server, deadline: float, out:
         loop.add_reader(sock.fileno(), readable)
         try:
             sock.send(query.to_wire())
-            return await within(answer, deadline)
+            return await deadline.within(answer)
         finally:
             loop.remove_reader(sock.fileno())
     finally:
         sock.close()
 
 
-async def _exchange(query: dns.message.Message, server: Server, deadline: float, out: _Outcome) -> dns.message.Message:
+async def _exchange(
+    query: dns.message.Message, server: Server, deadline: Deadline, out: _Outcome
+) -> dns.message.Message:
     """Ask over UDP; on a truncated answer ask again over TCP (noted in ``out``)."""
     try:
         return await _udp(query, server, deadline, out)
     except dns.message.Truncated:
         out.truncated_retry = True
-    response = await within(
-        dns.asyncquery.tcp(query, server.host, timeout=remaining(deadline), port=server.port), deadline
+    response = await deadline.within(
+        dns.asyncquery.tcp(query, server.host, timeout=deadline.remaining(), port=server.port)
     )
     out.answered_ns = time.time_ns()
     return response
 
 
 async def _ask(
-    qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, servers: list[Server], deadline: float
+    qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, servers: list[Server], deadline: Deadline
 ) -> _Outcome:
     failures: list[_Outcome] = []
     attempts = servers * _ROUNDS
     for i, server in enumerate(attempts):
-        if remaining(deadline) <= 0:
+        if deadline.passed:
             break
         # Share what is left among the attempts still to come, as resolv.conf's timeout does,
         # so one silent server cannot starve the ones after it.
-        attempt_deadline = now() + remaining(deadline) / (len(attempts) - i)
+        attempt_deadline = deadline.share(len(attempts) - i)
         query = dns.message.make_query(qname, rdtype, use_edns=0, payload=_EDNS_PAYLOAD)
         out = _Outcome(rdtype, Reason.DNS_ERROR, server=server)
         try:
@@ -360,15 +286,16 @@ def _combine(name: str, a: _Outcome, aaaa: _Outcome, ms: float) -> Resolution:
 async def lookup(
     name: str,
     settings: ProbeSettings,
+    deadline: Deadline,
     *,
     servers: list[str] | None = None,
-    timeout: float | None = None,
     use_hosts: bool = True,
 ) -> Resolution:
-    """Resolve A and AAAA of ``name``; never raises for network faults (the reason says what failed).
+    """Resolve A and AAAA of ``name`` by ``deadline``; never raises for network faults (the reason says what failed).
 
-    Servers: ``servers``, else settings.dns_servers, else resolv.conf. The hosts file
-    (settings.hosts_file) is consulted first unless ``use_hosts`` is False.
+    Servers: ``servers``, else settings.dns_servers, else the nameservers of settings.paths.resolv_conf.
+    The hosts file (settings.paths.hosts) is consulted first when settings.use_hosts_file, unless
+    ``use_hosts`` is False.
     """
     watch = Stopwatch()
     name = name.strip().rstrip(".")
@@ -377,8 +304,8 @@ async def lookup(
         return literal
     if not name:
         return Resolution(Reason.DNS_ERROR, "cannot look up an empty name.", DnsFacts(query=name), 0.0)
-    if use_hosts and settings.hosts_file:
-        found = hosts_lookup(name, settings.hosts_file)
+    if use_hosts and settings.use_hosts_file:
+        found = hosts_lookup(name, settings.paths.hosts)
         if found:
             facts = DnsFacts(
                 query=name,
@@ -386,18 +313,18 @@ async def lookup(
                 source="hosts",
                 records=[AddressRecord(address=a, family="ipv6" if ":" in a else "ipv4") for a in found],
             )
-            detail = f"{name} resolved from the hosts file {settings.hosts_file} to {_addresses_text(facts.records)}."
+            detail = f"{name} resolved from the hosts file {settings.paths.hosts} to {_addresses_text(facts.records)}."
             return Resolution(Reason.OK, detail, facts, watch.ms())
-    budget = settings.timeout if timeout is None else timeout
-    deadline = now() + budget - min(_RESERVE_S, budget * 0.1)
-    specs = servers or settings.dns_servers or system_servers(RESOLV_CONF)
+    deadline = deadline.sooner(min(_RESERVE_S, deadline.remaining() * 0.1))
+    resolv_conf = settings.paths.resolv_conf
+    specs = servers or settings.dns_servers or system_servers(resolv_conf)
     try:
         parsed = [parse_server(s) for s in specs]
         qname = dns.name.from_text(name)
     except (ValueError, dns.exception.DNSException) as exc:
         return Resolution(Reason.DNS_ERROR, f"cannot look up {name}: {exc}.", DnsFacts(query=name), watch.ms())
     if not parsed:
-        detail = f"cannot look up {name}: no DNS server given and none in {RESOLV_CONF}."
+        detail = f"cannot look up {name}: no DNS server given and none in {resolv_conf}."
         return Resolution(Reason.DNS_NO_SERVERS, detail, DnsFacts(query=name), watch.ms())
     asked_ns = time.time_ns()
     a, aaaa = await asyncio.gather(
@@ -413,59 +340,29 @@ async def lookup(
 
 
 def make_lookup(settings: ProbeSettings) -> LookupFn:
-    """The lookup a SharedResolver runs for each name, bound to these settings."""
+    """The lookup a SharedResolver runs for each name, bound to these settings.
+
+    A shared lookup serves every check that needs the name, so it has a deadline of its own, made
+    when the lookup starts, as long as one check's.
+    """
 
     async def run(name: str) -> Resolution:
-        return await lookup(name, settings)
+        return await lookup(name, settings, Deadline.after(settings.timeout))
 
     return run
 
 
-async def compare_resolvers(
-    name: str, settings: ProbeSettings, configured: list[str], reference: list[str]
-) -> tuple[Resolution, Resolution]:
-    """Look ``name`` up against two server lists at once (hosts file ignored): (configured, reference)."""
-    first, second = await asyncio.gather(
-        lookup(name, settings, servers=configured, use_hosts=False),
-        lookup(name, settings, servers=reference, use_hosts=False),
-    )
-    return first, second
-
-
-async def probe_dns(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    """The "dns" prober: does the target's name resolve, to what, via which server.
-
-    With ``spec.dns_servers`` it asks those servers directly (no hosts file, no sharing), as a
-    reference resolver must be asked; otherwise it shares the run's one lookup of the name.
-    """
-    deadline = ctx.deadline()
-    started = datetime.now(timezone.utc)
-    watch = Stopwatch()
-    host = spec.target.host
-    if spec.dns_servers:
-        pending = lookup(host, ctx.settings, servers=spec.dns_servers, use_hosts=False)
-    else:
-        pending = ctx.resolver.resolve(host)
+def system_servers(path: str) -> list[str]:
+    """The ``nameserver`` entries of resolv.conf that are plain addresses (in order; none if unreadable)."""
     try:
-        resolution = await within(pending, deadline)
-    except TimeoutError:
-        detail = f"resolving {host} did not finish within {ctx.settings.timeout:g} s."
-        return make_result(
-            spec,
-            Status.FAIL,
-            Reason.DNS_TIMEOUT,
-            detail,
-            latency_ms=watch.ms(),
-            started_at=started,
-            dns=DnsFacts(query=host),
-        )
-    return make_result(
-        spec,
-        Status.PASS if resolution.ok else Status.FAIL,
-        resolution.reason,
-        resolution.detail,
-        latency_ms=resolution.latency_ms if resolution.latency_ms is not None else watch.ms(),
-        addresses=resolution.addresses,
-        dns=resolution.facts,
-        started_at=started,
-    )
+        return read_resolv_conf(path).servers()
+    except OSError:
+        return []
+
+
+def hosts_lookup(name: str, path: str) -> list[str]:
+    """Addresses a hosts file gives ``name``, in file order (empty if none or unreadable)."""
+    try:
+        return read_hosts(path).addresses(name)
+    except OSError:
+        return []

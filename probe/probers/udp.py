@@ -27,16 +27,18 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Literal
 
 from probe import descriptors
-from probe.context import ProbeContext, make_result
-from probe.model import CheckResult, CheckSpec, Confidence, Status, UdpFacts
+from probe.deadline import Deadline, Stopwatch, now
+from probe.facts import UdpFacts
+from probe.model import CheckResult, CheckSpec
 from probe.reasons import Reason
+from probe.recorder import Phase, Recorder
 from probe.rtt import CMSG_SPACE, UdpWait, arrival_ns, stamp_arrivals
-from probe.tcp import endpoint
-from probe.timing import Stopwatch, now, within
+from probe.transport.classify import errno_name
+from probe.transport.connect import endpoint
+from probe.transport.context import ProbeContext
 
 SENDS = 3
 # While nothing has been measured on the target's network, look again this often: round trips
@@ -71,20 +73,17 @@ UdpState = Literal["open", "closed", "filtered", "open|filtered"]
 
 @dataclass
 class _Outcome:
-    state: UdpState
     reason: Reason
-    status: Status
     detail: str
-    sent: int
-    received: int = 0
-    icmp: str | None = None
+    facts: UdpFacts
     latency_ms: float | None = None
-    confidence: Confidence = Confidence.CONFIRMED
-    note: str | None = None
 
 
-def _errno_name(exc: OSError) -> str:
-    return errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+def _outcome(
+    state: UdpState, reason: Reason, detail: str, sent: int, *, icmp: str | None = None, latency_ms: float | None = None
+) -> _Outcome:
+    facts = UdpFacts(state=state, icmp=icmp, sent=sent, received=1 if state == "open" else 0)
+    return _Outcome(reason, detail, facts, latency_ms)
 
 
 def _enable_icmp_errors(sock: socket.socket) -> None:
@@ -98,17 +97,17 @@ def _enable_icmp_errors(sock: socket.socket) -> None:
 
 
 def _from_error(exc: OSError, peer: str, sent: int, latency_ms: float | None, *, at_connect: bool = False) -> _Outcome:
-    name = _errno_name(exc)
+    name = errno_name(exc)
     if exc.errno == errno.ECONNREFUSED:
         detail = f"ICMP port unreachable from {peer}: nothing listens on this UDP port (closed)."
-        return _Outcome("closed", Reason.UDP_CLOSED, Status.FAIL, detail, sent, icmp=name, latency_ms=latency_ms)
+        return _outcome("closed", Reason.UDP_CLOSED, detail, sent, icmp=name, latency_ms=latency_ms)
     if at_connect and exc.errno == errno.EINVAL:
         meaning = "the local routing table discards it (blackhole route)"
     else:
         meaning = _MEANING.get(exc.errno or 0, str(exc.strerror or exc))
     when = "before any datagram left" if sent == 0 else f"after {sent} datagram{'s' * (sent > 1)}"
     detail = f"UDP {peer} is filtered: {name}, {meaning}, {when}."
-    return _Outcome("filtered", Reason.UDP_FILTERED, Status.FAIL, detail, sent, icmp=name, latency_ms=latency_ms)
+    return _outcome("filtered", Reason.UDP_FILTERED, detail, sent, icmp=name, latency_ms=latency_ms)
 
 
 @dataclass
@@ -147,7 +146,7 @@ class _Waited:
 
 
 async def _exchange(
-    address: str, port: int, payload: bytes, deadline: float, *, wait_for: Callable[[], UdpWait], waited: _Waited
+    address: str, port: int, payload: bytes, deadline: Deadline, *, wait_for: Callable[[], UdpWait], waited: _Waited
 ) -> _Outcome:
     peer = endpoint(address, port)
     loop = asyncio.get_running_loop()
@@ -201,7 +200,7 @@ async def _exchange(
                         first_ns = sending_ns
                     sent += 1
                     continue
-                end = min(deadline, start + how.seconds)
+                end = min(deadline.at, start + how.seconds)
                 if at >= end:
                     break
                 wake = end
@@ -216,7 +215,7 @@ async def _exchange(
     finally:
         sock.close()
     if not heard.done():
-        return _Outcome("open|filtered", Reason.UDP_OPEN_FILTERED, Status.WARN, "", sent)
+        return _outcome("open|filtered", Reason.UDP_OPEN_FILTERED, "", sent)
     got = heard.result()
     ms = round(max(0, got.at_ns - first_ns) / 1e6, 3) if first_ns else None
     if got.error is not None:
@@ -226,67 +225,37 @@ async def _exchange(
         f"UDP {peer} answered with {len(data)} byte{'s' * (len(data) != 1)} after {sent} "
         f"datagram{'s' * (sent > 1)} in {ms:g} ms (open)."
     )
-    return _Outcome("open", Reason.UDP_OPEN, Status.PASS, detail, sent, received=1, latency_ms=ms)
+    return _outcome("open", Reason.UDP_OPEN, detail, sent, latency_ms=ms)
 
 
 def _ms_since(first_ns: int) -> float:
     return round((time.time_ns() - first_ns) / 1e6, 3)
 
 
-async def probe_udp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
+async def probe_udp(spec: CheckSpec, ctx: ProbeContext, rec: Recorder) -> CheckResult:
     """Send a datagram to host:port and report the nmap state of the port."""
-    started = datetime.now(timezone.utc)
     host, port = spec.target.host, spec.target.port
     if port is None:
-        return make_result(
-            spec,
-            Status.SKIP,
-            Reason.SKIPPED_MISSING_INPUT,
-            f"No port given for the UDP check of {host}.",
-            started_at=started,
-        )
+        return rec.result(Reason.SKIPPED_MISSING_INPUT, f"No port given for the UDP check of {host}.")
     try:
         payload = bytes.fromhex(spec.payload_hex) or b"\x00"
     except ValueError:
-        return make_result(
-            spec,
-            Status.FAIL,
-            Reason.INTERNAL_ERROR,
-            f"The UDP payload {spec.payload_hex!r} is not valid hex.",
-            started_at=started,
-        )
-    deadline = ctx.deadline()
-    phases: dict[str, float] = {}
+        return rec.result(Reason.INTERNAL_ERROR, f"The UDP payload {spec.payload_hex!r} is not valid hex.")
     watch = Stopwatch()
     try:
-        resolution = await within(ctx.resolver.resolve(host), deadline)
+        resolution = await rec.deadline.within(ctx.resolver.resolve(host))
     except TimeoutError:
-        return make_result(
-            spec,
-            Status.FAIL,
-            Reason.DNS_TIMEOUT,
-            f"Resolving {host} did not finish in time.",
-            confidence=Confidence.LIKELY,
-            started_at=started,
-            phases_ms={"resolve": watch.ms()},
-        )
+        rec.conn.phases[Phase.RESOLVE] = watch.ms()
+        return rec.result(Reason.DNS_TIMEOUT, f"Resolving {host} did not finish in time.")
     if resolution.facts.source == "dns":
-        phases["resolve"] = watch.restart()
+        rec.conn.phases[Phase.RESOLVE] = watch.restart()
+    rec.conn.dns = resolution.facts
     if not resolution.ok or not resolution.addresses:
         reason = resolution.reason if not resolution.ok else Reason.DNS_NO_ANSWER
-        return make_result(
-            spec,
-            Status.FAIL,
-            reason,
-            resolution.detail,
-            confidence=Confidence.LIKELY if reason is Reason.DNS_TIMEOUT else Confidence.CONFIRMED,
-            started_at=started,
-            phases_ms=phases,
-            dns=resolution.facts,
-        )
+        return rec.result(reason, resolution.detail)
+    rec.conn.addresses = resolution.addresses
     # One address is probed, as nmap does: UDP cannot tell a dead address from a silent one. Only
     # an address the local routing table refuses outright (nothing sent) gives way to the next.
-    attempts: list[str] = []
     watch.restart()
     waited = _Waited()
     for listed in resolution.addresses:
@@ -296,43 +265,24 @@ async def probe_udp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
         def wait_for(address: str = address) -> UdpWait:
             return ctx.rtt.udp_wait(address, ctx.settings.timeout)
 
-        out = await _exchange(address, port, payload, deadline, wait_for=wait_for, waited=waited)
-        attempts.append(f"{peer} {out.state} after {out.sent} datagram{'s' * (out.sent != 1)}")
-        if out.sent > 0 or out.state != "filtered":
+        out = await _exchange(address, port, payload, rec.deadline, wait_for=wait_for, waited=waited)
+        udp = out.facts
+        rec.conn.attempts.append(f"{peer} {udp.state} after {udp.sent} datagram{'s' * (udp.sent != 1)}")
+        if udp.sent > 0 or udp.state != "filtered":
             break
-    phases["udp"] = watch.ms()
+    rec.conn.peer = peer
+    udp_ms = rec.conn.phases[Phase.UDP] = watch.ms()
     if out.latency_ms is not None:
         # A reply or an ICMP error is a round trip too.
         ctx.rtt.add(address, out.latency_ms)
-    if out.state == "open|filtered":
+    udp.wait_ms = waited.ms
+    udp.wait_basis = waited.how.basis if waited.how is not None else None
+    if udp.state == "open|filtered":
         how = f" (waited {waited.ms / 1000:.2f} s after the first datagram)" if waited.ms is not None else ""
         out.detail = (
-            f"No reply and no ICMP error from UDP {peer} to {out.sent} "
-            f"datagram{'s' * (out.sent != 1)} in {phases['udp'] / 1000:.1f} s{how}: open|filtered. "
+            f"No reply and no ICMP error from UDP {peer} to {udp.sent} "
+            f"datagram{'s' * (udp.sent != 1)} in {udp_ms / 1000:.1f} s{how}: open|filtered. "
             "This cannot be confirmed from inside: a silent service and a silent firewall look the same."
         )
-        out.confidence = Confidence.UNCONFIRMED
-        out.note = OPEN_FILTERED_NOTE
-    return make_result(
-        spec,
-        out.status,
-        out.reason,
-        out.detail,
-        confidence=out.confidence,
-        started_at=started,
-        latency_ms=out.latency_ms,
-        addresses=resolution.addresses,
-        peer=peer,
-        phases_ms=phases,
-        attempts=attempts,
-        dns=resolution.facts,
-        udp=UdpFacts(
-            state=out.state,
-            icmp=out.icmp,
-            sent=out.sent,
-            received=out.received,
-            note=out.note,
-            wait_ms=waited.ms,
-            wait_basis=waited.how.basis if waited.how is not None else None,
-        ),
-    )
+        udp.note = OPEN_FILTERED_NOTE
+    return rec.result(out.reason, out.detail, latency_ms=out.latency_ms, udp=udp)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from probe.descriptors import DescriptorsExhausted
-from probe.model import AddressRecord, DnsFacts
+from probe.facts import AddressRecord, DnsFacts
 from probe.reasons import Reason
 
 

@@ -1,7 +1,6 @@
-"""TCP connect: happy eyeballs over the resolved addresses, and the plain TCP prober.
+"""TCP connect: happy eyeballs over the resolved addresses (RFC 8305), with every attempt described.
 
-A refusal is proof that the path works and nothing listens; silence only suggests a drop, so a
-timeout is reported as "likely" rather than "confirmed".
+A refusal is proof that the path works and nothing listens; silence only suggests a drop.
 """
 
 from __future__ import annotations
@@ -13,13 +12,12 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
-from probe.context import ProbeContext, make_result
+from probe.deadline import Deadline, Stopwatch, now
 from probe.descriptors import DescriptorsExhausted, check
-from probe.model import CheckResult, CheckSpec, Confidence, Status
-from probe.reasons import Reason, classify_socket_error
-from probe.timing import Stopwatch, now, remaining, within
+from probe.errors import ConnectFailed
+from probe.reasons import Reason
+from probe.transport.classify import classify_socket_error, errno_name
 
 # RFC 8305 section 5: the recommended "Connection Attempt Delay".
 ATTEMPT_DELAY = 0.250
@@ -52,15 +50,6 @@ class Connected:
     connect_ms: float
     attempts: list[str]
     address: str = ""
-
-
-class ConnectFailed(Exception):
-    def __init__(self, reason: Reason, detail: str, attempts: list[str], elapsed_ms: float) -> None:
-        super().__init__(detail)
-        self.reason = reason
-        self.detail = detail
-        self.attempts = attempts
-        self.elapsed_ms = elapsed_ms
 
 
 def endpoint(address: str, port: int) -> str:
@@ -138,23 +127,18 @@ async def _attempt(att: _Attempt, port: int) -> socket.socket:
     return sock
 
 
-def _errno_name(exc: BaseException) -> str:
-    code = getattr(exc, "errno", None)
-    return errno.errorcode.get(code, str(code)) if isinstance(code, int) else type(exc).__name__
-
-
 def _describe_failure(reason: Reason, exc: BaseException, ms: float) -> str:
     if reason is Reason.TCP_REFUSED:
         return f"refused in {ms:g} ms"
     if reason is Reason.TCP_TIMEOUT:
         return f"timed out after {ms:g} ms"
     if reason is Reason.TCP_UNREACHABLE:
-        return f"unreachable ({_errno_name(exc)}) in {ms:g} ms"
+        return f"unreachable ({errno_name(exc)}) in {ms:g} ms"
     if reason is Reason.TCP_PROHIBITED:
-        return f"prohibited ({_errno_name(exc)}) in {ms:g} ms"
+        return f"prohibited ({errno_name(exc)}) in {ms:g} ms"
     if reason is Reason.TCP_RESET:
-        return f"reset ({_errno_name(exc)}) in {ms:g} ms"
-    return f"failed ({exc!s} [{_errno_name(exc)}]) in {ms:g} ms"
+        return f"reset ({errno_name(exc)}) in {ms:g} ms"
+    return f"failed ({exc!s} [{errno_name(exc)}]) in {ms:g} ms"
 
 
 def _failure_detail(
@@ -176,8 +160,8 @@ def _failure_detail(
     return text + "."
 
 
-async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Connected:
-    """Connect to the first address that answers, RFC 8305 style, within ``deadline`` (loop time).
+async def connect_tcp(addresses: list[str], port: int, deadline: Deadline) -> Connected:
+    """Connect to the first address that answers, RFC 8305 style, within ``deadline``.
 
     Attempts start in interleaved order, each ATTEMPT_DELAY after the previous one or at once when
     the previous one fails; the first to connect wins and the rest are cancelled and closed.
@@ -201,7 +185,7 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
     tried: list[_Attempt] = []
     try:
         start_next = True
-        while winner is None and remaining(deadline) > 0:
+        while winner is None and not deadline.passed:
             if start_next and next_index < len(order):
                 att = _Attempt(order[next_index])
                 tried.append(att)
@@ -210,7 +194,7 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
                 last_start = now()
             if not running:
                 break
-            timeout = remaining(deadline)
+            timeout = deadline.remaining()
             if next_index < len(order):
                 timeout = min(timeout, max(0.0, last_start + ATTEMPT_DELAY - now()))
             done, _ = await asyncio.wait(set(running), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -270,16 +254,16 @@ async def connect_tcp(addresses: list[str], port: int, deadline: float) -> Conne
     else:
         # Every attempt ended with an answer (refused, unreachable): up to the last one seen.
         elapsed = round((max(e for e in ends if e is not None) - t0) * 1000.0, 3)
-    note = f"{last_exc!s} ({_errno_name(last_exc)})" if last_exc is not None else "unknown error"
+    note = f"{last_exc!s} ({errno_name(last_exc)})" if last_exc is not None else "unknown error"
     raise ConnectFailed(reason, _failure_detail(reason, failures, port, elapsed / 1000.0, note), attempts, elapsed)
 
 
-async def _connect_one(address: str, port: int, deadline: float, t0: float) -> Connected:
+async def _connect_one(address: str, port: int, deadline: Deadline, t0: float) -> Connected:
     """connect_tcp for a single address: the same outcome and wording, without racing machinery."""
     att = _Attempt(address)
     ep = endpoint(address, port)
     try:
-        sock = await within(_attempt(att, port), deadline)
+        sock = await deadline.within(_attempt(att, port))
     except DescriptorsExhausted:
         raise
     except TimeoutError:
@@ -289,7 +273,7 @@ async def _connect_one(address: str, port: int, deadline: float, t0: float) -> C
     except OSError as exc:
         reason = classify_socket_error(exc)
         ms = round(((att.ended or time.perf_counter()) - t0) * 1000.0, 3)
-        note = f"{exc!s} ({_errno_name(exc)})"
+        note = f"{exc!s} ({errno_name(exc)})"
         detail = _failure_detail(reason, [(ep, reason)], port, ms / 1000.0, note)
         raise ConnectFailed(reason, detail, [f"{ep} {_describe_failure(reason, exc, att.ms())}"], ms) from None
     connect_ms = round(((att.ended or time.perf_counter()) - t0) * 1000.0, 3)
@@ -306,56 +290,3 @@ async def _abandon(running: dict[asyncio.Task[socket.socket], _Attempt]) -> None
     for task in running:
         if not task.cancelled() and task.exception() is None:
             task.result().close()
-
-
-def _rtt_note(rtt_ms: float | None) -> str:
-    return f" (kernel RTT {rtt_ms:g} ms)" if rtt_ms is not None else ""
-
-
-def _confidence(reason: Reason) -> Confidence:
-    # Silence is not proof: the packet may have been dropped anywhere, or the peer may be slow.
-    if reason in (Reason.TCP_TIMEOUT, Reason.DNS_TIMEOUT, Reason.PROXY_TIMEOUT):
-        return Confidence.LIKELY
-    return Confidence.CONFIRMED
-
-
-async def probe_tcp(spec: CheckSpec, ctx: ProbeContext) -> CheckResult:
-    """Can a TCP connection to host:port be opened directly (never through a proxy)?"""
-    from probe.dial import DialFailed, dial
-
-    started = datetime.now(timezone.utc)
-    host, port = spec.target.host, spec.target.port
-    if port is None:
-        return make_result(
-            spec,
-            Status.SKIP,
-            Reason.SKIPPED_MISSING_INPUT,
-            f"No port given for the TCP check of {host}.",
-            started_at=started,
-            route="direct",
-        )
-    deadline = ctx.deadline()
-    try:
-        sock, info = await dial(ctx, host, port, deadline, tls=False, allow_proxy=False)
-    except DialFailed as exc:
-        fi = exc.info
-        return make_result(
-            spec,
-            Status.FAIL,
-            exc.reason,
-            exc.detail,
-            confidence=_confidence(exc.reason),
-            started_at=started,
-            **fi.result_fields(),
-        )
-    sock.close()
-    connect_ms = info.phases_ms.get("connect")
-    return make_result(
-        spec,
-        Status.PASS,
-        Reason.OK,
-        f"Connected to {info.peer} in {connect_ms:g} ms{_rtt_note(info.rtt_ms)}.",
-        started_at=started,
-        latency_ms=connect_ms,
-        **info.result_fields(),
-    )
