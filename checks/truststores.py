@@ -44,11 +44,11 @@ def candidate_stores(env: dict[str, str] | None = None) -> dict[str, Path]:
 
 @functools.lru_cache(maxsize=16)
 def _subjects(path: Path) -> frozenset[str]:
-    from cryptography import x509  # noqa: PLC0415 - cryptography ~60 ms, only when a bundle is read
+    from probe.transport.x509 import pem_certificates  # noqa: PLC0415 - cryptography ~60 ms, only when a bundle is read
 
     try:
-        certs = x509.load_pem_x509_certificates(read_regular(path, MAX_CA_BUNDLE_BYTES))
-    except (OSError, ValueError):
+        certs = pem_certificates(read_regular(path, MAX_CA_BUNDLE_BYTES))
+    except OSError:
         return frozenset()
     return frozenset(c.subject.rfc4514_string() for c in certs)
 

@@ -15,7 +15,7 @@ import contextlib
 import ipaddress
 from collections.abc import Awaitable, Callable, Mapping
 
-from lab.servers.base import LabServer, close_stream_server
+from lab.servers.base import LabServer, abort_connection, close_stream_server
 
 VIA = "1.1 amlprobe-lab-proxy"
 _HEAD_LIMIT = 64 * 1024
@@ -209,4 +209,4 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         if writer.can_write_eof():
             writer.write_eof()
     except OSError:
-        writer.transport.abort()
+        abort_connection(writer.transport)

@@ -9,11 +9,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
+import warnings
 from datetime import datetime, timezone
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from probe.facts import CertInfo
@@ -111,9 +114,29 @@ def load_bundle(path: str) -> list[x509.Certificate]:
 @functools.lru_cache(maxsize=8)
 def _parse_bundle(path: str, mtime_ns: int, size: int) -> tuple[x509.Certificate, ...]:
     try:
-        return tuple(x509.load_pem_x509_certificates(read_regular(path, MAX_CA_BUNDLE_BYTES)))
+        return tuple(pem_certificates(read_regular(path, MAX_CA_BUNDLE_BYTES)))
     except (OSError, ValueError):
         return ()
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.S)
+
+
+def pem_certificates(data: bytes) -> list[x509.Certificate]:
+    """Every certificate of a PEM bundle that parses, one block at a time.
+
+    A system bundle may hold a certificate that cryptography refuses or warns about (a serial number
+    that is not positive, which RFC 5280 disallows: cryptography warns now and will refuse); parsing
+    the bundle as one would lose every other certificate with it."""
+    certs = []
+    for block in _PEM_BLOCK.findall(data):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+            try:
+                certs.append(x509.load_pem_x509_certificate(block))
+            except ValueError:
+                continue
+    return certs
 
 
 def find_anchor(chain: list[x509.Certificate], roots: list[x509.Certificate]) -> x509.Certificate | None:

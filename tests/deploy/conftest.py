@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.deploy import PIP, REPO, Syslog, can_build_here, dependency_key
+from tests.helpers.deploy import PIP, REPO, Syslog, can_build_here, dependency_key, source_tree
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,7 +32,8 @@ def wheelhouse(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFac
         (cache / ".complete").touch()
     out = tmp_path_factory.mktemp("amlprobe-wheel")
     isolation = ["--no-build-isolation"] if can_build_here() else []
-    subprocess.run([*PIP, "wheel", "--no-deps", *isolation, "-w", str(out), str(REPO)], check=True, timeout=300)
+    src = source_tree(tmp_path_factory.mktemp("amlprobe-src"))
+    subprocess.run([*PIP, "wheel", "--no-deps", *isolation, "-w", str(out), str(src)], check=True, timeout=300)
     (wheel,) = out.glob("amlprobe-*.whl")
     return {"wheel": wheel, "deps": cache}
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -91,3 +92,23 @@ LOG_USER = 1
 def base_env(tmp_path: Path) -> dict[str, str]:
     """A minimal environment: nothing from the developer's shell (proxies, AMLPROBE_*) leaks in."""
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "LC_ALL": "C.UTF-8"}
+
+
+def source_tree(dest: Path) -> Path:
+    """The files a clean clone of this tree has (tracked, and new files git does not ignore), copied to
+    ``dest``: a wheel built from the repository itself picks up setuptools' ``build/`` left by an earlier
+    build, stale modules included; one built here is what a user's fresh clone builds."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        origin = REPO / rel
+        if not origin.is_file():  # deleted in the working tree, not yet in the index
+            continue
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(origin, target)
+    return dest

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import WSMsgType, web
 
+from lab.servers.base import abort_connection
+
 GATEWAY_HEADERS = {"Server": "contoso-gw", "Via": "1.1 contoso-proxy"}
 # Never contacted: the prober must report the redirect, not follow it.
 LOGIN_URL = "https://login.invalid/authorize"
@@ -107,7 +109,7 @@ async def reset_after_head(reader: asyncio.StreamReader, writer: asyncio.StreamW
     """Read the request head, then answer with a TCP RST (SO_LINGER 0), as some firewalls do."""
     await reader.readuntil(b"\r\n\r\n")
     writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
+    abort_connection(writer.transport)
 
 
 async def reset_on_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -115,7 +117,7 @@ async def reset_on_upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamW
     head = await reader.readuntil(b"\r\n\r\n")
     if b"upgrade: websocket" in head.lower():
         writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+        abort_connection(writer.transport)
         return
     writer.write(f"HTTP/1.1 302 Found\r\nLocation: {LOGIN_URL}\r\nContent-Length: 0\r\n\r\n".encode())
     await writer.drain()
@@ -171,7 +173,7 @@ class WebPeers:
 
     async def close(self) -> None:
         for writer in self._writers:
-            writer.transport.abort()
+            abort_connection(writer.transport)
         for server in self._servers:
             server.close()
             await server.wait_closed()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from lab.servers.base import abort_connection
 from probe.transport.context import ProbeContext
 from tests.helpers.ports import free_port
 from tests.helpers.probes import probe_context, server_ssl_context
@@ -82,7 +83,7 @@ class _Servers:
 
     async def close(self) -> None:
         for writer in self.writers:
-            writer.transport.abort()
+            abort_connection(writer.transport)
         for server in self.servers:
             server.close()
         for server in self.servers:
@@ -132,7 +133,7 @@ def start_reset_server(_servers: _Servers) -> Callable[..., Awaitable[int]]:
         sock = writer.get_extra_info("socket")
         # SO_LINGER with a zero timeout turns close() into an RST instead of a FIN.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+        abort_connection(writer.transport)
 
     async def start(host: str = "127.0.0.1") -> int:
         return await _servers.start(rst, host)
