@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.deploy import PIP, REPO, Syslog, can_build_here, dependency_key, source_tree
+from tests.helpers.ports import listening_socket
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -46,3 +47,11 @@ def syslog() -> Iterator[Syslog]:
     yield s
     s.close()
     shutil.rmtree(directory)
+
+
+@pytest.fixture
+def ok_target() -> Iterator[str]:
+    """Arguments for a check of one loopback listener: an 'ok' run that touches nothing else."""
+    s = listening_socket()
+    yield f"--target tcp://127.0.0.1:{s.getsockname()[1]} --timeout 1 --no-env"
+    s.close()

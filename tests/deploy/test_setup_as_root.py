@@ -11,28 +11,19 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.deploy import Syslog, base_env, make_bundle
-from tests.helpers.ports import listening_socket
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ok_target() -> Iterator[str]:
-    s = listening_socket()
-    yield f"--target tcp://127.0.0.1:{s.getsockname()[1]} --timeout 1 --no-env"
-    s.close()
 
 
 # Runs inside `unshare --mount`: /etc is a bind-mounted copy and /opt, /var/lib, /var/log and /run are
 # empty tmpfs, so useradd, chown and setpriv act for real without touching the machine. It refuses to
 # go on unless the copy of /etc is provably what /etc shows.
-_NAMESPACE_DRIVER = r"""
+_PRIVATE_ROOT = r"""
 set -euo pipefail
 scratch=$1 bundle=$2
 cp -a /etc "$scratch/etc"
@@ -40,7 +31,8 @@ mount --bind "$scratch/etc" /etc
 touch /etc/.amlprobe-test-marker
 [[ -e $scratch/etc/.amlprobe-test-marker ]] || { echo "bind mount of /etc not in place" >&2; exit 99; }
 for dir in /opt /var/lib /var/log /run; do mount -t tmpfs -o mode=755 none "$dir"; done
-bash "$bundle/setup-compute-instance.sh" >"$scratch/first.out" 2>&1
+"""
+_NAMESPACE_DRIVER = _PRIVATE_ROOT + r"""bash "$bundle/setup-compute-instance.sh" >"$scratch/first.out" 2>&1
 bash "$bundle/setup-compute-instance.sh" >"$scratch/second.out" 2>&1
 # What cron would run 15 minutes later: as the service user, with no environment but the env file.
 env -i PATH=/usr/bin:/bin AMLPROBE_SYSLOG_SOCKET="$AMLPROBE_SYSLOG_SOCKET" \
@@ -139,15 +131,7 @@ def test_as_root_creates_the_service_user_and_the_check_runs_as_it(
     assert not Path("/opt/amlprobe").exists() and not Path("/etc/cron.d/amlprobe").exists()
 
 
-_PRIVATE_PYTHON_DRIVER = r"""
-set -euo pipefail
-scratch=$1 bundle=$2
-cp -a /etc "$scratch/etc"
-mount --bind "$scratch/etc" /etc
-touch /etc/.amlprobe-test-marker
-[[ -e $scratch/etc/.amlprobe-test-marker ]] || { echo "bind mount of /etc not in place" >&2; exit 99; }
-for dir in /opt /var/lib /var/log /run; do mount -t tmpfs -o mode=755 none "$dir"; done
-rc=0
+_PRIVATE_PYTHON_DRIVER = _PRIVATE_ROOT + r"""rc=0
 bash "$bundle/setup-compute-instance.sh" --strict >"$scratch/out" 2>&1 || rc=$?
 echo "rc=$rc"
 echo "venv=$(test -e /opt/amlprobe && echo present || echo none)"

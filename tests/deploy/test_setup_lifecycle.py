@@ -6,22 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.deploy import base_env, make_bundle
-from tests.helpers.ports import listening_socket
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def ok_target() -> Iterator[str]:
-    s = listening_socket()
-    yield f"--target tcp://127.0.0.1:{s.getsockname()[1]} --timeout 1 --no-env"
-    s.close()
 
 
 def run(bundle: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
