@@ -9,6 +9,9 @@ from typing import Any
 
 import jsonschema
 
+# Reports are validated against the schema `amlprobe schema` publishes, which lists the Azure layer's
+# reason codes: importing checks.verdicts registers them (as the command line does for diff and schema).
+import checks.verdicts  # noqa: F401
 from probe.model import CheckResult, CheckSpec, Report, Status, json_schema
 from probe.reasons import ReasonCode
 
