@@ -16,7 +16,7 @@ import ssl
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,29 @@ def server_tls(layout: topo.Layout, scenario: Scenario, workdir: Path) -> tuple[
     return sni_context(contexts, lambda name: keys.get(name, default.key), default.key), cas
 
 
+
+@contextlib.contextmanager
+def _without_system_trust() -> Iterator[None]:
+    """Import the web peers without loading the system CA store.
+
+    aiohttp builds its two default client contexts when it is imported, and each loads the system CA
+    store (about 20 ms apiece, two fifths of aiohttp's import). No lab peer uses them: the lab's hosts
+    are signed by the lab's own CAs, the front ends are servers, and the gateway dials upstream with a
+    context of its own (InspectingGateway). Only this process's environment changes, and only for
+    the import; the check the lab runs reads the environment later, unchanged.
+    """
+    saved = {k: os.environ.get(k) for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    os.environ["SSL_CERT_FILE"] = os.environ["SSL_CERT_DIR"] = os.devnull
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @contextlib.asynccontextmanager
 async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) -> AsyncIterator[None]:
     """Start every peer of the simulated VNet; stop them all on exit, whatever happened."""
@@ -181,7 +204,9 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
     from lab.servers.proxy import ConnectProxy  # noqa: PLC0415 - the peers load when the lab starts
     from lab.servers.smb import Smb2Responder  # noqa: PLC0415 - the peers load when the lab starts
     from lab.servers.udp import UdpSink  # noqa: PLC0415 - the peers load when the lab starts
-    from lab.servers.web import AcceptOnly, HttpsFrontEnd, InspectingGateway  # noqa: PLC0415 - the peers load when the lab starts
+
+    with _without_system_trust():
+        from lab.servers.web import AcceptOnly, HttpsFrontEnd, InspectingGateway  # noqa: PLC0415 - the peers load when the lab starts
 
     tls, cas = server_tls(layout, scenario, workdir)
     custom_zone = topo.zone_for(
