@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import os
+import select
 import shlex
 import signal
 import ssl
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +176,29 @@ def server_tls(layout: topo.Layout, scenario: Scenario, workdir: Path) -> tuple[
     return sni_context(contexts, lambda name: keys.get(name, default.key), default.key), cas
 
 
+
+@contextlib.contextmanager
+def _without_system_trust() -> Iterator[None]:
+    """Import the web peers without loading the system CA store.
+
+    aiohttp builds its two default client contexts when it is imported, and each loads the system CA
+    store (about 20 ms apiece, two fifths of aiohttp's import). No lab peer uses them: the lab's hosts
+    are signed by the lab's own CAs, the front ends are servers, and the gateway dials upstream with a
+    context of its own (InspectingGateway). Only this process's environment changes, and only for
+    the import; the check the lab runs reads the environment later, unchanged.
+    """
+    saved = {k: os.environ.get(k) for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    os.environ["SSL_CERT_FILE"] = os.environ["SSL_CERT_DIR"] = os.devnull
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @contextlib.asynccontextmanager
 async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) -> AsyncIterator[None]:
     """Start every peer of the simulated VNet; stop them all on exit, whatever happened."""
@@ -181,7 +206,9 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
     from lab.servers.proxy import ConnectProxy  # noqa: PLC0415 - the peers load when the lab starts
     from lab.servers.smb import Smb2Responder  # noqa: PLC0415 - the peers load when the lab starts
     from lab.servers.udp import UdpSink  # noqa: PLC0415 - the peers load when the lab starts
-    from lab.servers.web import AcceptOnly, HttpsFrontEnd, InspectingGateway  # noqa: PLC0415 - the peers load when the lab starts
+
+    with _without_system_trust():
+        from lab.servers.web import AcceptOnly, HttpsFrontEnd, InspectingGateway  # noqa: PLC0415 - the peers load when the lab starts
 
     tls, cas = server_tls(layout, scenario, workdir)
     custom_zone = topo.zone_for(
@@ -260,7 +287,101 @@ def _resolver_for_proxy() -> Any:
     return resolve
 
 
-async def run_inside(
+# What the check loads on its way to the first probe and while probing (its planner, the engine, the
+# resolver, the probers, certificate parsing, the judgement). The lab's process imports them while the
+# peers start in the other one, so that the two cores share the lab's start.
+CHECK_MODULES = (
+    "checks.run",
+    "probe.execution",
+    "probe.runner",
+    "probe.monitoring",
+    "probe.progress",
+    "probe.transport.lookup",
+    "probe.registry",
+    "probe.probers.tlscerts",
+    "checks.interpret",
+)
+# How long the peers may take to start, and to stop once told to.
+PEERS_START_TIMEOUT = 60.0
+PEERS_STOP_TIMEOUT = 10.0
+
+
+class Peers:
+    """The simulated VNet's peers (lab_servers), served by a child process in the lab's namespaces.
+
+    The child is forked once the namespace is made, before any thread exists; it serves until the
+    lifeline (a pipe whose only writer is this process) closes, so it never outlives the lab, even
+    when the lab is killed. It ignores SIGINT and SIGHUP: the lab's own process decides when to stop.
+    Two processes, not one: the peers' start (aiohttp, dnspython, the lab's CAs) runs beside the
+    check's own imports, and the peers' answers beside the probes, on a machine's second core.
+    """
+
+    def __init__(self, layout: topo.Layout, scenario: Scenario, workdir: Path) -> None:
+        ready_r, ready_w = os.pipe()
+        lifeline_r, lifeline_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child; what it serves is tested through the lab's reports
+            os.close(ready_r)
+            os.close(lifeline_w)
+            _serve_peers(layout, scenario, workdir, ready_w, lifeline_r)
+        os.close(ready_w)
+        os.close(lifeline_r)
+        self.pid, self._ready, self._lifeline = pid, ready_r, lifeline_w
+
+    def wait_ready(self) -> None:
+        """Return once every peer listens; raise UsageError with the child's reason when one could not start."""
+        readable, _, _ = select.select([self._ready], [], [], PEERS_START_TIMEOUT)
+        said = os.read(self._ready, 4096).decode(errors="replace") if readable else ""
+        if said != "ready":
+            raise UsageError(said.removeprefix("error ") or "the lab's peers did not start")
+
+    def stop(self) -> None:
+        os.close(self._ready)
+        os.close(self._lifeline)
+        end = time.monotonic() + PEERS_STOP_TIMEOUT
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > end:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                return
+            time.sleep(0.002)
+
+
+def _serve_peers(  # pragma: no cover - runs in the child (Peers)
+    layout: topo.Layout, scenario: Scenario, workdir: Path, ready: int, lifeline: int
+) -> None:
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        asyncio.run(_serve_until_closed(layout, scenario, workdir, ready, lifeline))
+    except BaseException as exc:
+        said = str(exc) if isinstance(exc, UsageError) else f"the lab's peers failed: {type(exc).__name__}: {exc}"
+        with contextlib.suppress(OSError):
+            os.write(ready, f"error {said}".encode())
+        code = 1
+    finally:
+        # Nothing of the parent's (temporary directory, buffered output, atexit) is this process's to finish.
+        os._exit(code)
+
+
+async def _serve_until_closed(  # pragma: no cover - runs in the child (Peers)
+    layout: topo.Layout, scenario: Scenario, workdir: Path, ready: int, lifeline: int
+) -> None:
+    async with lab_servers(layout, scenario, workdir):
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+
+        def on_close() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
+        loop.add_reader(lifeline, on_close)  # readable only at EOF: nobody writes to it
+        os.write(ready, b"ready")
+        await closed
+
+
+def run_inside(
     scenario: Scenario, layout: topo.Layout, workdir: Path, args: argparse.Namespace, prepare: PrepareCheck
 ) -> int:
     os.environ.clear()
@@ -268,13 +389,25 @@ async def run_inside(
     check = prepare(check_argv(scenario, workdir, args))
     marks = args.timing
     marks.append(("parse", time.perf_counter()))
-    async with lab_servers(layout, scenario, workdir):
+    peers = Peers(layout, scenario, workdir)
+    try:
+        for module in CHECK_MODULES:
+            importlib.import_module(module)
+        marks.append(("check loaded", time.perf_counter()))
+        peers.wait_ready()
         marks.append(("servers up", time.perf_counter()))
-        code = await check()
-        marks.append(("check done", time.perf_counter()))
-        if args.keep:
-            await _keep_running(workdir, args.program)
+        code = asyncio.run(_check_then_keep(check, workdir, args))
+    finally:
+        peers.stop()
     marks.append(("servers down", time.perf_counter()))
+    return code
+
+
+async def _check_then_keep(check: Callable[[], Awaitable[int]], workdir: Path, args: argparse.Namespace) -> int:
+    code = await check()
+    args.timing.append(("check done", time.perf_counter()))
+    if args.keep:
+        await _keep_running(workdir, args.program)
     return code
 
 
@@ -331,7 +464,7 @@ def cmd_lab(args: argparse.Namespace, prepare: PrepareCheck) -> int:
         raise UsageError(str(exc)) from None
     args.timing.append(("namespace", time.perf_counter()))
     with tempfile.TemporaryDirectory(prefix="amlprobe-lab-") as tmp:
-        code = asyncio.run(run_inside(scenario, layout, Path(tmp), args, prepare))
+        code = run_inside(scenario, layout, Path(tmp), args, prepare)
     if args.scenario is None:
         print(
             f"\nThat was the healthy lab. Now break something: {args.program} lab --scenario {HINT_SCENARIO}\n"
