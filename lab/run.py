@@ -176,7 +176,6 @@ def server_tls(layout: topo.Layout, scenario: Scenario, workdir: Path) -> tuple[
     return sni_context(contexts, lambda name: keys.get(name, default.key), default.key), cas
 
 
-
 @contextlib.contextmanager
 def _without_system_trust() -> Iterator[None]:
     """Import the web peers without loading the system CA store.
