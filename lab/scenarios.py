@@ -53,7 +53,7 @@ class Scenario:
     smb_ciphers: tuple[int, ...] = AZURE_FILES_CIPHERS
     # Resources reached over service endpoints: their public endpoints see the compute's private address.
     service_endpoints: tuple[str, ...] = ()
-    # Which of the lab's workspace inputs (lab.run.LAB_INPUTS keys) the check is given; None: all of them.
+    # Which of the lab's workspace inputs (lab.peers.LAB_INPUTS keys) the check is given; None: all of them.
     inputs: tuple[str, ...] | None = None
 
 
