@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -233,13 +234,46 @@ def hosts_overrides(text: str, names: Iterable[str]) -> dict[str, list[str]]:
 # --- inbound listener and firewall -------------------------------------------------------------
 
 
-def listeners(port: int) -> list[str]:
-    """Local addresses with a TCP socket in LISTEN on ``port``; psutil.AccessDenied propagates."""
+# /proc/net/tcp{,6}: a header line, then one socket per line; field 2 is the local address as hex
+# "ADDR:PORT", field 4 the state, 0A for LISTEN. ADDR is the kernel's 32-bit words printed as
+# numbers, so each word's bytes come out in host order (Linux Documentation/networking/proc_net_tcp.rst,
+# net/ipv4/tcp_ipv4.c get_tcp4_sock, net/ipv6/tcp_ipv6.c get_tcp6_sock).
+_TCP_TABLES = (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6))
+_TCP_LISTEN = "0A"
+
+
+def _proc_net_address(hex_addr: str, family: int) -> str:
+    raw = bytes.fromhex(hex_addr)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    return socket.inet_ntop(family, raw)
+
+
+def listeners(port: int, proc_net: Path = Path("/proc/net")) -> list[str]:
+    """Local addresses with a TCP socket in LISTEN on ``port``, from the kernel's socket tables of this
+    network namespace. (psutil.net_connections would also walk every process's descriptors to name
+    owners this needs not: tens of milliseconds on a busy compute instance.) A table that cannot be
+    read raises OSError; a missing tcp6 table (IPv6 disabled) is no listener."""
     found: list[str] = []
-    for conn in psutil.net_connections(kind="tcp"):
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-            ip = conn.laddr.ip
-            found.append(f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}")
+    for table, family in _TCP_TABLES:
+        try:
+            text = (proc_net / table).read_text(encoding="ascii", errors="replace")
+        except FileNotFoundError:
+            if family == socket.AF_INET6:
+                continue
+            raise
+        for line in text.splitlines()[1:]:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] != _TCP_LISTEN:
+                continue
+            hex_addr, _, hex_port = fields[1].partition(":")
+            try:
+                if int(hex_port, 16) != port:
+                    continue
+                ip = _proc_net_address(hex_addr, family)
+            except ValueError:
+                continue
+            found.append(f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}")
     return sorted(set(found))
 
 
@@ -344,8 +378,6 @@ def gather_local_facts(
     try:
         found = listeners(inbound_port)
         inbound.listening, inbound.listeners = bool(found), found
-    except psutil.AccessDenied:
-        errors["inbound_listen"] = "listing TCP sockets needs more privileges (psutil.AccessDenied)"
     except Exception as exc:
         errors["inbound_listen"] = _error(exc)
     if check_firewall:

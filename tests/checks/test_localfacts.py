@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import stat
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +149,49 @@ def test_real_listener_is_seen() -> None:
         ]
         assert inbound["listening"] is True and inbound["port"] == port  # type: ignore[index]
     assert listeners(port) == []
+
+
+def test_real_ipv6_listener_is_seen() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as srv:
+        srv.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        srv.bind(("::1", 0))
+        port = srv.getsockname()[1]
+        srv.listen()
+        assert listeners(port) == [f"[::1]:{port}"]
+
+
+# Lines as the kernel prints them (a little-endian machine): 127.0.0.1:44224 and 0.0.0.0:22 in
+# LISTEN (0A), one established connection to 44224 (01), and [::]:44224 / [::1]:631 in tcp6.
+PROC_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:ACC0 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
+   2: 0100007F:ACC0 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 20 4 30 10 -1
+"""
+PROC_TCP6 = """\
+  sl  local_address                         remote_address                        st tx_queue rx_queue
+   0: 00000000000000000000000000000000:ACC0 00000000000000000000000000000000:0000 0A 00000000:00000000
+   1: 00000000000000000000000001000000:0277 00000000000000000000000000000000:0000 0A 00000000:00000000
+   2: garbage
+"""
+
+
+def test_listeners_read_the_kernels_tables(tmp_path: Path) -> None:
+    if sys.byteorder != "little":
+        pytest.skip("the sample lines are a little-endian machine's")
+    (tmp_path / "tcp").write_text(PROC_TCP)
+    (tmp_path / "tcp6").write_text(PROC_TCP6)
+    assert listeners(44224, tmp_path) == ["127.0.0.1:44224", "[::]:44224"]
+    assert listeners(22, tmp_path) == ["0.0.0.0:22"]
+    assert listeners(631, tmp_path) == ["[::1]:631"]
+    assert listeners(54321, tmp_path) == []  # 0xD431 is only a remote port
+    (tmp_path / "tcp6").unlink()  # IPv6 disabled: no table, no listener
+    assert listeners(44224, tmp_path) == ["127.0.0.1:44224"]
+    (tmp_path / "tcp").unlink()  # no IPv4 table: no /proc to read, which is not "nothing listens"
+    with pytest.raises(FileNotFoundError):
+        listeners(44224, tmp_path)
 
 
 UFW_LIKE = """\
