@@ -6,19 +6,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import pickle
 import select
 import signal
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab import topology as topo
 from lab.args import LAB_TIMEOUT
-from lab.ca import INSPECTION, MICROSOFT_G2, LabCA, Profile, issuer_for
 from lab.scenarios import Scenario
 from probe.errors import UsageError
+
+# The certificates (cryptography) and the servers (aiohttp, dnspython) load in the peers' process,
+# after the fork (Peers): the lab's own process does not wait for them.
+if TYPE_CHECKING:
+    from lab.ca import LabCA, Profile
 
 # The lab's workspace: a compute instance in East US with a workspace private endpoint.
 LAB_INPUTS: dict[str, str] = {
@@ -49,6 +54,8 @@ def write_files(workdir: Path, cas: list[LabCA], scenario: Scenario | None = Non
 
 def host_profiles(layout: topo.Layout, scenario: Scenario) -> dict[str, Profile]:
     """Which CA signs each host's certificate in this scenario."""
+    from lab.ca import INSPECTION, MICROSOFT_G2, issuer_for  # noqa: PLC0415 - in the peers' process (Peers)
+
     out: dict[str, Profile] = {}
     for host in sorted(layout.tls_hosts):
         if scenario.inspection_ca:
@@ -77,6 +84,7 @@ def server_tls(layout: topo.Layout, scenario: Scenario, workdir: Path) -> tuple[
     The bundle holds every lab root except Microsoft TLS RSA Root G2 (the root distro bundles lag on,
     Azure/azhpc-images PR #539): hosts on that chain verify only where the root was added.
     """
+    from lab.ca import INSPECTION, MICROSOFT_G2, LabCA, issuer_for  # noqa: PLC0415 - in the peers' process (Peers)
     from lab.servers.web import sni_context  # noqa: PLC0415 - the peers load when the lab starts
 
     profiles = host_profiles(layout, scenario)
@@ -121,6 +129,7 @@ def _without_system_trust() -> Iterator[None]:
 @contextlib.asynccontextmanager
 async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) -> AsyncIterator[None]:
     """Start every peer of the simulated VNet; stop them all on exit, whatever happened."""
+    from lab.ca import INSPECTION  # noqa: PLC0415 - the peers load when the lab starts
     from lab.servers.dns import DnsServer  # noqa: PLC0415 - the peers load when the lab starts
     from lab.servers.proxy import ConnectProxy  # noqa: PLC0415 - the peers load when the lab starts
     from lab.servers.smb import Smb2Responder  # noqa: PLC0415 - the peers load when the lab starts
@@ -214,24 +223,32 @@ PEERS_STOP_TIMEOUT = 10.0
 class Peers:
     """The simulated VNet's peers (lab_servers), served by a child process in the lab's namespaces.
 
-    The child is forked once the namespace is made, before any thread exists; it serves until the
-    lifeline (a pipe whose only writer is this process) closes, so it never outlives the lab, even
-    when the lab is killed. It ignores SIGINT and SIGHUP: the lab's own process decides when to stop.
-    Two processes, not one: the peers' start (aiohttp, dnspython, the lab's CAs) runs beside the
-    check's own imports, and the peers' answers beside the probes, on a machine's second core.
+    The child is forked as soon as the namespace exists, before any thread does, and before the lab's
+    own process loads the plan: while this process plans, lays out the VNet and loads the check, the
+    child loads the peers (aiohttp, dnspython, cryptography), on a machine's second core. ``start``
+    hands it the layout (a file in the lab's directory, then one byte on the lifeline) once the
+    namespace's network is configured; the child then issues the certificates, starts every server
+    and says "ready". It serves until the lifeline (a pipe whose only writer is this process) closes,
+    so it never outlives the lab, even when the lab is killed; closed before ``start``, the child
+    exits without serving. It ignores SIGINT and SIGHUP: the lab's own process decides when to stop.
     """
 
-    def __init__(self, layout: topo.Layout, scenario: Scenario, workdir: Path) -> None:
+    def __init__(self, scenario: Scenario, workdir: Path) -> None:
         ready_r, ready_w = os.pipe()
         lifeline_r, lifeline_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child; what it serves is tested through the lab's reports
             os.close(ready_r)
             os.close(lifeline_w)
-            _serve_peers(layout, scenario, workdir, ready_w, lifeline_r)
+            _serve_peers(scenario, workdir, ready_w, lifeline_r)
         os.close(ready_w)
         os.close(lifeline_r)
-        self.pid, self._ready, self._lifeline = pid, ready_r, lifeline_w
+        self.pid, self._ready, self._lifeline, self._workdir = pid, ready_r, lifeline_w, workdir
+
+    def start(self, layout: topo.Layout) -> None:
+        """Hand the child the VNet to serve; call once the namespace's addresses are configured."""
+        (self._workdir / _LAYOUT_FILE).write_bytes(pickle.dumps(layout))
+        os.write(self._lifeline, _GO)
 
     def wait_ready(self) -> None:
         """Return once every peer listens; raise UsageError with the child's reason when one could not start."""
@@ -252,14 +269,34 @@ class Peers:
             time.sleep(0.002)
 
 
+# The layout's file in the lab's directory, and the lifeline's one byte that says it is there.
+_LAYOUT_FILE = "layout.pickle"
+_GO = b"L"
+
+
+def _load_peers() -> None:  # pragma: no cover - runs in the child (Peers)
+    """Import what the peers need while the lab's process plans (the first imports are the slow part)."""
+    import lab.ca  # noqa: PLC0415 - the peers' process loads its modules here
+    import lab.servers.dns  # noqa: PLC0415 - the peers' process loads its modules here
+    import lab.servers.proxy  # noqa: PLC0415 - the peers' process loads its modules here
+    import lab.servers.smb  # noqa: PLC0415 - the peers' process loads its modules here
+    import lab.servers.udp  # noqa: PLC0415 - the peers' process loads its modules here
+
+    with _without_system_trust():
+        import lab.servers.web  # noqa: F401, PLC0415 - the peers' process loads its modules here
+
+
 def _serve_peers(  # pragma: no cover - runs in the child (Peers)
-    layout: topo.Layout, scenario: Scenario, workdir: Path, ready: int, lifeline: int
+    scenario: Scenario, workdir: Path, ready: int, lifeline: int
 ) -> None:
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        asyncio.run(_serve_until_closed(layout, scenario, workdir, ready, lifeline))
+        _load_peers()
+        if os.read(lifeline, 1) == _GO:  # nothing (EOF): the lab stopped before its network was made
+            layout = pickle.loads((workdir / _LAYOUT_FILE).read_bytes())  # the lab's process wrote it
+            asyncio.run(_serve_until_closed(layout, scenario, workdir, ready, lifeline))
     except BaseException as exc:
         said = str(exc) if isinstance(exc, UsageError) else f"the lab's peers failed: {type(exc).__name__}: {exc}"
         with contextlib.suppress(OSError):
@@ -281,6 +318,6 @@ async def _serve_until_closed(  # pragma: no cover - runs in the child (Peers)
             if not closed.done():
                 closed.set_result(None)
 
-        loop.add_reader(lifeline, on_close)  # readable only at EOF: nobody writes to it
+        loop.add_reader(lifeline, on_close)  # readable only at EOF: its one byte (_GO) was read
         os.write(ready, b"ready")
         await closed

@@ -17,10 +17,8 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from checks.catalog import load_catalog
-from checks.inputs import Inputs
-from checks.plan import Plan, build_plan
 from lab import topology as topo
 from lab.netns import NamespaceUnavailable, enter_private_network, ip_batch
 from lab.peers import LAB_INPUTS, Peers, nbvm_suffix
@@ -28,6 +26,10 @@ from lab.scenarios import DEFAULT_SCENARIO, SCENARIOS, Scenario
 from probe import invocation
 from probe.errors import UsageError
 from probe.formats import check_output_name
+
+# The plan (pydantic, the catalog) loads after the peers' process is forked (cmd_lab), beside it.
+if TYPE_CHECKING:
+    from checks.plan import Plan
 
 # ``amlprobe check ...`` parsed, ready to run in this process: (argv) -> run.
 PrepareCheck = Callable[[Sequence[str]], Callable[[], Awaitable[int]]]
@@ -53,6 +55,10 @@ _HOST_ENV = (
 
 def lab_plan(scenarios: Sequence[str] = (), scenario: Scenario | None = None) -> Plan:
     """The plan the agent will make: the lab's inputs, plus the .nbvm suffix when the scenario has one."""
+    from checks.catalog import load_catalog  # noqa: PLC0415 - after the fork (cmd_lab)
+    from checks.inputs import Inputs  # noqa: PLC0415 - after the fork (cmd_lab)
+    from checks.plan import build_plan  # noqa: PLC0415 - after the fork (cmd_lab)
+
     values: dict[str, object] = {**LAB_INPUTS}
     if scenarios:
         values["scenarios"] = list(scenarios)
@@ -113,16 +119,23 @@ CHECK_MODULES = (
 )
 
 
-def run_inside(
-    scenario: Scenario, layout: topo.Layout, workdir: Path, args: argparse.Namespace, prepare: PrepareCheck
-) -> int:
+def run_inside(scenario: Scenario, workdir: Path, args: argparse.Namespace, prepare: PrepareCheck) -> int:
+    """In the lab's namespace: fork the peers, make the VNet while they load, then run the check."""
+    env = lab_environment(scenario, workdir)  # before the clear: it keeps the rest of this environment
     os.environ.clear()
-    os.environ.update(lab_environment(scenario, workdir))
-    check = prepare(check_argv(scenario, workdir, args))
+    os.environ.update(env)
     marks = args.timing
-    marks.append(("parse", time.perf_counter()))
-    peers = Peers(layout, scenario, workdir)
+    peers = Peers(scenario, workdir)
     try:
+        plan = lab_plan(scenario.workloads, scenario=scenario)
+        layout = topo.build_layout(plan, scenario)
+        try:
+            ip_batch(topo.network_commands(layout, scenario))
+        except NamespaceUnavailable as exc:
+            raise UsageError(str(exc)) from None
+        peers.start(layout)
+        marks.append(("network", time.perf_counter()))
+        check = prepare(check_argv(scenario, workdir, args))
         for module in CHECK_MODULES:
             importlib.import_module(module)
         marks.append(("check loaded", time.perf_counter()))
@@ -187,16 +200,13 @@ def cmd_lab(args: argparse.Namespace, prepare: PrepareCheck) -> int:
         args.output = os.path.abspath(args.output)
     args.timing = [("start", time.perf_counter())]
     show_timing = bool(os.environ.get("AMLPROBE_LAB_TIMING"))
-    plan = lab_plan(scenario.workloads, scenario=scenario)
-    layout = topo.build_layout(plan, scenario)
     try:
         enter_private_network()
-        ip_batch(topo.network_commands(layout, scenario))
     except NamespaceUnavailable as exc:
         raise UsageError(str(exc)) from None
     args.timing.append(("namespace", time.perf_counter()))
     with tempfile.TemporaryDirectory(prefix="amlprobe-lab-") as tmp:
-        code = run_inside(scenario, layout, Path(tmp), args, prepare)
+        code = run_inside(scenario, Path(tmp), args, prepare)
     if args.scenario is None:
         print(
             f"\nThat was the healthy lab. Now break something: {args.program} lab --scenario {HINT_SCENARIO}\n"

@@ -27,12 +27,15 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from checks.addresses import AZURE_DNS as AZURE_DNS  # noqa: PLC0414 (the lab's Azure DNS is the real address)
 from checks.addresses import is_ip
-from checks.plan import Plan
 from lab.scenarios import Scenario
-from probe.model import Protocol
+
+# The peers' process reads a Layout without the plan's models (pydantic): see lab.peers.Peers.
+if TYPE_CHECKING:
+    from checks.plan import Plan
 
 CUSTOM_DNS = "10.0.0.4"
 PROXY = "10.0.0.10"
@@ -134,6 +137,8 @@ def _exists(host: str, labels: dict[str, str], scenario: Scenario) -> bool:
 
 
 def build_layout(plan: Plan, scenario: Scenario) -> Layout:
+    from probe.model import Protocol  # noqa: PLC0415 - the plan's models, loaded with the plan
+
     layout = Layout()
     pe_pool, aml_pool = _hosts(PE_RANGE), _hosts(AML_RANGE)
     other_pool = (h for h in _hosts(OTHER_RANGE) if h != NAT_EGRESS)
