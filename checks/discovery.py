@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from checks.paths import DMI_PATH, IMDS_URL, NBVM_PATH, system_paths
 from probe.files import read_text
+
+# asyncio (and the engine's HTTP/1 reader, which needs it) load only when IMDS is asked: `plan` never
+# does and needs no event loop (tests/probe/test_startup.py).
+if TYPE_CHECKING:
+    from probe.deadline import Deadline
 
 # Azure's DMI chassis asset tag ("MSFT AZURE VM" in decimal ASCII). The same constant identifies
 # Azure in cloud-init (cloudinit/sources/azure/identity.py, ChassisAssetTag.AZURE_CLOUD) and in
@@ -171,43 +176,67 @@ def parse_imds(doc: object) -> ImdsFacts:
     )
 
 
-async def _fetch_imds(url: str, timeout: float) -> ImdsFacts:
-    import aiohttp  # noqa: PLC0415 - aiohttp ~110 ms, only when IMDS is asked: `plan` never does
+def _imds_request(url: str) -> tuple[str, int, bytes]:
+    """(host, port, request) for a GET of ``url`` with IMDS's required ``Metadata: true`` header."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname or any(c in url for c in " \t\r\n"):
+        raise ValueError("not an http:// URL")
+    host, port = parts.hostname, parts.port or 80  # .port raises ValueError for a bad one
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    authority = f"[{host}]" if ":" in host else host
+    if port != 80:
+        authority += f":{port}"
+    head = f"GET {target} HTTP/1.1\r\nHost: {authority}\r\nMetadata: true\r\nAccept: application/json\r\n"
+    return host, port, (head + "Connection: close\r\n\r\n").encode("ascii")
 
-    # trust_env=False: IMDS must never go through a proxy (instance-metadata-service.md, "Proxies").
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with (
-        aiohttp.ClientSession(trust_env=False, timeout=client_timeout) as session,
-        session.get(url, headers={"Metadata": "true"}, allow_redirects=False) as resp,
-    ):
-        body = await resp.content.read(_IMDS_MAX_BYTES + 1)
-        if resp.status != 200:
-            raise ValueError(f"IMDS answered HTTP {resp.status}")
-        if len(body) > _IMDS_MAX_BYTES:
-            raise ValueError("IMDS answer is larger than 1 MiB")
-        try:
-            doc = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"IMDS answer is not JSON: {exc}") from None
-        return parse_imds(doc)
+
+async def _fetch_imds(url: str, deadline: Deadline) -> ImdsFacts:
+    """One plain HTTP/1.1 GET, straight to IMDS: never through a proxy (instance-metadata-service.md,
+    "Proxies"), and without an HTTP client library (aiohttp's import alone costs about 95 ms, on the way
+    to every check on an Azure VM). The engine's HTTP/1 reader parses the answer, bounded."""
+    import asyncio  # noqa: PLC0415 - only when IMDS is asked (start-up of `plan`)
+
+    from probe.transport.http1 import read_body, read_response_head  # noqa: PLC0415 - likewise
+
+    host, port, request = _imds_request(url)
+    reader, writer = await deadline.within(asyncio.open_connection(host, port))
+    try:
+        writer.write(request)
+        await deadline.within(writer.drain())
+        head, rest = await read_response_head(reader, deadline)
+        if head.status != 200:
+            raise ValueError(f"IMDS answered HTTP {head.status}")
+        body, more = await read_body(reader, head, rest, deadline, limit=_IMDS_MAX_BYTES + 1)
+    finally:
+        writer.close()
+    if len(body) > _IMDS_MAX_BYTES:
+        raise ValueError("IMDS answer is larger than 1 MiB")
+    if more:  # the body stopped short: the deadline passed, or a chunk was malformed
+        if deadline.remaining() <= 0:
+            raise TimeoutError
+        raise ValueError("IMDS answer was cut off")
+    try:
+        doc = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"IMDS answer is not JSON: {exc}") from None
+    return parse_imds(doc)
 
 
 async def query_imds(url: str = IMDS_URL, timeout: float = 2.0, *, errors: list[str] | None = None) -> ImdsFacts | None:
     """Ask IMDS for this VM's facts; None on any failure (its one-line reason appended to ``errors``)."""
-    # Imported here: discovery without IMDS (`plan`) needs neither an event loop nor an HTTP client.
-    import asyncio  # noqa: PLC0415 - asyncio ~40 ms: `plan` needs no event loop
+    import asyncio  # noqa: PLC0415 - only when IMDS is asked (start-up of `plan`)
 
-    import aiohttp  # noqa: PLC0415 - aiohttp ~110 ms, only when IMDS is asked
-
-    from probe.deadline import Deadline  # noqa: PLC0415 - asyncio ~40 ms: `plan` needs no event loop
+    from probe.deadline import Deadline  # noqa: PLC0415 - likewise
+    from probe.errors import ProbeFailure  # noqa: PLC0415 - likewise
 
     try:
-        return await Deadline.after(timeout).within(_fetch_imds(url, timeout))
+        deadline = Deadline.after(timeout)
+        return await deadline.within(_fetch_imds(url, deadline))
     except asyncio.CancelledError:
         raise
     except TimeoutError:
         reason = f"no answer within {timeout:g}s"
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, ProbeFailure) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
     if errors is not None:
         errors.append(f"IMDS {url}: {reason}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,63 @@ async def test_query_imds_refused_port() -> None:
     assert errors and errors[0].startswith("IMDS http://127.0.0.1:9/metadata/instance: ")
 
 
+async def _raw_imds(answer: bytes, *, then_hang: bool = False) -> tuple[asyncio.Server, str]:
+    """A loopback peer that reads the request head, sends ``answer`` and closes (or keeps silent)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+            if then_hang:
+                await asyncio.sleep(5)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}/metadata/instance?api-version=2021-02-01"
+
+
+def _chunked(data: bytes, size: int = 100) -> bytes:
+    parts = [b"%x\r\n%s\r\n" % (len(data[i : i + size]), data[i : i + size]) for i in range(0, len(data), size)]
+    return b"".join(parts) + b"0\r\n\r\n"
+
+
+async def test_query_imds_reads_a_chunked_answer() -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server, url = await _raw_imds(head + _chunked(json.dumps(IMDS_DOC).encode()))
+    async with server:
+        facts = await query_imds(url, timeout=1.0)
+    assert facts is not None and facts.region == "westeurope" and facts.vm_name == "examplevmname"
+
+
+@pytest.mark.parametrize(
+    ("answer", "then_hang", "expected"),
+    [
+        (b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\n\r\n", False, "HTTP 302"),
+        (b"", False, "closed without answering"),
+        (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", False, "not an HTTP status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n" + b" " * 2_000_000, False, "larger than 1 MiB"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{", True, "no answer within 0.3s"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n", False, "cut off"),
+    ],
+)
+async def test_query_imds_odd_answers_become_none_with_a_reason(answer: bytes, then_hang: bool, expected: str) -> None:
+    server, url = await _raw_imds(answer, then_hang=then_hang)
+    errors: list[str] = []
+    async with server:
+        assert await query_imds(url, timeout=0.3, errors=errors) is None
+    assert len(errors) == 1 and expected in errors[0] and "\n" not in errors[0], errors
+
+
+@pytest.mark.parametrize("url", ["https://127.0.0.1:9/metadata", "http://127.0.0.1:9/a b", "http://127.0.0.1:99999/"])
+async def test_query_imds_refuses_urls_it_cannot_ask(url: str) -> None:
+    errors: list[str] = []
+    assert await query_imds(url, timeout=0.3, errors=errors) is None
+    assert len(errors) == 1 and errors[0].startswith(f"IMDS {url}: "), errors
+
+
 def test_parse_imds_tolerates_missing_network() -> None:
     doc = copy.deepcopy(IMDS_DOC)
     del doc["network"]
@@ -354,3 +412,24 @@ def test_discovery_set_keeps_the_first_value() -> None:
     d.set("region", "westus", "second")
     d.set("workspace_name", "  ", "blank")
     assert d.values == {"region": "eastus"} and d.sources == {"region": "discovered:first"}
+
+
+async def test_asking_imds_loads_no_http_client(imds: FakeImds, azure_dmi: Path, tmp_path: Path) -> None:
+    # Every check on an Azure VM asks IMDS before it plans: aiohttp's import (~95 ms) is not on that path.
+    script = (
+        "import asyncio, sys\n"
+        "from pathlib import Path\n"
+        "from checks.discovery import discover\n"
+        f"env = {{'AMLPROBE_DMI_PATH': {str(azure_dmi)!r}, 'AMLPROBE_IMDS_URL': {imds.url!r}}}\n"
+        "keys = ('home', 'nbvm_path', 'ci_mounts_dir', 'etc_environment')\n"
+        f"nowhere = {{k: Path({str(tmp_path)!r}) / ('no-' + k) for k in keys}}\n"
+        "found = asyncio.run(discover(env, imds_timeout=2.0, **nowhere))\n"
+        "print(found.imds is not None and found.imds.region, 'aiohttp' in sys.modules)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert out.decode().split() == ["westeurope", "False"]
+    assert len(imds.requests) == 1
