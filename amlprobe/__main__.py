@@ -1,3 +1,4 @@
 from amlprobe.cli import main
+from probe.cli import run_program
 
-raise SystemExit(main())
+run_program(main)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from checks import cli as azureml
 from checks.style import AZURE_ML
@@ -93,4 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return engine.main(argv, COMMANDS, DESCRIPTION)
 
 
-__all__ = ["COMMANDS", "build_parser", "main", "prepare_check"]
+def run() -> NoReturn:
+    """The ``amlprobe`` console script: ``main``, then a quick exit (probe.cli.run_program)."""
+    engine.run_program(main)
+
+
+__all__ = ["COMMANDS", "build_parser", "main", "prepare_check", "run"]

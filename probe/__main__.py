@@ -1,3 +1,3 @@
-from probe.cli import main
+from probe.cli import main, run_program
 
-raise SystemExit(main())
+run_program(main)

@@ -3,7 +3,7 @@
 A first import of a prober's dependencies (dnspython, cryptography) takes tens of milliseconds;
 done on the event loop, it would stall every probe already waiting for an answer, and their
 latencies would count it. The runner starts the imports as the probes start (``preload``) and a
-probe awaits the one it needs (``import_in_thread``). A leaf: it imports nothing of amlprobe.
+probe awaits the one it needs (``import_in_thread``). A leaf: of amlprobe it imports only the defaults.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import sys
 import threading
 from collections.abc import Sequence
 from types import ModuleType
+
+from probe.defaults import IMPORT_THREAD
 
 
 class _Importer:
@@ -46,7 +48,7 @@ class _Importer:
                         self._queues[priority].append(module)
             if not self._working:
                 self._working = True
-                threading.Thread(target=self._work, name="amlprobe-import").start()
+                threading.Thread(target=self._work, name=IMPORT_THREAD).start()
             return fut
 
     def _next(self) -> str | None:
