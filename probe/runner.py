@@ -38,6 +38,11 @@ REGISTRY_MODULE = "probe.registry"
 OVERRUN_GRACE = 0.5
 # File descriptors kept free for the process itself (report file, history, a late import).
 FD_RESERVE = 8
+# Probes in flight by default, at most, whatever the descriptor budget: each holds about 5 KB while it
+# waits (its task, its coroutines, its socket), and the memory goal is 100 MB at 5,000 targets
+# (issue 13, bench/bench_fanout.py). A silent target holds its place for the whole timeout, so 2,048
+# at once still finish 5,000 targets with half of them dropped in two timeouts. --concurrency raises it.
+MAX_DEFAULT_CONCURRENCY = 2048
 # Probes started per turn of the event loop.
 LAUNCH_BATCH = 32
 # At most this long the other probes wait for the UDP probes' names to resolve (see run_checks).
@@ -48,13 +53,14 @@ RETRY_AFTER_MAX = 0.5
 
 
 def default_concurrency() -> int:
-    """One probe per file descriptor this process may still open, less a small reserve.
+    """One probe per file descriptor this process may still open, less a small reserve, and at most
+    MAX_DEFAULT_CONCURRENCY.
 
     A probe holds one socket at a time except during happy eyeballs; when it needs more than
     there are, the kernel's EMFILE is back-pressure (see run_checks), never a result. Latencies
     stay honest at any concurrency: the connect RTT is the kernel's, not the event loop's.
     """
-    return max(1, descriptors.free() - FD_RESERVE)
+    return max(1, min(MAX_DEFAULT_CONCURRENCY, descriptors.free() - FD_RESERVE))
 
 
 class _Released:

@@ -11,7 +11,7 @@ import pytest
 
 from probe.model import CheckSpec, Protocol, Status, Target
 from probe.reasons import Reason
-from probe.runner import default_concurrency, run_checks
+from probe.runner import MAX_DEFAULT_CONCURRENCY, default_concurrency, run_checks
 from probe.settings import ProbeSettings
 from probe.transport.context import ProbeContext
 from probe.transport.resolve import SharedResolver
@@ -44,6 +44,21 @@ def test_default_concurrency_fits_1024_descriptors() -> None:
         assert 512 <= default_concurrency() <= 1024 - open_count()
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def test_default_concurrency_is_bounded_where_descriptors_abound() -> None:
+    # A large descriptor budget (servers raise it to hundreds of thousands) does not put every target
+    # in flight at once: memory stays bounded (issue 13: 100 MB at 5,000 targets).
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < MAX_DEFAULT_CONCURRENCY + 1024:
+        pytest.skip(f"the hard descriptor limit here is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (MAX_DEFAULT_CONCURRENCY + 1024, hard))
+    try:
+        assert default_concurrency() == MAX_DEFAULT_CONCURRENCY
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 async def test_results_in_spec_order_and_recorded_as_they_complete() -> None:
