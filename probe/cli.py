@@ -259,7 +259,8 @@ def run_program(main: Callable[[], int]) -> NoReturn:
     start-up budget, bench/README.md), which nothing here needs. So: wait for the import thread
     (probe.importer) if it is still importing, as a normal exit would, so that no half-written bytecode
     is left; flush standard output and error; exit. Nothing of amlprobe registers atexit handlers.
-    Tests call ``main`` itself, never this.
+    Under a profiler or a tracer (``python -m cProfile``, coverage) the exit is the normal one, so
+    that they can write what they measured. Tests call ``main`` itself, never this.
     """
     try:
         code = main()
@@ -275,6 +276,8 @@ def run_program(main: Callable[[], int]) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed pipe: nowhere left to write
             stream.flush()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)  # a profiler or coverage tool writes its data at the interpreter's exit
     os._exit(code)
 
 

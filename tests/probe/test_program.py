@@ -106,3 +106,17 @@ def test_the_console_script_and_module_are_the_same_program(tmp_path: Path) -> N
     assert out.returncode == 0 and out.stdout.startswith("amlprobe "), out
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'amlprobe = "amlprobe.cli:run"' in pyproject
+
+
+def test_a_profiler_still_gets_to_write_its_data(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(tmp_path / "plan.prof"), "-m", "amlprobe", "plan", *INPUTS],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**ENV, "PYTHONPATH": str(Path.cwd())},
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "plan.prof").stat().st_size > 0
