@@ -10,11 +10,12 @@ docs/report-contract.md says how to migrate.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from probe import __version__
 from probe.facts import (
@@ -210,7 +211,12 @@ class CheckResult(ContractModel):
 
 
 class _Cuts:
-    """Applies the bounds to one result and counts what they cut into ``result.truncated``."""
+    """Applies the bounds to one result and counts what they cut into ``result.truncated``.
+
+    A field is assigned only when its bound changes it: a result is bounded when the prober builds it
+    and again when the report takes it in (pydantic runs after-validators on instances too), and the
+    second pass, like the first for almost every result, finds nothing to cut (bench/bench_tls.py).
+    """
 
     def __init__(self, result: CheckResult) -> None:
         self.counts = result.truncated
@@ -220,6 +226,8 @@ class _Cuts:
             self.counts[path] = self.counts.get(path, 0) + n
 
     def text(self, path: str, value: str, limit: int = MAX_PEER_TEXT) -> str:
+        if len(value) <= limit:
+            return value
         kept, cut = clip(value, limit)
         self._count(path, cut)
         return kept
@@ -228,24 +236,34 @@ class _Cuts:
         return None if value is None else self.text(path, value)
 
     def items(self, path: str, values: list[Any], limit: int = MAX_ITEMS) -> list[Any]:
-        self._count(path, max(0, len(values) - limit))
+        if len(values) <= limit:
+            return values
+        self._count(path, len(values) - limit)
         return values[:limit]
 
+    def texts(self, path: str, values: list[str], limit: int = MAX_ITEMS) -> list[str]:
+        kept = self.items(path, values, limit)
+        if all(len(v) <= MAX_PEER_TEXT for v in kept):
+            return kept
+        return [self.text(f"{path}[{i}]", v) for i, v in enumerate(kept)]
+
+    def fields(self, obj: BaseModel, path: str, names: Sequence[str]) -> None:
+        """Bound the optional text fields ``names`` of ``obj``."""
+        for name in names:
+            value = getattr(obj, name)
+            if value is not None and len(value) > MAX_PEER_TEXT:
+                setattr(obj, name, self.text(f"{path}.{name}", value))
+
     def cert(self, path: str, cert: CertInfo) -> None:
-        cert.subject = self.text(f"{path}.subject", cert.subject)
-        cert.issuer = self.text(f"{path}.issuer", cert.issuer)
-        cert.issuer_common_name = self.optional(f"{path}.issuer_common_name", cert.issuer_common_name)
-        cert.issuer_organization = self.optional(f"{path}.issuer_organization", cert.issuer_organization)
-        sans = self.items(f"{path}.sans", cert.sans, MAX_SANS)
-        cert.sans = [self.text(f"{path}.sans[{i}]", s) for i, s in enumerate(sans)]
+        self.fields(cert, path, ("subject", "issuer", "issuer_common_name", "issuer_organization"))
+        sans = self.texts(f"{path}.sans", cert.sans, MAX_SANS)
+        if sans is not cert.sans:
+            cert.sans = sans
 
     def http(self, path: str, facts: HttpFacts) -> None:
-        facts.reason_phrase = self.optional(f"{path}.reason_phrase", facts.reason_phrase)
-        facts.server = self.optional(f"{path}.server", facts.server)
-        facts.via = self.optional(f"{path}.via", facts.via)
-        facts.headers = {k: self.text(f"{path}.headers.{k}", v) for k, v in facts.headers.items()}
-        facts.plain_get_error = self.optional(f"{path}.plain_get_error", facts.plain_get_error)
-        facts.body = self.optional(f"{path}.body", facts.body)
+        self.fields(facts, path, ("reason_phrase", "server", "via", "plain_get_error", "body"))
+        if any(len(v) > MAX_PEER_TEXT for v in facts.headers.values()):
+            facts.headers = {k: self.text(f"{path}.headers.{k}", v) for k, v in facts.headers.items()}
         if facts.plain_get is not None:
             self.http(f"{path}.plain_get", facts.plain_get)
 
@@ -253,27 +271,33 @@ class _Cuts:
 def bound_result(r: CheckResult) -> None:
     """Escape ``detail`` for a terminal and bound every field a peer can fill (see MAX_* above)."""
     cuts = _Cuts(r)
-    escaped = printable(r.detail, None)
-    r.detail = cuts.text("detail", escaped, MAX_DETAIL)
-    r.addresses = cuts.items("addresses", r.addresses)
-    r.attempts = [cuts.text(f"attempts[{i}]", a) for i, a in enumerate(cuts.items("attempts", r.attempts))]
+    detail = cuts.text("detail", printable(r.detail, None), MAX_DETAIL)
+    if detail != r.detail:
+        r.detail = detail
+    for name in ("addresses", "attempts"):
+        values = getattr(r, name)
+        bounded = cuts.texts(name, values) if name == "attempts" else cuts.items(name, values)
+        if bounded is not values:
+            setattr(r, name, bounded)
     if r.dns is not None:
-        r.dns.records = cuts.items("dns.records", r.dns.records)
-        r.dns.chain = cuts.items("dns.chain", r.dns.chain)
-        r.dns.compared = {k: cuts.items(f"dns.compared.{k}", v) for k, v in r.dns.compared.items()}
+        for name in ("records", "chain"):
+            values = getattr(r.dns, name)
+            if (bounded := cuts.items(f"dns.{name}", values)) is not values:
+                setattr(r.dns, name, bounded)
+        if any(len(v) > MAX_ITEMS for v in r.dns.compared.values()):
+            r.dns.compared = {k: cuts.items(f"dns.compared.{k}", v) for k, v in r.dns.compared.items()}
     if r.tls is not None:
-        r.tls.verify_error = cuts.optional("tls.verify_error", r.tls.verify_error)
-        r.tls.trust_anchor = cuts.optional("tls.trust_anchor", r.tls.trust_anchor)
+        cuts.fields(r.tls, "tls", ("verify_error", "trust_anchor"))
         if r.tls.leaf is not None:
             cuts.cert("tls.leaf", r.tls.leaf)
-        r.tls.chain = cuts.items("tls.chain", r.tls.chain, MAX_CHAIN)
+        if (chain := cuts.items("tls.chain", r.tls.chain, MAX_CHAIN)) is not r.tls.chain:
+            r.tls.chain = chain
         for i, cert in enumerate(r.tls.chain):
             cuts.cert(f"tls.chain[{i}]", cert)
     if r.http is not None:
         cuts.http("http", r.http)
     if r.proxy is not None:
-        r.proxy.server = cuts.optional("proxy.server", r.proxy.server)
-        r.proxy.via = cuts.optional("proxy.via", r.proxy.via)
+        cuts.fields(r.proxy, "proxy", ("server", "via"))
 
 
 class Remediation(ContractModel):
