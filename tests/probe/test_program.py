@@ -15,16 +15,24 @@ from tests.helpers.cli import INPUTS
 from tests.helpers.cli import NOT_AZURE_ENV as ENV
 
 
-def python(code: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def program(
+    argv: list[str], cwd: Path, *, env: dict[str, str] | None = None, stdout: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGV`` with this tree importable; standard output captured unless ``stdout`` is given."""
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True,
+        [sys.executable, *argv],
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
         env={**ENV, "PYTHONPATH": str(Path.cwd()), **(env or {})},
         timeout=60,
         check=False,
     )
+
+
+def python(code: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return program(["-c", textwrap.dedent(code)], cwd, env=env)
 
 
 def test_buffered_output_is_flushed_and_the_code_kept(tmp_path: Path) -> None:
@@ -77,16 +85,7 @@ def test_a_reader_that_is_gone_gets_no_complaint(tmp_path: Path) -> None:
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        out = subprocess.run(
-            [sys.executable, "-m", "amlprobe", "plan", *INPUTS],
-            stdout=write_end,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-            env={**ENV, "PYTHONPATH": str(Path.cwd())},
-            timeout=60,
-            check=False,
-        )
+        out = program(["-m", "amlprobe", "plan", *INPUTS], tmp_path, stdout=write_end)
     finally:
         os.close(write_end)
     # Exit 3 (probe.cli: a report that could not be delivered), and not a word of Python's on stderr.
@@ -94,29 +93,13 @@ def test_a_reader_that_is_gone_gets_no_complaint(tmp_path: Path) -> None:
 
 
 def test_the_console_script_and_module_are_the_same_program(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "amlprobe", "--version"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**ENV, "PYTHONPATH": str(Path.cwd())},
-        timeout=60,
-        check=False,
-    )
+    out = program(["-m", "amlprobe", "--version"], tmp_path)
     assert out.returncode == 0 and out.stdout.startswith("amlprobe "), out
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
     assert 'amlprobe = "amlprobe.cli:run"' in pyproject
 
 
 def test_a_profiler_still_gets_to_write_its_data(tmp_path: Path) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "cProfile", "-o", str(tmp_path / "plan.prof"), "-m", "amlprobe", "plan", *INPUTS],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**ENV, "PYTHONPATH": str(Path.cwd())},
-        timeout=60,
-        check=False,
-    )
+    out = program(["-m", "cProfile", "-o", str(tmp_path / "plan.prof"), "-m", "amlprobe", "plan", *INPUTS], tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "plan.prof").stat().st_size > 0
