@@ -248,7 +248,9 @@ class Peers:
     def start(self, layout: topo.Layout) -> None:
         """Hand the child the VNet to serve; call once the namespace's addresses are configured."""
         (self._workdir / _LAYOUT_FILE).write_bytes(pickle.dumps(layout))
-        os.write(self._lifeline, _GO)
+        # A child that failed while loading has closed its end: wait_ready reports what it said.
+        with contextlib.suppress(BrokenPipeError):
+            os.write(self._lifeline, _GO)
 
     def wait_ready(self) -> None:
         """Return once every peer listens; raise UsageError with the child's reason when one could not start."""

@@ -95,6 +95,26 @@ def test_a_lab_that_cannot_set_up_its_network_says_so_in_one_line(tmp_path: Path
     )
 
 
+def test_peers_that_cannot_start_say_why_in_one_line(tmp_path: Path) -> None:
+    # The peers' process imports aiohttp (its web servers); the lab's own process never does. An
+    # aiohttp that cannot be imported fails the peers only, while the lab plans: one line, exit 3.
+    fake = tmp_path / "shadow" / "aiohttp"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no aiohttp here')\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "amlprobe", "lab"],
+        env={**ENV, "PYTHONPATH": f"{tmp_path / 'shadow'}:{REPO}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (out.returncode, out.stderr) == (
+        3,
+        "amlprobe: error: the lab's peers failed: ImportError: no aiohttp here\n",
+    ), out
+
+
 def test_the_lab_colours_by_the_same_flag(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "amlprobe", "lab", "--format", "table", "--color", "always"],
