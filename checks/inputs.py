@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # Defined apart so that building the command line does not import pydantic; re-exported here.
-from checks.addresses import AZURE_DNS as AZURE_DNS  # noqa: PLC0414
+from checks.addresses import AZURE_DNS
 from checks.scenarios import DEFAULT_SCENARIOS as DEFAULT_SCENARIOS  # noqa: PLC0414
 from checks.scenarios import SCENARIOS as SCENARIOS  # noqa: PLC0414
 from probe.errors import UsageError

@@ -8,9 +8,8 @@ knows nothing of it (checks.interpret runs one, then the other).
 
 from __future__ import annotations
 
-from checks.addresses import IPNetwork, is_private
+from checks.addresses import AZURE_DNS, IPNetwork, is_private
 from checks.evidence import PeVerdict, has_privatelink
-from checks.inputs import AZURE_DNS
 from checks.issuers import inspecting_issuers, is_azure_issuer, issuer_cn, operator
 from checks.plan import DnsExpectation
 from checks.verdicts import Verdict, rejudge

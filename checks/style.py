@@ -6,9 +6,9 @@ from probe.style import GENERIC, ReportStyle
 
 AZURE_ML = ReportStyle(
     headlines={**GENERIC.headlines, "critical": "CRITICAL: Azure ML connectivity is broken"},
-    # The plan labels each check with the service it serves and the NSG service tag that covers it.
-    group_labels=("service", "service_tag"),
-    metric_labels=("service", "service_tag", "resource", "required", "resolver"),
+    # The plan labels each endpoint check with the NSG service tag that covers it (checks.plan).
+    group_labels=("service_tag",),
+    metric_labels=("service_tag", "resource", "required", "resolver"),
     # The Azure agents' and managed identities' settings: they change how the VM connects.
     bundle_env=r"AZURE.*|AML_.*|AZUREML_.*|MSI_.*|IDENTITY_.*",
 )

@@ -19,6 +19,9 @@ from checks.inputs import SCENARIOS, InputError, Inputs
 from checks.regions import check_region
 from probe.sanitize import printable
 
+# Subscription and workspace ids are GUIDs.
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
 # field -> (pattern, the rule as a user reads it). Patterns are case-insensitive where Azure is.
 RULES: dict[str, tuple[re.Pattern[str], str]] = {
     # Microsoft.Resources/resourcegroups: 1-90 "alphanumerics, underscores, parentheses, hyphens,
@@ -31,7 +34,7 @@ RULES: dict[str, tuple[re.Pattern[str], str]] = {
     ),
     # A subscription is named by its GUID (az account show --query id).
     "subscription_id": (
-        re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE),
+        _GUID,
         "a GUID such as 00000000-0000-0000-0000-000000000000",
     ),
     # Region names as `az account list-locations --query [].name` prints them (eastus, westeurope).
@@ -40,7 +43,7 @@ RULES: dict[str, tuple[re.Pattern[str], str]] = {
         "an Azure region name: lowercase letters and digits only, e.g. eastus",
     ),
     "workspace_id": (
-        re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE),
+        _GUID,
         "a GUID such as 00000000-0000-0000-0000-000000000000 (the workspace's id, not its name)",
     ),
     # Microsoft.MachineLearningServices/workspaces: 3-33, alphanumerics, hyphens and underscores,

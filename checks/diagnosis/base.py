@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from checks.addresses import AZURE_DNS
 from checks.evidence import PeVerdict
-from checks.inputs import AZURE_DNS, Inputs
+from checks.inputs import Inputs
 from checks.localfacts import LocalFacts
 from checks.plan import DnsExpectation, Plan
 from checks.registry import RegistryLayers

@@ -4,8 +4,10 @@ private DNS zones not linked, the two resolvers disagreeing, hosts-file pins. So
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
+from checks.addresses import AZURE_DNS
 from checks.diagnosis.base import (
     DOC_CUSTOM_DNS,
     DOC_NAME_RESOLUTION,
@@ -19,7 +21,6 @@ from checks.diagnosis.base import (
     rule,
     zones_of,
 )
-from checks.inputs import AZURE_DNS
 from checks.remedies import (
     dns_forwarder_fix,
     dns_link_fix,
@@ -33,23 +34,28 @@ from checks.remedies import (
 from checks.verdicts import Verdict
 from probe.model import CheckResult, Finding, Severity, Status
 from probe.reasons import Reason
+from probe.system import parse_server
+
+
+def _server_host(server: str) -> str:
+    """A resolver's address without its port ("ip", "ip:port", "[v6]:port", bare IPv6: probe.system's
+    parse_server); a nameserver line that is none of them as it stands."""
+    try:
+        return parse_server(server).host
+    except ValueError:
+        return server
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _resolver_hosts(ev: Evidence) -> list[str]:
     """The configured resolvers' addresses, without a port, for a remedy (loopback stubs have no path to fix)."""
-    out = []
-    for server in ev.configured_resolvers():
-        # "ip", "ip:port", "[ipv6]:port" or a bare IPv6 address.
-        host = (
-            server[1:].split("]")[0]
-            if server.startswith("[")
-            else server.split(":")[0]
-            if server.count(":") == 1
-            else server
-        )
-        if host not in out:
-            out.append(host)
-    return out
+    return list(dict.fromkeys(_server_host(server) for server in ev.configured_resolvers()))
 
 
 @dataclass
@@ -111,7 +117,7 @@ def dns_resolver_not_answering(ev: Evidence, rule: Rule) -> list[Finding]:
     elif refs:
         detail += " The reference resolver did not answer either: UDP/TCP 53 may be blocked on the way out."
     fixes = [resolver_check(servers, dns[0].target.host), vnet_dns_servers_fix(ev.remedies)]
-    routable = [s for s in servers if not s.startswith("127.") and s != "::1"]
+    routable = [s for s in servers if not _is_loopback(s)]
     if routable:
         fixes.insert(1, dns_path_fix(ev.remedies, routable))
     return [rule.finding("The configured resolver does not answer", detail, down.evidence, fixes)]
@@ -217,7 +223,7 @@ def private_dns_zone_not_linked(ev: Evidence, rule: Rule) -> list[Finding]:
         " VNet, or the private endpoints were created without DNS integration."
     )
     remediation = [dns_link_fix(ev.remedies, zones)]
-    custom = [s for s in ev.configured_resolvers() if s.split(":")[0] != AZURE_DNS]
+    custom = [s for s in ev.configured_resolvers() if _server_host(s) != AZURE_DNS]
     if custom:
         # A custom DNS (hub and spoke) needs both: the zones linked to ITS VNet, and forwarders to Azure DNS.
         detail += (

@@ -3,6 +3,7 @@ service tag, private endpoints that do not answer, and WireServer as seen by a n
 
 from __future__ import annotations
 
+from checks.addresses import AZURE_DNS
 from checks.diagnosis.base import (
     DOC_FIREWALL,
     DOC_PROXY,
@@ -17,7 +18,6 @@ from checks.diagnosis.base import (
     rule,
     tcp_failed,
 )
-from checks.inputs import AZURE_DNS
 from checks.remedies import (
     firewall_fqdn_fix,
     local_route_check,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from checks.inputs import AZURE_DNS
+from checks.addresses import AZURE_DNS
 from checks.remedies.base import RemedyContext, powershell_quote, quote, remedy, resource_group_arg
 from probe.model import Remediation
 

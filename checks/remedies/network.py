@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 
-from checks.addresses import is_ip
-from checks.inputs import AZURE_DNS
+from checks.addresses import AZURE_DNS, is_ip
 from checks.remedies.base import RemedyContext, quote, remedy, resource_group_arg, resource_group_note
 from probe.model import Remediation
 

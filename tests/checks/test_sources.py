@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from checks.addresses import AZURE_DNS
 from checks.cli import add_workspace_arguments
 from checks.discovery import Discovery, ImdsFacts
-from checks.inputs import AZURE_DNS, DEFAULT_SCENARIOS
+from checks.inputs import DEFAULT_SCENARIOS
 from checks.sources import ENV_VARS, FIELDS, InputError, find_config_json, gather_inputs, load_config_file
 
 SUB_A = "8d10da13-8125-4ba9-a717-bf7490507b3d"
