@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
 from probe.errors import UsageError
+from probe.redact import redact_url
 from probe.sanitize import printable
 from probe.settings import ProbeSettings
 from probe.transport.connect import endpoint
@@ -59,12 +60,14 @@ class ProxyChoice:
 
     @property
     def redacted_url(self) -> str:
+        """The URL as the report shows it, credentials hidden by probe.redact's rule (a lone user name,
+        often a token, is hidden too)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         auth = ""
         if self.username is not None:
             user = quote(self.username, safe="")
-            auth = f"{user}:****@" if self.password is not None else f"{user}@"
-        return f"{self.scheme}://{auth}{host}:{self.port}"
+            auth = f"{user}:{quote(self.password, safe='')}@" if self.password is not None else f"{user}@"
+        return redact_url(f"{self.scheme}://{auth}{host}:{self.port}")
 
     @property
     def endpoint(self) -> str:
