@@ -29,7 +29,6 @@ EXIT_NOW = 3
 
 class Interrupt:
     def __init__(self) -> None:
-        self.signum: int | None = None
         self.count = 0
         self._listeners: list[Callable[[], None]] = []
 
@@ -39,7 +38,7 @@ class Interrupt:
 
     def install(self) -> None:
         """Take over the three signals for the whole process (the CLI calls this first)."""
-        self.signum, self.count = None, 0
+        self.count = 0
         for sig in SIGNALS:
             signal.signal(sig, self._handler)
 
@@ -53,7 +52,6 @@ class Interrupt:
             with contextlib.suppress(OSError):
                 os.write(2, f"amlprobe: {signal.Signals(signum).name} again: exiting now\n".encode())
             os._exit(EXIT_NOW)
-        self.signum = signum
         for listener in list(self._listeners):
             listener()
 

@@ -214,8 +214,10 @@ class _Cuts:
     """Applies the bounds to one result and counts what they cut into ``result.truncated``.
 
     A field is assigned only when its bound changes it: a result is bounded when the prober builds it
-    and again when the report takes it in (pydantic runs after-validators on instances too), and the
-    second pass, like the first for almost every result, finds nothing to cut (bench/bench_tls.py).
+    and again when the report takes it in (pydantic runs after-validators on instances too). The second
+    pass is kept on purpose: a judge may rewrite a result's detail after it was built (checks.verdicts
+    rejudge), and the report must not take that in unescaped. For almost every result it finds
+    nothing to cut, and then it costs a walk, not an assignment (bench/bench_tls.py).
     """
 
     def __init__(self, result: CheckResult) -> None:

@@ -157,13 +157,8 @@ async def run_checks(
     deadline_s: float | None = None,
     stop: asyncio.Event | None = None,
     on_result: Callable[[CheckResult], None] | None = None,
-    preload: Sequence[str] = (),
 ) -> RunOutcome:
-    """Run every spec; return results in spec order once all finished, the deadline passed, or ``stop`` was set.
-
-    ``preload``: modules needed besides the resolver's and the probers', imported after them in the
-    import thread.
-    """
+    """Run every spec; return results in spec order once all finished, the deadline passed, or ``stop`` was set."""
     started_at = datetime.now(timezone.utc)
     watch = Stopwatch()
     limit = asyncio.Semaphore(concurrency or default_concurrency())
@@ -194,7 +189,7 @@ async def run_checks(
     tasks: list[asyncio.Future[None]] = []
     # Importing the resolver and the probers (dnspython, cryptography, ...) takes a while: in the import
     # thread, so that the event loop keeps serving the probes already waiting.
-    preload_modules(list(dict.fromkeys([LOOKUP_MODULE, REGISTRY_MODULE, *preload])))
+    preload_modules([LOOKUP_MODULE, REGISTRY_MODULE])
 
     async def launch() -> None:
         # UDP probes get a head start: their names are looked up first (UDP is never proxied), and

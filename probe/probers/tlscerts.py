@@ -79,9 +79,12 @@ def _cert_info_cached(cert: x509.Certificate, minute: int) -> CertInfo:
 def _cert_info(cert: x509.Certificate) -> CertInfo:
     """cert_info, once per certificate (and minute: days_left counts from the minute it was seen).
 
-    A thousand handshakes with one server describe its certificate once.
+    A thousand handshakes with one server describe its certificate once. Each result gets its own copy:
+    a result's bounds (probe.model.bound_result) replace fields of the one they hold, and the count of
+    what they cut belongs to that result. Shallow is enough: the bounds assign, they never change a
+    field's value in place.
     """
-    return _cert_info_cached(cert, int(time.time() // 60))
+    return _cert_info_cached(cert, int(time.time() // 60)).model_copy()
 
 
 def verify_detail(reason: ReasonCode, exc: ssl.SSLCertVerificationError, host: str, chain: Chain) -> str:

@@ -192,3 +192,23 @@ def test_nested_peer_values_are_bounded_too() -> None:
         "http.plain_get_error",
         "tls.leaf.issuer_organization",
     }
+
+
+def test_every_result_counts_what_its_bounds_cut_from_a_shared_certificate(tmp_path: Path) -> None:
+    # Two servers, one certificate with more names than a result keeps: the prober describes the
+    # certificate once (probe.probers.tlscerts), and each result still records its own cut.
+    cert = self_signed_pem("many.test", [f"h{i}.test" for i in range(MAX_SANS + 40)])
+    with (
+        ThreadedServer(tls_holder(server_ssl_context(cert, tmp_path))) as one,
+        ThreadedServer(tls_holder(server_ssl_context(cert, tmp_path))) as two,
+    ):
+        out = amlprobe(
+            "check", "--target", f"tls://127.0.0.1:{one.port}", "--target", f"tls://127.0.0.1:{two.port}",
+            "--format", "json",
+        )  # fmt: skip
+    checks = validated(out.stdout).checks
+    assert len(checks) == 2, out.stderr
+    for check in checks:
+        assert check.tls is not None and check.tls.leaf is not None
+        assert len(check.tls.leaf.sans) == MAX_SANS
+        assert check.truncated["tls.leaf.sans"] == 40
