@@ -242,7 +242,13 @@ def apply_tls_issuers(results: list[CheckResult]) -> None:
     operates the host, not who sold the certificate (real-world-azure.md Q2). Ad-hoc targets (no
     operator) are not judged.
     """
-    verified = [r for r in results if r.status is Status.PASS and r.tls is not None and r.tls.verified]
+    # The tls:// checks: a websocket check's own leaf serves its judge (checks.websocket), and its
+    # host's tls:// check already reports the issuer.
+    verified = [
+        r
+        for r in results
+        if r.target.protocol is Protocol.TLS and r.status is Status.PASS and r.tls is not None and r.tls.verified
+    ]
     for r in verified:
         leaf = r.tls.leaf if r.tls else None
         if operator(r) == "microsoft" and leaf is not None and not is_azure_issuer(leaf):

@@ -17,12 +17,21 @@ parameters and headers"), and no Via (RFC 9110 §7.6.3: a proxy adds Via to what
 Stripped is called only on evidence (the probe's ws_intercepted, ws_proxy_auth_required,
 ws_upgrade_ignored, ws_reset) or a block page: an HTML refusal, without Azure's marks, that only the
 upgrade got. Everything else that does not prove the path is inconclusive, never a failure.
+
+Unless the TLS session is sealed to Microsoft: verified, the leaf issued by a CA Azure uses
+(checks.issuers). A wss:// upgrade can only be stripped by a box that decrypts it (docs/sources.md,
+"Websocket and TLS"), and nothing in between could read this one, so whatever answered it without a
+middlebox's sign is Microsoft's endpoint. A refusal (a redirect, 401 or 403, an HTML page or not) is
+then the front end asking for credentials: a pass, unconfirmed, since the front end's exact answer is
+not published and the vscode-tools-for-ai reports show it answering the websocket 403 while browsers
+are sent to sign in. A 2xx or a reset is then the front end's too: inconclusive, never "stripped".
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from checks.issuers import is_azure_issuer, issuer_cn
 from checks.verdicts import rejudge
 from probe.model import CheckResult, Confidence, HttpFacts, Protocol, Status
 from probe.probers.websocket import demands_auth, middlebox_signs, same_answer
@@ -81,6 +90,47 @@ def _is_block_page(facts: HttpFacts) -> bool:
     return html and facts.status in (403, 200) and differs
 
 
+_REFUSALS = frozenset({301, 302, 303, 307, 308, 401, 403})
+
+
+def _sealed_issuer(result: CheckResult) -> str | None:
+    """The issuer of a verified leaf from a CA Azure uses: the TLS session ends at Microsoft. Else None."""
+    tls = result.tls
+    if tls is None or not tls.verified or tls.leaf is None or not is_azure_issuer(tls.leaf):
+        return None
+    return issuer_cn(tls.leaf)
+
+
+def _judge_sealed(result: CheckResult, issuer: str) -> bool:
+    """Settle an answer that came through a session sealed to Microsoft; False when it is not one to settle
+    here (an answer with a middlebox's sign, a 407, Azure's own marks: the checks below weigh those)."""
+    facts = result.http
+    url = f"wss://{result.target.host}{result.target.path or '/'}"
+    sealed = (
+        f"TLS to it was verified and its certificate was issued by {issuer}, a CA Azure uses, so nothing in"
+        " between could read the upgrade"
+    )
+    if result.reason in (Reason.WS_RESET, Reason.WS_UPGRADE_IGNORED):
+        got = "a closed connection" if facts is None or facts.status is None else _answer(facts)
+        detail = (
+            f"The anonymous upgrade to {url} got {got} instead of 101, from Microsoft's endpoint itself: {sealed}."
+            " Whether a signed-in client gets a websocket cannot be told without credentials."
+        )
+        rejudge(result, Status.WARN, Reason.WS_INCONCLUSIVE, detail, Confidence.UNCONFIRMED)
+        return True
+    if facts is None or facts.status not in _REFUSALS or result.reason not in _UNSETTLED:
+        return False
+    if middlebox_signs(facts) or azure_marks(facts):
+        return False
+    detail = (
+        f"Reached the Azure ML front end, which refuses an anonymous upgrade: {url} answered {_answer(facts)},"
+        f" and {sealed}. Its exact answer to an anonymous client is not published, so this is unconfirmed;"
+        " only credentials can get a 101."
+    )
+    rejudge(result, Status.PASS, Reason.WS_AUTH_REQUIRED, detail, Confidence.UNCONFIRMED)
+    return True
+
+
 def _answer(facts: HttpFacts) -> str:
     shown = f"HTTP {facts.status}"
     if "location" in facts.headers:
@@ -90,6 +140,9 @@ def _answer(facts: HttpFacts) -> str:
 
 def judge_websocket(result: CheckResult) -> None:
     """Settle a front-end websocket answer the generic probe left open. Changes ``result`` in place."""
+    issuer = _sealed_issuer(result)
+    if issuer is not None and _judge_sealed(result, issuer):
+        return
     facts = result.http
     if facts is None or facts.status is None:
         return

@@ -149,6 +149,14 @@ SCENARIOS: dict[str, Scenario] = {
             auth_answer="403",
         ),
         Scenario(
+            "healthy-websocket-unmarked",
+            "Healthy; the front end refuses the anonymous upgrade with a bare HTML 403 and sends browsers to sign in.",
+            "As healthy, but the upgrade gets 403 (text/html, no request id) and a plain GET a redirect to"
+            " sign in: told apart from a block page only by the TLS session, which an Azure CA signed.",
+            auth_answer="403-unmarked",
+            healthy=True,
+        ),
+        Scenario(
             "packages-vscode",
             "Healthy, checked for the packages and vscode workloads: pypi, conda, PyTorch, CRAN, GitHub, VS Code.",
             "check --scenario packages --scenario vscode; each host shows its real issuer (GlobalSign, Sectigo,"

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from aiohttp.abc import ResolveResult
 
 LOGIN = "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize"
-AUTH_ANSWERS = ("login", "401", "403")
+AUTH_ANSWERS = ("login", "401", "403", "403-unmarked")
 # Squid's Via form, "1.1 <host> (squid/<version>)", as the real squid of tests/helpers/squid.py writes it.
 GATEWAY_VIA = "1.1 contoso-proxy (squid/5.7)"
 # RFC 9110 §7.6.1: never forwarded by a proxy (and whatever Connection names).
@@ -72,8 +72,17 @@ def sni_context(contexts: Mapping[str, ssl.SSLContext], pick: Callable[[str], st
     return base
 
 
-def _auth_answer(kind: str, host: str) -> web.Response:
+def _auth_answer(kind: str, host: str, *, upgrade: bool) -> web.Response:
     ids = {"x-ms-request-id": str(uuid.uuid4()), "x-ms-correlation-request-id": str(uuid.uuid4())}
+    if kind == "403-unmarked":
+        # What users report, and all that is published: the websocket endpoint answers 403 while a browser
+        # is sent to sign in (vscode-tools-for-ai#885, #2077; DP100#20). No header is known to mark it,
+        # so this answer carries none: only the TLS session (an Azure CA) says who wrote it.
+        if not upgrade:
+            kind = "login"
+        else:
+            page = "<html><body>403 Forbidden</body></html>"
+            return web.Response(status=403, text=page, content_type="text/html", headers={"Server": "amlprobe-lab"})
     if kind == "login":
         to = f"{LOGIN}?client_id=lab&response_type=code&redirect_uri=https%3A%2F%2F{host}%2F"
         return web.Response(status=302, headers={"Location": to, "Server": "amlprobe-lab"})
@@ -115,7 +124,8 @@ class HttpsFrontEnd(LabServer):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         host = (request.host or "").rsplit(":", 1)[0].lower()
         if host in self.authenticating_hosts:
-            return _auth_answer(self.auth_answer, host)
+            upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+            return _auth_answer(self.auth_answer, host, upgrade=upgrade)
         kind = self.resources.get(host)
         if kind is not None:
             sockname = request.transport.get_extra_info("sockname") if request.transport else None

@@ -87,6 +87,15 @@ def _cert_info(cert: x509.Certificate) -> CertInfo:
     return _cert_info_cached(cert, int(time.time() // 60)).model_copy()
 
 
+def leaf_info(der: bytes) -> CertInfo | None:
+    """A server's leaf certificate from its DER form (an HTTP or websocket probe's own session), or None
+    if it does not parse."""
+    try:
+        return _cert_info(load_der(der))
+    except ValueError:
+        return None
+
+
 def verify_detail(reason: ReasonCode, exc: ssl.SSLCertVerificationError, host: str, chain: Chain) -> str:
     message = exc.verify_message or str(exc)
     leaf = chain.presented[0] if chain.presented else None

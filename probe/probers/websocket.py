@@ -38,7 +38,9 @@ from urllib.parse import urlsplit
 
 from probe.errors import HttpFailed
 from probe.facts import HttpFacts
+from probe.importer import import_in_thread
 from probe.model import CheckResult, CheckSpec
+from probe.probers.tls import CERTS
 from probe.reasons import Reason
 from probe.recorder import Connection, Phase, Recorder
 from probe.transport.context import ProbeContext
@@ -178,6 +180,9 @@ async def probe_websocket(spec: CheckSpec, ctx: ProbeContext, rec: Recorder) -> 
     url = f"{'wss' if tls else 'ws'}://{host_header(host, port, tls=tls)}{target}"
 
     key = base64.b64encode(os.urandom(16)).decode("ascii")
+    # The session's own certificate goes into the result: who the TLS ends at tells whether anything
+    # in between could have read the upgrade (the knowledge layer's judgement). Loaded off the loop.
+    describe = (await import_in_thread(CERTS)).leaf_info if tls else None
     try:
         answer = await exchange(
             ctx,
@@ -190,6 +195,7 @@ async def probe_websocket(spec: CheckSpec, ctx: ProbeContext, rec: Recorder) -> 
             headers=upgrade_headers(key),
             phase=Phase.UPGRADE,
             farewell=_CLOSE_FRAME,
+            describe=describe,
         )
     except HttpFailed as exc:
         if exc.stage != "request":

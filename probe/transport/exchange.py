@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from probe import __version__
 from probe.deadline import Deadline, Stopwatch
 from probe.errors import BadHttpResponse, DialFailed, HttpFailed
-from probe.facts import TlsFacts
+from probe.facts import CertInfo, TlsFacts
 from probe.reasons import Reason, ReasonCode
 from probe.recorder import Connection, Phase
 from probe.transport.classify import classify_socket_error, classify_tls_error
@@ -71,11 +71,12 @@ async def exchange(
     phase: Phase = Phase.HTTP,
     farewell: bytes = b"",
     body_limit: int = 0,
+    describe: Callable[[bytes], CertInfo | None] | None = None,
 ) -> HttpAnswer:
     """One HTTP/1.1 GET of ``target`` over a fresh connection (TLS when ``tls``, through the proxy when one applies);
     return the response head, and up to ``body_limit`` bytes of the body. ``farewell`` is sent after a
     101 before closing. ``conn`` records the connection; the request and answer are timed as ``phase``.
-    Raises HttpFailed."""
+    ``describe``: turns the server's leaf certificate (DER) into the TLS facts' ``leaf``. Raises HttpFailed."""
     url = f"{'https' if tls else 'http'}://{host_header(host, port, tls=tls)}{target}"
     try:
         sock = await dial(ctx, deadline, conn, host, port, tls=tls)
@@ -118,6 +119,8 @@ async def exchange(
             cipher = sslobj.cipher()
             tls_facts.cipher = cipher[0] if cipher else None
             tls_facts.alpn = sslobj.selected_alpn_protocol()
+            if describe is not None and (der := sslobj.getpeercert(binary_form=True)):
+                tls_facts.leaf = describe(der)  # who the session ends at, for whoever judges the answer
 
     def failed(reason: ReasonCode, detail: str, *, closed: bool = False) -> HttpFailed:
         conn.phases[phase] = watch.ms()

@@ -21,6 +21,7 @@ from checks.diagnosis import Evidence, diagnose
 from checks.inputs import Inputs
 from checks.plan import build_plan
 from checks.websocket import apply_websocket_answers
+from lab.ca import AZURE_03, LabCA
 from lab.servers.web import AUTH_ANSWERS, HttpsFrontEnd
 from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Target
 from probe.reasons import Reason
@@ -142,6 +143,65 @@ async def test_a_block_page_only_the_upgrade_gets_is_stripped(
     (finding,) = diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS))
     assert finding.id == "websocket-stripped" and finding.severity.value == "critical"
     assert [r.kind for r in finding.remediation] == ["tls_bypass", "client_check"]
+
+
+@pytest.fixture(scope="module")
+def azure_ca() -> LabCA:
+    """A CA named like an Azure issuing CA (lab.ca): the session it signs is sealed to Microsoft."""
+    return LabCA.like(AZURE_03)
+
+
+@pytest.fixture
+def sealed(azure_ca: LabCA, tmp_path: Path) -> tuple[ssl.SSLContext, Callable[[], ProbeContext]]:
+    issued = azure_ca.issue([CI])
+    (tmp_path / "azure.pem").write_bytes(issued.chain_pem)
+    (tmp_path / "azure.key").write_bytes(issued.key_pem)
+    (tmp_path / "azure-root.pem").write_bytes(azure_ca.root_pem)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tmp_path / "azure.pem", tmp_path / "azure.key")
+    bundle = str(tmp_path / "azure-root.pem")
+    return server, lambda: probe_context(hosts={CI: ["127.0.0.1"]}, ca_bundle=bundle)
+
+
+async def test_behind_tls_sealed_to_azure_the_block_page_is_the_front_ends_refusal(
+    peers: WebPeers, sealed: tuple[ssl.SSLContext, Callable[[], ProbeContext]]
+) -> None:
+    # What users report: the websocket endpoint answers 403 while a browser is sent to sign in
+    # (vscode-tools-for-ai#885, #2077; DP100#20), with no header published to recognise it by. The same
+    # answer as the block-page test above, but over TLS only Microsoft could have terminated.
+    def answer(request: web.Request) -> web.StreamResponse:
+        if _wants_upgrade(request):
+            return web.Response(status=403, text="<html>Forbidden</html>", content_type="text/html")
+        return web.Response(status=302, headers={"Location": "https://login.microsoftonline.com/x"})
+
+    server, context = sealed
+    result = await upgrade(await peers.app(_app(answer), server), context())
+    assert (result.status, result.reason, result.confidence) == (
+        Status.PASS,
+        Reason.WS_AUTH_REQUIRED,
+        Confidence.UNCONFIRMED,
+    )
+    assert "Microsoft Azure RSA TLS Issuing CA 03" in result.detail
+    assert diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS)) == []
+
+
+async def test_behind_tls_sealed_to_azure_a_2xx_is_inconclusive_not_stripped(
+    peers: WebPeers, sealed: tuple[ssl.SSLContext, Callable[[], ProbeContext]]
+) -> None:
+    server, context = sealed
+    result = await upgrade(await peers.app(_app(lambda r: web.Response(status=200, text="sign in")), server), context())
+    assert (result.status, result.reason) == (Status.WARN, Reason.WS_INCONCLUSIVE)
+    (finding,) = diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS))
+    assert finding.severity.value == "warning"
+
+
+async def test_behind_tls_sealed_to_azure_a_via_header_still_counts(
+    peers: WebPeers, sealed: tuple[ssl.SSLContext, Callable[[], ProbeContext]]
+) -> None:
+    server, context = sealed
+    app = _app(lambda r: web.Response(status=403, headers={"Via": "1.1 corp-proxy"}))
+    result = await upgrade(await peers.app(app, server), context())
+    assert (result.status, result.reason) == (Status.FAIL, Reason.WS_INTERCEPTED)
 
 
 async def test_azure_marks_never_outweigh_a_via_header(

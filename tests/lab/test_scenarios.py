@@ -282,7 +282,12 @@ def test_websocket_stripped_by_a_decrypting_proxy_is_one_finding() -> None:
 
 @pytest.mark.parametrize(
     ("scenario", "status"),
-    [("healthy", 302), ("healthy-websocket-401", 401), ("healthy-websocket-403", 403)],
+    [
+        ("healthy", 302),
+        ("healthy-websocket-401", 401),
+        ("healthy-websocket-403", 403),
+        ("healthy-websocket-unmarked", 403),
+    ],
 )
 def test_each_plausible_front_end_refusal_is_healthy(scenario: str, status: int) -> None:
     code, report = run_lab(scenario)
@@ -567,6 +572,7 @@ def test_list_describes_every_scenario() -> None:
         "smb-445-blocked",
         "healthy-websocket-401",
         "healthy-websocket-403",
+        "healthy-websocket-unmarked",
         "packages-vscode",
         "websocket-stripped",
         "private-dns-not-linked",
