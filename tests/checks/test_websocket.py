@@ -71,7 +71,12 @@ async def upgrade(port: int, ctx: ProbeContext, operator: str = "microsoft") -> 
     return result
 
 
-@pytest.mark.parametrize("answer", AUTH_ANSWERS)
+# The lab front end's answers that carry Azure's marks; "403-unmarked" is told apart only by the TLS
+# session (the sealed tests below).
+MARKED = tuple(a for a in AUTH_ANSWERS if a != "403-unmarked")
+
+
+@pytest.mark.parametrize("answer", MARKED)
 async def test_each_plausible_front_end_refusal_passes(
     answer: str, tls: ssl.SSLContext, context: Callable[[], ProbeContext]
 ) -> None:
@@ -183,6 +188,22 @@ async def test_behind_tls_sealed_to_azure_the_block_page_is_the_front_ends_refus
     )
     assert "Microsoft Azure RSA TLS Issuing CA 03" in result.detail
     assert diagnose(Evidence(results=[result], plan=PLAN, inputs=INPUTS)) == []
+
+
+async def test_the_lab_front_ends_unmarked_refusal_passes_only_when_sealed(
+    sealed: tuple[ssl.SSLContext, Callable[[], ProbeContext]],
+    tls: ssl.SSLContext,
+    context: Callable[[], ProbeContext],
+) -> None:
+    server, sealed_context = sealed
+    for ssl_context, ctx, expected in (
+        (server, sealed_context, (Status.PASS, Reason.WS_AUTH_REQUIRED)),
+        (tls, context, (Status.FAIL, Reason.WS_INTERCEPTED)),  # any CA: a block page, as before
+    ):
+        front = HttpsFrontEnd([("127.0.0.1", 0)], ssl_context, authenticating_hosts=[CI], auth_answer="403-unmarked")
+        async with front:
+            result = await upgrade(front.ports[0], ctx())
+        assert (result.status, result.reason) == expected
 
 
 async def test_behind_tls_sealed_to_azure_a_2xx_is_inconclusive_not_stripped(
