@@ -125,6 +125,10 @@ class _Entry(BaseModel):
     # private endpoint. Variant-group members and inferred names are treated so implicitly, as long
     # as one variant resolves.
     may_not_exist: bool = False
+    # The name exists only in an Azure ML managed virtual network (how-to-custom-dns: the -22 SSH name is
+    # "only used by the az ml compute connect-ssh command to connect to computers in a managed virtual
+    # network"): a customer VNet rightly has none, so NXDOMAIN is "not applicable", private endpoint or not.
+    managed_network_only: bool = False
     # The name the machine itself reports (e.g. the compute instance's from /mnt/azmnt/.nbvm): when
     # it can be built, the other rows of its variant_group are not probed.
     preferred: bool = False

@@ -185,6 +185,8 @@ def apply_absent_names(results: list[CheckResult], verdicts: dict[str, PeVerdict
         if group is not None and group in resolved_groups:
             others = sorted(x.target.host for x in results if x.labels.get("variant_group") == group and works(x))
             absent[r.target.host] = f"a variant of {group} that does not exist here; {others[0]} resolved"
+        elif r.labels.get("managed_network_only") == "true":
+            absent[r.target.host] = "it exists only in an Azure ML managed virtual network (az ml compute connect-ssh)"
         elif r.labels.get("may_not_exist") == "true" and not (verdict and verdict.private_endpoint):
             absent[r.target.host] = f"it exists only with a private endpoint on the {r.labels.get('pe_resource')}"
         elif r.labels.get("inferred") == "true" and group is None:

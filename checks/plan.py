@@ -134,6 +134,8 @@ def _common_labels(row: Endpoint | PrivateDns, labels: dict[str, str], pe_of: di
         labels["inferred"] = "true"
     if row.may_not_exist:
         labels["may_not_exist"] = "true"
+    if row.managed_network_only:
+        labels["managed_network_only"] = "true"
     if row.resource:
         labels["resource"] = row.resource
         labels["pe_resource"] = pe_of.get(row.resource, row.resource)

@@ -128,6 +128,8 @@ def has_private_endpoint(pe_resource: str | None, scenario: Scenario) -> bool:
 
 
 def _exists(host: str, labels: dict[str, str], scenario: Scenario) -> bool:
+    if labels.get("managed_network_only") == "true":
+        return False  # the lab is a customer VNet, not an Azure ML managed network (how-to-custom-dns)
     if labels.get("variant_group") == "ci-host":
         # Only the live compute-instance name variant exists (and its <ci>-<port> names).
         return host.endswith("." + scenario.live_ci_suffix)

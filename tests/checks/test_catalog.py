@@ -288,8 +288,8 @@ def test_unknown_protocol(tmp_path: Path) -> None:
 def test_unknown_field(tmp_path: Path) -> None:
     assert _error(tmp_path, GOOD_ENTRY + GOOD_ENTRY.replace("ok-one", "ok-two") + _entry(colour="red")) == (
         "my.toml: entry #3 (id 'foo'): field 'colour': unknown field (allowed: id, scenarios, doc, ref,"
-        " variant_group, inferred, may_not_exist, preferred, note, fqdn, host, protocol, ports, path,"
-        " service_tag, purpose, required, resource, port_in_host_name, headers, judge, operator)"
+        " variant_group, inferred, may_not_exist, managed_network_only, preferred, note, fqdn, host, protocol, ports,"
+        " path, service_tag, purpose, required, resource, port_in_host_name, headers, judge, operator)"
     )
 
 
