@@ -75,7 +75,7 @@ def interpret(
     if verdicts:
         notes["Private endpoints (per resource, from DNS unless you said)"] = [v.line() for v in verdicts.values()]
     apply_private_endpoint_forms(results, verdicts)
-    apply_absent_names(results, verdicts)
+    apply_absent_names(results, verdicts, extra)
     for exp in plan.dns_expectations:
         configured = by_id.get(exp.check_id)
         reference = by_id.get(exp.reference_check_id) if exp.reference_check_id else None

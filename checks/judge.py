@@ -8,6 +8,8 @@ knows nothing of it (checks.interpret runs one, then the other).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from checks.addresses import AZURE_DNS, IPNetwork, is_private
 from checks.evidence import PeVerdict, has_privatelink
 from checks.issuers import inspecting_issuers, is_azure_issuer, issuer_cn, operator
@@ -158,13 +160,19 @@ def _resolved(result: CheckResult | None) -> bool:
     return result is not None and result.status is not Status.SKIP and bool(result.addresses)
 
 
-def apply_absent_names(results: list[CheckResult], verdicts: dict[str, PeVerdict]) -> None:
+def apply_absent_names(
+    results: list[CheckResult], verdicts: dict[str, PeVerdict], extra: Sequence[IPNetwork] = ()
+) -> None:
     """Names that may rightly not exist (a variant, an inferred name, a registry data endpoint without a
     private endpoint) and do not: every check of them is not applicable, not a failure.
 
     "Does not exist" needs NXDOMAIN from the configured resolver and, when asked, from Azure DNS too: a
     name only the custom DNS lacks is its fault, not absent. A variant counts as absent only while
-    another variant of its group resolves.
+    another variant of its group resolves. A variant that resolves only to public addresses while another
+    resolves to private ones is not served by this VNet's private zone (a custom DNS recursing for the
+    compute-instance name the zone does not hold): which name the compute instance uses is settled by the
+    name it reports (/mnt/azmnt/.nbvm, the catalog's preferred row), not by this machine; the live name is
+    not settled in the sources either (real-world-azure.md Q3a, azure-docs#87505).
     """
     by_id = {r.id: r for r in results}
 
@@ -172,31 +180,51 @@ def apply_absent_names(results: list[CheckResult], verdicts: dict[str, PeVerdict
         # A variant "works" when its own name resolves (not merely its <ci>-<port> name).
         return r.target.protocol is Protocol.DNS and "app_port" not in r.labels and _resolved(r)
 
+    def private(r: CheckResult) -> bool:
+        return works(r) and all(is_private(a, extra) for a in r.addresses)
+
     resolved_groups = {r.labels["variant_group"] for r in results if "variant_group" in r.labels and works(r)}
+    private_groups = {r.labels["variant_group"] for r in results if "variant_group" in r.labels and private(r)}
     absent: dict[str, str] = {}
     for r in results:
-        if r.target.protocol is not Protocol.DNS or "@reference" in r.id or r.reason is not Reason.DNS_NXDOMAIN:
+        if r.target.protocol is not Protocol.DNS or "@reference" in r.id or r.status is Status.SKIP:
+            continue
+        group = r.labels.get("variant_group")
+        if r.reason is not Reason.DNS_NXDOMAIN:
+            if group in private_groups and works(r) and not any(is_private(a, extra) for a in r.addresses):
+                others = sorted(x.target.host for x in results if x.labels.get("variant_group") == group and private(x))
+                absent[r.target.host] = (
+                    f"Not applicable: {r.target.host} resolved only to public addresses while {others[0]}, another"
+                    f" name of the same {group}, resolved to its private endpoint: this VNet's private zone serves"
+                    " that name, not this one. amlprobe run on the compute instance itself probes the one name it"
+                    " reports (/mnt/azmnt/.nbvm)."
+                )
             continue
         ref = by_id.get(f"dns@reference:{r.target.host}")
         if ref is not None and ref.reason is not Reason.DNS_NXDOMAIN and ref.status is not Status.SKIP:
             continue
-        group = r.labels.get("variant_group")
         verdict = verdicts.get(r.labels.get("pe_resource", ""))
         if group is not None and group in resolved_groups:
             others = sorted(x.target.host for x in results if x.labels.get("variant_group") == group and works(x))
-            absent[r.target.host] = f"a variant of {group} that does not exist here; {others[0]} resolved"
+            why = f"a variant of {group} that does not exist here; {others[0]} resolved"
         elif r.labels.get("managed_network_only") == "true":
-            absent[r.target.host] = "it exists only in an Azure ML managed virtual network (az ml compute connect-ssh)"
+            why = "it exists only in an Azure ML managed virtual network (az ml compute connect-ssh)"
         elif r.labels.get("may_not_exist") == "true" and not (verdict and verdict.private_endpoint):
-            absent[r.target.host] = f"it exists only with a private endpoint on the {r.labels.get('pe_resource')}"
+            why = f"it exists only with a private endpoint on the {r.labels.get('pe_resource')}"
         elif r.labels.get("inferred") == "true" and group is None:
-            absent[r.target.host] = "an inferred name (no source names it) that does not exist"
+            why = "an inferred name (no source names it) that does not exist"
+        else:
+            continue
+        asked = (
+            "the configured resolver and Azure DNS"
+            if f"dns@reference:{r.target.host}" in by_id
+            else "the configured resolver"
+        )
+        absent[r.target.host] = f"Not applicable: {r.target.host} does not exist (NXDOMAIN from {asked}): {why}."
     for r in results:
-        why = absent.get(r.target.host)
-        if why is not None and r.status is not Status.SKIP:
-            both = f"dns@reference:{r.target.host}" in by_id
-            asked = "the configured resolver and Azure DNS" if both else "the configured resolver"
-            _not_applicable(r, f"Not applicable: {r.target.host} does not exist (NXDOMAIN from {asked}): {why}.")
+        detail = absent.get(r.target.host)
+        if detail is not None and r.status is not Status.SKIP:
+            _not_applicable(r, detail)
 
 
 def apply_private_destinations(results: list[CheckResult], extra: list[IPNetwork]) -> None:
