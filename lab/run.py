@@ -159,11 +159,14 @@ async def _check_then_keep(check: Callable[[], Awaitable[int]], workdir: Path, a
 async def _keep_running(workdir: Path, program: str) -> None:
     pid = os.getpid()
     bundle = shlex.quote(str(workdir / "ca-bundle.pem"))
+    # One command that enters the lab and runs the check inside it: a check pasted on its own, outside
+    # the lab's namespace, would ask the real network about a real Microsoft name.
+    enter = f"nsenter --target {pid} --user --net --preserve-credentials"
     print(
-        f"amlprobe lab: the lab stays up (pid {pid}). In another shell, from this directory, enter it with\n"
-        f"  nsenter --target {pid} --user --net --preserve-credentials\n"
-        f"then try: {program} check --dns-server {topo.CUSTOM_DNS} --ca-bundle {bundle} "
-        "--target tls://login.microsoftonline.com\n"
+        f"amlprobe lab: the lab stays up (pid {pid}). In another shell, from this directory, check inside it with\n"
+        f"  {enter} {program} check --dns-server {topo.CUSTOM_DNS} --ca-bundle {bundle}"
+        " --target tls://login.microsoftonline.com\n"
+        f"(a shell inside it: {enter})\n"
         "Ctrl-C (or SIGTERM) here stops it and removes everything.",
         file=sys.stderr,
         flush=True,

@@ -7,8 +7,13 @@ import select
 import subprocess
 import sys
 
-# A clean environment: no proxy or CA variables from the machine running the tests.
-ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))}
+# A clean environment: no proxy or CA variables from the machine running the tests, and none of its
+# amlprobe settings (a reference DNS, an IMDS URL, a textfile directory: lab.run drops them likewise).
+ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_", "AMLPROBE_"))
+}
 # The same, never on an Azure VM whatever machine runs the tests (discovery asks no IMDS).
 NOT_AZURE_ENV = {**ENV, "AMLPROBE_DMI_PATH": "/nonexistent/amlprobe-test-dmi"}
 # The command, as argv's head.

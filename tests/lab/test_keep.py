@@ -58,13 +58,14 @@ def test_keep_can_be_entered_then_stops_clean(tmp_path: Path) -> None:
         env=env,
     )
     try:
-        lines = _wait_for_line(proc, "then try:", 30)
-        enter = next(x for x in lines if "nsenter" in x).split()
-        # The hint runs word for word: it names this program as it was run (here python -m amlprobe).
-        try_cmd = lines[-1].split("then try:", 1)[1].strip()
+        lines = _wait_for_line(proc, "(a shell inside it:", 30)
+        # The hint runs word for word, as one command that enters the lab first (pasted on its own, a
+        # check would probe the real network); it names this program as it was run (python -m amlprobe).
+        try_cmd = next(x for x in lines if "check --dns-server" in x).strip()
+        assert shlex.split(try_cmd)[:1] == ["nsenter"]
         assert shlex.split(try_cmd)[-2:] == ["--target", "tls://login.microsoftonline.com"]
         out = subprocess.run(
-            [*enter, "sh", "-c", f"{try_cmd} --format json"],
+            ["sh", "-c", f"{try_cmd} --format json"],
             capture_output=True,
             text=True,
             timeout=30,
