@@ -21,7 +21,9 @@ Azure Storage (blob, file, queue, table, dfs), asked with a challenge-capable x-
 Azure Key Vault (GET /secrets?api-version=7.4):
   401 + WWW-Authenticate: Bearer authorization="...", resource="..." (Key Vault REST error codes: "If the
       header is missing, then the response must be 401"; azure-sdk-for-js test recordings), with
-      x-ms-keyvault-network-info: addr=<the address the vault saw>.
+      x-ms-keyvault-network-info: addr=<the address the vault saw>. Every Key Vault answer carries
+      x-ms-keyvault-service-version and x-ms-keyvault-region (the same azure-sdk-for-js recordings, as
+      lab/servers/resources.py cites): the marks that tell the vault's own answer from a box's.
   403 innererror ForbiddenByFirewall, "Client address is not authorized and caller is not a trusted
       service ... Client address: <ip>" (rest-error-codes; hashicorp/terraform-provider-azurerm#4553).
   403 innererror ForbiddenByConnection, "Public network access is disabled and request is not from a

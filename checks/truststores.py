@@ -15,6 +15,10 @@ OS_BUNDLES = (
     Path("/etc/ssl/certs/ca-certificates.crt"),  # Debian, Ubuntu
     Path("/etc/pki/tls/certs/ca-bundle.crt"),  # RHEL family
 )
+# Where a conda distribution keeps its own CA bundle (<prefix>/ssl/cacert.pem, the ca-certificates
+# package's layout). The prefixes are assumptions, not read in a source: /anaconda is where the Data
+# Science VM images install Anaconda, /opt/conda the common container prefix. A prefix that does not
+# exist is simply not listed.
 CONDA_BUNDLES = (Path("/anaconda/ssl/cacert.pem"), Path("/opt/conda/ssl/cacert.pem"))
 
 

@@ -10,7 +10,11 @@ not the plan (each rule cites its source):
   #dns-changes-for-private-endpoints); only a resolver in a VNet linked to the private zone gets the
   private A record, everyone else the public one (how-to-custom-dns: records "are only returned to
   devices resolving domains using the default Azure DNS Virtual Server IP address" from a linked VNet).
-  Without a private endpoint a name has no privatelink CNAME and a public address.
+  Without a private endpoint a name has no privatelink CNAME and a public address. For the workspace's
+  own names (<workspace id>.workspace.<region>.api.azureml.ms, its .cert. twin, the notebooks host)
+  that is an inference, not a capture: no public source shows them answered without a private
+  endpoint (MLflow tracking URIs of the azureml://<id>.workspace.<region>.api.azureml.ms form suggest
+  the name exists publicly).
 * Names that do not exist answer NXDOMAIN: of the compute-instance name variants only the scenario's
   live one exists (sources disagree on which: real-world-azure.md Q3, so scenarios cover both);
   a registry's data endpoint exists only with a private endpoint or dedicated data endpoints
