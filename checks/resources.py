@@ -166,11 +166,23 @@ class Judged:
     seen: str | None = None
 
 
+def peer_address(result: CheckResult) -> str | None:
+    """The IP address the probe connected to (its ``peer``, "ip:port" or "[v6]:port"), or None."""
+    host = (result.peer or "").rsplit(":", 1)[0].strip("[]")
+    return host if host and is_ip(host) else None
+
+
+def via_private_endpoint(result: CheckResult) -> bool:
+    """The probe connected straight to a private address: the resource's private endpoint."""
+    peer = peer_address(result)
+    return result.route != "proxy" and peer is not None and is_private(peer)
+
+
 def _where(result: CheckResult) -> str:
-    peer = (result.peer or "").rsplit(":", 1)[0].strip("[]")
+    peer = peer_address(result)
     if result.route == "proxy":
         return "through the proxy"
-    if peer and is_ip(peer):
+    if peer is not None:
         kind = "its private endpoint" if is_private(peer) else "its public endpoint"
         return f"at {peer} ({kind})"
     return ""
@@ -179,13 +191,12 @@ def _where(result: CheckResult) -> str:
 def _seen_phrase(seen: str | None, service: str, result: CheckResult) -> str:
     if seen is None or not is_ip(seen):
         return ""
-    peer = (result.peer or "").rsplit(":", 1)[0].strip("[]")
     if result.route == "proxy":
         return f" The {service} saw {seen}: the address the proxy connects from (this request went through it)."
     if not is_private(seen):
         return f" The {service} saw this machine as {seen}, a public address: its egress (NAT, firewall or public IP)."
-    if is_ip(peer) and is_private(peer):
-        return f" The {service} saw this machine as {seen}, through its private endpoint at {peer}."
+    if via_private_endpoint(result):
+        return f" The {service} saw this machine as {seen}, through its private endpoint at {peer_address(result)}."
     return (
         f" The {service} saw this machine as {seen}, a private address on its public endpoint: the subnet reaches it"
         " over a service endpoint."

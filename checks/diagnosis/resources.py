@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from checks.addresses import is_ip, is_private
 from checks.diagnosis.base import (
     DOC_ACR_ENDPOINTS,
     DOC_FIREWALL,
@@ -28,6 +27,7 @@ from checks.remedies import (
     resource_access_check,
     storage_network_rule_fix,
 )
+from checks.resources import via_private_endpoint
 from checks.services import SERVICE_NAMES
 from checks.verdicts import Verdict
 from probe.model import CheckResult, Finding, Severity
@@ -62,8 +62,7 @@ def _endpoints(ev: Evidence, kind: str, checks: list[CheckResult]) -> tuple[list
 
 
 def _through_private_endpoint(checks: list[CheckResult]) -> bool:
-    peers = [(c.peer or "").rsplit(":", 1)[0].strip("[]") for c in checks]
-    return bool(peers) and all(is_ip(p) and is_private(p) for p in peers)
+    return bool(checks) and all(via_private_endpoint(c) for c in checks)
 
 
 def _by_resource(checks: list[CheckResult]) -> dict[tuple[str, str], list[CheckResult]]:
