@@ -165,6 +165,10 @@ class Rule:
     def __call__(self, ev: Evidence) -> list[Finding]:
         return self.run(ev, self)
 
+    def fixes(self, ctx: RemedyContext) -> list[Remediation]:
+        """The rule's remedies filled from ``ctx``: a finding's fixes when they need nothing of it."""
+        return [remedy(ctx) for remedy in self.remedies]
+
     def finding(
         self,
         title: str,
@@ -228,6 +232,11 @@ def dns_probe(r: CheckResult, *, reference: bool = False) -> bool:
 def hosts(checks: Iterable[CheckResult]) -> str:
     names = sorted({c.target.host for c in checks})
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def service_tag(r: CheckResult) -> str:
+    """The NSG service tag the catalog names for the check's endpoint; "" when none covers it."""
+    return r.labels.get("service_tag") or ""
 
 
 def by_key(checks: Iterable[CheckResult], key: Callable[[CheckResult], Any]) -> dict[Any, list[CheckResult]]:

@@ -13,12 +13,15 @@ from checks.diagnosis.base import (
     TCP_BASED,
     Evidence,
     Rule,
+    by_key,
     hosts,
     own_reason,
     rule,
+    service_tag,
     tcp_failed,
 )
 from checks.remedies import (
+    egress_fix,
     firewall_fqdn_fix,
     local_route_check,
     nsg_fix,
@@ -96,7 +99,7 @@ def network_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
             " machine's interface and default route (ip route), then the subnet's route table (a UDR 0.0.0.0/0 to"
             " an appliance that is down?), NSG and NAT gateway.",
             ev.claim(everything),
-            [local_route_check(), subnet_egress_check(ev.remedies), nsg_fix(ev.remedies, "AzureCloud", "Tcp", "443")],
+            rule.fixes(ev.remedies),
         )
     ]
 
@@ -121,7 +124,7 @@ def outbound_unavailable(ev: Evidence, rule: Rule) -> list[Finding]:
             f"All {len(tcp)} TCP connections failed ({'; '.join(ways)}). Check the subnet's route table"
             " (UDR 0.0.0.0/0 to a firewall?), NAT gateway and the NSG's outbound rules.",
             ev.claim(tcp),
-            [nsg_fix(ev.remedies, "AzureCloud", "Tcp", "443")],
+            rule.fixes(ev.remedies),
         )
     ]
 
@@ -159,12 +162,7 @@ def proxy_only_egress(ev: Evidence, rule: Rule) -> list[Finding]:
             " can carry (UDP 5831 to tundra, SMB 445 to storage, 8787/18881 to the instance) found no direct path."
             " Compute instances need those without a proxy.",
             ev.claim(direct_bad),
-            [
-                nsg_fix(ev.remedies, "AzureMachineLearning", "Udp", "5831"),
-                nsg_fix(ev.remedies, "Storage", "Tcp", "445"),
-                nsg_fix(ev.remedies, "AzureMachineLearning", "Tcp", "8787 18881"),
-                proxy_bypass_fix(ev.remedies),
-            ],
+            rule.fixes(ev.remedies),
         )
     ]
 
@@ -184,17 +182,13 @@ def proxy_only_egress(ev: Evidence, rule: Rule) -> list[Finding]:
 )
 def outbound_443_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
     bad = ev.open(lambda r: tcp_failed(r) and r.target.port == 443 and r.target.protocol is not Protocol.SMB)
-    by_tag: dict[str, list[CheckResult]] = {}
-    for r in bad:
-        by_tag.setdefault(r.labels.get("service_tag") or "", []).append(r)
     findings = []
-    for tag, checks in sorted(by_tag.items()):
+    for tag, checks in sorted(by_key(bad, service_tag).items()):
         ways = " / ".join(sorted({SEEN[c.reason] for c in checks}))
         names = sorted({c.target.host for c in checks})
         if tag:
             title = f"Outbound TCP 443 to {tag} is {ways}"
             detail = f"{len(checks)} endpoint(s) behind {tag} could not be reached on 443: {hosts(checks)}."
-            fix = nsg_fix(ev.remedies, tag, "Tcp", "443")
         else:
             # No service tag: an NSG cannot name the destination; an FQDN rule on the firewall can.
             title = f"Outbound TCP 443 to {hosts(checks)} is {ways}"
@@ -202,7 +196,7 @@ def outbound_443_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
                 f"{len(checks)} endpoint(s) no service tag covers could not be reached on 443: {hosts(checks)}."
                 " An NSG cannot name them; a firewall's FQDN rule can."
             )
-            fix = firewall_fqdn_fix(ev.remedies, names, "443")
+        fix = egress_fix(ev.remedies, tag, names, "443")
         findings.append(
             rule.finding(
                 title, detail, ev.claim(checks), [fix], doc=checks[0].labels.get("doc", ""), instance=tag or "fqdn"

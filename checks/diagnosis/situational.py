@@ -6,17 +6,13 @@ workspace may not use (RStudio, package mirrors, monitoring, PKI over HTTP) must
 
 from __future__ import annotations
 
-from checks.diagnosis.base import DOC_FIREWALL, SEEN, Evidence, Rule, by_key, hosts, rule, tcp_failed
-from checks.remedies import firewall_fqdn_fix, nsg_fix
+from checks.diagnosis.base import DOC_FIREWALL, SEEN, Evidence, Rule, by_key, hosts, rule, service_tag, tcp_failed
+from checks.remedies import egress_fix, firewall_fqdn_fix, nsg_fix
 from probe.model import CheckResult, Finding, Severity
 
 
-def _tag(r: CheckResult) -> str:
-    return r.labels.get("service_tag") or ""
-
-
 def _tag_port(r: CheckResult) -> tuple[str, int | None]:
-    return (_tag(r), r.target.port)
+    return (service_tag(r), r.target.port)
 
 
 @rule(
@@ -36,18 +32,15 @@ def situational_endpoints_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
     """Situational rows blocked while nothing required behind the same service tag and port is."""
     failed = ev.open(tcp_failed)
     # A required endpoint behind the same service tag failing too: one cause, left to the rules below.
-    required = {_tag(r) for r in failed if r.required is not False}
-    bad = [r for r in failed if r.required is False and _tag(r) not in required]
+    required = {service_tag(r) for r in failed if r.required is not False}
+    bad = [r for r in failed if r.required is False and service_tag(r) not in required]
     if not bad:
         return []
     ways = sorted({SEEN[r.reason] for r in bad})
     purposes = sorted({r.labels.get("purpose", "") for r in bad if r.labels.get("purpose")})
     remediation = []
     for (tag, port), checks in sorted(by_key(bad, _tag_port).items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-        if tag:
-            remediation.append(nsg_fix(ev.remedies, tag, "Tcp", str(port)))
-        else:
-            remediation.append(firewall_fqdn_fix(ev.remedies, sorted({c.target.host for c in checks}), str(port)))
+        remediation.append(egress_fix(ev.remedies, tag, sorted({c.target.host for c in checks}), str(port)))
     return [
         rule.finding(
             f"Situational endpoints are {' / '.join(ways)} (not required)",

@@ -110,6 +110,6 @@ def smb_445_blocked(ev: Evidence, rule: Rule) -> list[Finding]:
             f"{hosts(bad)}: {bad[0].detail} Compute instances and clusters mount the workspace file share"
             " over SMB; without it they fail with StorageMountError.",
             ev.claim(bad),
-            [nsg_fix(ev.remedies, "Storage", "Tcp", "445")],
+            rule.fixes(ev.remedies),
         )
     ]

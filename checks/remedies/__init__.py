@@ -17,6 +17,7 @@ from checks.remedies.dns import (
     vnet_dns_servers_fix,
 )
 from checks.remedies.network import (
+    egress_fix,
     firewall_fqdn_fix,
     local_route_check,
     nsg_fix,
@@ -49,6 +50,7 @@ __all__ = [
     "dns_forwarder_fix",
     "dns_link_fix",
     "dns_path_fix",
+    "egress_fix",
     "firewall_fqdn_fix",
     "g2_root_fix",
     "hosts_fix",

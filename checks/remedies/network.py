@@ -14,9 +14,10 @@ _PRIORITY = {"443": 200, "5831": 210, "445": 220, "8787 18881": 230, "443 445": 
 
 
 def _rule_name(tag: str, proto: str, ports: str) -> str:
-    # Letters and digits of the tag only; proto and ports are the rule's own constants.
+    # Letters and digits of the tag and the ports only: the name is one safe word whatever they hold.
     base = re.sub(r"[^A-Za-z0-9]", "", tag.split(".", maxsplit=1)[0]) or "Service"
-    return f"AllowOut-{base}-{proto}-{ports.replace(' ', '-')}"
+    port_part = "-".join(p if re.fullmatch(r"<[A-Z_]+>", p) else re.sub(r"[^0-9]", "", p) for p in ports.split())
+    return f"AllowOut-{base}-{proto}-{port_part or 'ports'}"
 
 
 def nsg_fix(ctx: RemedyContext, tag: str, proto: str, ports: str) -> Remediation:
@@ -33,7 +34,8 @@ def nsg_fix(ctx: RemedyContext, tag: str, proto: str, ports: str) -> Remediation
             f"az network nsg rule create --resource-group {resource_group_arg(ctx)} --nsg-name <NSG_NAME> "
             f"--name {_rule_name(dest, proto, ports)} --priority {_PRIORITY.get(ports, 260)} "
             f"--direction Outbound --access Allow --protocol {quote(proto)} --source-address-prefixes VirtualNetwork "
-            f"--destination-address-prefixes {quote(dest)} --destination-port-ranges {ports}"
+            f"--destination-address-prefixes {quote(dest)} --destination-port-ranges"
+            f" {' '.join(quote(p) for p in ports.split())}"
         ],
     )
 
@@ -62,6 +64,11 @@ def firewall_fqdn_fix(
         text=f"Allow these names on port {port} at the firewall or proxy ({why}; the example is Azure Firewall).",
         commands=[command],
     )
+
+
+def egress_fix(ctx: RemedyContext, tag: str, hosts: list[str], port: str) -> Remediation:
+    """Open ``port`` to the endpoints: by their NSG service tag when they have one, else by name at the firewall."""
+    return nsg_fix(ctx, tag, "Tcp", port) if tag else firewall_fqdn_fix(ctx, hosts, port)
 
 
 def wireserver_root_fix(ports: list[str]) -> Remediation:
