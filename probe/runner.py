@@ -99,10 +99,14 @@ def probe_context(settings: ProbeSettings) -> ProbeContext:
     literals never does), off the event loop.
     """
 
+    made: list[LookupFn] = []  # one lookup for the run: it reads the hosts file and resolv.conf once
+
     async def lookup(name: str) -> Resolution:
-        stub = await import_in_thread(LOOKUP_MODULE)
-        make: Callable[[ProbeSettings], LookupFn] = stub.make_lookup
-        return await make(settings)(name)
+        if not made:
+            stub = await import_in_thread(LOOKUP_MODULE)
+            make: Callable[[ProbeSettings], LookupFn] = stub.make_lookup
+            made.append(make(settings))
+        return await made[0](name)
 
     return ProbeContext(settings=settings, resolver=SharedResolver(lookup))
 

@@ -27,7 +27,7 @@ from probe.facts import AddressRecord, CnameLink, DnsFacts
 from probe.reasons import Reason
 from probe.rtt import CMSG_SPACE, arrival_ns, stamp_arrivals
 from probe.settings import ProbeSettings
-from probe.system import Server, parse_server, read_hosts, read_resolv_conf
+from probe.system import Hosts, Server, parse_server, read_hosts, read_resolv_conf
 from probe.transport.resolve import LookupFn, Resolution, literal_resolution
 
 # Modern resolvers' default EDNS buffer (DNS flag day 2020): big enough, never fragmented.
@@ -290,12 +290,13 @@ async def lookup(
     *,
     servers: list[str] | None = None,
     use_hosts: bool = True,
+    files: SystemFiles | None = None,
 ) -> Resolution:
     """Resolve A and AAAA of ``name`` by ``deadline``; never raises for network faults (the reason says what failed).
 
     Servers: ``servers``, else settings.dns_servers, else the nameservers of settings.paths.resolv_conf.
     The hosts file (settings.paths.hosts) is consulted first when settings.use_hosts_file, unless
-    ``use_hosts`` is False.
+    ``use_hosts`` is False. ``files``: the two files as a run read them once (make_lookup); else read now.
     """
     watch = Stopwatch()
     name = name.strip().rstrip(".")
@@ -305,7 +306,7 @@ async def lookup(
     if not name:
         return Resolution(Reason.DNS_ERROR, "cannot look up an empty name.", DnsFacts(query=name), 0.0)
     if use_hosts and settings.use_hosts_file:
-        found = hosts_lookup(name, settings.paths.hosts)
+        found = files.hosts(name) if files is not None else hosts_lookup(name, settings.paths.hosts)
         if found:
             facts = DnsFacts(
                 query=name,
@@ -317,7 +318,7 @@ async def lookup(
             return Resolution(Reason.OK, detail, facts, watch.ms())
     deadline = deadline.sooner(min(_RESERVE_S, deadline.remaining() * 0.1))
     resolv_conf = settings.paths.resolv_conf
-    specs = servers or settings.dns_servers or system_servers(resolv_conf)
+    specs = servers or settings.dns_servers or (files.servers() if files is not None else system_servers(resolv_conf))
     try:
         parsed = [parse_server(s) for s in specs]
         qname = dns.name.from_text(name)
@@ -339,15 +340,39 @@ async def lookup(
     return _combine(name, a, aaaa, ms)
 
 
+class SystemFiles:
+    """The hosts file and resolv.conf of a run, each read once, when a lookup first needs it (a run of
+    thousands of names reads them once, not once a name; a run that never looks them up never reads them)."""
+
+    def __init__(self, settings: ProbeSettings) -> None:
+        self._paths = settings.paths
+        self._hosts: Hosts | None = None
+        self._servers: list[str] | None = None
+
+    def hosts(self, name: str) -> list[str]:
+        if self._hosts is None:
+            try:
+                self._hosts = read_hosts(self._paths.hosts)
+            except OSError:
+                self._hosts = Hosts([])
+        return self._hosts.addresses(name)
+
+    def servers(self) -> list[str]:
+        if self._servers is None:
+            self._servers = system_servers(self._paths.resolv_conf)
+        return self._servers
+
+
 def make_lookup(settings: ProbeSettings) -> LookupFn:
-    """The lookup a SharedResolver runs for each name, bound to these settings.
+    """The lookup a SharedResolver runs for each name, bound to these settings (make it once a run).
 
     A shared lookup serves every check that needs the name, so it has a deadline of its own, made
     when the lookup starts, as long as one check's.
     """
+    files = SystemFiles(settings)
 
     async def run(name: str) -> Resolution:
-        return await lookup(name, settings, Deadline.after(settings.timeout))
+        return await lookup(name, settings, Deadline.after(settings.timeout), files=files)
 
     return run
 

@@ -355,3 +355,24 @@ async def test_probe_dns_with_its_own_servers_bypasses_the_shared_resolver(start
     assert shared.addresses == ["10.9.9.9"] and shared.dns is not None and shared.dns.source == "hosts"
     assert direct.addresses == ["20.1.2.3"] and direct.dns is not None and direct.dns.server == reference.server_spec
     assert configured.count() == 0 and reference.count("ws.example", "A") == 1
+
+
+async def test_a_runs_lookup_reads_the_hosts_file_and_resolv_conf_once(tmp_path: Path) -> None:
+    # Thousands of names in a run: the files are read when first needed, then kept (make_lookup).
+    hosts, resolv = tmp_path / "hosts", tmp_path / "resolv.conf"
+    hosts.write_text("127.0.0.1 one.test\n127.0.0.2 two.test\n")
+    resolv.write_text("nameserver 127.0.0.1\n")
+    settings = ProbeSettings(
+        timeout=TIMEOUT,
+        dns_servers=[],
+        paths=SystemPaths(hosts=str(hosts), resolv_conf=str(resolv)),
+        use_hosts_file=True,
+    )
+    run = make_lookup(settings)
+    first = await run("one.test")
+    hosts.write_text("127.0.0.9 one.test\n")  # changed under the run: the run keeps what it read
+    resolv.unlink()
+    again, second = await run("one.test"), await run("two.test")
+    assert [first.addresses, again.addresses, second.addresses] == [["127.0.0.1"], ["127.0.0.1"], ["127.0.0.2"]]
+    # A lookup made for another run reads the files as they are now.
+    assert (await make_lookup(settings)("one.test")).addresses == ["127.0.0.9"]
