@@ -171,6 +171,7 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
     def divert(host: str, port: int) -> tuple[str, int] | None:
         return (topo.PROXY, topo.GATEWAY_PORT) if host.lower() in inspected and port == 443 else None
 
+    resolve = _resolver_for_proxy()  # the gateway's and the proxy's: the lab's DNS only
     if scenario.strip_websocket:
         gateway_tls = _server_context(cas[INSPECTION.key], inspected, workdir, "gateway")
         servers.append(
@@ -178,13 +179,13 @@ async def lab_servers(layout: topo.Layout, scenario: Scenario, workdir: Path) ->
                 topo.PROXY,
                 topo.GATEWAY_PORT,
                 gateway_tls,
-                resolve=_resolver_for_proxy(),
+                resolve=resolve,
                 trust=str(workdir / "ca-bundle.pem"),
             )
         )
     if scenario.proxy or scenario.strip_websocket:
         proxy = ConnectProxy(
-            topo.PROXY, topo.PROXY_PORT, resolve=_resolver_for_proxy(), source=topo.PROXY, divert=divert
+            topo.PROXY, topo.PROXY_PORT, resolve=resolve, source=topo.PROXY, divert=divert
         )
         servers.append(proxy)
     started: list[Any] = []

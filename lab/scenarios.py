@@ -6,6 +6,7 @@ The agent is never told which scenario runs; it has to find the fault the way it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lab.servers.smb import AES_256_GCM, AZURE_FILES_CIPHERS
 
@@ -55,6 +56,15 @@ class Scenario:
     service_endpoints: tuple[str, ...] = ()
     # Which of the lab's workspace inputs (lab.peers.LAB_INPUTS keys) the check is given; None: all of them.
     inputs: tuple[str, ...] | None = None
+
+
+def _refusing(kind: str, mode: str) -> dict[str, Any]:
+    """A resource (storage, key-vault, acr) without a private endpoint that refuses the compute: every
+    other resource keeps its private endpoint; ``mode`` is how it refuses (lab/servers/resources.py)."""
+    return {
+        "private_endpoints": tuple(k for k in ALL_PRIVATE_ENDPOINTS if k != kind),
+        "resource_modes": ((kind, mode),),
+    }
 
 
 # Resource kinds whose private endpoints a "zone not linked" scenario affects (docs/requirements.md §3).
@@ -225,8 +235,7 @@ SCENARIOS: dict[str, Scenario] = {
             ' AuthorizationFailure ("This request is not authorized to perform this operation."), as Azure Storage'
             " answers a caller its network rules refuse (AzureStorageExplorer#8769, #9150). TCP, TLS and SMB"
             " NEGOTIATE still work.",
-            private_endpoints=("workspace", "notebooks", "key-vault", "acr"),
-            resource_modes=(("storage", "firewall"),),
+            **_refusing("storage", "firewall"),
         ),
         Scenario(
             "registry-firewall",
@@ -235,8 +244,7 @@ SCENARIOS: dict[str, Scenario] = {
             " data endpoint: NXDOMAIN) and answers GET /v2/ 403 DENIED \"client with IP '<egress>' is not allowed"
             ' access" (docker/build-push-action#1214, Azure/acr#603), naming the NAT egress address the lab routes'
             " public traffic from.",
-            private_endpoints=("workspace", "notebooks", "storage", "key-vault"),
-            resource_modes=(("acr", "firewall"),),
+            **_refusing("acr", "firewall"),
             workloads=("compute-instance", "docker-images"),
         ),
         Scenario(
@@ -245,8 +253,7 @@ SCENARIOS: dict[str, Scenario] = {
             'The key vault resolves publicly and answers 403 ForbiddenByConnection ("Public network access is disabled'
             ' and request is not from a trusted service nor via an approved private link.": microsoft/multimodal-ai'
             "#171, Azure/secrets-store-csi-driver-provider-azure#873).",
-            private_endpoints=("workspace", "notebooks", "storage", "acr"),
-            resource_modes=(("key-vault", "public-access-disabled"),),
+            **_refusing("key-vault", "public-access-disabled"),
         ),
         Scenario(
             "smb-aes256-only",

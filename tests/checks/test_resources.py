@@ -32,7 +32,7 @@ from probe.registry import PROBERS
 from probe.runner import run_prober
 from probe.transport.context import ProbeContext
 from tests.helpers.probes import probe_context, server_ssl_context
-from tests.helpers.remedies import assert_pastes
+from tests.helpers.remedies import assert_pastes, commands_of
 from tests.helpers.web import WebPeers
 
 SA, KV, ACR = "amlprobelabsa", "amlprobe-lab-kv", "amlprobelabacr"
@@ -193,7 +193,7 @@ async def test_firewalls_refuse_and_the_vault_and_registry_say_whom(
         in titles
     )
     assert f"The key vault {KV} refuses this machine: its firewall; it saw 127.0.0.1" in titles
-    commands = {c for f in findings for r in f.remediation for c in r.commands}
+    commands = commands_of(findings)
     assert f"az storage account network-rule add --account-name {SA} --subnet <COMPUTE_SUBNET_ID>" in commands
     assert f"az keyvault network-rule add --name {KV} --ip-address 127.0.0.1" in commands
     assert f"az acr network-rule add --name {ACR} --ip-address 127.0.0.1" in commands
@@ -303,7 +303,7 @@ async def test_answers_without_the_services_marks(
     expected = "resource-answer-inconclusive" if status is Status.WARN else "resource-request-intercepted"
     assert [f.id for f in findings] == [expected]
     if status is Status.FAIL:
-        assert_pastes({c for f in findings for r in f.remediation for c in r.commands})
+        assert_pastes(commands_of(findings))
 
 
 async def test_azures_refusal_relayed_by_a_proxy_keeps_its_meaning(

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import ENV
 from tests.helpers.netns import requires_netns
 from tests.helpers.report import validated
 
 pytestmark = requires_netns
-ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))}
 
 
 def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float) -> list[str]:

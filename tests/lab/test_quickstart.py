@@ -18,6 +18,7 @@ import pytest
 
 from lab.run import HINT_SCENARIO
 from lab.scenarios import SCENARIOS
+from tests.helpers.cli import ENV as CLEAN_ENV
 from tests.helpers.netns import requires_netns
 from tests.helpers.report import validated
 
@@ -28,7 +29,7 @@ BIN = Path(sys.executable).parent
 SCRIPT = BIN / "amlprobe"
 # Not activated: PATH is the system's only.
 ENV = {
-    **{k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))},
+    **CLEAN_ENV,
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 }
 needs_venv = pytest.mark.skipif(not SCRIPT.exists(), reason="the tests do not run from a venv with amlprobe installed")

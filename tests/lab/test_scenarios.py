@@ -7,7 +7,6 @@ subprocess, which builds its own network namespace); the tests below read its re
 from __future__ import annotations
 
 import functools
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -16,13 +15,13 @@ import pytest
 
 from lab.scenarios import SCENARIOS
 from probe.model import CheckResult, Protocol, Report, Severity, Status
+from tests.helpers.cli import ENV
 from tests.helpers.netns import requires_netns
 from tests.helpers.remedies import assert_explained, assert_pastes, commands_of
 from tests.helpers.report import validated
 
 pytestmark = requires_netns
 
-ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith(("SSL_", "REQUESTS_"))}
 PE_NET = "10.0.1."
 AML_NET = "192.0.2."
 
