@@ -213,12 +213,15 @@ def check_pem_bundle(path: str) -> None:
     a mistake of input (a DER file, a key, the wrong file), a false diagnosis."""
     import ssl  # noqa: PLC0415 - per command (start-up: ssl loads OpenSSL)
 
+    from probe.transport.tlsconfig import read_pem_certificates  # noqa: PLC0415 - likewise
+
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     shown = printable(path, 200)
     try:
-        ctx.load_verify_locations(cafile=path)
+        # As the probes will read it (a bounded read of a regular file, never OpenSSL's own open).
+        ctx.load_verify_locations(cadata=read_pem_certificates(path))
     except ssl.SSLError as exc:
-        why = exc.reason or exc.strerror or str(exc)
+        why = getattr(exc, "reason", None) or exc.strerror or str(exc)
         raise UsageError(f"--ca-bundle '{shown}': not PEM certificates ({printable(str(why), 200)})") from None
     except OSError as exc:
         raise UsageError(f"--ca-bundle '{shown}': {exc.strerror or exc}") from None

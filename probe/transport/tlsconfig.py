@@ -11,7 +11,8 @@ from probe.settings import ProbeSettings
 
 ALPN = ["http/1.1"]
 
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+# A PEM certificate block; probe.transport.x509 reads bundles with the same pattern.
+PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 
 
 def ca_bundle_in_use(settings: ProbeSettings) -> str | None:
@@ -32,7 +33,7 @@ def read_pem_certificates(path: str) -> str:
     OpenSSL's ``cafile`` would open a FIFO and block; reading here first also drops comments in
     other encodings, which ``cadata`` would refuse. Raises OSError, or ssl.SSLError without any.
     """
-    blocks = _PEM_CERT.findall(read_regular(path, MAX_CA_BUNDLE_BYTES))
+    blocks = PEM_CERT.findall(read_regular(path, MAX_CA_BUNDLE_BYTES))
     if not blocks:
         raise ssl.SSLError(f"no PEM certificate in {path}")
     return b"\n".join(blocks).decode("ascii")

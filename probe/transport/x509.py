@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import re
 import warnings
 from datetime import datetime, timezone
 
@@ -21,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from probe.facts import CertInfo
 from probe.files import MAX_CA_BUNDLE_BYTES, read_regular
+from probe.transport.tlsconfig import PEM_CERT
 
 
 def name_str(name: x509.Name) -> str:
@@ -119,7 +119,6 @@ def _parse_bundle(path: str, mtime_ns: int, size: int) -> tuple[x509.Certificate
         return ()
 
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----\r?\n.*?-----END CERTIFICATE-----", re.S)
 
 
 def pem_certificates(data: bytes) -> list[x509.Certificate]:
@@ -129,7 +128,7 @@ def pem_certificates(data: bytes) -> list[x509.Certificate]:
     that is not positive, which RFC 5280 disallows: cryptography warns now and will refuse); parsing
     the bundle as one would lose every other certificate with it."""
     certs = []
-    for block in _PEM_BLOCK.findall(data):
+    for block in PEM_CERT.findall(data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
             try:
