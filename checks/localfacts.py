@@ -189,13 +189,21 @@ def nic_facts() -> dict[str, Nic]:
 # --- DNS ---------------------------------------------------------------------------------------
 
 
-def parse_resolv_conf(text: str) -> dict[str, list[str]]:
-    conf = system.parse_resolv_conf(text)
+def _as_fields(conf: system.ResolvConf) -> dict[str, list[str]]:
     return {"nameservers": conf.nameservers, "search": conf.search, "options": conf.options}
 
 
+def parse_resolv_conf(text: str) -> dict[str, list[str]]:
+    return _as_fields(system.parse_resolv_conf(text))
+
+
+def _read_resolv_conf(path: Path) -> dict[str, list[str]]:
+    """resolv.conf as the prober's resolver reads it (probe.system: the same bound and parser)."""
+    return _as_fields(system.read_resolv_conf(str(path)))
+
+
 def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> DnsConfig:
-    local = parse_resolv_conf(_read(resolv_conf))
+    local = _read_resolv_conf(resolv_conf)
     stub = bool(local["nameservers"]) and all(s in RESOLVED_STUBS for s in local["nameservers"])
     facts = DnsConfig(
         resolv_conf=str(resolv_conf),
@@ -206,7 +214,7 @@ def dns_facts(resolv_conf: Path, systemd_resolved_conf: Path) -> DnsConfig:
     )
     if stub:
         try:
-            upstream = parse_resolv_conf(_read(systemd_resolved_conf))
+            upstream = _read_resolv_conf(systemd_resolved_conf)
         except OSError as exc:
             facts.upstream_error = _error(exc)
         else:
