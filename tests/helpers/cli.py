@@ -28,7 +28,6 @@ def amlprobe(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
     return subprocess.run([*AMLPROBE, *args], capture_output=True, text=True, timeout=timeout, env=ENV, check=False)
 
 
-
 def _drain(fd: int, *, wait: float) -> str:
     """What a pseudo-terminal's master holds: read until the child closes its end (EIO), or until nothing
     more arrives within ``wait`` seconds."""

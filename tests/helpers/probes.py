@@ -22,6 +22,16 @@ from probe.transport.resolve import Resolution, SharedResolver
 # --- probe context with a fixed resolver -------------------------------------------------------
 
 
+async def no_lookup(name: str) -> Resolution:
+    """A resolver for probes of IP literals only: any name lookup fails the test."""
+    raise AssertionError(f"unexpected DNS lookup of {name}")
+
+
+def no_lookup_context(timeout: float, lookup: Callable[[str], Awaitable[Resolution]] = no_lookup) -> ProbeContext:
+    """A ProbeContext with no environment and ``lookup`` (by default: none allowed)."""
+    return ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(lookup))
+
+
 def fixed_lookup(hosts: dict[str, list[str]]) -> Callable[[str], Awaitable[Resolution]]:
     """A resolver input that answers from ``hosts`` and says NXDOMAIN for anything else."""
 

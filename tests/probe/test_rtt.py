@@ -23,19 +23,10 @@ from probe.reasons import Reason
 from probe.rtt import UDP_WAIT_FLOOR, RttBook, kernel_rtt_ms, network_of
 from probe.runner import run_prober
 from probe.settings import ProbeSettings
-from probe.transport.context import ProbeContext
 from probe.transport.lookup import lookup
-from probe.transport.resolve import SharedResolver
+from tests.helpers.probes import no_lookup_context
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="TCP_INFO is read on Linux")
-
-
-async def _no_lookup(name: str) -> object:
-    raise AssertionError(f"no name lookups expected, got {name}")
-
-
-def _ctx(timeout: float) -> ProbeContext:
-    return ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(_no_lookup))  # type: ignore[arg-type]
 
 
 def _spec(protocol: Protocol, port: int, host: str = "127.0.0.1") -> CheckSpec:
@@ -89,7 +80,7 @@ def test_kernel_rtt_of_a_loopback_connection(listener: int) -> None:
 
 @linux_only
 async def test_tcp_result_reports_the_kernel_rtt_next_to_the_phase(listener: int) -> None:
-    ctx = _ctx(1.0)
+    ctx = no_lookup_context(1.0)
     result = await run_prober(probe_tcp, _spec(Protocol.TCP, listener), ctx)
     assert result.status is Status.PASS, result.detail
     assert result.rtt_ms is not None and 0 < result.rtt_ms < 100
@@ -101,7 +92,7 @@ async def test_tcp_result_reports_the_kernel_rtt_next_to_the_phase(listener: int
 
 @linux_only
 async def test_udp_silence_is_waited_for_as_long_as_round_trips_say(listener: int) -> None:
-    ctx = _ctx(2.0)
+    ctx = no_lookup_context(2.0)
     assert (await run_prober(probe_tcp, _spec(Protocol.TCP, listener), ctx)).reason is Reason.OK
     async with UdpSink() as sink:
         result = await run_prober(probe_udp, _spec(Protocol.UDP, sink.port), ctx)
@@ -115,7 +106,7 @@ async def test_udp_silence_is_waited_for_as_long_as_round_trips_say(listener: in
 
 async def test_udp_without_round_trips_waits_the_timeout_and_says_so() -> None:
     async with UdpSink() as sink:
-        result = await run_prober(probe_udp, _spec(Protocol.UDP, sink.port), _ctx(0.6))
+        result = await run_prober(probe_udp, _spec(Protocol.UDP, sink.port), no_lookup_context(0.6))
     assert result.reason is Reason.UDP_OPEN_FILTERED, result.detail
     assert result.udp is not None and result.udp.wait_ms is not None
     assert result.udp.wait_ms >= 0.5 * 600
@@ -188,6 +179,6 @@ async def test_dns_latency_is_when_the_answer_arrived_not_when_the_loop_got_to_i
 async def test_udp_answer_latency_is_when_it_arrived(listener: int) -> None:
     with _ThreadPeer("echo") as peer:
         _hog_the_loop_soon(0.4)
-        result = await run_prober(probe_udp, _spec(Protocol.UDP, peer.port), _ctx(2.0))
+        result = await run_prober(probe_udp, _spec(Protocol.UDP, peer.port), no_lookup_context(2.0))
     assert result.reason is Reason.UDP_OPEN, result.detail
     assert result.latency_ms is not None and 40 < result.latency_ms < 200, result.latency_ms

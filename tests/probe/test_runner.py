@@ -12,19 +12,9 @@ import pytest
 from probe.model import CheckSpec, Protocol, Status, Target
 from probe.reasons import Reason
 from probe.runner import MAX_DEFAULT_CONCURRENCY, default_concurrency, run_checks
-from probe.settings import ProbeSettings
-from probe.transport.context import ProbeContext
-from probe.transport.resolve import SharedResolver
 from tests.helpers.netns import DROP_SETUP, drop_route, python_in_netns, requires_netns
 from tests.helpers.ports import free_port
-
-
-async def _no_lookup(name: str) -> object:
-    raise AssertionError(f"no name lookups expected, got {name}")
-
-
-def _ctx(timeout: float) -> ProbeContext:
-    return ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(_no_lookup))  # type: ignore[arg-type]
+from tests.helpers.probes import no_lookup_context
 
 
 def _tcp(host: str, port: int, i: int = 0) -> CheckSpec:
@@ -68,7 +58,7 @@ async def test_results_in_spec_order_and_recorded_as_they_complete() -> None:
     port = listener.getsockname()[1]
     specs = [_tcp("127.0.0.1", port, 0), _tcp("127.0.0.1", free_port(), 1), _tcp("127.0.0.1", port, 2)]
     seen: list[str] = []
-    outcome = await run_checks(specs, _ctx(1.0), on_result=lambda r: seen.append(r.id))
+    outcome = await run_checks(specs, no_lookup_context(1.0), on_result=lambda r: seen.append(r.id))
     listener.close()
     assert [r.id for r in outcome.results] == [s.id for s in specs]
     assert sorted(seen) == sorted(s.id for s in specs)
@@ -147,7 +137,7 @@ async def test_stop_event_interrupts_and_keeps_finished_results(full_backlog: Ca
     specs = [_tcp("127.0.0.1", free_port(), 0), _tcp("127.0.0.1", silent, 1)]
     asyncio.get_running_loop().call_later(0.4, stop.set)
     t0 = time.perf_counter()
-    outcome = await run_checks(specs, _ctx(10.0), stop=stop)
+    outcome = await run_checks(specs, no_lookup_context(10.0), stop=stop)
     assert time.perf_counter() - t0 < 3.0
     assert outcome.interrupted
     assert outcome.results[0].reason is Reason.TCP_REFUSED
@@ -157,7 +147,7 @@ async def test_stop_event_interrupts_and_keeps_finished_results(full_backlog: Ca
 
 @pytest.mark.parametrize("n", [1, 3])
 async def test_empty_and_small_runs(n: int) -> None:
-    outcome = await run_checks([_tcp("127.0.0.1", free_port(), i) for i in range(n)], _ctx(1.0))
+    outcome = await run_checks([_tcp("127.0.0.1", free_port(), i) for i in range(n)], no_lookup_context(1.0))
     assert len(outcome.results) == n
     assert all(r.reason is Reason.TCP_REFUSED for r in outcome.results)
 
@@ -168,7 +158,7 @@ async def test_a_prober_that_cannot_be_imported_is_an_internal_error(monkeypatch
     from probe import runner
 
     monkeypatch.setattr(runner, "REGISTRY_MODULE", "probe.no_such_registry")
-    outcome = await run_checks([_tcp("127.0.0.1", free_port())], _ctx(1.0), deadline_s=10)
+    outcome = await run_checks([_tcp("127.0.0.1", free_port())], no_lookup_context(1.0), deadline_s=10)
     assert not outcome.deadline_exceeded
     assert outcome.results[0].reason is Reason.INTERNAL_ERROR
     assert "ModuleNotFoundError" in outcome.results[0].detail

@@ -15,22 +15,18 @@ from probe.model import CheckResult, CheckSpec, Confidence, Protocol, Status, Ta
 from probe.probers.smb import probe_smb
 from probe.reasons import Reason
 from probe.runner import run_prober
-from probe.settings import ProbeSettings
 from probe.transport.context import ProbeContext
-from probe.transport.resolve import LookupFn, Resolution, SharedResolver
+from probe.transport.resolve import LookupFn
 from probe.transport.smb2 import build_negotiate_request
+from tests.helpers.probes import no_lookup, no_lookup_context
 from tests.helpers.smbd import Smbd, free_port, requires_smbd, running_smbd
 
 TIMEOUT = 0.5
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def _no_lookup(name: str) -> Resolution:
-    raise AssertionError(f"unexpected DNS lookup of {name}")
-
-
-def make_ctx(timeout: float = TIMEOUT, lookup: LookupFn = _no_lookup) -> ProbeContext:
-    return ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(lookup))
+def make_ctx(timeout: float = TIMEOUT, lookup: LookupFn = no_lookup) -> ProbeContext:
+    return no_lookup_context(timeout, lookup)
 
 
 async def smb(host: str, port: int, timeout: float = TIMEOUT) -> CheckResult:

@@ -18,22 +18,18 @@ from probe.model import CheckResult, CheckSpec, Confidence, DnsFacts, Protocol, 
 from probe.probers.udp import SENDS, probe_udp
 from probe.reasons import Reason
 from probe.runner import run_prober
-from probe.settings import ProbeSettings
 from probe.transport.context import ProbeContext
-from probe.transport.resolve import LookupFn, Resolution, SharedResolver, literal_resolution
+from probe.transport.resolve import LookupFn, Resolution, literal_resolution
 from tests.helpers.netns import python_in_netns, requires_netns
 from tests.helpers.ports import closed_udp_port
+from tests.helpers.probes import no_lookup, no_lookup_context
 
 TIMEOUT = 0.5
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def _no_lookup(name: str) -> Resolution:
-    raise AssertionError(f"unexpected DNS lookup of {name}")
-
-
-def make_ctx(timeout: float = TIMEOUT, lookup: LookupFn = _no_lookup) -> ProbeContext:
-    return ProbeContext(settings=ProbeSettings(timeout=timeout, env={}), resolver=SharedResolver(lookup))
+def make_ctx(timeout: float = TIMEOUT, lookup: LookupFn = no_lookup) -> ProbeContext:
+    return no_lookup_context(timeout, lookup)
 
 
 def spec(host: str, port: int | None, payload_hex: str = "") -> CheckSpec:
