@@ -354,17 +354,24 @@ async def test_a_variant_only_the_custom_dns_lacks_is_not_absent(servers: tuple[
     assert out[f"dns:{CI_NET}"].status is Status.SKIP
 
 
+async def _with_a_public_variant(
+    servers: tuple[DnsServer, DnsServer], zone: Zone
+) -> tuple[dict[str, CheckResult], list[Finding]]:
+    """Both resolvers serve ``zone``, and answer the ml.azure.ms variant with a public address."""
+    configured, azure_dns = servers
+    configured.records, azure_dns.records = zone, dict(zone)
+    for server in (configured, azure_dns):
+        server.add(CI_MLAZURE, "A", "20.42.0.5")
+    out, findings, _env = await run(configured, azure_dns, inputs(), absent=ABSENT - {CI_MLAZURE})
+    return out, findings
+
+
 async def test_a_variant_answered_publicly_beside_a_private_one_is_not_the_vnets(
     servers: tuple[DnsServer, DnsServer],
 ) -> None:
     # Run off the compute instance (no .nbvm): the private zone holds the live name, and the custom DNS
     # recurses for the other variant, which the internet answers (real-world-azure.md Q3a; azure-docs#87505).
-    configured, azure_dns = servers
-    configured.records = private_view()
-    azure_dns.records = private_view()
-    for server in (configured, azure_dns):
-        server.add(CI_MLAZURE, "A", "20.42.0.5")
-    out, findings, _env = await run(configured, azure_dns, inputs(), absent=ABSENT - {CI_MLAZURE})
+    out, findings = await _with_a_public_variant(servers, private_view())
     assert out[f"dns:{CI}"].status is Status.PASS
     assert out[f"dns:{CI_MLAZURE}"].status is Status.SKIP
     assert f"while {CI}, another name of the same ci-host, resolved to its private endpoint" in (
@@ -377,12 +384,7 @@ async def test_a_variant_answered_publicly_beside_a_private_one_is_not_the_vnets
 async def test_with_no_private_variant_a_public_variant_is_still_judged(
     servers: tuple[DnsServer, DnsServer],
 ) -> None:
-    configured, azure_dns = servers
-    configured.records = public_view()
-    azure_dns.records = public_view()
-    for server in (configured, azure_dns):
-        server.add(CI_MLAZURE, "A", "20.42.0.5")
-    out, findings, _env = await run(configured, azure_dns, inputs(), absent=ABSENT - {CI_MLAZURE})
+    out, findings = await _with_a_public_variant(servers, public_view())
     assert out[f"dns:{CI_MLAZURE}"].status is not Status.SKIP
     assert loud(findings)
 

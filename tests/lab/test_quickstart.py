@@ -76,20 +76,25 @@ def test_every_hint_of_the_quick_start_runs_word_for_word() -> None:
     assert shell(f"{program} --version", cwd).stdout.startswith("amlprobe ")
 
 
+def _lab(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m amlprobe lab`` with ``env`` over the clean environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "amlprobe", "lab"],
+        env={**ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_a_lab_that_cannot_set_up_its_network_says_so_in_one_line(tmp_path: Path) -> None:
     # An `ip` that refuses (as an old iproute2 or a seccomp filter would): the real one, made to fail.
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "ip").write_text("#!/bin/sh\necho 'RTNETLINK answers: Operation not permitted' >&2\nexit 2\n")
     (fake / "ip").chmod(0o755)
-    out = subprocess.run(
-        [sys.executable, "-m", "amlprobe", "lab"],
-        env={**ENV, "PATH": f"{fake}:{ENV['PATH']}"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = _lab({"PATH": f"{fake}:{ENV['PATH']}"})
     assert out.returncode == 3
     assert out.stderr == (
         "amlprobe: error: configuring the lab network failed: RTNETLINK answers: Operation not permitted\n"
@@ -102,14 +107,7 @@ def test_peers_that_cannot_start_say_why_in_one_line(tmp_path: Path) -> None:
     fake = tmp_path / "shadow" / "aiohttp"
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('no aiohttp here')\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "amlprobe", "lab"],
-        env={**ENV, "PYTHONPATH": f"{tmp_path / 'shadow'}:{REPO}"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = _lab({"PYTHONPATH": f"{tmp_path / 'shadow'}:{REPO}"})
     assert (out.returncode, out.stderr) == (
         3,
         "amlprobe: error: the lab's peers failed: ImportError: no aiohttp here\n",
